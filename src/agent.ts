@@ -1,0 +1,153 @@
+import http from 'node:http';
+import { hostname } from 'node:os';
+import type { AddressInfo } from 'node:net';
+import { Gauge } from 'prom-client';
+import type { Component, ComponentHealth } from './component.js';
+import type { Config } from './config/schema.js';
+import { DockerClient } from './docker/client.js';
+import { Inventory } from './docker/inventory.js';
+import { MetricsExporter } from './exporters/prometheus.js';
+import { createApp } from './server/app.js';
+import type { Logger } from './util/logger.js';
+import { VERSION } from './version.js';
+
+/** What every component factory gets: the shared parts of the agent. */
+export interface AgentContext {
+  config: Config;
+  logger: Logger;
+  metrics: MetricsExporter;
+  docker: DockerClient;
+  inventory: Inventory;
+  hostName: string;
+}
+
+/** A factory returns undefined when its feature is switched off. */
+export type ComponentFactory = (ctx: AgentContext) => Component | undefined;
+
+/**
+ * Feature components, in start order (stopped in reverse). Each issue's feature adds its factory here.
+ */
+const FEATURES: ComponentFactory[] = [];
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const idx = listen.lastIndexOf(':');
+  const host = listen.slice(0, idx).replace(/^\[|\]$/g, '') || '0.0.0.0';
+  return { host, port: Number(listen.slice(idx + 1)) };
+}
+
+/** The composition root: builds the components, starts them, stops them. */
+export class Agent {
+  readonly ctx: AgentContext;
+  private readonly components: Component[] = [];
+  private server: http.Server | undefined;
+  private readonly controller = new AbortController();
+  private stopping: Promise<void> | undefined;
+  address: string | undefined;
+
+  constructor(config: Config, logger: Logger, extra: ComponentFactory[] = []) {
+    const metrics = new MetricsExporter();
+    new Gauge({
+      name: 'harbormaster_build_info',
+      help: 'Build information of the running agent (always 1).',
+      labelNames: ['version', 'nodejs_version'],
+      registers: [metrics.registry],
+    }).set({ version: VERSION, nodejs_version: process.versions.node }, 1);
+    const docker = new DockerClient({
+      host: config.docker.host,
+      tlsVerify: config.docker.tls_verify,
+      certPath: config.docker.cert_path,
+      apiVersion: config.docker.api_version,
+      requestTimeoutMs: config.docker.request_timeout_seconds * 1000,
+    });
+    const inventory = new Inventory({
+      client: docker,
+      logger,
+      registry: metrics.registry,
+      removedGraceMs: config.docker.removed_grace_seconds * 1000,
+      maxBackoffMs: config.docker.reconnect_max_backoff_seconds * 1000,
+    });
+    this.ctx = {
+      config,
+      logger,
+      metrics,
+      docker,
+      inventory,
+      hostName: config.host_name || hostname(),
+    };
+    this.components.push(inventory);
+    for (const f of [...FEATURES, ...extra]) {
+      const c = f(this.ctx);
+      if (c) this.components.push(c);
+    }
+  }
+
+  private componentHealth(): Record<string, ComponentHealth> {
+    const out: Record<string, ComponentHealth> = {};
+    for (const c of this.components) out[c.name] = c.health();
+    return out;
+  }
+
+  async start(): Promise<void> {
+    const { logger, config, metrics, inventory } = this.ctx;
+    const app = createApp({
+      metrics,
+      ready: () => inventory.health(),
+      components: () => this.componentHealth(),
+      onError: (err) => logger.warn({ err }, 'An HTTP request failed.'),
+    });
+    const { host, port } = parseListen(config.listen);
+    const handler = app.callback();
+    const server = http.createServer((req, res) => void handler(req, res));
+    server.keepAliveTimeout = 65_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) => {
+        reject(
+          new Error(
+            err.code === 'EADDRINUSE'
+              ? `cannot listen on ${config.listen}: the address is already in use (set --listen or HARBORMASTER_LISTEN to another port)`
+              : `cannot listen on ${config.listen}: ${err.message}`,
+            { cause: err },
+          ),
+        );
+      });
+      server.listen(port, host, () => resolve());
+    });
+    this.server = server;
+    const addr = server.address() as AddressInfo;
+    this.address = `${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+    logger.info({ address: this.address }, 'HTTP server listening');
+    for (const c of this.components) {
+      await c.start(this.controller.signal);
+    }
+    logger.info(
+      {
+        version: VERSION,
+        components: this.components.map((c) => c.name),
+        daemon: this.ctx.docker.endpoint.url,
+      },
+      'Harbormaster started.',
+    );
+  }
+
+  /** Stops every component in reverse order; idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.controller.abort();
+      for (const c of [...this.components].reverse()) {
+        try {
+          await c.stop();
+        } catch (err) {
+          this.ctx.logger.error({ err, component: c.name }, 'A component failed to stop cleanly.');
+        }
+      }
+      const server = this.server;
+      if (server) {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        });
+      }
+    })();
+    return this.stopping;
+  }
+}

@@ -1,0 +1,192 @@
+#!/usr/bin/env node
+import { stringify } from 'yaml';
+import { Agent } from './agent.js';
+import { ConfigError, listLeaves, loadConfig, type LoadedConfig } from './config/load.js';
+import { renderConfigReference } from './config/reference.js';
+import { createLogger } from './util/logger.js';
+import { VERSION } from './version.js';
+
+const USAGE = `Usage: harbormaster [command] [options]
+
+Commands:
+  run                     Start the agent (the default command).
+  config check FILE       Validate FILE (with the environment and flags) and print the effective configuration.
+  config reference        Print the configuration reference (Markdown).
+  version                 Print the version.
+  help                    Show this help.
+
+Options:
+  --config FILE           YAML configuration file (or HARBORMASTER_CONFIG).
+  --listen HOST:PORT      HTTP address for /metrics, /healthz, /readyz (or HARBORMASTER_LISTEN).
+  --state-dir DIR         Where checkpoints live (or HARBORMASTER_STATE_DIR).
+  Every setting has a flag: see "harbormaster config reference".
+`;
+
+export interface ParsedArgs {
+  positional: string[];
+  flags: Record<string, string>;
+  configFile?: string;
+  help: boolean;
+}
+
+/** Splits argv into positionals and --key value / --key=value flags (booleans may stand alone). */
+export function parseArgs(argv: string[]): ParsedArgs {
+  const booleans = new Set(
+    listLeaves()
+      .filter((l) => l.kind === 'boolean')
+      .map((l) => l.flag.slice(2)),
+  );
+  const out: ParsedArgs = { positional: [], flags: {}, help: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '--help' || a === '-h') {
+      out.help = true;
+      continue;
+    }
+    if (!a.startsWith('--') || a === '--') {
+      out.positional.push(a);
+      continue;
+    }
+    const eq = a.indexOf('=');
+    let key: string;
+    let value: string | undefined;
+    if (eq > 0) {
+      key = a.slice(2, eq);
+      value = a.slice(eq + 1);
+    } else {
+      key = a.slice(2);
+      const next = argv[i + 1];
+      if (booleans.has(key)) {
+        if (next !== undefined && /^(true|false|1|0|yes|no)$/i.test(next)) {
+          value = next;
+          i++;
+        } else value = 'true';
+      } else if (next !== undefined && !next.startsWith('--')) {
+        value = next;
+        i++;
+      } else {
+        value = '';
+      }
+    }
+    if (key === 'config') out.configFile = value;
+    else out.flags[key] = value;
+  }
+  return out;
+}
+
+function load(args: ParsedArgs, file: string | undefined): LoadedConfig {
+  return loadConfig({ file, env: process.env, flags: args.flags });
+}
+
+async function runAgent(args: ParsedArgs): Promise<number> {
+  const file = args.configFile ?? (process.env.HARBORMASTER_CONFIG || undefined);
+  const { config } = load(args, file);
+  const logger = createLogger(config.log_level);
+  let agent: Agent;
+  try {
+    agent = new Agent(config, logger);
+  } catch (err) {
+    logger.fatal({ err: (err as Error).message }, `Cannot start: ${(err as Error).message}`);
+    return 1;
+  }
+  let exiting = false;
+  const shutdown = (signal: string): void => {
+    if (exiting) {
+      logger.warn({ signal }, 'Second signal received; exiting now.');
+      process.exit(1);
+    }
+    exiting = true;
+    logger.info({ signal }, 'Stopping.');
+    const timer = setTimeout(() => {
+      logger.error(
+        { timeoutSeconds: config.shutdown_timeout_seconds },
+        'Stopping took too long; exiting anyway.',
+      );
+      process.exit(1);
+    }, config.shutdown_timeout_seconds * 1000);
+    timer.unref();
+    agent.stop().then(
+      () => {
+        logger.info('Stopped.');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'Stopping failed.');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  try {
+    await agent.start();
+  } catch (err) {
+    logger.fatal({ err: (err as Error).message }, `Cannot start: ${(err as Error).message}`);
+    await agent.stop();
+    return 1;
+  }
+  return await new Promise<number>(() => {
+    /* runs until a signal stops the process */
+  });
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let args: ParsedArgs;
+  try {
+    args = parseArgs(argv);
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    return 2;
+  }
+  const [cmd = 'run', sub, arg] = args.positional;
+  if (args.help || cmd === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  try {
+    switch (cmd) {
+      case 'run':
+        return await runAgent(args);
+      case 'version':
+        process.stdout.write(`harbormaster ${VERSION}\n`);
+        return 0;
+      case 'config':
+        if (sub === 'check') {
+          const file = arg ?? args.configFile;
+          if (!file) {
+            process.stderr.write('config check needs a FILE: harbormaster config check FILE\n');
+            return 2;
+          }
+          const { config } = load(args, file);
+          process.stderr.write(`${file}: configuration is valid. Effective configuration:\n`);
+          process.stdout.write(stringify(config));
+          return 0;
+        }
+        if (sub === 'reference') {
+          process.stdout.write(renderConfigReference());
+          return 0;
+        }
+        process.stderr.write(
+          `unknown config subcommand ${sub ?? '(none)'}: expected check or reference\n`,
+        );
+        return 2;
+      default:
+        process.stderr.write(`unknown command ${cmd}\n\n${USAGE}`);
+        return 2;
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`harbormaster: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

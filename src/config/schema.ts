@@ -1,0 +1,19 @@
+import { z } from 'zod';
+import { coreShape, dockerSection } from './sections/core.js';
+import { metricsSection } from './sections/metrics.js';
+import { otlpSection } from './sections/otlp.js';
+import { logsSection } from './sections/logs.js';
+import { lifecycleSection } from './sections/lifecycle.js';
+
+/** The one configuration schema: types, validation, defaults and docs. */
+export const configSchema = z.strictObject({
+  ...coreShape,
+  docker: dockerSection,
+  metrics: metricsSection,
+  lifecycle: lifecycleSection,
+  logs: logsSection,
+  otlp: otlpSection,
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;

@@ -1,0 +1,3 @@
+import { section } from './core.js';
+
+export const logsSection = section({});

@@ -1,0 +1,62 @@
+/** The parts of Engine API responses the agent reads. Everything is optional: daemons differ. */
+
+export interface ApiContainerSummary {
+  Id: string;
+  Names?: string[];
+  State?: string;
+}
+
+export interface ApiContainerInspect {
+  Id: string;
+  Name?: string;
+  Created?: string;
+  Image?: string;
+  RestartCount?: number;
+  LogPath?: string;
+  State?: {
+    Status?: string;
+    Running?: boolean;
+    Paused?: boolean;
+    Restarting?: boolean;
+    OOMKilled?: boolean;
+    Dead?: boolean;
+    Pid?: number;
+    ExitCode?: number;
+    StartedAt?: string;
+    FinishedAt?: string;
+    Health?: { Status?: string; FailingStreak?: number };
+  };
+  Config?: { Image?: string; Labels?: Record<string, string> | null };
+  HostConfig?: {
+    NetworkMode?: string;
+    CgroupParent?: string;
+    LogConfig?: { Type?: string; Config?: Record<string, string> };
+    CpuShares?: number;
+    CpuPeriod?: number;
+    CpuQuota?: number;
+    NanoCpus?: number;
+    Memory?: number;
+    MemorySwap?: number;
+    MemoryReservation?: number;
+    PidsLimit?: number | null;
+  };
+}
+
+export interface ApiInfo {
+  ID?: string;
+  Name?: string;
+  ServerVersion?: string;
+  Driver?: string;
+  CgroupDriver?: string;
+  CgroupVersion?: string;
+  DockerRootDir?: string;
+  OperatingSystem?: string;
+  KernelVersion?: string;
+  NCPU?: number;
+  MemTotal?: number;
+  Containers?: number;
+  ContainersRunning?: number;
+  ContainersPaused?: number;
+  ContainersStopped?: number;
+  Images?: number;
+}

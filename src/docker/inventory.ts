@@ -1,0 +1,529 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Component, ComponentHealth } from '../component.js';
+import { OnceLogger, type Logger } from '../util/logger.js';
+import type { ApiContainerInspect, ApiContainerSummary, ApiInfo } from './api-types.js';
+import { containerCgroupPath } from './cgroup-path.js';
+import { DockerError, type DockerClient, type StreamHandle } from './client.js';
+import { NON_STATE_ACTIONS, eventLabels } from './events.js';
+import {
+  CONTAINER_STATES,
+  HEALTH_STATES,
+  type ContainerInfo,
+  type ContainerSource,
+  type ContainerState,
+  type DockerEvent,
+  type HealthState,
+  type InventoryEvent,
+  type InventoryListener,
+} from './types.js';
+
+/** What the inventory learned about the engine at the last (re)connect. */
+export interface EngineInfo {
+  apiVersion: string;
+  serverVersion: string;
+  storageDriver: string;
+  cgroupDriver: string;
+  cgroupVersion: string;
+  dockerRootDir: string;
+  info: ApiInfo;
+}
+
+export interface InventoryOptions {
+  client: DockerClient;
+  logger: Logger;
+  registry?: Registry;
+  removedGraceMs?: number;
+  maxBackoffMs?: number;
+  initialBackoffMs?: number;
+  now?: () => number;
+}
+
+function parseTime(s: string | undefined): number {
+  if (!s) return 0;
+  const t = Date.parse(s);
+  return Number.isFinite(t) && t > 0 ? t : 0;
+}
+
+function toState(s: string | undefined): ContainerState {
+  return (CONTAINER_STATES as readonly string[]).includes(s ?? '') ? (s as ContainerState) : 'dead';
+}
+
+function toHealth(s: string | undefined): HealthState {
+  return (HEALTH_STATES as readonly string[]).includes(s ?? '') ? (s as HealthState) : 'none';
+}
+
+/** Builds an inventory entry from an inspect response. */
+export function fromInspect(c: ApiContainerInspect, cgroupDriver: string): ContainerInfo {
+  const st = c.State ?? {};
+  const hc = c.HostConfig ?? {};
+  const path = containerCgroupPath(c.Id, cgroupDriver, hc.CgroupParent ?? '');
+  return {
+    id: c.Id,
+    name: (c.Name ?? '').replace(/^\//, ''),
+    image: c.Config?.Image ?? '',
+    imageId: c.Image ?? '',
+    labels: { ...(c.Config?.Labels ?? {}) },
+    state: toState(st.Status),
+    pid: st.Pid ?? 0,
+    createdAt: parseTime(c.Created),
+    startedAt: parseTime(st.StartedAt),
+    finishedAt: parseTime(st.FinishedAt),
+    restartCount: c.RestartCount ?? 0,
+    exitCode: st.ExitCode ?? 0,
+    oomKilled: st.OOMKilled ?? false,
+    health: toHealth(st.Health?.Status),
+    healthFailingStreak: st.Health?.FailingStreak ?? 0,
+    networkMode: hc.NetworkMode ?? '',
+    logDriver: hc.LogConfig?.Type ?? '',
+    logPath: c.LogPath ?? '',
+    cgroup: { v1: path, v2: path },
+    spec: {
+      cpuShares: hc.CpuShares ?? 0,
+      cpuPeriod: hc.CpuPeriod ?? 0,
+      cpuQuota: hc.CpuQuota ?? 0,
+      nanoCpus: hc.NanoCpus ?? 0,
+      memoryLimit: hc.Memory ?? 0,
+      memorySwap: hc.MemorySwap ?? 0,
+      memoryReservation: hc.MemoryReservation ?? 0,
+      pidsLimit: hc.PidsLimit ?? 0,
+    },
+  };
+}
+
+function sameContainer(a: ContainerInfo, b: ContainerInfo): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+
+/**
+ * The single source of container identity: lists and inspects every container, then follows
+ * `/events`; re-lists after every reconnect because the daemon forgets events on restart.
+ */
+export class Inventory implements Component, ContainerSource {
+  readonly name = 'inventory';
+  private readonly client: DockerClient;
+  private readonly log: Logger;
+  private readonly once: OnceLogger;
+  private readonly removedGraceMs: number;
+  private readonly maxBackoffMs: number;
+  private readonly initialBackoffMs: number;
+  private readonly now: () => number;
+  private readonly containers = new Map<string, ContainerInfo>();
+  private readonly removed = new Map<string, { info: ContainerInfo; expires: number }>();
+  private readonly listeners = new Set<InventoryListener>();
+  private readonly eventListeners = new Set<(e: DockerEvent) => void>();
+  private readonly inflight = new Map<string, { dirty: boolean }>();
+  private readonly tombstones = new Map<string, number>();
+  private engineInfo: EngineInfo | undefined;
+  private synced = false;
+  private reachable = false;
+  private lastError: string | undefined;
+  private stream: StreamHandle | undefined;
+  private controller = new AbortController();
+  private loop: Promise<void> | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private readySince = 0;
+  private readonly syncWaiters = new Set<() => void>();
+  private readonly metrics: {
+    reachable: Gauge;
+    events: Counter;
+    reconnects: Counter;
+    byState: Gauge;
+    errors: Counter;
+  };
+
+  constructor(opts: InventoryOptions) {
+    this.client = opts.client;
+    this.log = opts.logger.child({ component: 'inventory' });
+    this.once = new OnceLogger(this.log);
+    this.removedGraceMs = opts.removedGraceMs ?? 60_000;
+    this.maxBackoffMs = opts.maxBackoffMs ?? 10_000;
+    this.initialBackoffMs = opts.initialBackoffMs ?? 250;
+    this.now = opts.now ?? Date.now;
+    const registers = opts.registry ? [opts.registry] : [];
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const self = this;
+    this.metrics = {
+      reachable: new Gauge({
+        name: 'harbormaster_docker_up',
+        help: 'Whether the Docker daemon is reachable and the event stream is open (1) or not (0).',
+        registers,
+        collect() {
+          this.set(self.reachable ? 1 : 0);
+        },
+      }),
+      events: new Counter({
+        name: 'docker_engine_events_total',
+        help: 'Events received from the Docker daemon, by object type and action (unknown ones as "other").',
+        labelNames: ['type', 'action'],
+        registers,
+      }),
+      reconnects: new Counter({
+        name: 'harbormaster_docker_reconnects_total',
+        help: 'Times the agent re-established its connection to the Docker daemon after losing it.',
+        registers,
+      }),
+      errors: new Counter({
+        name: 'harbormaster_docker_errors_total',
+        help: 'Failures talking to the Docker daemon, by bounded reason.',
+        labelNames: ['reason'],
+        registers,
+      }),
+      byState: new Gauge({
+        name: 'harbormaster_inventory_containers',
+        help: 'Containers in the agent inventory, by state.',
+        labelNames: ['state'],
+        registers,
+        collect() {
+          const counts: Record<string, number> = {};
+          for (const s of CONTAINER_STATES) counts[s] = 0;
+          for (const c of self.containers.values()) counts[c.state] = (counts[c.state] ?? 0) + 1;
+          for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+        },
+      }),
+    };
+  }
+
+  // ---- ContainerSource ----
+  list(): ContainerInfo[] {
+    return [...this.containers.values()];
+  }
+
+  get(id: string): ContainerInfo | undefined {
+    const live = this.containers.get(id);
+    if (live) return live;
+    const gone = this.removed.get(id);
+    if (gone && gone.expires > this.now()) return gone.info;
+    if (id.length >= 12 && id.length < 64) {
+      for (const c of this.containers.values()) if (c.id.startsWith(id)) return c;
+    }
+    return undefined;
+  }
+
+  subscribe(listener: InventoryListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  onDockerEvent(listener: (e: DockerEvent) => void): () => void {
+    this.eventListeners.add(listener);
+    return () => this.eventListeners.delete(listener);
+  }
+
+  ready(): boolean {
+    return this.synced;
+  }
+
+  engine(): EngineInfo | undefined {
+    return this.engineInfo;
+  }
+
+  /** Resolves at the next completed sync (or immediately if ready). */
+  waitReady(signal?: AbortSignal): Promise<void> {
+    if (this.synced) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.syncWaiters.delete(done);
+        resolve();
+      };
+      this.syncWaiters.add(done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  health(): ComponentHealth {
+    if (this.synced) return { ok: true, detail: `synced with ${this.client.endpoint.url}` };
+    return { ok: false, detail: this.lastError ?? `connecting to ${this.client.endpoint.url}` };
+  }
+
+  // ---- Component ----
+  start(signal: AbortSignal): Promise<void> {
+    if (this.loop) return Promise.resolve();
+    signal.addEventListener('abort', () => this.controller.abort(), { once: true });
+    this.loop = this.run();
+    this.sweepTimer = setInterval(
+      () => this.sweep(),
+      Math.max(1000, Math.min(this.removedGraceMs, 30_000)),
+    );
+    this.sweepTimer.unref();
+    return Promise.resolve();
+  }
+
+  async stop(): Promise<void> {
+    this.controller.abort();
+    this.stream?.abort();
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    await this.loop;
+    this.client.close();
+  }
+
+  // ---- internals ----
+  private emit(ev: InventoryEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(ev);
+      } catch (err) {
+        this.once.error(
+          'listener',
+          { err },
+          'An inventory subscriber threw; the inventory carries on.',
+        );
+      }
+    }
+  }
+
+  private sweep(): void {
+    const now = this.now();
+    for (const [id, r] of this.removed) if (r.expires <= now) this.removed.delete(id);
+    for (const [id, t] of this.tombstones) if (t <= now) this.tombstones.delete(id);
+  }
+
+  private setNotReady(reason: string): void {
+    if (this.synced)
+      this.log.warn(
+        { reason },
+        'Inventory is no longer synced with the Docker daemon; reporting not ready.',
+      );
+    this.synced = false;
+    this.reachable = false;
+    this.lastError = reason;
+  }
+
+  private async run(): Promise<void> {
+    const signal = this.controller.signal;
+    let backoff = this.initialBackoffMs;
+    let everConnected = false;
+    let wasLost = false;
+    while (!signal.aborted) {
+      try {
+        await this.connectAndFollow(signal, () => {
+          backoff = this.initialBackoffMs; // reset on success
+          if (wasLost) this.metrics.reconnects.inc();
+          if (everConnected || wasLost)
+            this.log.info(
+              { daemon: this.client.endpoint.url },
+              'Reconnected to the Docker daemon; inventory re-listed.',
+            );
+          else
+            this.log.info(
+              { daemon: this.client.endpoint.url, apiVersion: this.client.apiVersion },
+              'Connected to the Docker daemon; inventory synced.',
+            );
+          everConnected = true;
+          this.once.reset('connect');
+        });
+        if (signal.aborted) break;
+        // the stream ended cleanly: the daemon went away (e.g. restarted)
+        this.setNotReady(`the event stream from ${this.client.endpoint.url} closed`);
+        this.log.warn(
+          { daemon: this.client.endpoint.url },
+          'The Docker daemon closed the event stream; reconnecting.',
+        );
+        wasLost = true;
+      } catch (err) {
+        if (signal.aborted) break;
+        const e = err instanceof DockerError ? err : this.client.describeError(err);
+        this.metrics.errors.inc({ reason: e.reason });
+        this.setNotReady(e.message);
+        this.once.error(
+          'connect',
+          {
+            err: e.message,
+            reason: e.reason,
+            daemon: this.client.endpoint.url,
+            retryInMs: backoff,
+          },
+          `Cannot reach the Docker daemon: ${e.message}. Retrying with backoff.`,
+        );
+        wasLost = true;
+      }
+      await sleep(backoff, signal);
+      backoff = Math.min(this.maxBackoffMs, backoff * 2);
+    }
+    this.synced = false;
+  }
+
+  private async connectAndFollow(signal: AbortSignal, onSynced: () => void): Promise<void> {
+    await this.client.negotiate(signal);
+    const info = await this.client.get<ApiInfo>('/info', undefined, signal);
+    this.engineInfo = {
+      apiVersion: this.client.apiVersion ?? '',
+      serverVersion: info.ServerVersion ?? '',
+      storageDriver: info.Driver ?? '',
+      cgroupDriver: info.CgroupDriver ?? 'cgroupfs',
+      cgroupVersion: info.CgroupVersion ?? '1',
+      dockerRootDir: info.DockerRootDir ?? '/var/lib/docker',
+      info,
+    };
+    // Open the event stream first and buffer, so nothing between list and follow is missed.
+    const buffered: DockerEvent[] = [];
+    let live = false;
+    let opened!: () => void;
+    const openedP = new Promise<void>((r) => (opened = r));
+    this.stream = this.client.stream(
+      '/events',
+      undefined,
+      (line) => {
+        let ev: DockerEvent;
+        try {
+          ev = JSON.parse(line) as DockerEvent;
+        } catch {
+          this.metrics.errors.inc({ reason: 'protocol_error' });
+          this.once.warn(
+            'event-json',
+            { line: line.slice(0, 200) },
+            'The Docker daemon sent an event that is not JSON; skipped.',
+          );
+          return;
+        }
+        if (live) this.handleEvent(ev);
+        else buffered.push(ev);
+      },
+      () => opened(),
+    );
+    const done = this.stream.done;
+    await Promise.race([openedP, done]);
+    await this.resync(signal);
+    this.reachable = true;
+    live = true;
+    for (const ev of buffered.splice(0)) this.handleEvent(ev);
+    this.synced = true;
+    this.lastError = undefined;
+    this.readySince = this.now();
+    onSynced();
+    for (const w of [...this.syncWaiters]) w();
+    await done;
+  }
+
+  /** Lists and inspects every container and reconciles the inventory with it. */
+  private async resync(signal: AbortSignal): Promise<void> {
+    const summaries = await this.client.get<ApiContainerSummary[]>(
+      '/containers/json',
+      { all: '1' },
+      signal,
+    );
+    const fresh = new Map<string, ContainerInfo>();
+    const driver = this.engineInfo?.cgroupDriver ?? 'cgroupfs';
+    let idx = 0;
+    const worker = async (): Promise<void> => {
+      while (idx < summaries.length) {
+        const s = summaries[idx++];
+        if (!s) continue;
+        try {
+          const c = await this.client.get<ApiContainerInspect>(
+            `/containers/${s.Id}/json`,
+            undefined,
+            signal,
+          );
+          fresh.set(c.Id, fromInspect(c, driver));
+        } catch (err) {
+          if (err instanceof DockerError && err.reason === 'not_found') continue; // removed meanwhile
+          throw err;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(16, summaries.length) }, worker));
+    for (const [id, old] of this.containers) {
+      if (!fresh.has(id)) this.remove(id, old);
+    }
+    for (const [id, c] of fresh) this.upsert(c, id);
+  }
+
+  private upsert(c: ContainerInfo, id = c.id): void {
+    if (this.tombstones.has(id)) return; // destroyed while an inspect was in flight
+    const prev = this.containers.get(id);
+    this.containers.set(id, c);
+    if (!prev) this.emit({ type: 'added', container: c });
+    else if (!sameContainer(prev, c)) this.emit({ type: 'updated', container: c, previous: prev });
+  }
+
+  private remove(id: string, info: ContainerInfo): void {
+    this.containers.delete(id);
+    this.removed.set(id, { info, expires: this.now() + this.removedGraceMs });
+    this.emit({ type: 'removed', container: info });
+  }
+
+  private handleEvent(ev: DockerEvent): void {
+    const type = ev.Type ?? '';
+    const action = ev.Action ?? '';
+    this.metrics.events.inc(eventLabels(type, action));
+    for (const l of this.eventListeners) {
+      try {
+        l(ev);
+      } catch (err) {
+        this.once.error(
+          'event-listener',
+          { err },
+          'A Docker event subscriber threw; the inventory carries on.',
+        );
+      }
+    }
+    if (type !== 'container') return;
+    const id = ev.Actor?.ID;
+    if (!id) return;
+    const base = action.split(':')[0]?.trim() ?? '';
+    if (base === 'destroy') {
+      this.tombstones.set(id, this.now() + Math.max(this.removedGraceMs, 60_000));
+      const known = this.containers.get(id);
+      if (known) this.remove(id, known);
+      return;
+    }
+    if (NON_STATE_ACTIONS.has(base)) return;
+    this.tombstones.delete(id); // an id is never reused, but be safe with create after destroy
+    this.refresh(id);
+  }
+
+  /** Re-inspects a container, coalescing bursts of events into at most one extra inspect. */
+  private refresh(id: string): void {
+    const running = this.inflight.get(id);
+    if (running) {
+      running.dirty = true;
+      return;
+    }
+    const state = { dirty: false };
+    this.inflight.set(id, state);
+    const signal = this.controller.signal;
+    const driver = this.engineInfo?.cgroupDriver ?? 'cgroupfs';
+    void (async () => {
+      try {
+        do {
+          state.dirty = false;
+          try {
+            const c = await this.client.get<ApiContainerInspect>(
+              `/containers/${id}/json`,
+              undefined,
+              signal,
+            );
+            this.upsert(fromInspect(c, driver), id);
+          } catch (err) {
+            if (err instanceof DockerError && err.reason === 'not_found') {
+              const known = this.containers.get(id);
+              if (known) this.remove(id, known);
+            } else if (!signal.aborted) {
+              const e = err instanceof DockerError ? err : this.client.describeError(err);
+              this.metrics.errors.inc({ reason: e.reason });
+              this.once.warn(
+                'inspect',
+                { id, err: e.message },
+                `Inspecting a container failed: ${e.message}. It is retried at the next event or reconnect.`,
+              );
+            }
+          }
+        } while (state.dirty && !signal.aborted);
+      } finally {
+        this.inflight.delete(id);
+      }
+    })();
+  }
+}

@@ -1,0 +1,56 @@
+import Koa from 'koa';
+import type { ComponentHealth } from '../component.js';
+import { wantsOpenMetrics, type MetricsExporter } from '../exporters/prometheus.js';
+
+export interface AppDeps {
+  metrics: MetricsExporter;
+  /** Readiness: the inventory is synced with the daemon. */
+  ready: () => ComponentHealth;
+  /** Per-component health, reported by /healthz for information (the process is alive if it answers). */
+  components: () => Record<string, ComponentHealth>;
+  onError?: (err: unknown) => void;
+}
+
+/** The HTTP routes (listen() happens in the agent). */
+export function createApp(deps: AppDeps): Koa {
+  const app = new Koa();
+  app.silent = true;
+  app.on('error', (err) => deps.onError?.(err));
+  app.use(async (ctx) => {
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
+      ctx.status = 405;
+      ctx.set('Allow', 'GET, HEAD');
+      return;
+    }
+    switch (ctx.path) {
+      case '/healthz':
+        ctx.body = { status: 'ok', components: deps.components() };
+        return;
+      case '/readyz': {
+        const r = deps.ready();
+        ctx.status = r.ok ? 200 : 503;
+        ctx.body = { status: r.ok ? 'ready' : 'not ready', detail: r.detail };
+        return;
+      }
+      case '/metrics': {
+        const { contentType, body } = await deps.metrics.render(
+          wantsOpenMetrics(ctx.get('accept')),
+        );
+        ctx.type = contentType;
+        ctx.body = body;
+        return;
+      }
+      case '/':
+        ctx.type = 'text/html';
+        ctx.body =
+          '<html><head><title>Harbormaster</title></head><body><h1>Harbormaster</h1><ul>' +
+          '<li><a href="/metrics">/metrics</a></li><li><a href="/healthz">/healthz</a></li>' +
+          '<li><a href="/readyz">/readyz</a></li></ul></body></html>';
+        return;
+      default:
+        ctx.status = 404;
+        ctx.body = { error: `no route ${ctx.path}; try /metrics, /healthz or /readyz` };
+    }
+  });
+  return app;
+}
