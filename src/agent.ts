@@ -6,6 +6,7 @@ import type { Component, ComponentHealth } from './component.js';
 import type { Config } from './config/schema.js';
 import { DockerClient } from './docker/client.js';
 import { Inventory } from './docker/inventory.js';
+import { OomTracker } from './collectors/oom.js';
 import { MetricsExporter } from './exporters/prometheus.js';
 import { createApp } from './server/app.js';
 import type { Logger } from './util/logger.js';
@@ -19,6 +20,8 @@ export interface AgentContext {
   docker: DockerClient;
   inventory: Inventory;
   hostName: string;
+  /** Shared by the cgroup collector and lifecycle: OOM kills without double counting. */
+  oom: OomTracker;
 }
 
 /** A factory returns undefined when its feature is switched off. */
@@ -73,6 +76,7 @@ export class Agent {
       docker,
       inventory,
       hostName: config.host_name || hostname(),
+      oom: new OomTracker(),
     };
     this.components.push(inventory);
     for (const f of [...FEATURES, ...extra]) {
