@@ -97,6 +97,7 @@ export class Agent {
       metrics,
       ready: () => inventory.health(),
       components: () => this.componentHealth(),
+      containers: () => inventory.list(),
       onError: (err) => logger.warn({ err }, 'An HTTP request failed.'),
     });
     const { host, port } = parseListen(config.listen);

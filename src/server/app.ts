@@ -1,5 +1,6 @@
 import Koa from 'koa';
 import type { ComponentHealth } from '../component.js';
+import type { ContainerInfo } from '../docker/types.js';
 import { wantsOpenMetrics, type MetricsExporter } from '../exporters/prometheus.js';
 
 export interface AppDeps {
@@ -8,6 +9,8 @@ export interface AppDeps {
   ready: () => ComponentHealth;
   /** Per-component health, reported by /healthz for information (the process is alive if it answers). */
   components: () => Record<string, ComponentHealth>;
+  /** The inventory, for operators and tests (`GET /containers`). */
+  containers: () => ContainerInfo[];
   onError?: (err: unknown) => void;
 }
 
@@ -40,12 +43,29 @@ export function createApp(deps: AppDeps): Koa {
         ctx.body = body;
         return;
       }
+      case '/containers':
+        ctx.body = deps
+          .containers()
+          .map((c) => ({
+            id: c.id,
+            name: c.name,
+            image: c.image,
+            state: c.state,
+            health: c.health,
+            labels: c.labels,
+            restartCount: c.restartCount,
+            exitCode: c.exitCode,
+            logDriver: c.logDriver,
+            cgroup: c.cgroup.v1,
+          }))
+          .sort((a, b) => a.name.localeCompare(b.name));
+        return;
       case '/':
         ctx.type = 'text/html';
         ctx.body =
           '<html><head><title>Harbormaster</title></head><body><h1>Harbormaster</h1><ul>' +
           '<li><a href="/metrics">/metrics</a></li><li><a href="/healthz">/healthz</a></li>' +
-          '<li><a href="/readyz">/readyz</a></li></ul></body></html>';
+          '<li><a href="/readyz">/readyz</a></li><li><a href="/containers">/containers</a></li></ul></body></html>';
         return;
       default:
         ctx.status = 404;

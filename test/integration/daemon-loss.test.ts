@@ -1,0 +1,239 @@
+// Foundation acceptance 2, 3 and 4: losing the daemon is normal; errors name their cause.
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+import {
+  TEST_IMAGE,
+  describeDocker,
+  harness,
+  startAgent,
+  startOwnDockerd,
+  waitFor,
+  type AgentProcess,
+  type PrivateDockerd,
+} from './harness/index.js';
+
+interface ListedContainer {
+  id: string;
+  name: string;
+  state: string;
+}
+
+async function inventoryOf(agent: AgentProcess): Promise<string[]> {
+  const r = await agent.get('/containers');
+  return (JSON.parse(r.text) as ListedContainer[])
+    .map((c) => `${c.id} ${c.name} ${c.state}`)
+    .sort();
+}
+
+async function dockerPsA(d: PrivateDockerd): Promise<string[]> {
+  const out = await d.dockerOk([
+    'ps',
+    '-a',
+    '--no-trunc',
+    '--format',
+    '{{.ID}} {{.Names}} {{.State}}',
+  ]);
+  return out.split('\n').filter(Boolean).sort();
+}
+
+/** Polls /readyz in the background and records every change of status. */
+function watchReadiness(agent: AgentProcess) {
+  const seen: number[] = [];
+  let stop = false;
+  const loop = (async () => {
+    while (!stop) {
+      try {
+        const r = await agent.get('/readyz');
+        if (seen.at(-1) !== r.status) seen.push(r.status);
+      } catch {
+        /* agent busy */
+      }
+      await new Promise((res) => setTimeout(res, 50));
+    }
+  })();
+  return {
+    seen,
+    async end() {
+      stop = true;
+      await loop;
+    },
+  };
+}
+
+const tmpDirs: string[] = [];
+afterAll(() => {
+  for (const d of tmpDirs) rmSync(d, { recursive: true, force: true });
+});
+
+describeDocker('daemon loss', () => {
+  it('re-lists after the daemon returns: inventory equals docker ps -a within 10 s, readiness dips', async () => {
+    const d = await startOwnDockerd();
+    // The agent reaches the daemon through a link we can cut: while the link is gone the daemon
+    // runs "behind the agent's back" (it cannot see any of those events, just as after a restart).
+    const linkDir = mkdtempSync(join(tmpdir(), 'hm-link-'));
+    tmpDirs.push(linkDir);
+    const link = join(linkDir, 'docker.sock');
+    symlinkSync(d.socketPath, link);
+    const known: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      known.push(
+        (
+          await d.dockerOk([
+            'create',
+            '--network',
+            'none',
+            '--name',
+            `known-${i}`,
+            TEST_IMAGE,
+            'true',
+          ])
+        ).trim(),
+      );
+    }
+    const agent = await startAgent({ dockerHost: `unix://${link}` });
+    await waitFor(async () => (await agent.get('/readyz')).status === 200, 15_000, 100, 'ready');
+    expect(await inventoryOf(agent)).toEqual(await dockerPsA(d));
+    const ready = watchReadiness(agent);
+
+    const downAt = Date.now();
+    await d.stop();
+    unlinkSync(link);
+    await d.start();
+    // behind the agent's back: remove what it knew, create and churn new ones (> 300 events)
+    await d.dockerOk(['rm', '-f', ...known]);
+    const script = [
+      'set -e',
+      'for i in $(seq 1 40); do',
+      `  id=$(docker create --network none --name churn-$i ${TEST_IMAGE} true)`,
+      '  docker start $id >/dev/null',
+      'done',
+      'docker ps -aq --filter name=churn- | head -20 | xargs docker rm -f >/dev/null',
+      'for i in $(seq 41 60); do',
+      `  docker create --network none --name kept-$i --label n=$i ${TEST_IMAGE} sleep 1 >/dev/null`,
+      'done',
+    ].join('\n');
+    const r = await d.docker(['run', '--rm', '--network', 'none', TEST_IMAGE, 'true']); // warm up
+    expect(r.code).toBe(0);
+    const churn = spawn('sh', ['-c', script], {
+      env: { ...process.env, DOCKER_HOST: d.host },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let churnErr = '';
+    churn.stderr.on('data', (c: Buffer) => (churnErr += c.toString()));
+    const code = await new Promise<number | null>((res) => churn.on('exit', res));
+    expect(code, churnErr).toBe(0);
+    const events = await d.dockerOk([
+      'events',
+      '--since',
+      String(Math.floor(downAt / 1000)),
+      '--until',
+      String(Math.ceil(Date.now() / 1000)),
+      '--format',
+      '{{.Type}}',
+    ]);
+    expect(events.split('\n').filter(Boolean).length).toBeGreaterThan(300);
+    const elapsed = Date.now() - downAt;
+    if (elapsed < 10_000) await new Promise((res) => setTimeout(res, 10_000 - elapsed));
+
+    symlinkSync(d.socketPath, link);
+    const back = Date.now();
+    const expected = await dockerPsA(d);
+    await waitFor(
+      async () => JSON.stringify(await inventoryOf(agent)) === JSON.stringify(expected),
+      10_000,
+      100,
+      'inventory equal to docker ps -a',
+    );
+    const tookMs = Date.now() - back;
+    await waitFor(
+      async () => (await agent.get('/readyz')).status === 200,
+      10_000,
+      50,
+      'ready again',
+    );
+    await ready.end();
+    expect(ready.seen).toEqual([200, 503, 200]);
+    console.log(
+      `inventory re-synced ${expected.length} containers ${tookMs} ms after the daemon returned`,
+    );
+    const metrics = (await agent.get('/metrics')).text;
+    expect(metrics).toMatch(/^harbormaster_docker_reconnects_total [1-9]/m);
+    expect(metrics).toMatch(/^harbormaster_docker_up 1$/m);
+    const exit = await agent.stop();
+    expect(exit.code).toBe(0);
+    expect(exit.ms).toBeLessThan(10_000);
+  });
+
+  it('starts without a daemon: alive, not ready, one clear error, ready when the daemon appears', async () => {
+    const d = await startOwnDockerd();
+    await d.stop();
+    const agent = await startAgent({ dockerHost: d.host });
+    expect((await agent.get('/healthz')).status).toBe(200);
+    expect((await agent.get('/readyz')).status).toBe(503);
+    await new Promise((res) => setTimeout(res, 3_000)); // several reconnect attempts
+    const errors = agent.logs().filter((l) => l.level === 50);
+    expect(errors).toHaveLength(1);
+    expect(String(errors[0]?.msg)).toContain(d.socketPath);
+    expect(String(errors[0]?.msg)).toMatch(/does not exist|refused/);
+    expect((await agent.get('/metrics')).text).toMatch(/^harbormaster_docker_up 0$/m);
+    await d.start();
+    await waitFor(async () => (await agent.get('/readyz')).status === 200, 15_000, 100, 'ready');
+    expect(agent.exit).toBeUndefined();
+    await agent.stop();
+  });
+
+  it('names the socket and the missing permission when it may not open the socket', async () => {
+    // a socket only root may use; the agent runs as nobody
+    const dir = mkdtempSync(join(tmpdir(), 'hm-perm-'));
+    tmpDirs.push(dir);
+    chmodSync(dir, 0o755);
+    const sock = join(dir, 'docker.sock');
+    const server = net.createServer((s) => s.destroy());
+    await new Promise<void>((res) => server.listen(sock, res));
+    chmodSync(sock, 0o660);
+    const stateDir = mkdtempSync(join(tmpdir(), 'hm-perm-state-'));
+    tmpDirs.push(stateDir);
+    chmodSync(stateDir, 0o777);
+    const child = spawn(
+      process.execPath,
+      [harness().agentCli, 'run', '--listen', '127.0.0.1:0', '--state-dir', stateDir],
+      {
+        uid: 65534,
+        gid: 65534,
+        env: { ...process.env, DOCKER_HOST: `unix://${sock}` },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    try {
+      await waitFor(() => /permission denied/.test(stderr), 10_000, 100, 'permission error');
+      const line = stderr.split('\n').find((l) => l.includes('permission denied')) ?? '';
+      expect(line).toContain(sock);
+      expect(line).toMatch(/read and write permission/);
+      expect(child.exitCode).toBeNull();
+    } finally {
+      child.kill('SIGKILL');
+      server.close();
+    }
+  });
+
+  it('explains a tcp:// DOCKER_HOST with no listener and keeps running', async () => {
+    const probe = net.createServer();
+    await new Promise<void>((res) => probe.listen(0, '127.0.0.1', res));
+    const port = (probe.address() as net.AddressInfo).port;
+    await new Promise<void>((res) => probe.close(() => res()));
+    const agent = await startAgent({ dockerHost: `tcp://127.0.0.1:${port}` });
+    const err = await agent.waitForLog((l) => l.level === 50, 10_000);
+    expect(String(err.msg)).toContain(`nothing accepts connections at tcp://127.0.0.1:${port}`);
+    expect((await agent.get('/healthz')).status).toBe(200);
+    expect((await agent.get('/readyz')).status).toBe(503);
+    await new Promise((res) => setTimeout(res, 1_500));
+    expect(agent.exit).toBeUndefined();
+    expect((await agent.stop()).code).toBe(0);
+  });
+});
