@@ -1,0 +1,50 @@
+// Values the integration globalSetup hands to test files (vitest provide/inject) and, as
+// environment variables, to child processes.
+
+/** The engine the integration tests use, or why there is none. */
+export type DockerInfo =
+  | {
+      available: true;
+      /** `unix:///…` socket of the engine. */
+      host: string;
+      /** 'private': a dockerd the harness started; 'external': HARBORMASTER_TEST_DOCKER_HOST. */
+      kind: 'private' | 'external';
+      /** The test image tag, already present on the engine. */
+      image: string;
+      /** Storage driver of the private dockerd ('' for an external engine). */
+      storageDriver: string;
+      /** Data root of the private dockerd ('' for an external engine). */
+      dataRoot: string;
+    }
+  | { available: false; reason: string };
+
+export interface HarnessInfo {
+  docker: DockerInfo;
+  /** Tests may start further private dockerds of their own (root and dockerd present). */
+  canStartPrivateDockerd: boolean;
+  /** Absolute path of the built agent CLI (dist/src/cli.js). */
+  agentCli: string;
+  /** Absolute path of the repository root. */
+  repoRoot: string;
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    harbormaster: HarnessInfo;
+  }
+}
+
+/** Environment variable names set by the globalSetup (inherited by workers and their children). */
+export const ENV = {
+  /** Docker host the tests use (also the user's way to choose an engine). */
+  dockerHost: 'HARBORMASTER_TEST_DOCKER_HOST',
+  /** 'private' | 'external' */
+  dockerKind: 'HARBORMASTER_TEST_DOCKER_KIND',
+  /** Set (to the reason) when there is no engine and tests skip. */
+  dockerUnavailable: 'HARBORMASTER_TEST_DOCKER_UNAVAILABLE',
+  agentCli: 'HARBORMASTER_TEST_AGENT_CLI',
+  /** Set to 1 to never start private dockerds (engine only from dockerHost, else skip). */
+  noPrivateDockerd: 'HARBORMASTER_TEST_NO_PRIVATE_DOCKERD',
+  /** Set to 1 to skip `npm run build` in the globalSetup. */
+  skipBuild: 'HARBORMASTER_TEST_SKIP_BUILD',
+} as const;

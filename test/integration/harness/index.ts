@@ -1,0 +1,140 @@
+// What integration test files import. Importing this module also registers per-file cleanup:
+// containers labelled harbormaster.test=1 are removed and leftover agents are killed after the file.
+import { randomBytes } from 'node:crypto';
+import { afterAll, describe, inject } from 'vitest';
+import { registerCleanup } from './agent.js';
+import type { HarnessInfo } from './context.js';
+import {
+  dockerHandle,
+  startPrivateDockerd,
+  type DockerHandle,
+  type PrivateDockerd,
+  type PrivateDockerdOptions,
+} from './dockerd.js';
+import type { ExecOptions, ExecResult } from './exec.js';
+import { ensureTestImage } from './image.js';
+
+export * from './agent.js';
+export * from './context.js';
+export * from './dockerd.js';
+export { exec, pingDocker, sleep, tail, type ExecOptions, type ExecResult } from './exec.js';
+export * from './image.js';
+
+export const TEST_LABEL = 'harbormaster.test';
+
+/** What the globalSetup found (engine, agent path…). */
+export function harness(): HarnessInfo {
+  return inject('harbormaster');
+}
+
+/** Undefined when Docker tests can run, else the reason they are skipped. */
+export function dockerSkipReason(): string | undefined {
+  const d = harness().docker;
+  return d.available ? undefined : d.reason;
+}
+
+let handle: DockerHandle | undefined;
+
+/**
+ * The shared engine for this run. When there is none: calls ctx.skip(reason) if a test context is
+ * given, else throws (describeDocker already skips such suites).
+ */
+export function getDocker(ctx?: { skip: (note?: string) => void }): DockerHandle {
+  const d = harness().docker;
+  if (!d.available) {
+    ctx?.skip(d.reason);
+    throw new Error(`Docker is not available: ${d.reason}`);
+  }
+  handle ??= dockerHandle(d.host);
+  return handle;
+}
+
+/** describe() when an engine is available; otherwise describe.skip with the reason in the name. */
+export function describeDocker(name: string, fn: () => void | Promise<void>): void {
+  const reason = dockerSkipReason();
+  if (reason === undefined) describe(name, fn);
+  else describe.skip(`${name} [skipped: ${reason}]`, fn);
+}
+
+let seq = 0;
+/** A name valid for containers/images/volumes, unique across files and runs: `prefix-<pid>-<n>-<rand>`. */
+export function uniqueName(prefix = 'hm'): string {
+  seq += 1;
+  const safe = prefix.replace(/[^a-zA-Z0-9_.-]/g, '-').replace(/^[^a-zA-Z0-9]+/, '') || 'hm';
+  return `${safe}-${process.pid}-${seq}-${randomBytes(3).toString('hex')}`;
+}
+
+export interface RunContainerOptions extends ExecOptions {
+  /** Engine to use (default getDocker()). */
+  docker?: DockerHandle;
+  /** Resolve instead of throwing on a non-zero exit of `docker run`. */
+  allowFailure?: boolean;
+}
+
+/**
+ * `docker run --label harbormaster.test=1 --network none ...args`. `--network none` is added unless
+ * args choose a network themselves (e.g. `--network host`). Pass `-d` to get the id on stdout,
+ * `--rm` for one-shot commands. Throws on a non-zero exit unless allowFailure.
+ * Note: busybox `sh`/`sleep` as PID 1 ignore SIGTERM, so `docker stop` waits the full stop
+ * timeout (10 s) unless you pass e.g. `--stop-timeout 1` or `--init`.
+ */
+export async function runContainer(
+  args: readonly string[],
+  opts: RunContainerOptions = {},
+): Promise<ExecResult> {
+  const { docker = getDocker(), allowFailure = false, ...execOpts } = opts;
+  await ensureTestImage(docker);
+  const hasNetwork = args.some(
+    (a) =>
+      a === '--network' || a === '--net' || a.startsWith('--network=') || a.startsWith('--net='),
+  );
+  const full = [
+    'run',
+    '--label',
+    `${TEST_LABEL}=1`,
+    ...(hasNetwork ? [] : ['--network', 'none']),
+    ...args,
+  ];
+  const r = await docker.docker(full, execOpts);
+  if (r.code !== 0 && !allowFailure) {
+    throw new Error(`docker ${full.join(' ')} failed (exit ${r.code}): ${r.stderr.trim()}`);
+  }
+  return r;
+}
+
+/** Removes every container labelled harbormaster.test=1 on the engine. */
+export async function removeTestContainers(docker: DockerHandle = getDocker()): Promise<void> {
+  const ids = await docker.docker(['ps', '-aq', '--filter', `label=${TEST_LABEL}=1`]);
+  const list = ids.stdout.split('\n').filter(Boolean);
+  if (list.length > 0) await docker.docker(['rm', '-f', '-v', ...list]);
+}
+
+const ownDockerds = new Set<PrivateDockerd>();
+
+/**
+ * Starts a private dockerd owned by the calling test file (destroyed in this file's afterAll),
+ * e.g. for daemon-restart tests that must not disturb the shared engine. The test image is
+ * imported. Call from beforeAll/tests of a describeDocker suite.
+ */
+export async function startOwnDockerd(opts?: PrivateDockerdOptions): Promise<PrivateDockerd> {
+  if (!harness().canStartPrivateDockerd) {
+    throw new Error('cannot start a private dockerd here (needs root and dockerd)');
+  }
+  const d = await startPrivateDockerd(opts);
+  ownDockerds.add(d);
+  await ensureTestImage(d);
+  return d;
+}
+
+/** Destroys a dockerd from startOwnDockerd now (instead of at the end of the file). */
+export async function destroyOwnDockerd(d: PrivateDockerd): Promise<void> {
+  ownDockerds.delete(d);
+  await d.destroy();
+}
+
+// Per-file cleanup, registered when a test file imports this module.
+registerCleanup();
+afterAll(async () => {
+  await Promise.all([...ownDockerds].map((d) => destroyOwnDockerd(d)));
+  if (dockerSkipReason() === undefined) await removeTestContainers();
+});
