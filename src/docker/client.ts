@@ -175,9 +175,11 @@ export class DockerClient {
       path,
       agent: this.agent,
       signal,
-      headers: { host: 'docker', 'user-agent': 'harbormaster' },
+      headers: { 'user-agent': 'harbormaster' },
     };
-    if (ep.socketPath) return { ...base, socketPath: ep.socketPath };
+    // a unix socket has no host name; over TCP the Host header must stay the real one (TLS SNI)
+    if (ep.socketPath)
+      return { ...base, socketPath: ep.socketPath, headers: { ...base.headers, host: 'docker' } };
     const opts: https.RequestOptions = { ...base, host: ep.host, port: ep.port };
     if (ep.tls) {
       opts.ca = ep.tls.ca;
