@@ -1,0 +1,35 @@
+// `npm run bench [-- --quick]`: runs every benchmark, prints tables with baselines and ratios,
+// and writes machine-readable results to bench/results/latest.json.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { runRealContainersBench } from './real-containers.js';
+
+const quick = process.argv.includes('--quick');
+const only = process.argv
+  .find((a) => a.startsWith('--only='))
+  ?.slice('--only='.length)
+  .split(',');
+const want = (name: string): boolean => !only || only.includes(name);
+
+const results: Record<string, unknown> = {
+  date: new Date().toISOString(),
+  quick,
+  machine: {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    kernel: os.release(),
+    node: process.version,
+  },
+};
+
+if (want('real')) results.realContainers = await runRealContainersBench({ quick });
+
+const dir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
+mkdirSync(dir, { recursive: true });
+writeFileSync(
+  `${dir}/latest${quick ? '-quick' : ''}.json`,
+  JSON.stringify(results, null, 2) + '\n',
+);
+process.stdout.write(`\nresults written to bench/results/latest${quick ? '-quick' : ''}.json\n`);
