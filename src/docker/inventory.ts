@@ -392,9 +392,16 @@ export class Inventory implements Component, ContainerSource {
       },
       () => opened(),
     );
-    const done = this.stream.done;
-    await Promise.race([openedP, done]);
-    await this.resync(signal);
+    const stream = this.stream;
+    const done = stream.done;
+    done.catch(() => undefined); // observed below; never an unhandled rejection
+    try {
+      await Promise.race([openedP, done]);
+      await this.resync(signal);
+    } catch (err) {
+      stream.abort(); // do not leave a half-used stream open while we back off
+      throw err;
+    }
     this.reachable = true;
     live = true;
     for (const ev of buffered.splice(0)) this.handleEvent(ev);
