@@ -1,0 +1,618 @@
+// Generates the Grafana dashboards in dashboards/ (run: npm run dashboards). The JSON files are
+// committed; a unit test checks they match this generator and validates them.
+
+export interface Target {
+  expr: string;
+  legendFormat?: string;
+  instant?: boolean;
+}
+
+export interface PanelSpec {
+  title: string;
+  type: 'timeseries' | 'stat' | 'table' | 'bargauge';
+  unit?: string;
+  targets: Target[];
+  w?: number;
+  h?: number;
+  description?: string;
+  max?: number;
+}
+
+export interface DashboardSpec {
+  file: string;
+  title: string;
+  description: string;
+  tags: string[];
+  variables: Array<{
+    name: string;
+    label: string;
+    query: string;
+    multi?: boolean;
+    includeAll?: boolean;
+  }>;
+  rows: Array<{ title: string; panels: PanelSpec[] }>;
+}
+
+const DS = { type: 'prometheus', uid: '${datasource}' };
+const sel = 'instance=~"$instance"';
+const csel = 'instance=~"$instance", name=~"$container"';
+
+export const DASHBOARDS: DashboardSpec[] = [
+  {
+    file: 'docker-host-overview.json',
+    title: 'Docker host overview (Harbormaster)',
+    description:
+      'Containers by state, top CPU and memory, restarts, OOM kills, health and Docker disk use.',
+    tags: ['harbormaster', 'docker'],
+    variables: [
+      {
+        name: 'instance',
+        label: 'Host',
+        query: 'label_values(harbormaster_build_info, instance)',
+        multi: true,
+        includeAll: true,
+      },
+    ],
+    rows: [
+      {
+        title: 'Containers',
+        panels: [
+          {
+            title: 'Containers by state',
+            type: 'stat',
+            w: 12,
+            targets: [
+              { expr: `sum by (state) (container_state{${sel}})`, legendFormat: '{{state}}' },
+            ],
+          },
+          {
+            title: 'Unhealthy containers',
+            type: 'stat',
+            w: 6,
+            targets: [
+              { expr: `sum(container_health_state{${sel}, state="unhealthy"}) or vector(0)` },
+            ],
+          },
+          {
+            title: 'Engine',
+            type: 'table',
+            w: 6,
+            targets: [{ expr: `docker_engine_info{${sel}}`, instant: true }],
+          },
+        ],
+      },
+      {
+        title: 'Resources',
+        panels: [
+          {
+            title: 'Top 10 CPU (cores)',
+            type: 'timeseries',
+            unit: 'short',
+            w: 12,
+            targets: [
+              {
+                expr: `topk(10, sum by (instance, name) (rate(container_cpu_usage_seconds_total{${sel}, cpu="total"}[$__rate_interval])))`,
+                legendFormat: '{{name}}',
+              },
+            ],
+          },
+          {
+            title: 'Top 10 memory working set',
+            type: 'timeseries',
+            unit: 'bytes',
+            w: 12,
+            targets: [
+              {
+                expr: `topk(10, sum by (instance, name) (container_memory_working_set_bytes{${sel}}))`,
+                legendFormat: '{{name}}',
+              },
+            ],
+          },
+        ],
+      },
+      {
+        title: 'Trouble',
+        panels: [
+          {
+            title: 'Restarts (last hour)',
+            type: 'bargauge',
+            w: 8,
+            targets: [
+              {
+                expr: `sort_desc(sum by (instance, name) (increase(container_restarts_total{${sel}}[1h])) > 0)`,
+                legendFormat: '{{name}}',
+                instant: true,
+              },
+            ],
+          },
+          {
+            title: 'OOM kills (last hour)',
+            type: 'bargauge',
+            w: 8,
+            targets: [
+              {
+                expr: `sort_desc(sum by (instance, name) (increase(container_oom_events_total{${sel}}[1h])) > 0)`,
+                legendFormat: '{{name}}',
+                instant: true,
+              },
+            ],
+          },
+          {
+            title: 'Unhealthy',
+            type: 'table',
+            w: 8,
+            targets: [
+              { expr: `container_health_state{${sel}, state="unhealthy"} == 1`, instant: true },
+            ],
+          },
+        ],
+      },
+      {
+        title: 'Docker disk',
+        panels: [
+          {
+            title: 'Docker data root used',
+            type: 'timeseries',
+            unit: 'percentunit',
+            max: 1,
+            w: 12,
+            targets: [
+              {
+                expr: `1 - docker_engine_data_root_free_bytes{${sel}} / docker_engine_data_root_size_bytes{${sel}}`,
+                legendFormat: '{{instance}}',
+              },
+            ],
+          },
+          {
+            title: 'Docker disk usage by type',
+            type: 'timeseries',
+            unit: 'bytes',
+            w: 12,
+            targets: [
+              {
+                expr: `sum by (instance, type) (docker_engine_disk_usage_bytes{${sel}})`,
+                legendFormat: '{{instance}} {{type}}',
+              },
+            ],
+          },
+        ],
+      },
+    ],
+  },
+  {
+    file: 'container-detail.json',
+    title: 'Container detail (Harbormaster)',
+    description:
+      'One container: CPU against its limit and throttling, memory against its limit, network, block I/O, restarts, exit codes and health.',
+    tags: ['harbormaster', 'docker', 'container'],
+    variables: [
+      { name: 'instance', label: 'Host', query: 'label_values(harbormaster_build_info, instance)' },
+      {
+        name: 'container',
+        label: 'Container',
+        query: 'label_values(container_state{instance=~"$instance"}, name)',
+      },
+    ],
+    rows: [
+      {
+        title: 'CPU',
+        panels: [
+          {
+            title: 'CPU usage and limit (cores)',
+            type: 'timeseries',
+            w: 12,
+            targets: [
+              {
+                expr: `sum by (name) (rate(container_cpu_usage_seconds_total{${csel}, cpu="total"}[$__rate_interval]))`,
+                legendFormat: 'usage',
+              },
+              {
+                expr: `container_spec_cpu_quota{${csel}} / container_spec_cpu_period{${csel}}`,
+                legendFormat: 'limit',
+              },
+            ],
+          },
+          {
+            title: 'CPU throttling',
+            type: 'timeseries',
+            unit: 'percentunit',
+            w: 12,
+            targets: [
+              {
+                expr: `rate(container_cpu_cfs_throttled_periods_total{${csel}}[$__rate_interval]) / rate(container_cpu_cfs_periods_total{${csel}}[$__rate_interval])`,
+                legendFormat: 'throttled periods',
+              },
+            ],
+          },
+        ],
+      },
+      {
+        title: 'Memory',
+        panels: [
+          {
+            title: 'Working set and limit',
+            type: 'timeseries',
+            unit: 'bytes',
+            w: 12,
+            targets: [
+              { expr: `container_memory_working_set_bytes{${csel}}`, legendFormat: 'working set' },
+              { expr: `container_spec_memory_limit_bytes{${csel}} > 0`, legendFormat: 'limit' },
+            ],
+          },
+          {
+            title: 'Memory breakdown',
+            type: 'timeseries',
+            unit: 'bytes',
+            w: 12,
+            targets: [
+              { expr: `container_memory_rss{${csel}}`, legendFormat: 'rss' },
+              { expr: `container_memory_cache{${csel}}`, legendFormat: 'cache' },
+            ],
+          },
+        ],
+      },
+      {
+        title: 'I/O',
+        panels: [
+          {
+            title: 'Network',
+            type: 'timeseries',
+            unit: 'Bps',
+            w: 12,
+            description: 'Empty for containers with --network none or host.',
+            targets: [
+              {
+                expr: `sum by (interface) (rate(container_network_receive_bytes_total{${csel}}[$__rate_interval]))`,
+                legendFormat: 'rx {{interface}}',
+              },
+              {
+                expr: `-sum by (interface) (rate(container_network_transmit_bytes_total{${csel}}[$__rate_interval]))`,
+                legendFormat: 'tx {{interface}}',
+              },
+            ],
+          },
+          {
+            title: 'Block I/O',
+            type: 'timeseries',
+            unit: 'Bps',
+            w: 12,
+            targets: [
+              {
+                expr: `sum by (device) (rate(container_fs_reads_bytes_total{${csel}}[$__rate_interval]))`,
+                legendFormat: 'read {{device}}',
+              },
+              {
+                expr: `-sum by (device) (rate(container_fs_writes_bytes_total{${csel}}[$__rate_interval]))`,
+                legendFormat: 'write {{device}}',
+              },
+            ],
+          },
+        ],
+      },
+      {
+        title: 'Lifecycle',
+        panels: [
+          {
+            title: 'Restarts',
+            type: 'timeseries',
+            w: 8,
+            targets: [
+              {
+                expr: `increase(container_restarts_total{${csel}}[$__rate_interval])`,
+                legendFormat: 'restarts',
+              },
+            ],
+          },
+          {
+            title: 'Last exit code',
+            type: 'timeseries',
+            w: 8,
+            targets: [
+              { expr: `container_last_exit_code{${csel}}`, legendFormat: 'exit code' },
+              { expr: `container_last_exit_oom_killed{${csel}}`, legendFormat: 'OOM killed' },
+            ],
+          },
+          {
+            title: 'Health',
+            type: 'timeseries',
+            w: 8,
+            targets: [
+              { expr: `container_health_state{${csel}} == 1`, legendFormat: '{{state}}' },
+              { expr: `container_health_failing_streak{${csel}}`, legendFormat: 'failing streak' },
+            ],
+          },
+        ],
+      },
+    ],
+  },
+  {
+    file: 'harbormaster-agent.json',
+    title: 'Harbormaster agent health',
+    description:
+      "The agent's own cost and its log pipeline: collection cost, lines in and out, drops, export errors, bytes behind.",
+    tags: ['harbormaster', 'agent'],
+    variables: [
+      {
+        name: 'instance',
+        label: 'Host',
+        query: 'label_values(harbormaster_build_info, instance)',
+        multi: true,
+        includeAll: true,
+      },
+    ],
+    rows: [
+      {
+        title: 'Agent',
+        panels: [
+          {
+            title: 'Agent CPU (cores)',
+            type: 'timeseries',
+            w: 8,
+            targets: [
+              {
+                expr: `rate(process_cpu_seconds_total{${sel}, job=~".*harbormaster.*"}[$__rate_interval])`,
+                legendFormat: '{{instance}}',
+              },
+            ],
+          },
+          {
+            title: 'Agent memory (RSS)',
+            type: 'timeseries',
+            unit: 'bytes',
+            w: 8,
+            targets: [
+              {
+                expr: `process_resident_memory_bytes{${sel}, job=~".*harbormaster.*"}`,
+                legendFormat: '{{instance}}',
+              },
+            ],
+          },
+          {
+            title: 'Collection time per scrape',
+            type: 'timeseries',
+            unit: 's',
+            w: 8,
+            targets: [
+              {
+                expr: `rate(harbormaster_metrics_collection_duration_seconds_sum{${sel}}[$__rate_interval]) / rate(harbormaster_metrics_collection_duration_seconds_count{${sel}}[$__rate_interval])`,
+                legendFormat: '{{instance}}',
+              },
+            ],
+          },
+          {
+            title: 'Docker daemon reachable',
+            type: 'stat',
+            w: 8,
+            targets: [{ expr: `harbormaster_docker_up{${sel}}`, legendFormat: '{{instance}}' }],
+          },
+          {
+            title: 'Daemon reconnects',
+            type: 'timeseries',
+            w: 8,
+            targets: [
+              {
+                expr: `increase(harbormaster_docker_reconnects_total{${sel}}[$__rate_interval])`,
+                legendFormat: '{{instance}}',
+              },
+            ],
+          },
+          {
+            title: 'Docker events by type',
+            type: 'timeseries',
+            w: 8,
+            targets: [
+              {
+                expr: `sum by (type) (rate(docker_engine_events_total{${sel}}[$__rate_interval]))`,
+                legendFormat: '{{type}}',
+              },
+            ],
+          },
+        ],
+      },
+      {
+        title: 'Logs',
+        panels: [
+          {
+            title: 'Log lines read and records exported',
+            type: 'timeseries',
+            unit: 'ops',
+            w: 12,
+            targets: [
+              {
+                expr: `sum by (instance) (rate(harbormaster_log_lines_read_total{${sel}}[$__rate_interval]))`,
+                legendFormat: 'read {{instance}}',
+              },
+              {
+                expr: `sum by (instance) (rate(harbormaster_log_records_exported_total{${sel}}[$__rate_interval]))`,
+                legendFormat: 'exported {{instance}}',
+              },
+            ],
+          },
+          {
+            title: 'Drops by reason',
+            type: 'timeseries',
+            unit: 'ops',
+            w: 12,
+            targets: [
+              {
+                expr: `sum by (reason) (rate(harbormaster_log_drops_total{${sel}}[$__rate_interval]))`,
+                legendFormat: '{{reason}}',
+              },
+            ],
+          },
+          {
+            title: 'Export failures and retries',
+            type: 'timeseries',
+            unit: 'ops',
+            w: 12,
+            targets: [
+              {
+                expr: `sum by (reason) (rate(harbormaster_log_export_failures_total{${sel}}[$__rate_interval]))`,
+                legendFormat: 'logs failed {{reason}}',
+              },
+              {
+                expr: `sum (rate(harbormaster_log_export_retries_total{${sel}}[$__rate_interval]))`,
+                legendFormat: 'logs retries',
+              },
+              {
+                expr: `sum by (reason) (rate(harbormaster_otlp_export_failures_total{${sel}}[$__rate_interval]))`,
+                legendFormat: 'traces failed {{reason}}',
+              },
+            ],
+          },
+          {
+            title: 'Bytes behind (unread log data)',
+            type: 'timeseries',
+            unit: 'bytes',
+            w: 12,
+            targets: [
+              {
+                expr: `sum by (instance) (harbormaster_log_file_bytes_behind{${sel}})`,
+                legendFormat: '{{instance}}',
+              },
+            ],
+          },
+        ],
+      },
+    ],
+  },
+];
+
+type Json = Record<string, unknown>;
+
+export function renderDashboard(spec: DashboardSpec): Json {
+  let id = 1;
+  let y = 0;
+  const panels: Json[] = [];
+  for (const row of spec.rows) {
+    panels.push({
+      type: 'row',
+      title: row.title,
+      id: id++,
+      collapsed: false,
+      gridPos: { h: 1, w: 24, x: 0, y: y++ },
+      panels: [],
+    });
+    let x = 0;
+    let rowH = 0;
+    for (const p of row.panels) {
+      const w = p.w ?? 12;
+      const h = p.h ?? 8;
+      if (x + w > 24) {
+        x = 0;
+        y += rowH;
+        rowH = 0;
+      }
+      const refIds = 'ABCDEFGH';
+      panels.push({
+        type: p.type,
+        title: p.title,
+        ...(p.description ? { description: p.description } : {}),
+        id: id++,
+        datasource: DS,
+        gridPos: { h, w, x, y },
+        fieldConfig: {
+          defaults: {
+            unit: p.unit ?? 'short',
+            ...(p.max !== undefined ? { max: p.max, min: 0 } : {}),
+          },
+          overrides: [],
+        },
+        options:
+          p.type === 'timeseries'
+            ? {
+                legend: { displayMode: 'list', placement: 'bottom', showLegend: true },
+                tooltip: { mode: 'multi', sort: 'desc' },
+              }
+            : {},
+        targets: p.targets.map((t, i) => ({
+          datasource: DS,
+          refId: refIds[i],
+          expr: t.expr,
+          ...(t.legendFormat ? { legendFormat: t.legendFormat } : {}),
+          ...(t.instant || p.type === 'table'
+            ? { instant: true, range: false, format: p.type === 'table' ? 'table' : 'time_series' }
+            : { range: true }),
+        })),
+      });
+      x += w;
+      rowH = Math.max(rowH, h);
+    }
+    y += rowH;
+  }
+  return {
+    title: spec.title,
+    description: spec.description,
+    tags: spec.tags,
+    uid: null,
+    editable: true,
+    graphTooltip: 1,
+    refresh: '30s',
+    schemaVersion: 39,
+    time: { from: 'now-6h', to: 'now' },
+    timezone: 'browser',
+    annotations: { list: [] },
+    links: [],
+    templating: {
+      list: [
+        {
+          name: 'datasource',
+          label: 'Data source',
+          type: 'datasource',
+          query: 'prometheus',
+          current: {},
+          hide: 0,
+          refresh: 1,
+          regex: '',
+          options: [],
+        },
+        ...spec.variables.map((v) => ({
+          name: v.name,
+          label: v.label,
+          type: 'query',
+          datasource: DS,
+          query: { query: v.query, refId: 'vars' },
+          definition: v.query,
+          refresh: 2,
+          sort: 1,
+          multi: v.multi ?? false,
+          includeAll: v.includeAll ?? false,
+          ...(v.includeAll ? { allValue: '.*' } : {}),
+          current: {},
+          hide: 0,
+          options: [],
+        })),
+      ],
+    },
+    panels,
+    version: 1,
+  };
+}
+
+/** Every PromQL expression of every dashboard, with its panel (for validation tests). */
+export function allExpressions(): Array<{ dashboard: string; panel: string; expr: string }> {
+  return DASHBOARDS.flatMap((d) =>
+    d.rows.flatMap((r) =>
+      r.panels.flatMap((p) =>
+        p.targets.map((t) => ({ dashboard: d.file, panel: p.title, expr: t.expr })),
+      ),
+    ),
+  );
+}
+
+/** Replaces Grafana's variables with values Prometheus accepts, for parsing and querying. */
+export function substitute(expr: string): string {
+  return expr
+    .replaceAll('$__rate_interval', '1m')
+    .replaceAll('$__interval', '15s')
+    .replace(/\$(instance|container)/g, '.*');
+}
+
+if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop() ?? '')) {
+  const { writeFileSync } = await import('node:fs');
+  for (const d of DASHBOARDS) {
+    const path = new URL(`../dashboards/${d.file}`, import.meta.url);
+    writeFileSync(path, JSON.stringify(renderDashboard(d), null, 2) + '\n');
+    process.stdout.write(`wrote dashboards/${d.file}\n`);
+  }
+}
