@@ -1,13 +1,16 @@
 import http from 'node:http';
 import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
-import { Gauge } from 'prom-client';
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Component, ComponentHealth } from './component.js';
 import type { Config } from './config/schema.js';
 import { DockerClient } from './docker/client.js';
 import { Inventory } from './docker/inventory.js';
 import { OomTracker } from './collectors/oom.js';
-import { MetricsExporter } from './exporters/prometheus.js';
+import { metricsFeature } from './collectors/metrics-feature.js';
+import { lifecycleFeature } from './collectors/lifecycle/index.js';
+import { createLogsComponent } from './logs/component.js';
+import { MetricsExporter, omitFamilies } from './exporters/prometheus.js';
 import { createApp } from './server/app.js';
 import type { Logger } from './util/logger.js';
 import { VERSION } from './version.js';
@@ -30,7 +33,7 @@ export type ComponentFactory = (ctx: AgentContext) => Component | undefined;
 /**
  * Feature components, in start order (stopped in reverse). Each issue's feature adds its factory here.
  */
-const FEATURES: ComponentFactory[] = [];
+const FEATURES: ComponentFactory[] = [metricsFeature, lifecycleFeature, createLogsComponent];
 
 export function parseListen(listen: string): { host: string; port: number } {
   const idx = listen.lastIndexOf(':');
@@ -55,6 +58,15 @@ export class Agent {
       labelNames: ['version', 'nodejs_version'],
       registers: [metrics.registry],
     }).set({ version: VERSION, nodejs_version: process.versions.node }, 1);
+    // The agent's own cost: process_cpu_seconds_total, process_resident_memory_bytes, nodejs_*.
+    // prom-client's nodejs_active_*_total are gauges named like counters (promtool rejects
+    // them), so they are left out.
+    const processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+    metrics.addProvider({
+      render: async () =>
+        omitFamilies(await processRegistry.metrics(), (name) => name.startsWith('nodejs_active_')),
+    });
     const docker = new DockerClient({
       host: config.docker.host,
       tlsVerify: config.docker.tls_verify,

@@ -2,6 +2,7 @@
 import { stringify } from 'yaml';
 import { Agent } from './agent.js';
 import { ConfigError, listLeaves, loadConfig, type LoadedConfig } from './config/load.js';
+import { runDoctor } from './doctor.js';
 import { renderConfigReference } from './config/reference.js';
 import { createLogger } from './util/logger.js';
 import { VERSION } from './version.js';
@@ -12,6 +13,8 @@ Commands:
   run                     Start the agent (the default command).
   config check FILE       Validate FILE (with the environment and flags) and print the effective configuration.
   config reference        Print the configuration reference (Markdown).
+  doctor [--output json]  Check what the agent needs (daemon, socket, cgroups, /proc, logs, state, OTLP, port);
+                          exit 0 all ok, 1 warnings, 3 failures.
   version                 Print the version.
   help                    Show this help.
 
@@ -147,6 +150,11 @@ export async function main(argv: string[]): Promise<number> {
     switch (cmd) {
       case 'run':
         return await runAgent(args);
+      case 'doctor':
+        return await runDoctor({
+          flags: args.flags,
+          file: args.configFile ?? (process.env.HARBORMASTER_CONFIG || undefined),
+        });
       case 'version':
         process.stdout.write(`harbormaster ${VERSION}\n`);
         return 0;

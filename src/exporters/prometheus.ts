@@ -59,6 +59,32 @@ export function toOpenMetrics(text: string): string {
 }
 
 /**
+ * Removes whole families (HELP, TYPE and samples) whose name matches `drop` from Prometheus text.
+ */
+export function omitFamilies(text: string, drop: (family: string) => boolean): string {
+  const out: string[] = [];
+  let skipping = false;
+  let current = '';
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    if (line.startsWith('# HELP ') || line.startsWith('# TYPE ')) {
+      const rest = line.slice(7);
+      const name = rest.slice(0, rest.indexOf(' ') < 0 ? undefined : rest.indexOf(' '));
+      if (name !== current) {
+        current = name;
+        skipping = drop(name);
+      }
+    } else if (!line.startsWith('#')) {
+      const end = line.search(/[{ ]/);
+      const name = end < 0 ? line : line.slice(0, end);
+      if (!name.startsWith(current)) skipping = drop(name);
+    }
+    if (!skipping) out.push(line);
+  }
+  return out.length ? out.join('\n') + '\n' : '';
+}
+
+/**
  * The agent's metrics: one prom-client registry shared by every component, plus providers that
  * render text themselves. Renders the Prometheus text format or OpenMetrics.
  */

@@ -1,3 +1,27 @@
-import { section } from './core.js';
+import { z } from 'zod';
+import { durationSeconds, section } from './core.js';
 
-export const lifecycleSection = section({});
+/** Container lifecycle: restart/exit/OOM/state/health metrics and container runs as OTLP traces. */
+export const lifecycleSection = section({
+  enabled: z
+    .boolean()
+    .default(true)
+    .describe(
+      'Follow container lifecycle events: container_restarts_total, exit, OOM, state and health metrics.',
+    ),
+  traces_enabled: z
+    .boolean()
+    .default(true)
+    .describe(
+      'Export each container run as a span over OTLP (only when an OTLP traces endpoint is configured).',
+    ),
+  removed_grace_seconds: durationSeconds(
+    60,
+    "How long a destroyed container's lifecycle series stay served (so the last values get scraped) before they are deleted.",
+  ),
+  traces_batch_delay_seconds: z
+    .number()
+    .positive()
+    .default(1)
+    .describe('How long finished run spans are batched before an OTLP export request is sent.'),
+});

@@ -2,6 +2,7 @@ import { Counter, Gauge } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import {
   MetricsExporter,
+  omitFamilies,
   toOpenMetrics,
   wantsOpenMetrics,
 } from '../../../src/exporters/prometheus.js';
@@ -39,5 +40,17 @@ describe('MetricsExporter', () => {
   });
   it('maps untyped to unknown in OpenMetrics', () => {
     expect(toOpenMetrics('# TYPE z untyped\nz 1\n')).toBe('# TYPE z unknown\nz 1\n# EOF\n');
+  });
+});
+
+describe('omitFamilies', () => {
+  it('drops whole families and keeps the rest intact', () => {
+    const text =
+      '# HELP a_total A.\n# TYPE a_total gauge\na_total 1\n' +
+      '# HELP b B.\n# TYPE b gauge\nb{x="1"} 2\nb{x="2"} 3\n' +
+      '# HELP c_total C.\n# TYPE c_total gauge\nc_total{y="z"} 4\n';
+    expect(omitFamilies(text, (n) => n.endsWith('_total'))).toBe(
+      '# HELP b B.\n# TYPE b gauge\nb{x="1"} 2\nb{x="2"} 3\n',
+    );
   });
 });

@@ -1,0 +1,329 @@
+/**
+ * Lifecycle component: follows the inventory's raw daemon events and snapshots, serves
+ * restart / exit / OOM / state / health metrics and exports finished runs as OTLP spans.
+ */
+import type { AgentContext } from '../../agent.js';
+import type { Component, ComponentHealth } from '../../component.js';
+import type { ApiContainerInspect } from '../../docker/api-types.js';
+import { HEALTH_STATES, type DockerEvent, type HealthState } from '../../docker/types.js';
+import { createRunSpanExporter, type RunSpanExporter } from '../../exporters/otlp-traces.js';
+import type { ExpositionProvider } from '../../exporters/prometheus.js';
+import { OnceLogger } from '../../util/logger.js';
+import { formatValue, header, labelPairs, sanitizeLabelName } from '../exposition.js';
+import { HEALTH_SET, LifecycleTracker, STATE_SET, type TrackedContainer } from './tracker.js';
+
+export { LifecycleTracker } from './tracker.js';
+
+/** Metric family names served by this component. */
+export const LIFECYCLE_METRICS = {
+  restarts: 'container_restarts_total',
+  oom: 'container_oom_events_total',
+  lastExitCode: 'container_last_exit_code',
+  lastTermination: 'container_last_termination_time_seconds',
+  lastExitOom: 'container_last_exit_oom_killed',
+  state: 'container_state',
+  health: 'container_health_state',
+  failingStreak: 'container_health_failing_streak',
+  imagePulls: 'docker_engine_image_pulls_total',
+  imageDeletes: 'docker_engine_image_deletes_total',
+} as const;
+
+export interface LifecycleRenderOptions {
+  /** `1` or `2`: which cgroup path becomes the `id` label. */
+  cgroupVersion: () => string;
+  /** Container label keys copied as container_label_<sanitized>. */
+  labelAllowlist: readonly string[];
+  oomTotal: (id: string) => number;
+  disabled?: ReadonlySet<string>;
+  imagePulls: () => number;
+  imageDeletes: () => number;
+}
+
+/** Prometheus text of the lifecycle families. */
+export function renderLifecycle(
+  containers: readonly TrackedContainer[],
+  o: LifecycleRenderOptions,
+): string {
+  const v2 = o.cgroupVersion() === '2';
+  const allow = o.labelAllowlist.map(
+    (k) => [k, `container_label_${sanitizeLabelName(k)}`] as const,
+  );
+  const rows = containers
+    .filter((c) => c.info)
+    .map((c) => {
+      const info = c.info!;
+      const base: [string, string][] = [
+        ['id', v2 ? info.cgroup.v2 : info.cgroup.v1],
+        ['image', info.image],
+        ['name', info.name],
+      ];
+      for (const [key, label] of allow) base.push([label, info.labels[key] ?? '']);
+      return { c, base };
+    });
+  const on = (name: string) => !o.disabled?.has(name);
+  let out = '';
+  const family = (
+    name: string,
+    type: 'counter' | 'gauge',
+    help: string,
+    sample: (c: TrackedContainer) => number | undefined,
+  ) => {
+    if (!on(name)) return;
+    let body = '';
+    for (const { c, base } of rows) {
+      const v = sample(c);
+      if (v === undefined) continue;
+      body += `${name}{${labelPairs(base)}} ${formatValue(v)}\n`;
+    }
+    out += header(name, type, help) + body;
+  };
+  const M = LIFECYCLE_METRICS;
+  family(
+    M.restarts,
+    'counter',
+    'Restarts of the container observed by the agent (restart policy, docker restart, stop then start); starts at 0 when the agent first sees the container.',
+    (c) => c.restarts,
+  );
+  family(
+    M.oom,
+    'counter',
+    'OOM kills of processes in the container seen by the agent (daemon oom events and cgroup counters, without double counting).',
+    (c) => o.oomTotal(c.id),
+  );
+  family(M.lastExitCode, 'gauge', 'Exit code of the last run of the container.', (c) =>
+    c.lastExit ? c.lastExit.code : undefined,
+  );
+  family(
+    M.lastTermination,
+    'gauge',
+    'When the last run of the container ended, in seconds since the epoch.',
+    (c) => (c.lastExit ? c.lastExit.timeMs / 1000 : undefined),
+  );
+  family(
+    M.lastExitOom,
+    'gauge',
+    'Whether the last run of the container ended with an OOM kill (1) or not (0).',
+    (c) => (c.lastExit ? (c.lastExit.oom ? 1 : 0) : undefined),
+  );
+  const stateSet = (
+    name: string,
+    help: string,
+    values: readonly string[],
+    cur: (c: TrackedContainer) => string,
+  ) => {
+    if (!on(name)) return;
+    let body = '';
+    for (const { c, base } of rows) {
+      const now = cur(c);
+      for (const s of values)
+        body += `${name}{${labelPairs([...base, ['state', s]])}} ${s === now ? 1 : 0}\n`;
+    }
+    out += header(name, 'gauge', help) + body;
+  };
+  stateSet(
+    M.state,
+    'Container state as a state set: 1 for the current state (created, running, paused, restarting, exited, dead), 0 for the others.',
+    STATE_SET,
+    (c) => c.state,
+  );
+  stateSet(
+    M.health,
+    'Container health as a state set: 1 for the current health (none, starting, healthy, unhealthy), 0 for the others.',
+    HEALTH_SET,
+    (c) => c.health,
+  );
+  family(
+    M.failingStreak,
+    'gauge',
+    'Consecutive failed health checks of the container (0 without a health check).',
+    (c) => c.failingStreak,
+  );
+  if (on(M.imagePulls))
+    out +=
+      header(
+        M.imagePulls,
+        'counter',
+        'Image pulls reported by the Docker daemon since the agent started.',
+      ) + `${M.imagePulls} ${formatValue(o.imagePulls())}\n`;
+  if (on(M.imageDeletes))
+    out +=
+      header(
+        M.imageDeletes,
+        'counter',
+        'Image deletions reported by the Docker daemon since the agent started.',
+      ) + `${M.imageDeletes} ${formatValue(o.imageDeletes())}\n`;
+  return out;
+}
+
+function labelAllowlist(ctx: AgentContext): string[] {
+  const m = ctx.config.metrics as { label_allowlist?: unknown } | undefined;
+  const list = m?.label_allowlist;
+  return Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string') : [];
+}
+
+function disabledMetrics(ctx: AgentContext): Set<string> {
+  const m = ctx.config.metrics as { disabled_metrics?: unknown } | undefined;
+  const list = m?.disabled_metrics;
+  return new Set(Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string') : []);
+}
+
+export class LifecycleCollector implements Component, ExpositionProvider {
+  readonly name = 'lifecycle';
+  readonly tracker: LifecycleTracker;
+  private readonly ctx: AgentContext;
+  private readonly spans: RunSpanExporter | undefined;
+  private readonly once: OnceLogger;
+  private readonly allow: string[];
+  private readonly disabled: Set<string>;
+  private unsubscribe: (() => void)[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private pulls = 0;
+  private deletes = 0;
+  private stopped = false;
+  private readonly probeReads = new Map<string, NodeJS.Timeout>();
+  private controller = new AbortController();
+
+  constructor(ctx: AgentContext) {
+    this.ctx = ctx;
+    const log = ctx.logger.child({ component: 'lifecycle' });
+    this.once = new OnceLogger(log);
+    this.allow = labelAllowlist(ctx);
+    this.disabled = disabledMetrics(ctx);
+    this.spans = createRunSpanExporter({
+      config: ctx.config,
+      hostName: ctx.hostName,
+      logger: ctx.logger,
+      registry: ctx.metrics.registry,
+    });
+    const allow = this.allow;
+    this.tracker = new LifecycleTracker({
+      removedGraceMs: ctx.config.lifecycle.removed_grace_seconds * 1000,
+      spanLabels: (info) => {
+        const out: Record<string, string> = {};
+        for (const k of allow) if (info.labels[k] !== undefined) out[k] = info.labels[k];
+        return out;
+      },
+      hooks: {
+        runEnded: (run) => this.spans?.export(run),
+        oomEvent: (id, startedAt) => ctx.oom.noteEvent(id, startedAt),
+        track: (id, startedAt) => ctx.oom.track(id, startedAt),
+        forget: (id) => ctx.oom.delete(id),
+        imagePull: () => (this.pulls += 1),
+        imageDelete: () => (this.deletes += 1),
+      },
+    });
+    ctx.metrics.addProvider(this);
+    if (this.spans) log.info({ url: this.spans.url }, 'Container runs are exported as OTLP spans.');
+  }
+
+  render(): string {
+    try {
+      return renderLifecycle(this.tracker.served(), {
+        cgroupVersion: () => this.ctx.inventory.engine()?.cgroupVersion ?? '1',
+        labelAllowlist: this.allow,
+        oomTotal: (id) => this.ctx.oom.total(id),
+        disabled: this.disabled,
+        imagePulls: () => this.pulls,
+        imageDeletes: () => this.deletes,
+      });
+    } catch (err) {
+      this.once.error('render', { err }, 'Rendering lifecycle metrics failed; they are left out.');
+      return '';
+    }
+  }
+
+  start(_signal: AbortSignal): Promise<void> {
+    const inv = this.ctx.inventory;
+    for (const c of inv.list())
+      this.guard('seed', () => this.tracker.onInventory({ type: 'added', container: c }, true));
+    this.unsubscribe.push(
+      inv.onDockerEvent((ev) =>
+        this.guard('event', () => {
+          this.tracker.onDockerEvent(ev);
+          this.afterProbe(ev);
+        }),
+      ),
+      inv.subscribe((ev) =>
+        this.guard('snapshot', () => this.tracker.onInventory(ev, !inv.ready())),
+      ),
+    );
+    const every = Math.max(
+      1000,
+      Math.min(30_000, this.ctx.config.lifecycle.removed_grace_seconds * 500),
+    );
+    this.timer = setInterval(() => this.guard('sweep', () => this.tracker.sweep()), every);
+    this.timer.unref();
+    return Promise.resolve();
+  }
+
+  /**
+   * Health probes run as execs and the daemon only sends `health_status` when the status changes,
+   * so after a probe of a health-checked container its failing streak is read (one inspect per
+   * probe, coalesced; shortly after exec_die so the probe result is recorded).
+   */
+  private afterProbe(ev: DockerEvent): void {
+    if (ev.Type !== 'container' || !ev.Action?.startsWith('exec_die')) return;
+    const id = ev.Actor?.ID;
+    const c = id ? this.tracker.get(id) : undefined;
+    if (!id || !c || c.health === 'none' || this.probeReads.has(id) || this.stopped) return;
+    const t = setTimeout(() => {
+      void this.readHealth(id).finally(() => this.probeReads.delete(id));
+    }, 200);
+    t.unref();
+    this.probeReads.set(id, t);
+  }
+
+  private async readHealth(id: string): Promise<void> {
+    try {
+      const c = await this.ctx.docker.get<ApiContainerInspect>(
+        `/containers/${id}/json`,
+        undefined,
+        this.controller.signal,
+      );
+      const h = c.State?.Health;
+      if (!h) return;
+      const status = (HEALTH_STATES as readonly string[]).includes(h.Status ?? '')
+        ? (h.Status as HealthState)
+        : 'none';
+      this.tracker.onHealthProbe(id, status, h.FailingStreak ?? 0);
+    } catch (err) {
+      if (this.stopped) return;
+      this.once.warn(
+        'health-read',
+        { id, err: (err as Error).message },
+        'Reading the health of a container after a probe failed; it is read again after the next probe.',
+      );
+    }
+  }
+
+  private guard(cause: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.once.error(cause, { err }, 'Handling a container lifecycle change failed; carrying on.');
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const u of this.unsubscribe) u();
+    this.unsubscribe = [];
+    if (this.timer) clearInterval(this.timer);
+    this.controller.abort();
+    for (const t of this.probeReads.values()) clearTimeout(t);
+    this.probeReads.clear();
+    // finished runs still queued are sent; runs still going are not given a fake end
+    await this.spans?.shutdown();
+  }
+
+  health(): ComponentHealth {
+    return { ok: true, detail: this.spans ? `spans to ${this.spans.url}` : 'traces off' };
+  }
+}
+
+/** FEATURES factory. */
+export function lifecycleFeature(ctx: AgentContext): Component | undefined {
+  if (!ctx.config.lifecycle.enabled) return undefined;
+  return new LifecycleCollector(ctx);
+}

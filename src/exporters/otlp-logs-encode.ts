@@ -1,0 +1,201 @@
+// OTLP logs protobuf (ExportLogsServiceRequest) encoded straight from the pipeline's records:
+// bodies are copied as bytes, resources and the constant attributes are encoded once. The
+// library serializer (@opentelemetry/otlp-transformer) is the reference in the unit tests.
+import type { LogRecord, LogResource } from '../logs/types.js';
+import { VERSION } from '../version.js';
+
+export const SCOPE_NAME = 'harbormaster';
+
+function varintLen(n: number): number {
+  if (n < 0x80) return 1;
+  if (n < 0x4000) return 2;
+  if (n < 0x200000) return 3;
+  if (n < 0x10000000) return 4;
+  return 5;
+}
+
+/** Minimal protobuf writer into a pre-sized buffer. */
+class Writer {
+  pos = 0;
+  constructor(readonly buf: Buffer) {}
+  byte(b: number): void {
+    this.buf[this.pos++] = b;
+  }
+  varint(n: number): void {
+    while (n >= 0x80) {
+      this.buf[this.pos++] = (n & 0x7f) | 0x80;
+      n = Math.floor(n / 128);
+    }
+    this.buf[this.pos++] = n;
+  }
+  bytes(b: Buffer): void {
+    b.copy(this.buf, this.pos);
+    this.pos += b.length;
+  }
+  fixed64(lo: number, hi: number): void {
+    this.buf.writeUInt32LE(lo >>> 0, this.pos);
+    this.buf.writeUInt32LE(hi >>> 0, this.pos + 4);
+    this.pos += 8;
+  }
+}
+
+/** Length-delimited field: tag, length, payload. */
+function ld(field: number, payload: Buffer): Buffer {
+  const w = new Writer(Buffer.alloc(1 + varintLen(payload.length) + payload.length));
+  w.byte((field << 3) | 2);
+  w.varint(payload.length);
+  w.bytes(payload);
+  return w.buf;
+}
+
+function str(field: number, s: string): Buffer {
+  return ld(field, Buffer.from(s, 'utf8'));
+}
+
+type AttrValue = string | boolean | number | readonly string[];
+
+function anyValue(v: AttrValue): Buffer {
+  if (typeof v === 'string') return str(1, v);
+  if (typeof v === 'boolean') return Buffer.from([0x10, v ? 1 : 0]);
+  if (typeof v === 'number') {
+    if (Number.isInteger(v)) {
+      // int64 varint (non-negative values only reach here in practice)
+      const w = new Writer(Buffer.alloc(11));
+      w.byte(0x18);
+      w.varint(Math.max(0, v));
+      return w.buf.subarray(0, w.pos);
+    }
+    const b = Buffer.alloc(9);
+    b[0] = 0x21;
+    b.writeDoubleLE(v, 1);
+    return b;
+  }
+  // array of strings
+  return ld(5, Buffer.concat(v.map((s) => ld(1, str(1, s)))));
+}
+
+/** One KeyValue as a repeated field `field` (tag included). */
+export function keyValue(field: number, key: string, v: AttrValue): Buffer {
+  return ld(field, Buffer.concat([str(1, key), ld(2, anyValue(v))]));
+}
+
+/** ResourceLogs.resource field (tag 1), cached on the resource. */
+function resourceField(r: LogResource): Buffer {
+  if (!r.encoded) {
+    const attrs = Object.entries(r.attributes).map(([k, v]) => keyValue(1, k, v));
+    r.encoded = ld(1, Buffer.concat(attrs));
+  }
+  return r.encoded;
+}
+
+const SCOPE_FIELD = ld(1, Buffer.concat([str(1, SCOPE_NAME), str(2, VERSION)]));
+const IOSTREAM: Record<'stdout' | 'stderr', Buffer> = {
+  stdout: keyValue(6, 'log.iostream', 'stdout'),
+  stderr: keyValue(6, 'log.iostream', 'stderr'),
+};
+
+const TWO32 = 4294967296;
+
+/** Splits sec*1e9+nanos (up to 2^64) into 32-bit halves without losing precision. */
+function nanosHiLo(sec: number, nanos: number): [number, number] {
+  const sh = Math.floor(sec / 65536);
+  const sl = sec - sh * 65536;
+  const a = sh * 1e9; // < 2^46, exact; contributes a * 2^16
+  const aHi = Math.floor(a / 65536);
+  const aLo = (a - aHi * 65536) * 65536; // < 2^32
+  const b = sl * 1e9 + nanos; // < 2^47, exact
+  const bHi = Math.floor(b / TWO32);
+  const bLo = b - bHi * TWO32;
+  let lo = aLo + bLo;
+  let hi = aHi + bHi;
+  if (lo >= TWO32) {
+    lo -= TWO32;
+    hi += 1;
+  }
+  return [lo, hi];
+}
+
+function recordAttrs(r: LogRecord): Buffer | undefined {
+  if (!r.attributes) return undefined;
+  return Buffer.concat(Object.entries(r.attributes).map(([k, v]) => keyValue(6, k, v)));
+}
+
+/**
+ * Encodes an ExportLogsServiceRequest. Records are grouped by resource (in order of first
+ * appearance), order within a resource is kept.
+ */
+export function encodeLogsRequest(records: readonly LogRecord[]): Buffer {
+  const groups = new Map<LogResource, number[]>();
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i]!.resource;
+    let g = groups.get(r);
+    if (!g) groups.set(r, (g = []));
+    g.push(i);
+  }
+  const n = records.length;
+  const recLen = new Array<number>(n);
+  const bodyInnerLen = new Array<number>(n);
+  const extra = new Array<Buffer | undefined>(n);
+  let total = 0;
+  const scopeLens: number[] = [];
+  const rlLens: number[] = [];
+  for (const [res, idxs] of groups) {
+    let scopeLen = SCOPE_FIELD.length;
+    for (const i of idxs) {
+      const r = records[i]!;
+      const bl = r.body.length;
+      const anyLen = 1 + varintLen(bl) + bl; // AnyValue.string_value
+      bodyInnerLen[i] = anyLen;
+      const ex = recordAttrs(r);
+      extra[i] = ex;
+      const len = 9 + 9 + 1 + varintLen(anyLen) + anyLen + IOSTREAM[r.stream].length + (ex?.length ?? 0);
+      recLen[i] = len;
+      scopeLen += 1 + varintLen(len) + len;
+    }
+    scopeLens.push(scopeLen);
+    const rlLen = resourceField(res).length + 1 + varintLen(scopeLen) + scopeLen;
+    rlLens.push(rlLen);
+    total += 1 + varintLen(rlLen) + rlLen;
+  }
+  const w = new Writer(Buffer.allocUnsafe(total));
+  let gi = 0;
+  for (const [res, idxs] of groups) {
+    const rlLen = rlLens[gi]!;
+    const scopeLen = scopeLens[gi]!;
+    gi++;
+    w.byte(0x0a);
+    w.varint(rlLen);
+    w.bytes(resourceField(res));
+    w.byte(0x12);
+    w.varint(scopeLen);
+    w.bytes(SCOPE_FIELD);
+    for (const i of idxs) {
+      const r = records[i]!;
+      w.byte(0x12);
+      w.varint(recLen[i]!);
+      const [tlo, thi] = nanosHiLo(r.timeSec, r.timeNanos);
+      w.byte(0x09);
+      w.fixed64(tlo, thi);
+      const anyLen = bodyInnerLen[i]!;
+      w.byte(0x2a);
+      w.varint(anyLen);
+      w.byte(0x0a);
+      w.varint(r.body.length);
+      w.bytes(r.body);
+      w.bytes(IOSTREAM[r.stream]);
+      const ex = extra[i];
+      if (ex) w.bytes(ex);
+      const osec = Math.floor(r.observedMs / 1000);
+      const [olo, ohi] = nanosHiLo(osec, (r.observedMs - osec * 1000) * 1_000_000);
+      w.byte(0x59);
+      w.fixed64(olo, ohi);
+    }
+  }
+  if (w.pos !== total) throw new Error(`OTLP encoder size mismatch: ${w.pos} != ${total}`);
+  return w.buf;
+}
+
+/** Time as a decimal nanosecond string (JSON / NDJSON). */
+export function nanosString(sec: number, nanos: number): string {
+  return (BigInt(sec) * 1_000_000_000n + BigInt(nanos)).toString();
+}

@@ -1,0 +1,261 @@
+// Bounded queue between the tailers and the exporter, batching, retries, and acknowledgement:
+// checkpoints advance only for batches the exporter delivered (or that were permanently
+// rejected, which is counted as a drop).
+import type { CheckpointStore } from './checkpoints.js';
+import type { TailerSink } from './tailer.js';
+import type { DropReason, ExportResult, LogExporter, LogPosition, LogRecord } from './types.js';
+
+const RECORD_OVERHEAD = 64;
+
+export function recordSize(r: LogRecord): number {
+  return r.body.length + RECORD_OVERHEAD;
+}
+
+/** FIFO with a byte bound; producers wait for space, the consumer waits for a batch. */
+export class BoundedQueue implements TailerSink {
+  private items: LogRecord[] = [];
+  private head = 0;
+  bytes = 0;
+  private spaceWaiters: (() => void)[] = [];
+  private spacePromise: Promise<void> | undefined;
+  private dataWaiter: (() => void) | undefined;
+  oldestAt = 0;
+
+  constructor(
+    readonly maxBytes: number,
+    private readonly batchRecords: number,
+    private readonly batchBytes: number,
+  ) {}
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  waitForSpace(): Promise<void> | undefined {
+    if (this.bytes < this.maxBytes) return undefined;
+    this.spacePromise ??= new Promise<void>((r) => this.spaceWaiters.push(r));
+    return this.spacePromise;
+  }
+
+  push(r: LogRecord): void {
+    if (this.length === 0) this.oldestAt = Date.now();
+    this.items.push(r);
+    this.bytes += recordSize(r);
+    if (this.dataWaiter && (this.length >= this.batchRecords || this.bytes >= this.batchBytes)) {
+      const w = this.dataWaiter;
+      this.dataWaiter = undefined;
+      w();
+    }
+  }
+
+  /** Resolves when a full batch is queued, or after ms. */
+  waitForBatch(ms: number, signal?: AbortSignal): Promise<void> {
+    if (this.length >= this.batchRecords || this.bytes >= this.batchBytes) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        this.dataWaiter = undefined;
+        resolve();
+      }, ms);
+      const onAbort = (): void => {
+        clearTimeout(t);
+        this.dataWaiter = undefined;
+        resolve();
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.dataWaiter = () => {
+        clearTimeout(t);
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      };
+    });
+  }
+
+  take(): LogRecord[] {
+    const out: LogRecord[] = [];
+    let bytes = 0;
+    while (this.head < this.items.length && out.length < this.batchRecords) {
+      const r = this.items[this.head]!;
+      const sz = recordSize(r);
+      if (out.length > 0 && bytes + sz > this.batchBytes) break;
+      out.push(r);
+      bytes += sz;
+      this.head++;
+    }
+    this.bytes -= bytes;
+    if (this.head > 65536 || this.head === this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    if (this.length > 0) this.oldestAt = Date.now();
+    if (this.bytes < this.maxBytes && this.spaceWaiters.length > 0) {
+      const ws = this.spaceWaiters;
+      this.spaceWaiters = [];
+      this.spacePromise = undefined;
+      for (const w of ws) w();
+    }
+    return out;
+  }
+}
+
+export interface PipelineHooks {
+  exported(n: number): void;
+  exportFailure(kind: 'retryable' | 'permanent'): void;
+  retry(): void;
+  drop(reason: DropReason, n: number): void;
+  warn(cause: string, obj: Record<string, unknown>, msg: string): void;
+  /** A source's position was committed (delivered). */
+  committed?(source: string, pos: LogPosition): void;
+}
+
+export interface PipelineOptions {
+  exporter: LogExporter;
+  store: CheckpointStore;
+  queue: BoundedQueue;
+  batchDelayMs: number;
+  retryInitialMs: number;
+  retryMaxMs: number;
+  hooks: PipelineHooks;
+  /** Live log path of a source (container id), for the checkpoint entry. */
+  pathOf(source: string): string;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** The export loop: one batch in flight; its checkpoint is persisted before the next is sent. */
+export class ExportLoop {
+  private readonly controller = new AbortController();
+  private loop: Promise<void> | undefined;
+  private draining = false;
+  private drainDeadline = 0;
+  lastError: string | undefined;
+  lastSuccessAt = 0;
+  consecutiveFailures = 0;
+
+  constructor(private readonly o: PipelineOptions) {}
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  /** Sends what is queued (until deadlineMs), then stops. Unsent records are re-read next start. */
+  async stop(drainMs: number): Promise<void> {
+    this.draining = true;
+    this.drainDeadline = Date.now() + drainMs;
+    const timer = setTimeout(() => this.controller.abort(), drainMs);
+    try {
+      await this.loop;
+    } finally {
+      clearTimeout(timer);
+      this.controller.abort();
+    }
+    try {
+      await this.o.store.flush();
+    } catch (err) {
+      this.o.hooks.warn('checkpoint-write', { err }, 'Writing the log checkpoint file failed.');
+    }
+  }
+
+  private async run(): Promise<void> {
+    const { queue } = this.o;
+    const signal = this.controller.signal;
+    while (!signal.aborted) {
+      if (queue.length === 0) {
+        if (this.draining) return;
+        await queue.waitForBatch(this.o.batchDelayMs, signal);
+        continue;
+      }
+      const age = Date.now() - queue.oldestAt;
+      if (!this.draining && age < this.o.batchDelayMs) {
+        await queue.waitForBatch(this.o.batchDelayMs - age, signal);
+      }
+      if (signal.aborted) return;
+      const batch = queue.take();
+      if (batch.length === 0) continue;
+      const delivered = await this.send(batch, signal);
+      if (!delivered) return; // shutting down: not acknowledged, re-read after restart
+      this.commit(batch);
+      try {
+        await this.o.store.flush();
+      } catch (err) {
+        this.o.hooks.warn(
+          'checkpoint-write',
+          { err, file: this.o.store.file },
+          'Writing the log checkpoint file failed; delivered lines may be sent again after a restart.',
+        );
+      }
+    }
+  }
+
+  /** True when the batch is done with (delivered or permanently rejected). */
+  private async send(batch: LogRecord[], signal: AbortSignal): Promise<boolean> {
+    let backoff = this.o.retryInitialMs;
+    for (let attempt = 0; ; attempt++) {
+      let res: ExportResult;
+      try {
+        res = await this.o.exporter.export(batch, signal);
+      } catch (err) {
+        res = { status: 'retryable', error: err instanceof Error ? err : new Error(String(err)) };
+      }
+      if (res.status === 'success') {
+        this.o.hooks.exported(batch.length);
+        this.lastSuccessAt = Date.now();
+        this.consecutiveFailures = 0;
+        this.lastError = undefined;
+        return true;
+      }
+      if (res.status === 'failure') {
+        this.o.hooks.exportFailure('permanent');
+        this.o.hooks.drop('export_rejected', batch.length);
+        this.o.hooks.warn(
+          `export-rejected:${res.error.message.slice(0, 40)}`,
+          { err: res.error, records: batch.length },
+          'The log receiver rejected a batch permanently; it was dropped and counted (harbormaster_log_drops_total{reason="export_rejected"}).',
+        );
+        return true;
+      }
+      if (signal.aborted) return false;
+      this.o.hooks.exportFailure('retryable');
+      this.consecutiveFailures++;
+      this.lastError = res.error.message;
+      this.o.hooks.warn(
+        `export-retry:${res.error.message.slice(0, 40)}`,
+        { err: res.error },
+        'Log export failed; retrying with backoff (logged once per cause).',
+      );
+      if (this.draining && Date.now() >= this.drainDeadline) return false;
+      const jittered = backoff * (0.5 + Math.random());
+      const wait = res.retryAfterMs !== undefined ? Math.max(res.retryAfterMs, 50) : jittered;
+      backoff = Math.min(backoff * 2, this.o.retryMaxMs);
+      await sleep(Math.min(wait, this.o.retryMaxMs), signal);
+      if (signal.aborted) return false;
+      this.o.hooks.retry();
+    }
+  }
+
+  private commit(batch: LogRecord[]): void {
+    const last = new Map<string, LogPosition>();
+    for (const r of batch) if (r.source && r.pos) last.set(r.source, r.pos);
+    for (const [source, pos] of last) {
+      this.o.store.set(source, {
+        path: this.o.pathOf(source),
+        dev: pos.file.dev,
+        ino: pos.file.ino,
+        fp: pos.file.fp,
+        fpLen: pos.file.fpLen,
+        offset: pos.offset,
+      });
+      this.o.hooks.committed?.(source, pos);
+    }
+  }
+}

@@ -1,0 +1,329 @@
+// The processing stages for one container, in order:
+//   multiline grouping → drop/keep filter → rate limit → body parsing → redaction → emit.
+// The pipeline creates one ContainerProcessor per container (after the enabled check), pushes
+// every record after partial-line reassembly, calls flushExpired() on a timer and flushAll() when
+// the container stops. Nothing here throws: problems are counted and logged once.
+import { parseBody, type BodyLimits, type ParserMode, PARSER_MODES } from './body.js';
+import type { ProcessingConfig } from './config.js';
+import { LABELS, LineFilter, TokenBucket, logsEnabled, parseBoolLabel } from './controls.js';
+import { MULTILINE_PRESETS, MultilineGrouper, type MultilinePreset } from './multiline.js';
+import {
+  DEFAULT_REDACTION_PATTERNS,
+  Redactor,
+  compileUserRegex,
+  type RedactionPattern,
+} from './redact.js';
+import type { Clock, ProcessableRecord, ProcessingDropReason, ProcessingHooks } from './types.js';
+
+/** Where a container's processed records go. */
+export interface ProcessorSink<M> {
+  /** A record to ship. */
+  emit(rec: ProcessableRecord<M>): void;
+  /**
+   * A record dropped by a filter or the rate limit (already counted through hooks.drop). Its
+   * meta may be committed as delivered.
+   */
+  dropped?(rec: ProcessableRecord<M>, reason: ProcessingDropReason): void;
+}
+
+/** Settings of one container: config defaults with its labels applied. */
+export interface ContainerSettings {
+  enabled: boolean;
+  parser: ParserMode;
+  limits: BodyLimits;
+  multiline: {
+    presets: MultilinePreset[];
+    startPattern?: RegExp;
+    maxLines: number;
+    maxBytes: number;
+    flushMs: number;
+  };
+  drop: RegExp[];
+  keep?: RegExp;
+  rate?: { perSecond: number; burst: number };
+  redactor: Redactor;
+}
+
+const MAX_LABEL_REGEX = 4096;
+
+/** Compiles the global redaction settings (config is already validated). */
+export function buildRedactor(cfg: ProcessingConfig['redaction']): Redactor {
+  if (!cfg.enabled) return new Redactor({ patterns: [], mask: cfg.mask });
+  const patterns: RedactionPattern[] = cfg.default_patterns ? [...DEFAULT_REDACTION_PATTERNS] : [];
+  cfg.patterns.forEach((p, i) =>
+    patterns.push({ name: `custom_${i}`, re: compileUserRegex(p, true) }),
+  );
+  return new Redactor({
+    patterns,
+    mask: cfg.mask,
+    secretKeys: cfg.secret_keys ? new RegExp(cfg.secret_keys, 'i') : undefined,
+  });
+}
+
+/**
+ * Resolves a container's settings from config and labels. Invalid label values are reported
+ * through hooks (event invalid_label + warnOnce) and ignored.
+ */
+export function resolveContainerSettings(
+  cfg: ProcessingConfig,
+  labels: Readonly<Record<string, string>> | undefined,
+  hooks: ProcessingHooks = {},
+  containerName = '',
+  redactor: Redactor = buildRedactor(cfg.redaction),
+): ContainerSettings {
+  const l = labels ?? {};
+  const bad = (label: string, value: string, expected: string): void => {
+    hooks.event?.('invalid_label', 1);
+    hooks.warnOnce?.(
+      `invalid_label:${containerName}:${label}`,
+      { container: containerName, label, value: value.slice(0, 200) },
+      `Container label ${label} has an invalid value (expected ${expected}); it is ignored.`,
+    );
+  };
+  const regexLabel = (label: string): RegExp | undefined => {
+    const v = l[label];
+    if (v === undefined || v === '') return undefined;
+    if (v.length > MAX_LABEL_REGEX) {
+      bad(label, v, `a regular expression of at most ${MAX_LABEL_REGEX} characters`);
+      return undefined;
+    }
+    try {
+      return compileUserRegex(v);
+    } catch {
+      bad(label, v, 'a valid regular expression');
+      return undefined;
+    }
+  };
+  const numLabel = (label: string, min: number, max: number, int: boolean): number | undefined => {
+    const v = l[label];
+    if (v === undefined || v.trim() === '') return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min || n > max || (int && !Number.isInteger(n))) {
+      bad(label, v, `${int ? 'an integer' : 'a number'} from ${min} to ${max}`);
+      return undefined;
+    }
+    return n;
+  };
+
+  const enabledRaw = l[LABELS.enabled];
+  if (enabledRaw !== undefined && parseBoolLabel(enabledRaw) === undefined)
+    bad(LABELS.enabled, enabledRaw, 'true or false');
+
+  let parser: ParserMode = cfg.parser;
+  const p = l[LABELS.parser];
+  if (p !== undefined) {
+    const t = p.trim().toLowerCase();
+    if ((PARSER_MODES as readonly string[]).includes(t)) parser = t as ParserMode;
+    else bad(LABELS.parser, p, PARSER_MODES.join(', '));
+  }
+
+  let presets: MultilinePreset[] = [...cfg.multiline.presets];
+  const pr = l[LABELS.multilinePreset];
+  if (pr !== undefined) {
+    const names = pr
+      .split(',')
+      .map((s) => s.trim().toLowerCase())
+      .filter(Boolean);
+    if (names.length === 1 && names[0] === 'none') presets = [];
+    else if (names.every((n) => (MULTILINE_PRESETS as readonly string[]).includes(n)))
+      presets = names as MultilinePreset[];
+    else
+      bad(
+        LABELS.multilinePreset,
+        pr,
+        `a comma-separated list of ${MULTILINE_PRESETS.join(', ')}, or none`,
+      );
+  }
+  let startPattern = cfg.multiline.start_pattern
+    ? compileUserRegex(cfg.multiline.start_pattern)
+    : undefined;
+  if (l[LABELS.multilinePattern] !== undefined)
+    startPattern = regexLabel(LABELS.multilinePattern) ?? startPattern;
+  // An explicit preset label on a container overrides a global start pattern.
+  if (pr !== undefined && l[LABELS.multilinePattern] === undefined) startPattern = undefined;
+
+  const drop: RegExp[] = [];
+  if (cfg.drop_pattern) drop.push(compileUserRegex(cfg.drop_pattern));
+  const ld = regexLabel(LABELS.drop);
+  if (ld) drop.push(ld);
+  let keep = cfg.keep_pattern ? compileUserRegex(cfg.keep_pattern) : undefined;
+  if (l[LABELS.keep] !== undefined) keep = regexLabel(LABELS.keep) ?? keep;
+
+  const rate = numLabel(LABELS.rateLimit, 0, 1e9, false) ?? cfg.rate_limit_lines_per_second;
+  const burst = numLabel(LABELS.rateBurst, 0, 1e9, true) ?? cfg.rate_limit_burst_lines;
+
+  let red = redactor;
+  const rl = l[LABELS.redact];
+  if (rl !== undefined) {
+    const b = parseBoolLabel(rl);
+    if (b === false) red = new Redactor({ patterns: [], mask: '' });
+    else if (b === undefined) bad(LABELS.redact, rl, 'true or false');
+  }
+
+  return {
+    enabled: logsEnabled(l, cfg),
+    parser,
+    limits: {
+      maxDepth: cfg.parser_max_depth,
+      maxAttributes: cfg.parser_max_attributes,
+      maxValueBytes: cfg.parser_max_value_bytes,
+    },
+    multiline: {
+      presets,
+      startPattern,
+      maxLines: numLabel(LABELS.multilineMaxLines, 1, 100_000, true) ?? cfg.multiline.max_lines,
+      maxBytes:
+        numLabel(LABELS.multilineMaxBytes, 1024, 64 * 1024 * 1024, true) ?? cfg.multiline.max_bytes,
+      flushMs:
+        (numLabel(LABELS.multilineFlushSeconds, 0.001, 3600, false) ??
+          cfg.multiline.flush_seconds) * 1000,
+    },
+    drop,
+    keep,
+    rate:
+      rate > 0
+        ? { perSecond: rate, burst: burst > 0 ? burst : Math.max(1, Math.ceil(rate)) }
+        : undefined,
+    redactor: red,
+  };
+}
+
+/** The stages for one container. */
+export class ContainerProcessor<M = unknown> {
+  private readonly grouper: MultilineGrouper<M> | undefined;
+  private readonly filter: LineFilter;
+  private readonly bucket: TokenBucket | undefined;
+
+  constructor(
+    readonly settings: ContainerSettings,
+    private readonly sink: ProcessorSink<M>,
+    private readonly clock: Clock = Date.now,
+    private readonly hooks: ProcessingHooks = {},
+  ) {
+    const g = new MultilineGrouper<M>(settings.multiline, (r) => this.finish(r), clock, hooks);
+    this.grouper = g.active ? g : undefined;
+    this.filter = new LineFilter(settings.drop, settings.keep);
+    this.bucket =
+      settings.rate && new TokenBucket(settings.rate.perSecond, settings.rate.burst, clock);
+  }
+
+  get enabled(): boolean {
+    return this.settings.enabled;
+  }
+
+  /** One record after partial-line reassembly. The record object may be modified and emitted. */
+  push(rec: ProcessableRecord<M>): void {
+    if (this.grouper) this.grouper.push(rec);
+    else this.finish(rec);
+  }
+
+  /** Emits multiline groups idle for flush_seconds. Call at nextDeadline() (or on a short timer). */
+  flushExpired(now: number = this.clock()): void {
+    this.grouper?.flushExpired(now);
+  }
+
+  /** Emits everything held (container stopped, agent shutting down). */
+  flushAll(): void {
+    this.grouper?.flushAll();
+  }
+
+  /** When flushExpired() next has work (ms clock); undefined when nothing is held. */
+  nextDeadline(): number | undefined {
+    return this.grouper?.nextDeadline();
+  }
+
+  /** Metas of the first lines still held by multiline grouping (cap checkpoint commits at these). */
+  pendingFirstMetas(): M[] {
+    return this.grouper?.pendingFirstMetas() ?? [];
+  }
+
+  private finish(rec: ProcessableRecord<M>): void {
+    try {
+      if (this.filter.active) {
+        const v = this.filter.verdict(rec.body);
+        if (!v.keep) return this.drop(rec, v.reason);
+      }
+      if (this.bucket && !this.bucket.take()) return this.drop(rec, 'rate_limited');
+      this.parse(rec);
+      const n = this.settings.redactor.active ? this.settings.redactor.apply(rec) : 0;
+      if (n > 0) this.hooks.event?.('redacted', n);
+    } catch (err) {
+      // Never lose a record to a bug in a stage: ship what there is.
+      this.hooks.warnOnce?.(
+        'processing_error',
+        { err: (err as Error).message },
+        'A log processing stage failed; the record is shipped as it is.',
+      );
+    }
+    this.sink.emit(rec);
+  }
+
+  private drop(rec: ProcessableRecord<M>, reason: ProcessingDropReason): void {
+    this.hooks.drop?.(reason, 1);
+    this.sink.dropped?.(rec, reason);
+  }
+
+  private parse(rec: ProcessableRecord<M>): void {
+    const out = parseBody(rec.body, this.settings.parser, this.settings.limits);
+    if (out.kind === 'failed') {
+      this.hooks.event?.('parse_failed', 1);
+      return;
+    }
+    if (out.kind !== 'parsed') return;
+    const p = out.parsed;
+    this.hooks.event?.(p.format === 'json' ? 'parsed_json' : 'parsed_logfmt', 1);
+    rec.body = p.body;
+    let dropped = p.dropped;
+    for (const k in p.attributes) {
+      // The pipeline's own attributes (log.iostream, …) win over fields of the line.
+      if (Object.prototype.hasOwnProperty.call(rec.attributes, k)) dropped++;
+      else rec.attributes[k] = p.attributes[k]!;
+    }
+    if (dropped > 0) {
+      rec.droppedAttributesCount = (rec.droppedAttributesCount ?? 0) + dropped;
+      this.hooks.event?.('attributes_dropped', dropped);
+    }
+    if (p.truncated > 0) this.hooks.event?.('values_truncated', p.truncated);
+    if (p.severity) {
+      rec.severityNumber = p.severity.number;
+      rec.severityText = p.severity.text;
+    }
+    if (p.traceId) {
+      rec.traceId = p.traceId;
+      if (p.spanId) rec.spanId = p.spanId;
+      if (p.traceFlags !== undefined) rec.traceFlags = p.traceFlags;
+    }
+  }
+}
+
+/** Builds ContainerProcessors from one config (the redactor is compiled once and shared). */
+export class LogProcessor {
+  private readonly redactor: Redactor;
+
+  constructor(
+    readonly config: ProcessingConfig,
+    private readonly opts: { clock?: Clock; hooks?: ProcessingHooks } = {},
+  ) {
+    this.redactor = buildRedactor(config.redaction);
+  }
+
+  /** See logsEnabled(): the discovery calls this before tailing a container. */
+  enabled(labels: Readonly<Record<string, string>> | undefined): boolean {
+    return logsEnabled(labels, this.config);
+  }
+
+  forContainer<M>(
+    labels: Readonly<Record<string, string>> | undefined,
+    sink: ProcessorSink<M>,
+    containerName = '',
+  ): ContainerProcessor<M> {
+    const s = resolveContainerSettings(
+      this.config,
+      labels,
+      this.opts.hooks,
+      containerName,
+      this.redactor,
+    );
+    return new ContainerProcessor<M>(s, sink, this.opts.clock ?? Date.now, this.opts.hooks);
+  }
+}

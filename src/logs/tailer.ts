@@ -1,0 +1,787 @@
+// Tails one container's json-file log across rotations.
+//
+// The tailer keeps an open file handle on every generation of the log it knows about, oldest
+// first. Docker rotates either by renaming the live file to `.1` (max-file >= 2) or by deleting
+// and recreating it (max-file = 1); in both cases the open handle keeps the old data readable, so
+// the old generation is read to its end before the tailer moves on, and nothing is read twice.
+// Generations are discovered from file-system notifications on the container directory and a
+// poll; a burst of rotations between two looks is caught by listing `<name>.N` as well.
+import { createHash } from 'node:crypto';
+import { watch, type FSWatcher } from 'node:fs';
+import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import type { Checkpoint } from './checkpoints.js';
+import { decodeJsonFileLine } from './jsonfile.js';
+import type { DropReason, FileIdentity, LogPosition, LogRecord, LogResource } from './types.js';
+
+export const FP_LEN = 1024;
+
+export interface TailerSink {
+  /** Resolves when the queue has room again; undefined when it has room now. */
+  waitForSpace(): Promise<void> | undefined;
+  push(record: LogRecord): void;
+}
+
+export interface TailerStats {
+  lines(stream: 'stdout' | 'stderr', lines: number, bytes: number): void;
+  drop(reason: DropReason, n?: number): void;
+  truncated(): void;
+  warn(cause: string, obj: Record<string, unknown>, msg: string): void;
+}
+
+export interface TailerOptions {
+  key: string;
+  /** The live log file (already mapped under the agent's view of the Docker root). */
+  path: string;
+  resource: LogResource;
+  sink: TailerSink;
+  stats: TailerStats;
+  /** Committed position from the checkpoint store. */
+  checkpoint?: Checkpoint;
+  /** Without a checkpoint: read existing data from the beginning or start at the end. */
+  startAt: 'beginning' | 'end';
+  maxLineBytes: number;
+  chunkBytes: number;
+  partialFlushMs: number;
+  pollMs: number;
+  /** Watch the directory for changes (default true). */
+  watch?: boolean;
+  now?: () => number;
+}
+
+interface MutableIdentity {
+  dev: number;
+  ino: number;
+  fp: string;
+  fpLen: number;
+  seq: number;
+}
+
+interface OpenFile {
+  fh: FileHandle;
+  id: MutableIdentity;
+  /** Offset of the first byte not consumed yet. */
+  pos: number;
+  size: number;
+  /** Discarding an over-long raw line until its newline. */
+  skipping: boolean;
+  /** A newer generation appeared: read once more to the end before finishing this one. */
+  finalRead: boolean;
+  readSize: number;
+  /** Reached the end once: check the first bytes before reading what was appended since. */
+  verifyHead: boolean;
+  mtimeMs: number;
+}
+
+interface Partial {
+  parts: Buffer[];
+  bytes: number;
+  truncated: boolean;
+  start: LogPosition;
+  end: LogPosition;
+  timeSec: number;
+  timeNanos: number;
+  lastAt: number;
+  attrs?: Record<string, string>;
+}
+
+function fingerprint(buf: Buffer): string {
+  return createHash('sha1').update(buf).digest('hex').slice(0, 20);
+}
+
+function posLess(a: LogPosition, b: LogPosition): boolean {
+  return a.file.seq < b.file.seq || (a.file.seq === b.file.seq && a.offset < b.offset);
+}
+
+/** Cuts buf to at most max bytes without splitting a UTF-8 sequence. */
+export function utf8Truncate(buf: Buffer, max: number): Buffer {
+  if (buf.length <= max) return buf;
+  let end = max;
+  while (end > 0 && ((buf[end] ?? 0) & 0xc0) === 0x80) end--;
+  return buf.subarray(0, end);
+}
+
+let seqCounter = 0;
+
+export class Tailer {
+  readonly key: string;
+  readonly path: string;
+  private readonly opts: TailerOptions;
+  private readonly files: OpenFile[] = [];
+  private readonly partials: { stdout?: Partial; stderr?: Partial } = {};
+  private stopped = false;
+  private removed = false;
+  private flushAtEof = false;
+  private loop: Promise<void> | undefined;
+  private waker: (() => void) | undefined;
+  private woken = false;
+  private watcher: FSWatcher | undefined;
+  private scratch: Buffer | undefined;
+  private readonly now: () => number;
+  /** Set once the container is gone and everything was read. */
+  done = false;
+  private doneResolve!: () => void;
+  readonly finished = new Promise<void>((r) => (this.doneResolve = r));
+  /** Position of the last record handed to the sink. */
+  lastPos: LogPosition | undefined;
+  private everOpened = false;
+  /** Generations already read to their end (dev:ino → fingerprint), never opened again. */
+  private readonly finishedGens = new Map<string, { fp: string; fpLen: number }>();
+
+  constructor(opts: TailerOptions) {
+    this.opts = opts;
+    this.key = opts.key;
+    this.path = opts.path;
+    this.now = opts.now ?? Date.now;
+  }
+
+  start(): void {
+    if (this.loop) return;
+    if (this.opts.watch !== false) {
+      try {
+        const base = path.basename(this.path);
+        this.watcher = watch(path.dirname(this.path), { persistent: false }, (ev, name) => {
+          if (name && !String(name).startsWith(base)) return;
+          // A rotation: open the new generation now, even while an older one is being read, so
+          // Docker deleting old generations cannot take data we have not read.
+          if (ev === 'rename') this.discoverSoon();
+          this.wake();
+        });
+        this.watcher.on('error', () => {
+          this.watcher?.close();
+          this.watcher = undefined;
+        });
+      } catch {
+        // Directory missing or notifications unsupported: the poll covers it.
+      }
+    }
+    this.loop = this.run().catch((err: unknown) => {
+      this.opts.stats.warn(
+        `tailer-crash:${this.key}`,
+        { err, path: this.path },
+        'A log tailer failed; it will be restarted with the container.',
+      );
+    });
+  }
+
+  wake(): void {
+    this.woken = true;
+    const w = this.waker;
+    this.waker = undefined;
+    w?.();
+  }
+
+  /** The container stopped: once its file is drained, ship pending partial lines. */
+  containerStopped(): void {
+    this.flushAtEof = true;
+    this.wake();
+  }
+
+  /** The container was removed: drain what is left, then finish. */
+  markRemoved(): void {
+    this.removed = true;
+    this.flushAtEof = true;
+    this.wake();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.watcher?.close();
+    this.watcher = undefined;
+    this.wake();
+    await this.loop;
+    await this.closeAll();
+  }
+
+  /** Bytes not read yet, over all open generations. */
+  bytesBehind(): number {
+    let n = 0;
+    for (const f of this.files) n += Math.max(0, f.size - f.pos);
+    return n;
+  }
+
+  /** For tests: the identities of the open generations. */
+  openInodes(): number[] {
+    return this.files.map((f) => f.id.ino);
+  }
+
+  private async closeAll(): Promise<void> {
+    const fs = this.files.splice(0);
+    await Promise.all(fs.map((f) => f.fh.close().catch(() => undefined)));
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.woken || this.stopped) {
+      this.woken = false;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        this.waker = undefined;
+        resolve();
+      }, ms);
+      this.waker = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    }).then(() => {
+      this.woken = false;
+    });
+  }
+
+  private initDone = false;
+
+  private async run(): Promise<void> {
+    await this.init();
+    this.initDone = true;
+    while (!this.stopped) {
+      const wait = this.opts.sink.waitForSpace();
+      if (wait) {
+        await wait;
+        continue;
+      }
+      let progressed: boolean;
+      try {
+        progressed = await this.step();
+      } catch (err) {
+        this.opts.stats.warn(
+          `tailer-read:${this.key}:${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+          { err, path: this.path },
+          'Reading a container log file failed; retrying.',
+        );
+        progressed = false;
+      }
+      if (this.done) break;
+      if (!progressed) {
+        this.flushStalePartials();
+        await this.sleep(this.nextSleepMs());
+      }
+    }
+  }
+
+  private nextSleepMs(): number {
+    let ms = this.opts.pollMs;
+    const now = this.now();
+    for (const p of [this.partials.stdout, this.partials.stderr]) {
+      if (p) ms = Math.min(ms, Math.max(1, p.lastAt + this.opts.partialFlushMs - now));
+    }
+    return ms;
+  }
+
+  // ---- file discovery ----
+
+  /** Existing generations, oldest first: name.N … name.1, name. */
+  private async listGenerations(): Promise<{ file: string; dev: number; ino: number; size: number }[]> {
+    const dir = path.dirname(this.path);
+    const base = path.basename(this.path);
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch {
+      return [];
+    }
+    const gens: { n: number; file: string }[] = [];
+    for (const name of names) {
+      if (name === base) gens.push({ n: 0, file: this.path });
+      else if (name.startsWith(`${base}.`) && /^\d+$/.test(name.slice(base.length + 1)))
+        gens.push({ n: Number(name.slice(base.length + 1)), file: path.join(dir, name) });
+    }
+    // Stat newest first: rotation moves files towards older names, the same direction as this
+    // scan, so a file moving meanwhile is seen twice (deduplicated) but never missed.
+    gens.sort((a, b) => a.n - b.n);
+    const scanned: { file: string; dev: number; ino: number; size: number }[] = [];
+    for (const g of gens) {
+      try {
+        const st = await stat(g.file);
+        scanned.push({ file: g.file, dev: st.dev, ino: st.ino, size: st.size });
+      } catch {
+        // rotated away meanwhile
+      }
+    }
+    scanned.reverse();
+    const seen = new Set<string>();
+    const out: { file: string; dev: number; ino: number; size: number }[] = [];
+    for (const g of scanned) {
+      const k = `${g.dev}:${g.ino}`;
+      if (seen.has(k)) continue;
+      seen.add(k);
+      out.push(g);
+    }
+    return out;
+  }
+
+  /**
+   * Opens a generation; undefined when it is gone or (expectIno given) the name now refers to
+   * another file because Docker rotated between our listing and the open.
+   */
+  private async openGeneration(
+    file: string,
+    pos: number | 'end',
+    expectIno?: number,
+  ): Promise<OpenFile | undefined> {
+    let fh: FileHandle;
+    try {
+      fh = await open(file, 'r');
+    } catch {
+      return undefined;
+    }
+    const st = await fh.stat();
+    if (expectIno !== undefined && st.ino !== expectIno) {
+      await fh.close();
+      return undefined;
+    }
+    const head = Buffer.alloc(Math.min(FP_LEN, st.size));
+    if (head.length > 0) await fh.read(head, 0, head.length, 0);
+    let start = pos === 'end' ? st.size : pos;
+    if (pos === 'end' && st.size > 0) {
+      // Start after the last complete line.
+      const tailLen = Math.min(st.size, 256 * 1024);
+      const t = Buffer.alloc(tailLen);
+      await fh.read(t, 0, tailLen, st.size - tailLen);
+      const nl = t.lastIndexOf(10);
+      start = nl < 0 ? st.size - tailLen : st.size - tailLen + nl + 1;
+    }
+    this.everOpened = true;
+    return {
+      fh,
+      id: { dev: st.dev, ino: st.ino, fp: fingerprint(head), fpLen: head.length, seq: ++seqCounter },
+      pos: start,
+      size: st.size,
+      skipping: false,
+      finalRead: false,
+      readSize: this.opts.chunkBytes,
+      verifyHead: false,
+      mtimeMs: st.mtimeMs,
+    };
+  }
+
+  private async init(): Promise<void> {
+    const gens = await this.listGenerations();
+    const cp = this.opts.checkpoint;
+    let from = 0;
+    let firstPos: number | 'end' = 0;
+    if (cp) {
+      let found = -1;
+      let sameContent = false;
+      for (let i = gens.length - 1; i >= 0; i--) {
+        const g = gens[i]!;
+        if (g.dev !== cp.dev || g.ino !== cp.ino) continue;
+        found = i;
+        // Same inode: same content only if the first bytes still match. If they do not, the file
+        // was truncated/rewritten, or the inode was reused after every older generation was
+        // deleted: either way nothing older is left to read, and this file starts at 0.
+        try {
+          const fh = await open(g.file, 'r');
+          try {
+            const head = Buffer.alloc(Math.min(cp.fpLen, g.size));
+            if (head.length > 0) await fh.read(head, 0, head.length, 0);
+            sameContent = head.length === cp.fpLen && fingerprint(head) === cp.fp;
+          } finally {
+            await fh.close();
+          }
+        } catch {
+          // gone
+        }
+        break;
+      }
+      if (found >= 0) {
+        from = found;
+        const g = gens[found]!;
+        if (!sameContent || g.size < cp.offset) {
+          this.opts.stats.drop('file_truncated');
+          firstPos = 0;
+        } else firstPos = cp.offset;
+      } else if (gens.length > 0) {
+        // The checkpointed file is gone (rotated away while the agent was down, or replaced):
+        // every file present is newer than it.
+        this.opts.stats.warn(
+          `checkpoint-miss:${this.key}`,
+          { path: this.path },
+          'The log file of a checkpoint no longer exists; reading the remaining files from their start.',
+        );
+      }
+    } else if (this.opts.startAt === 'end') {
+      from = Math.max(0, gens.length - 1);
+      firstPos = 'end';
+    }
+    for (let i = from; i < gens.length; i++) {
+      let f = await this.openGeneration(gens[i]!.file, i === from ? firstPos : 0, gens[i]!.ino);
+      if (!f && i === from && firstPos !== 0) {
+        // The checkpointed file moved (rotated) meanwhile: find it again by inode.
+        const again = (await this.listGenerations()).find((g) => g.ino === gens[i]!.ino);
+        if (again) f = await this.openGeneration(again.file, firstPos, again.ino);
+      } else if (!f) {
+        const again = (await this.listGenerations()).find((g) => g.ino === gens[i]!.ino);
+        if (again) f = await this.openGeneration(again.file, 0, again.ino);
+      }
+      if (f) this.addFile(f);
+    }
+  }
+
+  private addFile(f: OpenFile): void {
+    for (const old of this.files) old.finalRead = true;
+    this.files.push(f);
+  }
+
+  private discovering: Promise<boolean> | undefined;
+  private discoverAgain = false;
+  private lastDiscoverAt = 0;
+
+  private discoverSoon(): void {
+    if (this.stopped || !this.initDone) return;
+    void this.discover();
+  }
+
+  /** Serialized: concurrent callers share a run (and one more run follows if asked meanwhile). */
+  private discover(): Promise<boolean> {
+    if (this.discovering) {
+      this.discoverAgain = true;
+      return this.discovering;
+    }
+    this.discovering = (async () => {
+      let added = false;
+      do {
+        this.discoverAgain = false;
+        this.lastDiscoverAt = this.now();
+        try {
+          if (await this.discoverOnce()) added = true;
+        } catch {
+          // listing failed: the poll retries
+        }
+      } while (this.discoverAgain && !this.stopped);
+      return added;
+    })().finally(() => {
+      this.discovering = undefined;
+    });
+    return this.discovering;
+  }
+
+  /** Looks for generations newer than the newest one open. Returns true when one was added. */
+  private async discoverOnce(): Promise<boolean> {
+    const newest = this.files[this.files.length - 1];
+    let st;
+    try {
+      st = await stat(this.path);
+    } catch {
+      return false;
+    }
+    if (newest && st.ino === newest.id.ino && st.dev === newest.id.dev) return false;
+    const gens = await this.listGenerations();
+    let idx = -1;
+    if (newest) {
+      for (let i = 0; i < gens.length; i++) {
+        if (gens[i]!.ino === newest.id.ino && gens[i]!.dev === newest.id.dev) idx = i;
+      }
+    }
+    let added = false;
+    for (let i = idx + 1; i < gens.length; i++) {
+      const g = gens[i]!;
+      if (this.files.some((f) => f.id.ino === g.ino && f.id.dev === g.dev)) continue;
+      const f = await this.openGeneration(g.file, 0, g.ino);
+      if (!f) {
+        // Rotated (or deleted) since the listing: list again rather than skip a generation.
+        this.discoverAgain = true;
+        break;
+      }
+      const fin = this.finishedGens.get(`${f.id.dev}:${f.id.ino}`);
+      if (fin && fin.fpLen > 0 && f.id.fpLen >= fin.fpLen) {
+        const head = Buffer.alloc(fin.fpLen);
+        if (head.length > 0) await f.fh.read(head, 0, head.length, 0);
+        if (fingerprint(head) === fin.fp) {
+          await f.fh.close();
+          continue;
+        }
+      }
+      if (this.files.some((x) => x.id.ino === f.id.ino && x.id.dev === f.id.dev)) {
+        await f.fh.close();
+        continue;
+      }
+      this.addFile(f);
+      added = true;
+    }
+    return added;
+  }
+
+  // ---- reading ----
+
+  private async step(): Promise<boolean> {
+    const cur = this.files[0];
+    if (!cur) {
+      if (await this.discover()) return true;
+      if (this.removed) {
+        if (!this.everOpened) this.opts.stats.drop('file_removed_unread');
+        this.finish();
+      }
+      return false;
+    }
+    if (this.now() - this.lastDiscoverAt >= this.opts.pollMs) await this.discover();
+    let buf = this.scratch;
+    if (!buf || buf.length < cur.readSize) buf = Buffer.allocUnsafeSlow(cur.readSize);
+    this.scratch = buf;
+    const { bytesRead } = await cur.fh.read(buf, 0, cur.readSize, cur.pos);
+    if (bytesRead > 0 && (cur.verifyHead || this.files.length === 1)) {
+      // The live file may be truncated in place and rewritten (max-file=1) while we read it:
+      // check its first bytes after the read; on a change the chunk is not trusted.
+      cur.verifyHead = false;
+      if (cur.id.fpLen > 0 && cur.pos > 0) {
+        const head = Buffer.alloc(cur.id.fpLen);
+        const r = await cur.fh.read(head, 0, head.length, 0);
+        if (r.bytesRead !== head.length || fingerprint(head) !== cur.id.fp) {
+          this.restartTruncated(cur);
+          return true;
+        }
+      }
+    }
+    if (bytesRead > 0) {
+      let chunk: Buffer;
+      if (bytesRead * 2 >= buf.length) {
+        chunk = buf.subarray(0, bytesRead);
+        this.scratch = undefined; // records keep views into it
+      } else {
+        chunk = Buffer.from(buf.subarray(0, bytesRead));
+      }
+      if (cur.pos + bytesRead > cur.size) cur.size = cur.pos + bytesRead;
+      this.consume(cur, chunk, bytesRead === cur.readSize);
+      return true;
+    }
+    // At the end of this generation.
+    const st = await cur.fh.stat();
+    cur.size = st.size;
+    if (st.size < cur.pos) {
+      this.restartTruncated(cur);
+      return true;
+    }
+    cur.verifyHead = true;
+    if (st.size > cur.pos) return true;
+    if (st.mtimeMs !== cur.mtimeMs) {
+      // Modified without growing: rewritten to the same length after a truncation?
+      cur.mtimeMs = st.mtimeMs;
+      if (cur.id.fpLen > 0 && cur.pos > 0) {
+        const head = Buffer.alloc(cur.id.fpLen);
+        const r = await cur.fh.read(head, 0, head.length, 0);
+        if (r.bytesRead !== head.length || fingerprint(head) !== cur.id.fp) {
+          this.restartTruncated(cur);
+          return true;
+        }
+      }
+    }
+    if (this.files.length > 1) {
+      if (cur.finalRead) {
+        cur.finalRead = false;
+        return true;
+      }
+      this.finishGeneration(cur);
+      return true;
+    }
+    if (await this.discover()) return true;
+    if (this.flushAtEof) {
+      this.flushPartials();
+      if (!this.removed) this.flushAtEof = false;
+    }
+    if (this.removed && st.nlink === 0) {
+      this.finishGeneration(cur);
+      this.finish();
+    }
+    return false;
+  }
+
+  /** Truncated in place (or rewritten): whatever we had not read is lost; start again at 0. */
+  private restartTruncated(cur: OpenFile): void {
+    this.opts.stats.drop('file_truncated');
+    this.opts.stats.warn(
+      `truncated:${this.key}`,
+      { path: this.path },
+      'A container log file was truncated; reading it again from its start.',
+    );
+    this.flushPartials();
+    cur.pos = 0;
+    cur.skipping = false;
+    cur.verifyHead = false;
+    cur.readSize = this.opts.chunkBytes;
+    // A new identity: positions in the old content must not be confused with the new one.
+    cur.id = { ...cur.id, fp: fingerprint(Buffer.alloc(0)), fpLen: 0, seq: ++seqCounter };
+  }
+
+  private finishGeneration(cur: OpenFile): void {
+    if (cur.pos < cur.size && !cur.skipping) this.opts.stats.drop('malformed_record');
+    this.files.shift();
+    this.finishedGens.set(`${cur.id.dev}:${cur.id.ino}`, { fp: cur.id.fp, fpLen: cur.id.fpLen });
+    if (this.finishedGens.size > 32) {
+      const first = this.finishedGens.keys().next().value;
+      if (first !== undefined) this.finishedGens.delete(first);
+    }
+    void cur.fh.close().catch(() => undefined);
+  }
+
+  private finish(): void {
+    this.flushPartials();
+    this.done = true;
+    this.doneResolve();
+  }
+
+  private consume(cur: OpenFile, chunk: Buffer, full: boolean): void {
+    const base = cur.pos;
+    let i = 0;
+    if (cur.id.fpLen < FP_LEN && base === 0) {
+      const head = chunk.subarray(0, Math.min(FP_LEN, chunk.length));
+      if (head.length > cur.id.fpLen) {
+        cur.id.fp = fingerprint(head);
+        cur.id.fpLen = head.length;
+      }
+    }
+    if (cur.skipping) {
+      const nl = chunk.indexOf(10);
+      if (nl < 0) {
+        cur.pos += chunk.length;
+        return;
+      }
+      i = nl + 1;
+      cur.skipping = false;
+    }
+    const observedMs = this.now();
+    let lines = 0;
+    for (;;) {
+      const nl = chunk.indexOf(10, i);
+      if (nl < 0) break;
+      this.line(cur, chunk, i, nl, base + nl + 1, observedMs);
+      lines++;
+      i = nl + 1;
+    }
+    if (lines === 0 && full) {
+      // One raw line longer than the read size.
+      const maxRaw = this.opts.maxLineBytes * 2 + 65536;
+      if (cur.readSize * 2 <= maxRaw) {
+        cur.readSize *= 2;
+        return;
+      }
+      this.opts.stats.drop('oversized_raw_line');
+      cur.skipping = true;
+      cur.pos += chunk.length;
+      cur.readSize = this.opts.chunkBytes;
+      return;
+    }
+    if (lines > 0) cur.readSize = this.opts.chunkBytes;
+    cur.pos = base + i;
+  }
+
+  private line(cur: OpenFile, chunk: Buffer, s: number, e: number, endOffset: number, observedMs: number): void {
+    const d = decodeJsonFileLine(chunk, s, e);
+    if (!d) {
+      this.opts.stats.drop('malformed_record');
+      return;
+    }
+    this.opts.stats.lines(d.stream, 1, e - s + 1);
+    const end: LogPosition = { file: cur.id, offset: endOffset };
+    const max = this.opts.maxLineBytes;
+    const p = this.partials[d.stream];
+    if (p) {
+      if (!p.truncated) {
+        const room = max - p.bytes;
+        if (d.body.length > room) {
+          const cut = utf8Truncate(Buffer.concat([...p.parts, d.body]), max);
+          p.parts = [cut];
+          p.bytes = cut.length;
+          p.truncated = true;
+        } else {
+          p.parts.push(d.body);
+          p.bytes += d.body.length;
+        }
+      }
+      p.end = end;
+      p.lastAt = this.now();
+      if (d.complete) {
+        this.partials[d.stream] = undefined;
+        this.emitPartial(p, d.stream, observedMs);
+      }
+      return;
+    }
+    if (!d.complete) {
+      const start: LogPosition = { file: cur.id, offset: endOffset - (e - s + 1) };
+      const np: Partial = {
+        parts: [d.body],
+        bytes: d.body.length,
+        truncated: false,
+        start,
+        end,
+        timeSec: d.timeSec,
+        timeNanos: d.timeNanos,
+        lastAt: this.now(),
+      };
+      if (d.attrs) np.attrs = d.attrs;
+      if (np.bytes > max) {
+        np.parts = [utf8Truncate(d.body, max)];
+        np.bytes = np.parts[0]!.length;
+        np.truncated = true;
+      }
+      this.partials[d.stream] = np;
+      return;
+    }
+    let body = d.body;
+    let attributes: Record<string, string | boolean> | undefined = d.attrs;
+    if (body.length > max) {
+      body = utf8Truncate(body, max);
+      attributes = { ...attributes, 'harbormaster.log.truncated': true };
+      this.opts.stats.truncated();
+    }
+    this.emit(body, d.stream, d.timeSec, d.timeNanos, observedMs, attributes, end);
+  }
+
+  private emitPartial(p: Partial, stream: 'stdout' | 'stderr', observedMs: number): void {
+    const body = p.parts.length === 1 ? p.parts[0]! : Buffer.concat(p.parts, p.bytes);
+    let attributes: Record<string, string | boolean> | undefined = p.attrs;
+    if (p.truncated) {
+      attributes = { ...attributes, 'harbormaster.log.truncated': true };
+      this.opts.stats.truncated();
+    }
+    this.emit(body, stream, p.timeSec, p.timeNanos, observedMs, attributes, p.end);
+  }
+
+  private emit(
+    body: Buffer,
+    stream: 'stdout' | 'stderr',
+    timeSec: number,
+    timeNanos: number,
+    observedMs: number,
+    attributes: Record<string, string | boolean> | undefined,
+    end: LogPosition,
+  ): void {
+    // Never commit past the start of a line still being reassembled on the other stream.
+    let pos = end;
+    const other = this.partials[stream === 'stdout' ? 'stderr' : 'stdout'];
+    if (other && posLess(other.start, pos)) pos = other.start;
+    this.lastPos = pos;
+    const rec: LogRecord = {
+      resource: this.opts.resource,
+      body,
+      stream,
+      timeSec,
+      timeNanos,
+      observedMs,
+      pos: { file: pos.file as FileIdentity, offset: pos.offset },
+      source: this.key,
+      ...(attributes ? { attributes } : {}),
+    };
+    this.opts.sink.push(rec);
+  }
+
+  private flushPartials(): void {
+    const now = this.now();
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const p = this.partials[stream];
+      if (!p) continue;
+      this.partials[stream] = undefined;
+      this.emitPartial(p, stream, now);
+    }
+  }
+
+  private flushStalePartials(): void {
+    const now = this.now();
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const p = this.partials[stream];
+      if (p && now - p.lastAt >= this.opts.partialFlushMs) {
+        this.partials[stream] = undefined;
+        this.emitPartial(p, stream, now);
+      }
+    }
+  }
+}

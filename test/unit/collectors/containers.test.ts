@@ -1,0 +1,160 @@
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { OomTracker } from '../../../src/collectors/oom.js';
+import { ContainerMetrics } from '../../../src/collectors/containers.js';
+import { detectCgroupLayout } from '../../../src/collectors/cgroup/detect.js';
+import {
+  FIXTURES,
+  FIXTURE_ID,
+  StaticSource,
+  containerInfo,
+  promtoolCheck,
+  silentLogger,
+} from './helpers.js';
+
+const NOW = Date.UTC(2025, 5, 1, 12, 0, 0);
+const ALLOW = ['com.docker.compose.project', 'com.docker.compose.service'];
+
+function collector(
+  shape: string,
+  source: StaticSource,
+  extra: Partial<ConstructorParameters<typeof ContainerMetrics>[0]> = {},
+) {
+  return new ContainerMetrics({
+    inventory: source,
+    logger: silentLogger,
+    registry: new Registry(),
+    cgroupRoot: join(FIXTURES, shape, 'sys/fs/cgroup'),
+    procRoot: join(FIXTURES, shape, 'proc'),
+    labelAllowlist: ALLOW,
+    minIntervalMs: 0,
+    now: () => NOW,
+    ...extra,
+  });
+}
+
+const SHAPES = [
+  { shape: 'v1-cgroupfs', driver: 'cgroupfs', mode: 'hybrid' },
+  { shape: 'v1-systemd', driver: 'systemd', mode: 'hybrid' },
+  { shape: 'v2-cgroupfs', driver: 'cgroupfs', mode: 'v2' },
+  { shape: 'v2-systemd', driver: 'systemd', mode: 'v2' },
+] as const;
+
+describe('container metrics from cgroup fixture trees', () => {
+  for (const { shape, driver, mode } of SHAPES) {
+    it(`${shape}: matches the golden exposition and passes promtool`, async () => {
+      const root = join(FIXTURES, shape, 'sys/fs/cgroup');
+      expect(detectCgroupLayout(root).mode).toBe(mode);
+      const oom = new OomTracker();
+      const c = collector(shape, new StaticSource([containerInfo({ driver })]), { oom });
+      c.start();
+      const text = await c.render();
+      const golden = join(FIXTURES, `${shape}.golden.prom`);
+      if (process.env.UPDATE_GOLDEN || !existsSync(golden)) writeFileSync(golden, text);
+      expect(text).toBe(readFileSync(golden, 'utf8'));
+      expect(promtoolCheck(text)).toEqual({ code: 0, output: '' });
+      // the cgroup OOM counter reaches the shared tracker
+      expect(oom.total(FIXTURE_ID)).toBe(2);
+    });
+  }
+
+  it('reports cAdvisor semantics for the v2 fixture', async () => {
+    const c = collector('v2-systemd', new StaticSource([containerInfo({ driver: 'systemd' })]));
+    c.start();
+    const text = await c.render();
+    const lbl = `id="/system.slice/docker-${FIXTURE_ID}.scope",image="nginx:1.27",name="web-1",container_label_com_docker_compose_project="shop",container_label_com_docker_compose_service="web"`;
+    expect(text).toContain(`container_cpu_usage_seconds_total{${lbl},cpu="total"} 123.456789\n`);
+    // working set = usage - inactive_file
+    expect(text).toContain(`container_memory_working_set_bytes{${lbl}} ${52428800 - 10485760}\n`);
+    expect(text).toContain(`container_spec_memory_swap_limit_bytes{${lbl}} 0\n`); // max => 0
+    expect(text).toContain(`container_spec_cpu_quota{${lbl}} 50000\n`);
+    expect(text).toContain(`container_threads_max{${lbl}} 100\n`);
+    expect(text).toContain(`container_fs_writes_bytes_total{${lbl},device="/dev/sda"} 4194304\n`);
+    expect(text).toContain(
+      `container_network_receive_bytes_total{${lbl},interface="eth0"} 123456\n`,
+    );
+    expect(text).not.toContain('interface="lo"');
+    expect(text).not.toContain('not_allowlisted');
+    expect(text).toContain(`container_pressure_cpu_waiting_seconds_total{${lbl}} 2.5\n`);
+  });
+
+  it('skips and counts a container whose cgroup is gone, without failing the scrape', async () => {
+    const registry = new Registry();
+    const src = new StaticSource([
+      containerInfo(),
+      containerInfo({ id: 'dead'.repeat(16), name: 'ghost' }),
+    ]);
+    const c = collector('v1-cgroupfs', src, { registry });
+    c.start();
+    const text = await c.render();
+    expect(text).toContain('name="web-1"');
+    expect(text).not.toContain('name="ghost"');
+    const m = await registry.getSingleMetricAsString('harbormaster_cgroup_skipped_total');
+    expect(m).toContain('harbormaster_cgroup_skipped_total{reason="cgroup_vanished"} 1');
+  });
+
+  it('drops a removed container from the next scrape and skips stopped ones', async () => {
+    const src = new StaticSource([containerInfo()]);
+    const c = collector('v1-cgroupfs', src);
+    c.start();
+    expect(await c.render()).toContain('name="web-1"');
+    src.remove(FIXTURE_ID);
+    expect(await c.render()).toBe('');
+    src.set(containerInfo({ state: 'exited', pid: 0 }));
+    expect(await c.render()).toBe('');
+  });
+
+  it('switches metric groups and single families off', async () => {
+    const c = collector('v2-cgroupfs', new StaticSource([containerInfo()]), {
+      disabled: ['network', 'pressure', 'container_memory_swap'],
+    });
+    c.start();
+    const text = await c.render();
+    expect(text).not.toContain('container_network_');
+    expect(text).not.toContain('container_pressure_');
+    expect(text).not.toContain('container_memory_swap ');
+    expect(text).toContain('container_memory_rss');
+  });
+
+  it('does not duplicate network series for host or shared namespaces', async () => {
+    const other = 'beef'.repeat(16);
+    const src = new StaticSource([
+      containerInfo(),
+      // joins the first one's namespace: same pid dir in the fixture, so same inode
+      containerInfo({ id: other, name: 'sidecar', networkMode: `container:${FIXTURE_ID}` }),
+      containerInfo({ id: 'aaaa'.repeat(16), name: 'hostnet', networkMode: 'host' }),
+    ]);
+    const c = collector('v2-cgroupfs', src);
+    c.start();
+    const text = await c.render();
+    const rx = text
+      .split('\n')
+      .filter((l) => l.startsWith('container_network_receive_bytes_total'));
+    expect(rx).toHaveLength(1);
+    expect(rx[0]).toContain('name="web-1"');
+  });
+
+  it('serves two scrapes within the minimum interval from one collection', async () => {
+    let now = NOW;
+    const registry = new Registry();
+    const c = collector('v1-cgroupfs', new StaticSource([containerInfo()]), {
+      registry,
+      minIntervalMs: 1000,
+      now: () => now,
+    });
+    c.start();
+    const [a, b] = await Promise.all([c.render(), c.render()]);
+    expect(a).toBe(b);
+    now += 500;
+    await c.render();
+    const count = async () =>
+      (await registry.getSingleMetric('harbormaster_metrics_collections_total')?.get())?.values[0]
+        ?.value;
+    expect(await count()).toBe(1);
+    now += 600;
+    await c.render();
+    expect(await count()).toBe(2);
+  });
+});

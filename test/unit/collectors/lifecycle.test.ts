@@ -1,0 +1,277 @@
+import { describe, expect, it } from 'vitest';
+import { LifecycleTracker } from '../../../src/collectors/lifecycle/tracker.js';
+import { renderLifecycle } from '../../../src/collectors/lifecycle/index.js';
+import type { ContainerInfo, DockerEvent } from '../../../src/docker/types.js';
+import type { ContainerRun } from '../../../src/exporters/otlp-traces.js';
+import { runToSpan, splitImage, traceIdFor } from '../../../src/exporters/otlp-traces.js';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { SpanStatusCode } from '@opentelemetry/api';
+
+const ID = 'a'.repeat(64);
+const T0 = 1_700_000_000_000;
+
+function info(over: Partial<ContainerInfo> = {}): ContainerInfo {
+  return {
+    id: ID,
+    name: 'web',
+    image: 'busybox:1.36',
+    imageId: 'sha256:x',
+    labels: { 'com.docker.compose.service': 'web', other: 'x' },
+    state: 'running',
+    pid: 1,
+    createdAt: T0 - 1000,
+    startedAt: T0,
+    finishedAt: 0,
+    restartCount: 0,
+    exitCode: 0,
+    oomKilled: false,
+    health: 'none',
+    healthFailingStreak: 0,
+    networkMode: 'none',
+    logDriver: 'json-file',
+    logPath: '',
+    cgroup: { v1: `/docker/${ID}`, v2: `/system.slice/docker-${ID}.scope` },
+    spec: {
+      cpuShares: 0,
+      cpuPeriod: 0,
+      cpuQuota: 0,
+      nanoCpus: 0,
+      memoryLimit: 0,
+      memorySwap: 0,
+      memoryReservation: 0,
+      pidsLimit: 0,
+    },
+    ...over,
+  };
+}
+
+function ev(
+  action: string,
+  ms: number,
+  attrs: Record<string, string> = {},
+  type = 'container',
+): DockerEvent {
+  return {
+    Type: type,
+    Action: action,
+    Actor: { ID: ID, Attributes: attrs },
+    time: Math.floor(ms / 1000),
+    timeNano: ms * 1e6,
+  };
+}
+
+function setup() {
+  const runs: ContainerRun[] = [];
+  const ooms: [string, number][] = [];
+  let now = T0;
+  const t = new LifecycleTracker({
+    now: () => now,
+    removedGraceMs: 1000,
+    hooks: { runEnded: (r) => runs.push(r), oomEvent: (id, s) => ooms.push([id, s]) },
+  });
+  return { t, runs, ooms, advance: (ms: number) => (now += ms) };
+}
+
+describe('LifecycleTracker', () => {
+  it('counts a crash loop: one restart per start after the first, one run per attempt', () => {
+    const { t, runs } = setup();
+    t.onDockerEvent(ev('create', T0 - 10));
+    let ms = T0;
+    for (let i = 0; i < 4; i++) {
+      t.onDockerEvent(ev('start', ms));
+      if (i === 0) t.onInventory({ type: 'added', container: info({ startedAt: ms }) }, false);
+      t.onDockerEvent(ev('die', ms + 50, { exitCode: '1' }));
+      ms += 200 * (i + 1);
+    }
+    const c = t.get(ID)!;
+    expect(c.restarts).toBe(3);
+    expect(c.lastExit).toMatchObject({ code: 1, oom: false });
+    expect(c.state).toBe('exited');
+    expect(runs).toHaveLength(4);
+    expect(runs.map((r) => r.exitCode)).toEqual([1, 1, 1, 1]);
+    expect(runs.map((r) => r.attempt)).toEqual([1, 2, 3, 4]);
+  });
+
+  it('starts at 0 for containers found at startup (no phantom restarts) and counts docker restart once', () => {
+    const { t, runs } = setup();
+    t.onInventory({ type: 'added', container: info({ restartCount: 7 }) }, true);
+    expect(t.get(ID)!.restarts).toBe(0);
+    // docker restart: kill, die, stop, start, restart
+    t.onDockerEvent(ev('kill', T0 + 5000, { signal: '15' }));
+    t.onDockerEvent(ev('die', T0 + 5001, { exitCode: '137' }));
+    t.onDockerEvent(ev('stop', T0 + 5002));
+    t.onDockerEvent(ev('start', T0 + 5100));
+    t.onDockerEvent(ev('restart', T0 + 5101));
+    expect(t.get(ID)!.restarts).toBe(1);
+    // the run found at startup ends with its real start time and the kill signal
+    expect(runs[0]).toMatchObject({
+      startMs: T0,
+      endMs: T0 + 5001,
+      exitCode: 137,
+      signal: 'SIGTERM',
+    });
+    // stop, then start later
+    t.onDockerEvent(ev('die', T0 + 9000, { exitCode: '0' }));
+    t.onDockerEvent(ev('stop', T0 + 9001));
+    t.onDockerEvent(ev('start', T0 + 20_000));
+    expect(t.get(ID)!.restarts).toBe(2);
+  });
+
+  it('does not count the first start of a created container', () => {
+    const { t } = setup();
+    t.onInventory({ type: 'added', container: info({ state: 'created', startedAt: 0 }) }, false);
+    t.onDockerEvent(ev('start', T0));
+    expect(t.get(ID)!.restarts).toBe(0);
+  });
+
+  it('after a reconnect, counts restarts missed while disconnected and not the replayed start event', () => {
+    const { t } = setup();
+    const before = info({ restartCount: 1 });
+    t.onInventory({ type: 'added', container: before }, true);
+    const after = info({ startedAt: T0 + 60_000, restartCount: 3 });
+    t.onInventory({ type: 'updated', container: after, previous: before }, true);
+    expect(t.get(ID)!.restarts).toBe(2);
+    t.onDockerEvent(ev('start', T0 + 60_005)); // buffered event replayed after the re-list
+    expect(t.get(ID)!.restarts).toBe(2);
+    t.onDockerEvent(ev('die', T0 + 70_000, { exitCode: '1' }));
+    t.onDockerEvent(ev('start', T0 + 70_200));
+    expect(t.get(ID)!.restarts).toBe(3);
+  });
+
+  it('reports OOM with the inspect StartedAt of the run and marks the exit as OOM', () => {
+    const { t, runs, ooms } = setup();
+    t.onDockerEvent(ev('start', T0 + 3));
+    t.onDockerEvent(ev('oom', T0 + 500));
+    expect(ooms).toEqual([]); // inspect StartedAt not known yet
+    t.onInventory({ type: 'added', container: info({ startedAt: T0 }) }, false);
+    expect(ooms).toEqual([[ID, T0]]);
+    t.onDockerEvent(ev('die', T0 + 501, { exitCode: '137' }));
+    expect(t.get(ID)!.lastExit).toMatchObject({ code: 137, oom: true });
+    expect(runs[0]?.oomKilled).toBe(true);
+    expect(runs[0]?.events.map((e) => e.name)).toEqual(['oom']);
+  });
+
+  it('records health transitions and pause/unpause as span events', () => {
+    const { t, runs } = setup();
+    t.onInventory({ type: 'added', container: info({ health: 'starting' }) }, true);
+    t.onDockerEvent(ev('health_status: healthy', T0 + 1000));
+    expect(t.get(ID)!.health).toBe('healthy');
+    t.onDockerEvent(ev('pause', T0 + 1500));
+    expect(t.get(ID)!.state).toBe('paused');
+    t.onDockerEvent(ev('unpause', T0 + 1600));
+    t.onDockerEvent(ev('health_status: unhealthy', T0 + 4000));
+    t.onInventory(
+      {
+        type: 'updated',
+        container: info({ health: 'unhealthy', healthFailingStreak: 3 }),
+        previous: info(),
+      },
+      false,
+    );
+    expect(t.get(ID)!.failingStreak).toBe(3);
+    t.onDockerEvent(ev('die', T0 + 5000, { exitCode: '0' }));
+    expect(
+      runs[0]?.events.map(
+        (e) => `${e.name}:${String(e.attributes?.['container.health.status'] ?? '')}`,
+      ),
+    ).toEqual(['health_status:healthy', 'pause:', 'unpause:', 'health_status:unhealthy']);
+  });
+
+  it('forgets a destroyed container after the grace, without ending its run', () => {
+    const { t, runs, advance } = setup();
+    t.onInventory({ type: 'added', container: info() }, true);
+    t.onInventory({ type: 'removed', container: info() }, false);
+    t.sweep();
+    expect(t.get(ID)).toBeDefined();
+    advance(1000);
+    t.sweep();
+    expect(t.get(ID)).toBeUndefined();
+    expect(runs).toEqual([]);
+  });
+
+  it('counts image pulls and deletes', () => {
+    let pulls = 0;
+    let deletes = 0;
+    const t = new LifecycleTracker({
+      hooks: { imagePull: () => pulls++, imageDelete: () => deletes++ },
+    });
+    t.onDockerEvent(ev('pull', T0, {}, 'image'));
+    t.onDockerEvent(ev('delete', T0, {}, 'image'));
+    t.onDockerEvent(ev('tag', T0, {}, 'image'));
+    expect([pulls, deletes]).toEqual([1, 1]);
+  });
+});
+
+describe('renderLifecycle', () => {
+  it('renders state sets, allowlisted labels and the cgroup path of the engine as id', () => {
+    const { t } = setup();
+    t.onInventory(
+      { type: 'added', container: info({ state: 'exited', finishedAt: T0 + 2000, exitCode: 3 }) },
+      true,
+    );
+    const opts = {
+      cgroupVersion: () => '1',
+      labelAllowlist: ['com.docker.compose.service'],
+      oomTotal: () => 2,
+      imagePulls: () => 1,
+      imageDeletes: () => 0,
+    };
+    const text = renderLifecycle(t.served(), opts);
+    const base = `id="/docker/${ID}",image="busybox:1.36",name="web",container_label_com_docker_compose_service="web"`;
+    expect(text).toContain(`container_restarts_total{${base}} 0\n`);
+    expect(text).toContain(`container_oom_events_total{${base}} 2\n`);
+    expect(text).toContain(`container_last_exit_code{${base}} 3\n`);
+    expect(text).toContain(
+      `container_last_termination_time_seconds{${base}} ${(T0 + 2000) / 1000}\n`,
+    );
+    expect(text).toContain(`container_state{${base},state="exited"} 1\n`);
+    expect(text).toContain(`container_state{${base},state="running"} 0\n`);
+    expect(text).toContain(`container_health_state{${base},state="none"} 1\n`);
+    expect(text).toContain('docker_engine_image_pulls_total 1\n');
+    expect(text).not.toContain('other=');
+    const v2 = renderLifecycle(t.served(), {
+      ...opts,
+      cgroupVersion: () => '2',
+      disabled: new Set(['container_state']),
+    });
+    expect(v2).toContain(`id="/system.slice/docker-${ID}.scope"`);
+    expect(v2).not.toContain('container_state{');
+  });
+});
+
+describe('run spans', () => {
+  it('derive the trace id from the container id and carry status, attributes and events', () => {
+    expect(traceIdFor(ID)).toBe('a'.repeat(32));
+    expect(traceIdFor('not-hex')).toMatch(/^[0-9a-f]{32}$/);
+    expect(splitImage('reg:5000/a/b:1.2@sha256:abc')).toEqual({
+      name: 'reg:5000/a/b',
+      tags: ['1.2'],
+    });
+    expect(splitImage('busybox')).toEqual({ name: 'busybox', tags: ['latest'] });
+    const span = runToSpan(
+      {
+        containerId: ID,
+        containerName: 'web',
+        image: 'busybox:1.36',
+        startMs: T0 + 0.5,
+        endMs: T0 + 1500,
+        exitCode: 1,
+        oomKilled: false,
+        events: [],
+      },
+      resourceFromAttributes({ 'host.name': 'h' }),
+    );
+    expect(span.spanContext().traceId).toBe('a'.repeat(32));
+    expect(span.startTime).toEqual([1_700_000_000, 500_000]);
+    expect(span.endTime).toEqual([1_700_000_001, 500_000_000]);
+    expect(span.status.code).toBe(SpanStatusCode.ERROR);
+    expect(span.attributes).toMatchObject({
+      'container.id': ID,
+      'container.name': 'web',
+      'container.image.name': 'busybox',
+      'container.image.tags': ['1.36'],
+      'container.runtime.name': 'docker',
+      'process.exit.code': 1,
+    });
+  });
+});

@@ -1,0 +1,109 @@
+import { ProtobufLogsSerializer, JsonLogsSerializer } from '@opentelemetry/otlp-transformer';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { encodeLogsRequest } from '../../../src/exporters/otlp-logs-encode.js';
+import { toSdkLogRecords } from '../../../src/exporters/otlp-logs.js';
+import { decodeJsonFileLine, encodeJsonFileLine, parseTimeBytes } from '../../../src/logs/jsonfile.js';
+import type { LogRecord, LogResource } from '../../../src/logs/types.js';
+import { decodeOtlp, type ExportLogsServiceRequest } from '../../support/otlp-receiver.js';
+
+function decode(line: string) {
+  const b = Buffer.from(line.replace(/\n$/, ''), 'utf8');
+  return decodeJsonFileLine(b, 0, b.length);
+}
+
+describe('json-file decoding', () => {
+  it('keeps nanosecond precision of Docker timestamps', () => {
+    const d = decode(encodeJsonFileLine('hello\n', 'stderr', '2024-05-01T12:34:56.123456789Z'));
+    expect(d).toMatchObject({ complete: true, stream: 'stderr', timeNanos: 123456789 });
+    expect(d?.timeSec).toBe(Date.UTC(2024, 4, 1, 12, 34, 56) / 1000);
+    expect(d?.body.toString()).toBe('hello');
+    const t = { sec: 0, nanos: 0 };
+    const b = Buffer.from('2024-05-01T14:34:56.5+02:00');
+    expect(parseTimeBytes(b, 0, b.length, t)).toBe(true);
+    expect(t).toEqual({ sec: Date.UTC(2024, 4, 1, 12, 34, 56) / 1000, nanos: 500_000_000 });
+  });
+
+  it('marks records without a trailing newline as partial and keeps attrs', () => {
+    const d = decode(encodeJsonFileLine('abc', 'stdout', '2024-05-01T12:34:56Z', { tag: 'x' }));
+    expect(d).toMatchObject({ complete: false, stream: 'stdout', attrs: { tag: 'x' }, timeNanos: 0 });
+  });
+
+  it('decodes any string exactly like JSON.parse (fast and slow paths agree)', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), fc.boolean(), fc.constantFrom('stdout', 'stderr'), (s, nl, stream) => {
+        if (!nl && s.endsWith('\n')) return; // a log ending in \n is a complete record
+        const log = nl ? `${s}\n` : s;
+        const d = decode(encodeJsonFileLine(log, stream as 'stdout', '2023-01-02T03:04:05.000000001Z'));
+        expect(d).toBeDefined();
+        expect(d!.body.toString('utf8')).toBe(nl ? s : s);
+        expect(d!.complete).toBe(nl);
+        expect(d!.stream).toBe(stream);
+      }),
+    );
+  });
+
+  it('rejects malformed records', () => {
+    for (const bad of ['{"log":"x', 'not json', '{"log":1,"stream":"stdout","time":"2024-01-01T00:00:00Z"}', '\u0000\u0001\u00ff', '{"log":"x\\n","stream":"stdin","time":"2024-01-01T00:00:00Z"}'])
+      expect(decode(bad)).toBeUndefined();
+  });
+
+  it('turns invalid UTF-8 into replacement characters instead of passing it through', () => {
+    const raw = Buffer.concat([
+      Buffer.from('{"log":"a'),
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from('b\\n","stream":"stdout","time":"2024-01-01T00:00:00Z"}'),
+    ]);
+    const d = decodeJsonFileLine(raw, 0, raw.length);
+    expect(d?.body.toString()).toBe('a\ufffd\ufffdb');
+  });
+});
+
+const resource: LogResource = {
+  key: 'c1',
+  attributes: {
+    'container.id': 'c1',
+    'container.name': 'web',
+    'container.image.name': 'busybox',
+    'container.image.tags': ['latest', '1.36'],
+    'host.name': 'h',
+  },
+};
+const other: LogResource = { key: 'c2', attributes: { 'container.id': 'c2', 'host.name': 'h' } };
+
+function rec(body: string, o: Partial<LogRecord> = {}): LogRecord {
+  return {
+    resource,
+    body: Buffer.from(body),
+    stream: 'stdout',
+    timeSec: 1714566896,
+    timeNanos: 123456789,
+    observedMs: 1714566897123,
+    ...o,
+  };
+}
+
+describe('OTLP protobuf encoder', () => {
+  const batch = [
+    rec('hello'),
+    rec('héllo wörld ✓', { stream: 'stderr', resource: other }),
+    rec('x'.repeat(70_000), { attributes: { 'harbormaster.log.truncated': true, tag: 'a' } }),
+    rec('', { timeSec: 4102444800, timeNanos: 999_999_999 }),
+  ];
+
+  it('matches the OpenTelemetry library serializer field for field', () => {
+    const ours = decodeOtlp('logs', encodeLogsRequest(batch), 'application/x-protobuf') as ExportLogsServiceRequest;
+    const lib = Buffer.from(ProtobufLogsSerializer.serializeRequest(toSdkLogRecords(batch) as never)!);
+    const ref = decodeOtlp('logs', lib, 'application/x-protobuf');
+    expect(ours).toEqual(ref);
+    // exact nanoseconds survive
+    expect(ours.resourceLogs[0]!.scopeLogs[0]!.logRecords[0]!.timeUnixNano).toBe('1714566896123456789');
+    expect(ours.resourceLogs[0]!.scopeLogs[0]!.logRecords[2]!.timeUnixNano).toBe('4102444800999999999');
+  });
+
+  it('produces the same request as the library JSON serializer', () => {
+    const ours = decodeOtlp('logs', encodeLogsRequest(batch), 'application/x-protobuf');
+    const json = Buffer.from(JsonLogsSerializer.serializeRequest(toSdkLogRecords(batch) as never)!);
+    expect(decodeOtlp('logs', json, 'application/json')).toEqual(ours);
+  });
+});
