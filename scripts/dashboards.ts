@@ -368,13 +368,13 @@ export const DASHBOARDS: DashboardSpec[] = [
             ],
           },
           {
-            title: 'Collection time per scrape',
+            title: 'Last collection time',
             type: 'timeseries',
             unit: 's',
             w: 8,
             targets: [
               {
-                expr: `rate(harbormaster_metrics_collection_duration_seconds_sum{${sel}}[$__rate_interval]) / rate(harbormaster_metrics_collection_duration_seconds_count{${sel}}[$__rate_interval])`,
+                expr: `harbormaster_metrics_collection_duration_seconds{${sel}}`,
                 legendFormat: '{{instance}}',
               },
             ],

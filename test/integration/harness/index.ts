@@ -19,6 +19,7 @@ export * from './context.js';
 export * from './dockerd.js';
 export { exec, pingDocker, sleep, tail, type ExecOptions, type ExecResult } from './exec.js';
 export * from './image.js';
+export * from './prometheus.js';
 
 export const TEST_LABEL = 'harbormaster.test';
 
