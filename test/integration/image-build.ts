@@ -130,26 +130,17 @@ export async function buildAgentImage(
 }
 
 /**
- * The documented `docker run` line (between the docker-run:begin/end markers of README.md, or of
- * docs/deploy.md until that is merged into the README), as an argv without the leading `docker`.
+ * The documented `docker run` line (between the docker-run:begin/end markers of README.md), as an
+ * argv without the leading `docker`.
  */
 export async function documentedDockerRun(): Promise<string[]> {
-  const repo = harness().repoRoot;
-  for (const file of ['README.md', 'docs/deploy.md']) {
-    let text: string;
-    try {
-      text = await readFile(path.join(repo, file), 'utf8');
-    } catch {
-      continue;
-    }
-    const m = /<!-- docker-run:begin[^>]*-->\s*```sh\n([\s\S]*?)```\s*<!-- docker-run:end -->/.exec(
-      text,
-    );
-    if (!m?.[1]) continue;
-    const words = m[1].replace(/\\\n/g, ' ').trim().split(/\s+/);
-    if (words[0] !== 'docker')
-      throw new Error(`${file}: the documented line does not start with docker`);
-    return words.slice(1);
-  }
-  throw new Error('no docker-run:begin/end block in README.md or docs/deploy.md');
+  const text = await readFile(path.join(harness().repoRoot, 'README.md'), 'utf8');
+  const m = /<!-- docker-run:begin[^>]*-->\s*```sh\n([\s\S]*?)```\s*<!-- docker-run:end -->/.exec(
+    text,
+  );
+  if (!m?.[1]) throw new Error('no docker-run:begin/end block in README.md');
+  const words = m[1].replace(/\\\n/g, ' ').trim().split(/\s+/);
+  if (words[0] !== 'docker')
+    throw new Error('README.md: the documented line does not start with docker');
+  return words.slice(1);
 }
