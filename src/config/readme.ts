@@ -6,6 +6,7 @@ export interface GeneratedSection {
   render: () => string | Promise<string>;
 }
 
+/** Sections rendered from code alone (the metrics reference needs a running agent). */
 export const README_SECTIONS: GeneratedSection[] = [
   { name: 'config-reference', render: renderConfigReference },
 ];

@@ -2,9 +2,12 @@
 // restarting, one OOM-killed, one unhealthy, one busy); every PromQL expression of every
 // dashboard parses and returns data, except the ones listed below with their reason. The alert
 // rules load into the same Prometheus and evaluate without errors.
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect, it } from 'vitest';
 import { allExpressions, substitute } from '../../scripts/dashboards.js';
+import { renderMetricsReference } from '../../src/config/metrics-reference.js';
+import { renderReadmeSections } from '../../src/config/readme.js';
 import { startOtlpReceiver } from '../support/otlp-receiver.js';
 import {
   TEST_IMAGE,
@@ -178,6 +181,25 @@ describeDocker('dashboards against a real Prometheus', () => {
       500,
       'ContainerOOMKilled to fire',
     );
+
+    // The README's metrics reference comes from this running agent (every family is live here)
+    // plus the cgroup v2 golden exposition for the v2-only families (PSI).
+    const live = (await agent.get('/metrics')).text;
+    const v2 = await readFile(
+      path.join(harness().repoRoot, 'test/fixtures/cgroup/v2-systemd.golden.prom'),
+      'utf8',
+    );
+    const readmePath = path.join(harness().repoRoot, 'README.md');
+    const readme = await readFile(readmePath, 'utf8');
+    const expected = await renderReadmeSections(readme, [
+      { name: 'metrics-reference', render: () => renderMetricsReference([live, v2]) },
+    ]);
+    if (process.env.HARBORMASTER_UPDATE_DOCS === '1') await writeFile(readmePath, expected);
+    else
+      expect(
+        readme,
+        'README metrics reference is stale: rerun with HARBORMASTER_UPDATE_DOCS=1',
+      ).toBe(expected);
     await agent.stop();
     await receiver.close();
   });
