@@ -14,21 +14,24 @@ import type { ContainerInfo, ContainerSource } from '../docker/types.js';
 import { OnceLogger, type Logger } from '../util/logger.js';
 import { detectCgroupLayout, type CgroupLayout } from './cgroup/detect.js';
 import {
+  KeptFile,
+  OpenFileBudget,
+  bufNetDev,
+  defaultOpenFileBudget,
   isMissing,
   parseDiskstats,
-  parseNetDev,
   readLink,
   readText,
   type DeviceIo,
   type InterfaceStats,
 } from './cgroup/read.js';
 import {
+  CgroupReader,
   cgroupDirs,
   emptyStats,
   probe,
+  readPidsMax,
   readSpec,
-  readV1,
-  readV2,
   type CgroupDirs,
   type ContainerSpecValues,
   type ContainerStats,
@@ -36,9 +39,10 @@ import {
   type ReadGroups,
 } from './cgroup/stats.js';
 import {
+  ExpositionWriter,
   escapeLabelValue,
-  formatValue,
   header,
+  openMetricsHeader,
   sanitizeLabelName,
   type MetricType,
 } from './exposition.js';
@@ -60,6 +64,16 @@ export interface ContainerMetricsOptions {
   now?: () => number;
   /** Overrides detection (tests). */
   layout?: CgroupLayout;
+  /**
+   * Cgroup and /proc files kept open between collections (default: 3/4 of the open-file limit).
+   * 0 opens and closes every file on every read.
+   */
+  maxOpenFiles?: number;
+  /**
+   * Limits (cpu/memory/pids spec files) are read again when the inventory reports an update
+   * (`docker update`) and at least this often (default 60 s).
+   */
+  specRefreshMs?: number;
 }
 
 /** Bounded reasons a container is left out of a collection. */
@@ -69,13 +83,21 @@ interface Tracked {
   info: ContainerInfo;
   /** cAdvisor `id` label: the cgroup path. */
   cgroupPath: string;
-  /** Escaped label pairs shared by every series of this container. */
-  labels: string;
+  /** Escaped label pairs shared by every series of this container (UTF-8). */
+  labels: Buffer;
+  /** `labels` followed by `} `: the usual end of a series' label set. */
+  labelsClose: Buffer;
   dirs: CgroupDirs;
   probe: Probe | undefined;
+  /** Reads the counters from kept-open files; made with the probe, closed when the run ends. */
+  reader: CgroupReader | undefined;
   spec: ContainerSpecValues | undefined;
+  specAt: number;
   stats: ContainerStats;
   net: InterfaceStats[];
+  /** Network namespace link of the init process (cached per run, refreshed with the spec). */
+  netns: string | undefined;
+  netDev: KeptFile | undefined;
   ok: boolean;
 }
 
@@ -487,6 +509,37 @@ export function containerLabels(
   return s;
 }
 
+/** Header lines of one family in both formats (OpenMetrics: counters without `_total`). */
+interface FamilyOut {
+  family: Family;
+  /** `name{` */
+  prefix: Buffer;
+  /** `,cpu="total"} ` etc. for scalar families with extra labels. */
+  suffixClose: Buffer | undefined;
+  text: Buffer;
+  openMetrics: Buffer;
+}
+
+/** One collection's exposition: per family, its sample bytes (headers are added per format). */
+interface Rendered {
+  at: number;
+  families: Array<{ out: FamilyOut; samples: Buffer[] }>;
+  bytes: number;
+  text?: Buffer[];
+  openMetrics?: Buffer[];
+  /** Memory blocks holding the samples; recycled once retired and no longer read. */
+  blocks: Buffer[];
+  /** Readers (responses being written) that have not released the chunks yet. */
+  refs: number;
+  /** Replaced by a newer collection (or invalidated). */
+  retired: boolean;
+}
+
+/** Blocks kept for reuse (two collections' worth: one being served while the next renders). */
+const POOL_BLOCKS = 2;
+/** Block sizes are rounded up to this, so a block fits the next collection of a similar size. */
+const BLOCK_ROUNDING = 1 << 20;
+
 export class ContainerMetrics {
   readonly layout: CgroupLayout;
   private readonly inventory: ContainerSource;
@@ -494,19 +547,28 @@ export class ContainerMetrics {
   private readonly oom: OomTracker | undefined;
   private readonly procRoot: string;
   private readonly minIntervalMs: number;
+  private readonly specRefreshMs: number;
   private readonly allowlist: readonly string[];
-  private readonly families: readonly Family[];
+  private readonly families: readonly FamilyOut[];
   private readonly groups: ReadGroups;
   private readonly networkOn: boolean;
   private readonly includeLoopback: boolean;
   private readonly now: () => number;
+  private readonly budget: OpenFileBudget;
   private readonly tracked = new Map<string, Tracked>();
   private unsubscribe: (() => void) | undefined;
-  private last: { at: number; text: string } | undefined;
-  private inflight: Promise<string> | undefined;
+  private last: Rendered | undefined;
+  private readonly pool: Buffer[] = [];
+  /** Size of the last rendered output: the next one is written into one block of about that. */
+  private sizeHint = 1 << 16;
+  private inflight: Promise<Rendered> | undefined;
   private hostNetns: string | undefined;
   private devNames = new Map<string, string>();
   private devNamesAt = 0;
+  /** `,device="/dev/sda"} ` per `major:minor`, valid for the current devNames. */
+  private devLabels = new Map<string, Buffer>();
+  /** `,interface="eth0"} ` per interface name. */
+  private readonly ifLabels = new Map<string, Buffer>();
   private readonly m: {
     skipped: Counter<'reason'>;
     collections: Counter;
@@ -521,12 +583,21 @@ export class ContainerMetrics {
     this.procRoot = opts.procRoot;
     this.layout = opts.layout ?? detectCgroupLayout(opts.cgroupRoot);
     this.minIntervalMs = opts.minIntervalMs ?? 1000;
+    this.specRefreshMs = opts.specRefreshMs ?? 60_000;
     this.allowlist = opts.labelAllowlist ?? [];
     this.includeLoopback = opts.includeLoopback ?? false;
     this.now = opts.now ?? Date.now;
+    this.budget = new OpenFileBudget(opts.maxOpenFiles ?? defaultOpenFileBudget());
     const off = new Set(opts.disabled ?? []);
-    this.families = CONTAINER_FAMILIES.filter((f) => !off.has(f.group) && !off.has(f.name));
-    const on = (g: Group): boolean => this.families.some((f) => f.group === g);
+    const enabled = CONTAINER_FAMILIES.filter((f) => !off.has(f.group) && !off.has(f.name));
+    this.families = enabled.map((f) => ({
+      family: f,
+      prefix: Buffer.from(f.name + '{'),
+      suffixClose: f.kind === 'scalar' && f.suffix ? Buffer.from(f.suffix + '} ') : undefined,
+      text: Buffer.from(header(f.name, f.type, f.help)),
+      openMetrics: Buffer.from(openMetricsHeader(f.name, f.type, f.help)),
+    }));
+    const on = (g: Group): boolean => enabled.some((f) => f.group === g);
     this.groups = {
       cpu: on('cpu') || on('cpu_cfs'),
       memory: on('memory'),
@@ -582,16 +653,25 @@ export class ContainerMetrics {
     if (this.unsubscribe) return;
     this.unsubscribe = this.inventory.subscribe((ev) => {
       if (ev.type === 'removed') {
+        const t = this.tracked.get(ev.container.id);
+        if (t) closeRun(t);
         this.tracked.delete(ev.container.id);
-        this.last = undefined;
+        this.setLast(undefined);
       } else this.upsert(ev.container);
     });
     for (const c of this.inventory.list()) this.upsert(c);
   }
 
+  /** Stops following the inventory and closes every kept-open file. */
   stop(): void {
     this.unsubscribe?.();
     this.unsubscribe = undefined;
+    for (const t of this.tracked.values()) closeRun(t);
+  }
+
+  /** Cgroup and /proc files currently kept open. */
+  openFiles(): number {
+    return this.budget.open;
   }
 
   private upsert(info: ContainerInfo): void {
@@ -602,32 +682,123 @@ export class ContainerMetrics {
       prev.info.startedAt === info.startedAt &&
       prev.cgroupPath === cgroupPath &&
       prev.info.pid === info.pid;
+    if (prev && !sameRun) closeRun(prev);
+    // the label block is escaped once per identity, not once per series
+    const sameLabels =
+      prev !== undefined &&
+      prev.cgroupPath === cgroupPath &&
+      prev.info.name === info.name &&
+      prev.info.image === info.image &&
+      this.allowlist.every((k) => prev.info.labels[k] === info.labels[k]);
+    const labels = sameLabels
+      ? prev.labels
+      : Buffer.from(containerLabels(info, cgroupPath, this.allowlist));
     const t: Tracked = {
       info,
       cgroupPath,
-      labels: containerLabels(info, cgroupPath, this.allowlist),
+      labels,
+      labelsClose: sameLabels ? prev.labelsClose : Buffer.concat([labels, CLOSE]),
       dirs: sameRun ? prev.dirs : cgroupDirs(this.layout, cgroupPath),
       probe: sameRun ? prev.probe : undefined,
+      reader: sameRun ? prev.reader : undefined,
       // limits may change with `docker update` (an inventory update): read them again
       spec: undefined,
-      stats: prev?.stats ?? emptyStats(),
+      specAt: 0,
+      stats: sameRun ? prev.stats : emptyStats(),
       net: [],
+      netns: undefined,
+      netDev: sameRun ? prev.netDev : undefined,
       ok: false,
     };
-    if (!sameRun) t.stats = emptyStats();
     this.tracked.set(info.id, t);
-    this.last = undefined;
+    this.setLast(undefined);
   }
 
   /** Exposition text, collected at most once per min interval; concurrent callers share it. */
-  render(): Promise<string> {
+  async render(): Promise<string> {
+    const { chunks, release } = await this.renderChunks(false);
+    try {
+      return Buffer.concat(chunks).toString('utf8');
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * The exposition as Buffers (Prometheus text, or OpenMetrics without the final `# EOF`),
+   * collected at most once per min interval; concurrent callers share one collection.
+   */
+  async renderChunks(openMetrics: boolean): Promise<{ chunks: Buffer[]; release: () => void }> {
     const now = this.now();
-    if (this.last && now - this.last.at < this.minIntervalMs)
-      return Promise.resolve(this.last.text);
-    this.inflight ??= this.collectAndRender().finally(() => {
+    let r = this.last;
+    if (!r || now - r.at >= this.minIntervalMs) r = await this.collectShared();
+    const held = r;
+    held.refs++;
+    let done = false;
+    return {
+      chunks: assemble(held, openMetrics),
+      release: () => {
+        if (done) return;
+        done = true;
+        held.refs--;
+        this.recycle(held);
+      },
+    };
+  }
+
+  private setLast(r: Rendered | undefined): void {
+    const prev = this.last;
+    this.last = r;
+    if (prev && prev !== r) {
+      prev.retired = true;
+      this.recycle(prev);
+    }
+  }
+
+  /** Returns the blocks of a retired, unread collection to the pool. */
+  private recycle(r: Rendered): void {
+    if (!r.retired || r.refs > 0 || r.blocks.length === 0) return;
+    // keep the largest blocks: they fit a whole collection
+    this.pool.push(...r.blocks);
+    this.pool.sort((x, y) => y.length - x.length);
+    this.pool.length = Math.min(this.pool.length, POOL_BLOCKS);
+    r.blocks = [];
+  }
+
+  /** A block for the writer: a recycled one when it is large enough (no page faults). */
+  private readonly allocBlock = (size: number): Buffer => {
+    for (let i = 0; i < this.pool.length; i++) {
+      const b = this.pool[i] as Buffer;
+      if (b.length >= size) {
+        this.pool.splice(i, 1);
+        return b;
+      }
+    }
+    return Buffer.allocUnsafe(Math.ceil(size / BLOCK_ROUNDING) * BLOCK_ROUNDING);
+  };
+
+  private collectShared(): Promise<Rendered> {
+    this.inflight ??= this.collectNow().finally(() => {
       this.inflight = undefined;
     });
     return this.inflight;
+  }
+
+  /** One full collection (reads every active container and renders its series), now. */
+  async collect(): Promise<void> {
+    await this.collectShared();
+  }
+
+  /** One full collection, as text (kept for callers of the former API). */
+  async collectAndRender(): Promise<string> {
+    const r = await this.collectShared();
+    r.refs++;
+    try {
+      return Buffer.concat(assemble(r, false)).toString('utf8');
+    } finally {
+      r.refs--;
+      this.recycle(r);
+    }
   }
 
   private deviceName(dev: string): string {
@@ -636,6 +807,7 @@ export class ContainerMetrics {
       this.devNamesAt = this.now();
       try {
         this.devNames = parseDiskstats(readText(join(this.procRoot, 'diskstats')));
+        this.devLabels = new Map();
       } catch {
         // keep the old map
       }
@@ -644,20 +816,43 @@ export class ContainerMetrics {
     return n === undefined ? dev : `/dev/${n}`;
   }
 
-  private collectOne(t: Tracked): void {
-    const v2 = this.layout.mode === 'v2';
+  private deviceLabel(dev: string): Buffer {
+    let b = this.devLabels.get(dev);
+    if (b === undefined) {
+      const name = this.deviceName(dev); // may reset devLabels
+      b = Buffer.from(`,device="${escapeLabelValue(name)}"} `);
+      if (this.devNames.has(dev)) this.devLabels.set(dev, b);
+    }
+    return b;
+  }
+
+  private interfaceLabel(name: string): Buffer {
+    let b = this.ifLabels.get(name);
+    if (b === undefined) {
+      b = Buffer.from(`,interface="${escapeLabelValue(name)}"} `);
+      if (this.ifLabels.size > 10_000) this.ifLabels.clear();
+      this.ifLabels.set(name, b);
+    }
+    return b;
+  }
+
+  private collectOne(t: Tracked, now: number): void {
     try {
       t.probe ??= probe(this.layout, t.dirs);
-      t.spec ??= readSpec(this.layout.mode, t.dirs);
-      if (v2) readV2(t.dirs, t.probe, this.groups, t.stats);
-      else readV1(t.dirs, t.probe, this.groups, t.stats);
+      if (!t.spec || now - t.specAt >= this.specRefreshMs) {
+        t.spec = readSpec(this.layout.mode, t.dirs);
+        if (this.groups.processes) readPidsMax(this.layout.mode, t.dirs, t.probe, t.stats);
+        t.specAt = now;
+        t.netns = undefined;
+      }
+      t.reader ??= new CgroupReader(this.layout.mode, t.dirs, t.probe, this.groups, this.budget);
+      t.reader.read(t.stats);
       t.ok = true;
     } catch (err) {
       t.ok = false;
+      closeRun(t);
       t.probe = undefined;
-      const reason: 'cgroup_vanished' | 'read_error' = isMissing(err)
-        ? 'cgroup_vanished'
-        : 'read_error';
+      const reason: SkipReason = isMissing(err) ? 'cgroup_vanished' : 'read_error';
       this.m.skipped.inc({ reason });
       if (reason === 'read_error')
         this.once.warn(
@@ -681,87 +876,113 @@ export class ContainerMetrics {
       if (mode === 'host' || mode.startsWith('container:') || t.info.pid <= 0) continue;
       const pidDir = join(this.procRoot, String(t.info.pid));
       try {
-        const ns = readLink(join(pidDir, 'ns', 'net'));
+        // the init process keeps its namespace: the link is read once per run and spec refresh
+        t.netns ??= readLink(join(pidDir, 'ns', 'net'));
+        const ns = t.netns;
         if (ns === this.hostNetns || owners.has(ns)) continue;
         owners.add(ns);
-        t.net = parseNetDev(readText(join(pidDir, 'net', 'dev')), this.includeLoopback);
+        t.netDev ??= new KeptFile(join(pidDir, 'net', 'dev'), this.budget);
+        t.net = bufNetDev(t.netDev.read(), this.includeLoopback);
       } catch {
         // the process exited meanwhile: no network series this time
+        t.netns = undefined;
+        t.netDev?.close();
+        t.netDev = undefined;
       }
     }
   }
 
-  /** One full collection: reads every active container, then renders the text. */
-  async collectAndRender(): Promise<string> {
+  private async collectNow(): Promise<Rendered> {
     const started = process.hrtime.bigint();
     const active: Tracked[] = [];
     let i = 0;
+    const now0 = this.now();
     for (const t of this.tracked.values()) {
       if (!ACTIVE_STATES.has(t.info.state)) {
+        // stopped: its cgroup is gone, do not hold its files
+        if (t.reader || t.netDev) closeRun(t);
         t.ok = false;
         continue;
       }
-      this.collectOne(t);
+      this.collectOne(t, now0);
       if (t.ok) active.push(t);
       if (++i % 250 === 0) await yieldToLoop();
     }
     if (this.networkOn) this.collectNetwork(active);
+    if (this.budget.open > this.budget.limit) this.trimOpenFiles();
     const now = this.now();
-    const text = this.renderText(active, now);
+    const r = this.renderSamples(active, now);
     this.m.collections.inc();
     this.m.containers.set(active.length);
     this.m.duration.set(Number(process.hrtime.bigint() - started) / 1e9);
-    this.last = { at: now, text };
-    return text;
+    this.setLast(r);
+    return r;
   }
 
-  private renderText(active: Tracked[], now: number): string {
-    // one array joined once: cheaper than flattening a deep rope of += concatenations
-    const out: string[] = [];
-    for (const f of this.families) {
-      const start = out.length;
-      out.push(header(f.name, f.type, f.help));
+  /** After running out of descriptors: close kept files until the (shrunk) budget holds. */
+  private trimOpenFiles(): void {
+    for (const t of this.tracked.values()) {
+      if (this.budget.open <= this.budget.limit) return;
+      closeRun(t);
+    }
+  }
+
+  private renderSamples(active: Tracked[], now: number): Rendered {
+    const w = new ExpositionWriter(this.sizeHint + (this.sizeHint >> 3), this.allocBlock);
+    const families: Rendered['families'] = [];
+    for (const out of this.families) {
+      const f = out.family;
+      const { prefix } = out;
+      w.begin();
       if (f.kind === 'scalar') {
-        const pre = f.name + '{';
-        const suffix = (f.suffix ?? '') + '} ';
+        const close = out.suffixClose;
         for (const t of active) {
           const v = f.value(t, now);
           if (v !== v) continue; // NaN: not available
-          out.push(pre, t.labels, suffix, formatValue(v), '\n');
+          if (close) w.series(prefix, t.labels, close, v);
+          else w.series2(prefix, t.labelsClose, v);
         }
       } else if (f.kind === 'device') {
         for (const t of active) {
           for (const d of t.stats.devices.values()) {
-            out.push(
-              f.name,
-              '{',
-              t.labels,
-              ',device="',
-              escapeLabelValue(this.deviceName(d.dev)),
-              '"} ',
-              formatValue(f.value(d)),
-              '\n',
-            );
+            w.series(prefix, t.labels, this.deviceLabel(d.dev), f.value(d));
           }
         }
       } else {
         for (const t of active) {
           for (const n of t.net) {
-            out.push(
-              f.name,
-              '{',
-              t.labels,
-              ',interface="',
-              escapeLabelValue(n.name),
-              '"} ',
-              formatValue(f.value(n)),
-              '\n',
-            );
+            w.series(prefix, t.labels, this.interfaceLabel(n.name), f.value(n));
           }
         }
       }
-      if (out.length === start + 1) out.length = start; // no samples: no header either
+      const samples = w.end();
+      if (samples.length) families.push({ out, samples }); // no samples: no header either
     }
-    return out.join('');
+    this.sizeHint = w.total;
+    return { at: now, families, bytes: w.total, blocks: w.blocks, refs: 0, retired: false };
   }
+}
+
+const CLOSE = Buffer.from('} ');
+
+/** Closes the files a container run keeps open (its cgroup is gone or about to be). */
+function closeRun(t: Tracked): void {
+  t.reader?.close();
+  t.reader = undefined;
+  t.netDev?.close();
+  t.netDev = undefined;
+}
+
+/** The chunks of a rendered collection in one format (cached on the collection). */
+function assemble(r: Rendered, openMetrics: boolean): Buffer[] {
+  const cached = openMetrics ? r.openMetrics : r.text;
+  if (cached) return cached;
+  const chunks: Buffer[] = [];
+  for (const { out, samples } of r.families) {
+    chunks.push(openMetrics ? out.openMetrics : out.text);
+    for (const s of samples) chunks.push(s);
+  }
+  if (openMetrics) r.openMetrics = chunks;
+  else r.text = chunks;
+  return chunks;
 }

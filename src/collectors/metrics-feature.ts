@@ -45,7 +45,7 @@ export class MetricsFeature implements Component {
       intervalMs: cfg.host_interval_seconds * 1000,
       disabled: cfg.disabled_metrics,
     });
-    ctx.metrics.addProvider({ render: () => this.containers.render() });
+    ctx.metrics.addProvider(this.containers);
     ctx.logger.info(
       {
         cgroupMode: this.containers.layout.mode,

@@ -4,7 +4,34 @@ import { Registry } from 'prom-client';
 export interface ExpositionProvider {
   /** Prometheus text format (0.0.4); OpenMetrics is derived from it. */
   render(): Promise<string> | string;
+  /**
+   * Optional, for large outputs: the exposition as UTF-8 chunks, already in the requested format
+   * (OpenMetrics without the final `# EOF`, which the exporter adds once). Used instead of
+   * render() when present, so megabytes of samples are neither joined nor converted line by line.
+   */
+  renderChunks?(openMetrics: boolean): Promise<ExpositionChunks> | ExpositionChunks;
 }
+
+export interface ExpositionChunks {
+  chunks: readonly Buffer[];
+  /**
+   * Call once the chunks have been written (or dropped): the provider may then reuse their
+   * memory. Never calling it is safe (the memory is left to the garbage collector).
+   */
+  release?: () => void;
+}
+
+/** A rendered /metrics body: chunks to write in order, and their total size. */
+export interface MetricsBody {
+  contentType: string;
+  chunks: Buffer[];
+  length: number;
+  /** Call once the body has been written or abandoned (idempotent); see ExpositionChunks. */
+  release: () => void;
+}
+
+const LF = Buffer.from('\n');
+const EOF_LINE = Buffer.from('# EOF\n');
 
 export const PROMETHEUS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
 export const OPENMETRICS_CONTENT_TYPE = Registry.OPENMETRICS_CONTENT_TYPE;
@@ -102,19 +129,65 @@ export class MetricsExporter {
 
   /** Prometheus text format of everything. */
   async renderText(): Promise<string> {
-    const parts: string[] = [];
-    for (const p of this.providers) {
-      const text = await p.render();
-      if (text) parts.push(text.endsWith('\n') ? text : text + '\n');
-    }
-    const text = await this.registry.metrics();
-    if (text) parts.push(text.endsWith('\n') ? text : text + '\n');
-    return parts.join('');
+    return (await this.render(false)).body;
   }
 
+  /**
+   * Everything as chunks for the HTTP response to write in order (no joined copy of the text).
+   * Providers with renderChunks contribute their Buffers as they are; text from the others (and
+   * the registry) is converted to OpenMetrics per provider, which is the same as converting the
+   * whole text: a family's HELP, TYPE and samples always come from one provider.
+   */
+  async renderBody(openMetrics: boolean): Promise<MetricsBody> {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    const add = (b: Buffer): void => {
+      if (b.length === 0) return;
+      chunks.push(b);
+      length += b.length;
+    };
+    const addText = (text: string): void => {
+      if (!text) return;
+      if (openMetrics) {
+        // toOpenMetrics ends with `# EOF`: the exporter adds it once, at the very end
+        const om = toOpenMetrics(text);
+        add(Buffer.from(om.slice(0, om.length - 6)));
+      } else add(Buffer.from(text.endsWith('\n') ? text : text + '\n'));
+    };
+    const releases: Array<() => void> = [];
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      for (const r of releases) r();
+    };
+    for (const p of this.providers) {
+      if (p.renderChunks) {
+        const got = await p.renderChunks(openMetrics);
+        if (got.release) releases.push(got.release);
+        const parts = got.chunks;
+        for (const b of parts) add(b);
+        const tail = chunks[chunks.length - 1];
+        if (parts.length && tail && tail[tail.length - 1] !== 0x0a) add(LF);
+      } else addText(await p.render());
+    }
+    addText(await this.registry.metrics());
+    if (openMetrics) add(EOF_LINE);
+    return {
+      contentType: openMetrics ? OPENMETRICS_CONTENT_TYPE : PROMETHEUS_CONTENT_TYPE,
+      chunks,
+      length,
+      release,
+    };
+  }
+
+  /** The whole body as one string (tests, tools); the HTTP route writes renderBody's chunks. */
   async render(openMetrics: boolean): Promise<{ contentType: string; body: string }> {
-    const text = await this.renderText();
-    if (openMetrics) return { contentType: OPENMETRICS_CONTENT_TYPE, body: toOpenMetrics(text) };
-    return { contentType: PROMETHEUS_CONTENT_TYPE, body: text };
+    const { contentType, chunks, release } = await this.renderBody(openMetrics);
+    try {
+      return { contentType, body: Buffer.concat(chunks).toString('utf8') };
+    } finally {
+      release();
+    }
   }
 }

@@ -11,14 +11,18 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CgroupLayout } from './detect.js';
 import {
-  countLines,
-  parseBlkioV1,
-  parseFlatKeyed,
-  parseIoStatV2,
-  parsePressure,
+  KeptFile,
+  bufBlkioV1,
+  bufCountLines,
+  bufFlatKeyed,
+  bufIoStatV2,
+  bufNumber,
+  bufPressure,
+  keySet,
   readNumber,
   readText,
   type DeviceIo,
+  type OpenFileBudget,
 } from './read.js';
 
 /** USER_HZ: the unit of cpuacct.stat; 100 on every Linux architecture Docker runs on. */
@@ -171,18 +175,6 @@ export function probe(layout: CgroupLayout, dirs: CgroupDirs): Probe {
   };
 }
 
-function readPsi(dir: string, s: ContainerStats): void {
-  let p = parsePressure(readText(dir + '/cpu.pressure'));
-  s.psiCpuSome = p.some / 1e6;
-  s.psiCpuFull = p.full / 1e6;
-  p = parsePressure(readText(dir + '/memory.pressure'));
-  s.psiMemSome = p.some / 1e6;
-  s.psiMemFull = p.full / 1e6;
-  p = parsePressure(readText(dir + '/io.pressure'));
-  s.psiIoSome = p.some / 1e6;
-  s.psiIoFull = p.full / 1e6;
-}
-
 /** Which stat groups to read (disabled groups cost nothing). */
 export interface ReadGroups {
   cpu: boolean;
@@ -192,145 +184,241 @@ export interface ReadGroups {
   pressure: boolean;
 }
 
+const CPUACCT_STAT = keySet('user', 'system');
+const CPU_STAT_V1 = keySet('nr_periods', 'nr_throttled', 'throttled_time');
+const MEMORY_STAT_V1 = keySet(
+  'total_rss',
+  'total_cache',
+  'total_mapped_file',
+  'total_swap',
+  'total_inactive_file',
+);
+const OOM_CONTROL = keySet('oom_kill');
+const CPU_STAT_V2 = keySet(
+  'usage_usec',
+  'user_usec',
+  'system_usec',
+  'nr_periods',
+  'nr_throttled',
+  'throttled_usec',
+);
+const MEMORY_STAT_V2 = keySet('anon', 'file', 'file_mapped', 'inactive_file');
+const MEMORY_EVENTS = keySet('max', 'oom_kill');
+
+/** Scratch space for parsed values (NaN = not present in the file). */
+const vals = new Float64Array(8);
+const clear = (): Float64Array => vals.fill(NaN);
+const has = (i: number): boolean => !Number.isNaN(vals[i]);
+const val = (i: number): number => vals[i] as number;
+const psi = new Float64Array(2);
+
 /**
- * Reads a v1 container. Throws (ENOENT) when a required file is gone: the caller treats that as
- * "cgroup vanished".
+ * Reads one container's counters on every collection, from files it keeps open (see
+ * {@link KeptFile}). One reader per container run: the files to read are decided once from the
+ * probe and the enabled groups. Throws (ENOENT/ENODEV) when a required file is gone: the caller
+ * treats that as "cgroup vanished" and closes the reader.
  */
-export function readV1(dirs: CgroupDirs, pr: Probe, g: ReadGroups, s: ContainerStats): void {
-  if (g.cpu) {
-    if (dirs.cpuacct) {
-      s.cpuTotal = readNumber(dirs.cpuacct + '/cpuacct.usage') / 1e9;
-      parseFlatKeyed(readText(dirs.cpuacct + '/cpuacct.stat'), (k, v) => {
-        if (k === 'user') s.cpuUser = v / USER_HZ;
-        else if (k === 'system') s.cpuSystem = v / USER_HZ;
-      });
-    }
-    if (dirs.cpu) {
-      parseFlatKeyed(readText(dirs.cpu + '/cpu.stat'), (k, v) => {
-        if (k === 'nr_periods') s.cfsPeriods = v;
-        else if (k === 'nr_throttled') s.cfsThrottledPeriods = v;
-        else if (k === 'throttled_time') s.cfsThrottledSeconds = v / 1e9;
-      });
-    }
-  }
-  if (g.memory && dirs.memory) {
-    const m = dirs.memory;
-    s.memUsage = readNumber(m + '/memory.usage_in_bytes');
-    let inactiveFile = 0;
-    parseFlatKeyed(readText(m + '/memory.stat'), (k, v) => {
-      switch (k) {
-        case 'total_rss':
-          s.memRss = v;
-          break;
-        case 'total_cache':
-          s.memCache = v;
-          break;
-        case 'total_mapped_file':
-          s.memMappedFile = v;
-          break;
-        case 'total_swap':
-          s.memSwap = v;
-          break;
-        case 'total_inactive_file':
-          inactiveFile = v;
-          break;
+export class CgroupReader {
+  private readonly files: KeptFile[] = [];
+  private readonly v2: boolean;
+  // v1 and v2 (undefined = not read)
+  private readonly cpuStat: KeptFile | undefined;
+  private readonly memUsage: KeptFile | undefined;
+  private readonly memStat: KeptFile | undefined;
+  private readonly memMaxUsage: KeptFile | undefined;
+  private readonly memOom: KeptFile | undefined;
+  private readonly blkio: KeptFile | undefined;
+  private readonly procs: KeptFile | undefined;
+  private readonly pidsCurrent: KeptFile | undefined;
+  private readonly psiCpu: KeptFile | undefined;
+  private readonly psiMem: KeptFile | undefined;
+  private readonly psiIo: KeptFile | undefined;
+  // v1 only
+  private readonly cpuacctUsage: KeptFile | undefined;
+  private readonly cpuacctStat: KeptFile | undefined;
+  private readonly memFailcnt: KeptFile | undefined;
+  private readonly blkioOps: KeptFile | undefined;
+  // v2 only
+  private readonly memSwap: KeptFile | undefined;
+
+  constructor(
+    mode: CgroupLayout['mode'],
+    dirs: CgroupDirs,
+    pr: Probe,
+    g: ReadGroups,
+    budget: OpenFileBudget | undefined,
+  ) {
+    const f = (path: string): KeptFile => {
+      const k = new KeptFile(path, budget);
+      this.files.push(k);
+      return k;
+    };
+    this.v2 = mode === 'v2';
+    if (this.v2) {
+      const u = dirs.unified as string;
+      if (g.cpu) this.cpuStat = f(u + '/cpu.stat');
+      if (g.memory) {
+        this.memUsage = f(u + '/memory.current');
+        this.memStat = f(u + '/memory.stat');
+        if (pr.swap) this.memSwap = f(u + '/memory.swap.current');
+        if (pr.maxUsage) this.memMaxUsage = f(u + '/memory.peak');
+        if (pr.oom) this.memOom = f(u + '/memory.events');
       }
-    });
-    s.memWorkingSet = s.memUsage > inactiveFile ? s.memUsage - inactiveFile : 0;
-    s.memFailcnt = readNumber(m + '/memory.failcnt');
-    if (pr.maxUsage) s.memMaxUsage = readNumber(m + '/memory.max_usage_in_bytes');
-    if (pr.oom) {
-      parseFlatKeyed(readText(m + '/memory.oom_control'), (k, v) => {
-        if (k === 'oom_kill') s.oomKills = v;
-      });
+      if (g.diskIo && pr.blkioFile) this.blkio = f(pr.blkioFile);
+      if (g.processes) {
+        this.procs = f(u + '/cgroup.procs');
+        if (pr.pids) this.pidsCurrent = f(u + '/pids.current');
+      }
+    } else {
+      if (g.cpu) {
+        if (dirs.cpuacct) {
+          this.cpuacctUsage = f(dirs.cpuacct + '/cpuacct.usage');
+          this.cpuacctStat = f(dirs.cpuacct + '/cpuacct.stat');
+        }
+        if (dirs.cpu) this.cpuStat = f(dirs.cpu + '/cpu.stat');
+      }
+      if (g.memory && dirs.memory) {
+        const m = dirs.memory;
+        this.memUsage = f(m + '/memory.usage_in_bytes');
+        this.memStat = f(m + '/memory.stat');
+        this.memFailcnt = f(m + '/memory.failcnt');
+        if (pr.maxUsage) this.memMaxUsage = f(m + '/memory.max_usage_in_bytes');
+        if (pr.oom) this.memOom = f(m + '/memory.oom_control');
+      }
+      if (g.diskIo && pr.blkioFile && pr.blkioOpsFile) {
+        this.blkio = f(pr.blkioFile);
+        this.blkioOps = f(pr.blkioOpsFile);
+      }
+      if (g.processes) {
+        const procsDir = dirs.pids ?? dirs.cpuacct ?? dirs.memory;
+        if (procsDir) this.procs = f(procsDir + '/cgroup.procs');
+        if (pr.pids && dirs.pids) this.pidsCurrent = f(dirs.pids + '/pids.current');
+      }
+    }
+    if (g.pressure && pr.psiDir) {
+      this.psiCpu = f(pr.psiDir + '/cpu.pressure');
+      this.psiMem = f(pr.psiDir + '/memory.pressure');
+      this.psiIo = f(pr.psiDir + '/io.pressure');
     }
   }
-  if (g.diskIo && pr.blkioFile && pr.blkioOpsFile) {
-    s.devices.clear();
-    parseBlkioV1(readText(pr.blkioFile), s.devices, true);
-    parseBlkioV1(readText(pr.blkioOpsFile), s.devices, false);
+
+  /** Files currently kept open. */
+  openFiles(): number {
+    let n = 0;
+    for (const f of this.files) if (f.isOpen) n++;
+    return n;
   }
-  if (g.processes) {
-    const procsDir = dirs.pids ?? dirs.cpuacct ?? dirs.memory;
-    if (procsDir) s.processes = countLines(procsDir + '/cgroup.procs');
-    if (pr.pids && dirs.pids) {
-      s.threads = readNumber(dirs.pids + '/pids.current');
-      const max = readNumber(dirs.pids + '/pids.max');
-      s.threadsMax = Number.isFinite(max) ? max : 0;
+
+  close(): void {
+    for (const f of this.files) f.close();
+  }
+
+  read(s: ContainerStats): void {
+    if (this.v2) this.readV2(s);
+    else this.readV1(s);
+    if (this.psiCpu && this.psiMem && this.psiIo) {
+      bufPressure(this.psiCpu.read(), psi);
+      s.psiCpuFull = (psi[1] as number) / 1e6;
+      s.psiCpuSome = (psi[0] as number) / 1e6;
+      bufPressure(this.psiMem.read(), psi);
+      s.psiMemSome = (psi[0] as number) / 1e6;
+      s.psiMemFull = (psi[1] as number) / 1e6;
+      bufPressure(this.psiIo.read(), psi);
+      s.psiIoSome = (psi[0] as number) / 1e6;
+      s.psiIoFull = (psi[1] as number) / 1e6;
     }
   }
-  if (g.pressure && pr.psiDir) readPsi(pr.psiDir, s);
+
+  private readV1(s: ContainerStats): void {
+    if (this.cpuacctUsage && this.cpuacctStat) {
+      s.cpuTotal = bufNumber(this.cpuacctUsage.read()) / 1e9;
+      bufFlatKeyed(this.cpuacctStat.read(), CPUACCT_STAT, clear());
+      if (has(0)) s.cpuUser = val(0) / USER_HZ;
+      if (has(1)) s.cpuSystem = val(1) / USER_HZ;
+    }
+    if (this.cpuStat) {
+      bufFlatKeyed(this.cpuStat.read(), CPU_STAT_V1, clear());
+      if (has(0)) s.cfsPeriods = val(0);
+      if (has(1)) s.cfsThrottledPeriods = val(1);
+      if (has(2)) s.cfsThrottledSeconds = val(2) / 1e9;
+    }
+    if (this.memUsage && this.memStat && this.memFailcnt) {
+      s.memUsage = bufNumber(this.memUsage.read());
+      bufFlatKeyed(this.memStat.read(), MEMORY_STAT_V1, clear());
+      if (has(0)) s.memRss = val(0);
+      if (has(1)) s.memCache = val(1);
+      if (has(2)) s.memMappedFile = val(2);
+      if (has(3)) s.memSwap = val(3);
+      const inactiveFile = has(4) ? val(4) : 0;
+      s.memWorkingSet = s.memUsage > inactiveFile ? s.memUsage - inactiveFile : 0;
+      s.memFailcnt = bufNumber(this.memFailcnt.read());
+      if (this.memMaxUsage) s.memMaxUsage = bufNumber(this.memMaxUsage.read());
+      if (this.memOom) {
+        bufFlatKeyed(this.memOom.read(), OOM_CONTROL, clear());
+        if (has(0)) s.oomKills = val(0);
+      }
+    }
+    if (this.blkio && this.blkioOps) {
+      s.devices.clear();
+      bufBlkioV1(this.blkio.read(), s.devices, true);
+      bufBlkioV1(this.blkioOps.read(), s.devices, false);
+    }
+    this.readProcs(s);
+  }
+
+  private readV2(s: ContainerStats): void {
+    if (this.cpuStat) {
+      bufFlatKeyed(this.cpuStat.read(), CPU_STAT_V2, clear());
+      if (has(0)) s.cpuTotal = val(0) / 1e6;
+      if (has(1)) s.cpuUser = val(1) / 1e6;
+      if (has(2)) s.cpuSystem = val(2) / 1e6;
+      if (has(3)) s.cfsPeriods = val(3);
+      if (has(4)) s.cfsThrottledPeriods = val(4);
+      if (has(5)) s.cfsThrottledSeconds = val(5) / 1e6;
+    }
+    if (this.memUsage && this.memStat) {
+      s.memUsage = bufNumber(this.memUsage.read());
+      bufFlatKeyed(this.memStat.read(), MEMORY_STAT_V2, clear());
+      if (has(0)) s.memRss = val(0);
+      if (has(1)) s.memCache = val(1);
+      if (has(2)) s.memMappedFile = val(2);
+      const inactiveFile = has(3) ? val(3) : 0;
+      s.memWorkingSet = s.memUsage > inactiveFile ? s.memUsage - inactiveFile : 0;
+      if (this.memSwap) s.memSwap = bufNumber(this.memSwap.read());
+      if (this.memMaxUsage) s.memMaxUsage = bufNumber(this.memMaxUsage.read());
+      if (this.memOom) {
+        bufFlatKeyed(this.memOom.read(), MEMORY_EVENTS, clear());
+        if (has(0)) s.memFailcnt = val(0);
+        if (has(1)) s.oomKills = val(1);
+      }
+    }
+    if (this.blkio) {
+      s.devices.clear();
+      bufIoStatV2(this.blkio.read(), s.devices);
+    }
+    this.readProcs(s);
+  }
+
+  private readProcs(s: ContainerStats): void {
+    if (this.procs) s.processes = bufCountLines(this.procs.read());
+    if (this.pidsCurrent) s.threads = bufNumber(this.pidsCurrent.read());
+  }
 }
 
-/** Reads a v2 container (unified hierarchy). */
-export function readV2(dirs: CgroupDirs, pr: Probe, g: ReadGroups, s: ContainerStats): void {
-  const u = dirs.unified as string;
-  if (g.cpu) {
-    parseFlatKeyed(readText(u + '/cpu.stat'), (k, v) => {
-      switch (k) {
-        case 'usage_usec':
-          s.cpuTotal = v / 1e6;
-          break;
-        case 'user_usec':
-          s.cpuUser = v / 1e6;
-          break;
-        case 'system_usec':
-          s.cpuSystem = v / 1e6;
-          break;
-        case 'nr_periods':
-          s.cfsPeriods = v;
-          break;
-        case 'nr_throttled':
-          s.cfsThrottledPeriods = v;
-          break;
-        case 'throttled_usec':
-          s.cfsThrottledSeconds = v / 1e6;
-          break;
-      }
-    });
-  }
-  if (g.memory) {
-    s.memUsage = readNumber(u + '/memory.current');
-    let inactiveFile = 0;
-    parseFlatKeyed(readText(u + '/memory.stat'), (k, v) => {
-      switch (k) {
-        case 'anon':
-          s.memRss = v;
-          break;
-        case 'file':
-          s.memCache = v;
-          break;
-        case 'file_mapped':
-          s.memMappedFile = v;
-          break;
-        case 'inactive_file':
-          inactiveFile = v;
-          break;
-      }
-    });
-    s.memWorkingSet = s.memUsage > inactiveFile ? s.memUsage - inactiveFile : 0;
-    if (pr.swap) s.memSwap = readNumber(u + '/memory.swap.current');
-    if (pr.maxUsage) s.memMaxUsage = readNumber(u + '/memory.peak');
-    if (pr.oom) {
-      parseFlatKeyed(readText(u + '/memory.events'), (k, v) => {
-        if (k === 'max') s.memFailcnt = v;
-        else if (k === 'oom_kill') s.oomKills = v;
-      });
-    }
-  }
-  if (g.diskIo && pr.blkioFile) {
-    s.devices.clear();
-    parseIoStatV2(readText(pr.blkioFile), s.devices);
-  }
-  if (g.processes) {
-    s.processes = countLines(u + '/cgroup.procs');
-    if (pr.pids) {
-      s.threads = readNumber(u + '/pids.current');
-      const max = readNumber(u + '/pids.max');
-      s.threadsMax = Number.isFinite(max) ? max : 0;
-    }
-  }
-  if (g.pressure && pr.psiDir) readPsi(pr.psiDir, s);
+/**
+ * Reads `pids.max` (a limit: it changes only with `docker update`, so it is read with the spec).
+ * Sets threadsMax (0 = unlimited), NaN without the pids controller.
+ */
+export function readPidsMax(
+  mode: CgroupLayout['mode'],
+  dirs: CgroupDirs,
+  pr: Probe,
+  s: ContainerStats,
+): void {
+  const dir = mode === 'v2' ? dirs.unified : dirs.pids;
+  if (!pr.pids || !dir) return;
+  const max = readNumber(dir + '/pids.max');
+  s.threadsMax = Number.isFinite(max) ? max : 0;
 }
 
 function memSpec(v: number): number {

@@ -1,10 +1,20 @@
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { OomTracker } from '../../../src/collectors/oom.js';
 import { ContainerMetrics } from '../../../src/collectors/containers.js';
 import { detectCgroupLayout } from '../../../src/collectors/cgroup/detect.js';
+import { toOpenMetrics } from '../../../src/exporters/prometheus.js';
 import {
   FIXTURES,
   FIXTURE_ID,
@@ -156,5 +166,100 @@ describe('container metrics from cgroup fixture trees', () => {
     now += 600;
     await c.render();
     expect(await count()).toBe(2);
+  });
+});
+
+describe('kept-open cgroup files', () => {
+  function copyTree(shape: string): string {
+    const dir = mkdtempSync(join(tmpdir(), 'hm-cg-'));
+    cpSync(join(FIXTURES, shape), dir, { recursive: true, verbatimSymlinks: true });
+    return dir;
+  }
+
+  for (const shape of ['v1-cgroupfs', 'v2-cgroupfs']) {
+    it(`${shape}: renders the same with files kept open, opened per read, and in OpenMetrics`, async () => {
+      const kept = collector(shape, new StaticSource([containerInfo()]));
+      const perRead = collector(shape, new StaticSource([containerInfo()]), { maxOpenFiles: 0 });
+      kept.start();
+      perRead.start();
+      const golden = readFileSync(join(FIXTURES, `${shape}.golden.prom`), 'utf8');
+      expect(await kept.render()).toBe(golden);
+      expect(kept.openFiles()).toBeGreaterThan(10);
+      expect(await kept.render()).toBe(golden); // second read of the same descriptors (pread at 0)
+      expect(await perRead.render()).toBe(golden);
+      expect(perRead.openFiles()).toBe(0);
+      const om = await kept.renderChunks(true);
+      expect(Buffer.concat(om.chunks).toString('utf8') + '# EOF\n').toBe(toOpenMetrics(golden));
+      om.release();
+      kept.stop();
+      expect(kept.openFiles()).toBe(0);
+    });
+  }
+
+  it('sees new values, survives a re-created cgroup and counts a vanished one', async () => {
+    const root = copyTree('v1-cgroupfs');
+    try {
+      const registry = new Registry();
+      const src = new StaticSource([containerInfo()]);
+      const c = new ContainerMetrics({
+        inventory: src,
+        logger: silentLogger,
+        registry,
+        cgroupRoot: join(root, 'sys/fs/cgroup'),
+        procRoot: join(root, 'proc'),
+        labelAllowlist: ALLOW,
+        minIntervalMs: 0,
+        now: () => NOW,
+      });
+      c.start();
+      expect(await c.render()).toContain('container_memory_failcnt{');
+      const dir = join(root, 'sys/fs/cgroup/memory/docker', FIXTURE_ID);
+      writeFileSync(join(dir, 'memory.failcnt'), '9\n');
+      expect(await c.render()).toMatch(/container_memory_failcnt\{[^}]*\} 9\n/);
+      // a restart makes a new cgroup at the same path (the inventory reports a new run): the
+      // files are opened again. (On cgroupfs the old descriptors would also fail with ENODEV
+      // and be reopened once; a regular file system keeps serving the unlinked inode.)
+      const copy = dir + '.new';
+      cpSync(dir, copy, { recursive: true });
+      rmSync(dir, { recursive: true });
+      renameSync(copy, dir);
+      writeFileSync(join(dir, 'memory.failcnt'), '11\n');
+      src.set(containerInfo({ startedAt: containerInfo().startedAt + 1000 }));
+      expect(await c.render()).toMatch(/container_memory_failcnt\{[^}]*\} 11\n/);
+      // the next run's cgroup is gone before it is read: skipped, counted, nothing kept open
+      rmSync(join(root, 'sys/fs/cgroup/cpuacct/docker', FIXTURE_ID), { recursive: true });
+      src.set(containerInfo({ startedAt: containerInfo().startedAt + 2000 }));
+      expect(await c.render()).toBe('');
+      expect(c.openFiles()).toBe(0);
+      const m = await registry.getSingleMetricAsString('harbormaster_cgroup_skipped_total');
+      expect(m).toContain('harbormaster_cgroup_skipped_total{reason="cgroup_vanished"} 1');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('reads limits again after an inventory update', async () => {
+    const root = copyTree('v2-cgroupfs');
+    try {
+      const src = new StaticSource([containerInfo()]);
+      const c = new ContainerMetrics({
+        inventory: src,
+        logger: silentLogger,
+        cgroupRoot: join(root, 'sys/fs/cgroup'),
+        procRoot: join(root, 'proc'),
+        minIntervalMs: 0,
+        now: () => NOW,
+      });
+      c.start();
+      expect(await c.render()).toMatch(/container_spec_memory_limit_bytes\{[^}]*\} 67108864\n/);
+      writeFileSync(join(root, 'sys/fs/cgroup/docker', FIXTURE_ID, 'memory.max'), '1048576\n');
+      // limits are cached until the inventory reports a change (docker update)
+      expect(await c.render()).toMatch(/container_spec_memory_limit_bytes\{[^}]*\} 67108864\n/);
+      src.set(containerInfo());
+      expect(await c.render()).toMatch(/container_spec_memory_limit_bytes\{[^}]*\} 1048576\n/);
+      c.stop();
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
