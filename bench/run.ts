@@ -3,6 +3,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { runLogsBench } from './logs-throughput.js';
+import { runMetricsBench } from './metrics-collection.js';
 import { runRealContainersBench } from './real-containers.js';
 
 const quick = process.argv.includes('--quick');
@@ -24,7 +26,9 @@ const results: Record<string, unknown> = {
   },
 };
 
+if (want('metrics')) results.metricsCollection = await runMetricsBench({ quick });
 if (want('real')) results.realContainers = await runRealContainersBench({ quick });
+if (want('logs')) results.logs = await runLogsBench({ quick });
 
 const dir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 mkdirSync(dir, { recursive: true });

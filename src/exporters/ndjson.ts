@@ -6,7 +6,10 @@ import { nanosString } from './otlp-logs-encode.js';
 export function toNdjsonLine(r: LogRecord): string {
   return `${JSON.stringify({
     time_unix_nano: nanosString(r.timeSec, r.timeNanos),
-    observed_time_unix_nano: nanosString(Math.floor(r.observedMs / 1000), (r.observedMs % 1000) * 1e6),
+    observed_time_unix_nano: nanosString(
+      Math.floor(r.observedMs / 1000),
+      (r.observedMs % 1000) * 1e6,
+    ),
     body: r.body.toString('utf8'),
     attributes: { 'log.iostream': r.stream, ...r.attributes },
     resource: r.resource.attributes,

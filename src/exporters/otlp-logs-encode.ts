@@ -148,7 +148,8 @@ export function encodeLogsRequest(records: readonly LogRecord[]): Buffer {
       bodyInnerLen[i] = anyLen;
       const ex = recordAttrs(r);
       extra[i] = ex;
-      const len = 9 + 9 + 1 + varintLen(anyLen) + anyLen + IOSTREAM[r.stream].length + (ex?.length ?? 0);
+      const len =
+        9 + 9 + 1 + varintLen(anyLen) + anyLen + IOSTREAM[r.stream].length + (ex?.length ?? 0);
       recLen[i] = len;
       scopeLen += 1 + varintLen(len) + len;
     }

@@ -96,7 +96,9 @@ export class OtlpLogsExporter implements LogExporter {
 
   encode(batch: readonly LogRecord[]): Buffer {
     if (this.opts.protocol === 'http/json') {
-      return Buffer.from(JsonLogsSerializer.serializeRequest(toSdkLogRecords(batch) as never) ?? []);
+      return Buffer.from(
+        JsonLogsSerializer.serializeRequest(toSdkLogRecords(batch) as never) ?? [],
+      );
     }
     return encodeLogsRequest(batch);
   }
@@ -146,7 +148,9 @@ export class OtlpLogsExporter implements LogExporter {
             const code = res.statusCode ?? 0;
             if (code >= 200 && code < 300) return done({ status: 'success' });
             const text = Buffer.concat(chunks).toString('utf8').slice(0, 500);
-            const error = new Error(`OTLP receiver answered HTTP ${code}${text ? `: ${text}` : ''}`);
+            const error = new Error(
+              `OTLP receiver answered HTTP ${code}${text ? `: ${text}` : ''}`,
+            );
             if (isRetryableStatus(code)) {
               const ra = parseRetryAfterMs(res.headers['retry-after']);
               done(

@@ -45,7 +45,11 @@ export function containerResource(
 }
 
 /** Maps the daemon's log path under the agent's view of the Docker root. */
-export function mapLogPath(logPath: string, daemonRoot: string | undefined, agentRoot: string): string {
+export function mapLogPath(
+  logPath: string,
+  daemonRoot: string | undefined,
+  agentRoot: string,
+): string {
   if (!daemonRoot || daemonRoot === agentRoot) return logPath;
   const root = daemonRoot.replace(/\/+$/, '');
   if (logPath === root || logPath.startsWith(`${root}/`))
@@ -58,7 +62,10 @@ interface TailerEntry {
   container: ContainerInfo;
   lines: Record<'stdout' | 'stderr', number>;
   bytes: Record<'stdout' | 'stderr', number>;
-  reported: { lines: Record<'stdout' | 'stderr', number>; bytes: Record<'stdout' | 'stderr', number> };
+  reported: {
+    lines: Record<'stdout' | 'stderr', number>;
+    bytes: Record<'stdout' | 'stderr', number>;
+  };
 }
 
 export interface LogsComponentOptions {
@@ -93,6 +100,7 @@ export class LogsComponent implements Component {
       this.cfg.batch_max_bytes,
     );
     const registers = [o.registry];
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- prom-client collect() binds its own this
     const self = this;
     const dropCounter = new Counter({
       name: 'harbormaster_log_drops_total',
@@ -179,13 +187,18 @@ export class LogsComponent implements Component {
     };
   }
 
-  private reportRead(lines: Counter<'container_name' | 'stream'>, bytes: Counter<'container_name' | 'stream'>): void {
+  private reportRead(
+    lines: Counter<'container_name' | 'stream'>,
+    bytes: Counter<'container_name' | 'stream'>,
+  ): void {
     for (const e of this.tailers.values()) {
       for (const s of ['stdout', 'stderr'] as const) {
         const dl = e.lines[s] - e.reported.lines[s];
         const db = e.bytes[s] - e.reported.bytes[s];
-        if (dl > 0 || e.reported.lines[s] === 0) lines.inc({ container_name: e.container.name, stream: s }, dl);
-        if (db > 0 || e.reported.bytes[s] === 0) bytes.inc({ container_name: e.container.name, stream: s }, db);
+        if (dl > 0 || e.reported.lines[s] === 0)
+          lines.inc({ container_name: e.container.name, stream: s }, dl);
+        if (db > 0 || e.reported.bytes[s] === 0)
+          bytes.inc({ container_name: e.container.name, stream: s }, db);
         e.reported.lines[s] = e.lines[s];
         e.reported.bytes[s] = e.bytes[s];
       }
@@ -253,7 +266,8 @@ export class LogsComponent implements Component {
     const list = inv.list();
     const ids = new Set(list.map((c) => c.id));
     for (const c of list) this.ensure(c);
-    for (const [id, e] of this.tailers) if (!ids.has(id) && !inv.get(id)) this.onRemoved(e.container);
+    for (const [id, e] of this.tailers)
+      if (!ids.has(id) && !inv.get(id)) this.onRemoved(e.container);
     if (!this.firstReconcileDone) {
       this.firstReconcileDone = true;
       for (const k of this.store.keys()) if (!ids.has(k)) this.store.delete(k);
@@ -262,7 +276,9 @@ export class LogsComponent implements Component {
 
   private eligible(c: ContainerInfo): boolean {
     return (
-      c.logDriver === 'json-file' && c.logPath !== '' && c.labels['harbormaster.logs.enabled'] !== 'false'
+      c.logDriver === 'json-file' &&
+      c.logPath !== '' &&
+      c.labels['harbormaster.logs.enabled'] !== 'false'
     );
   }
 
@@ -276,10 +292,15 @@ export class LogsComponent implements Component {
       return;
     }
     const cfg = this.o.ctx.config;
-    const file = mapLogPath(c.logPath, this.o.ctx.inventory.engine()?.dockerRootDir, cfg.docker_root);
+    const file = mapLogPath(
+      c.logPath,
+      this.o.ctx.inventory.engine()?.dockerRootDir,
+      cfg.docker_root,
+    );
     const checkpoint = this.store.get(c.id);
     // Only containers that existed at the very first start (first reconcile) honour start_at.
-    const startAt = this.store.firstStart && !this.firstReconcileDone ? this.cfg.start_at : 'beginning';
+    const startAt =
+      this.store.firstStart && !this.firstReconcileDone ? this.cfg.start_at : 'beginning';
     const entry: TailerEntry = {
       container: c,
       lines: { stdout: 0, stderr: 0 },
@@ -324,7 +345,8 @@ export class LogsComponent implements Component {
 
   private maybeFinish(source: string, pos: { offset: number }): void {
     const e = this.tailers.get(source);
-    if (e?.tailer.done && e.tailer.lastPos && e.tailer.lastPos.offset === pos.offset) this.retire(source);
+    if (e?.tailer.done && e.tailer.lastPos && e.tailer.lastPos.offset === pos.offset)
+      this.retire(source);
   }
 
   private retire(id: string): void {
@@ -354,7 +376,10 @@ export class LogsComponent implements Component {
   health(): ComponentHealth {
     const l = this.loop;
     if (l && l.consecutiveFailures > 0)
-      return { ok: true, detail: `export retrying (${l.consecutiveFailures}): ${l.lastError ?? ''}` };
+      return {
+        ok: true,
+        detail: `export retrying (${l.consecutiveFailures}): ${l.lastError ?? ''}`,
+      };
     return { ok: true, detail: `${this.tailers.size} log files` };
   }
 }

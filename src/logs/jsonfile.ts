@@ -55,7 +55,11 @@ export function parseTimeBytes(
   out: { sec: number; nanos: number },
 ): boolean {
   if (end - start < 20) return false;
-  const y = dig(buf, start) * 1000 + dig(buf, start + 1) * 100 + dig(buf, start + 2) * 10 + dig(buf, start + 3);
+  const y =
+    dig(buf, start) * 1000 +
+    dig(buf, start + 1) * 100 +
+    dig(buf, start + 2) * 10 +
+    dig(buf, start + 3);
   const mo = dig(buf, start + 5) * 10 + dig(buf, start + 6);
   const d = dig(buf, start + 8) * 10 + dig(buf, start + 9);
   const h = dig(buf, start + 11) * 10 + dig(buf, start + 12);
@@ -150,7 +154,11 @@ function slowPath(buf: Buffer, start: number, end: number): DecodedLine | undefi
  * Decodes one json-file record in buf[start, end) (without the newline). Returns undefined for a
  * malformed record (caller counts and skips it).
  */
-export function decodeJsonFileLine(buf: Buffer, start: number, end: number): DecodedLine | undefined {
+export function decodeJsonFileLine(
+  buf: Buffer,
+  start: number,
+  end: number,
+): DecodedLine | undefined {
   if (!startsWithAt(buf, start, PREFIX)) return slowPath(buf, start, end);
   const s = start + PREFIX.length;
   const q = buf.indexOf(Q, s);

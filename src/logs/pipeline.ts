@@ -5,7 +5,8 @@ import type { CheckpointStore } from './checkpoints.js';
 import type { TailerSink } from './tailer.js';
 import type { DropReason, ExportResult, LogExporter, LogPosition, LogRecord } from './types.js';
 
-const RECORD_OVERHEAD = 64;
+// JS objects per record (record, position, Buffer view) cost far more than the body of a short line.
+const RECORD_OVERHEAD = 320;
 
 export function recordSize(r: LogRecord): number {
   return r.body.length + RECORD_OVERHEAD;

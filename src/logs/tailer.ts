@@ -12,7 +12,7 @@ import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Checkpoint } from './checkpoints.js';
 import { decodeJsonFileLine } from './jsonfile.js';
-import type { DropReason, FileIdentity, LogPosition, LogRecord, LogResource } from './types.js';
+import type { DropReason, LogPosition, LogRecord, LogResource } from './types.js';
 
 export const FP_LEN = 1024;
 
@@ -271,7 +271,9 @@ export class Tailer {
   // ---- file discovery ----
 
   /** Existing generations, oldest first: name.N … name.1, name. */
-  private async listGenerations(): Promise<{ file: string; dev: number; ino: number; size: number }[]> {
+  private async listGenerations(): Promise<
+    { file: string; dev: number; ino: number; size: number }[]
+  > {
     const dir = path.dirname(this.path);
     const base = path.basename(this.path);
     let names: string[];
@@ -344,7 +346,13 @@ export class Tailer {
     this.everOpened = true;
     return {
       fh,
-      id: { dev: st.dev, ino: st.ino, fp: fingerprint(head), fpLen: head.length, seq: ++seqCounter },
+      id: {
+        dev: st.dev,
+        ino: st.ino,
+        fp: fingerprint(head),
+        fpLen: head.length,
+        seq: ++seqCounter,
+      },
       pos: start,
       size: st.size,
       skipping: false,
@@ -362,20 +370,19 @@ export class Tailer {
     let firstPos: number | 'end' = 0;
     if (cp) {
       let found = -1;
-      let sameContent = false;
       for (let i = gens.length - 1; i >= 0; i--) {
         const g = gens[i]!;
         if (g.dev !== cp.dev || g.ino !== cp.ino) continue;
-        found = i;
-        // Same inode: same content only if the first bytes still match. If they do not, the file
-        // was truncated/rewritten, or the inode was reused after every older generation was
-        // deleted: either way nothing older is left to read, and this file starts at 0.
+        // Same inode: the same file only if its first bytes still match. Otherwise the inode was
+        // reused by a newer generation after the checkpointed file was deleted (common: Docker
+        // deletes the oldest generation and creates the live file right after), or the file was
+        // rewritten: every file present is then newer than the checkpoint.
         try {
           const fh = await open(g.file, 'r');
           try {
             const head = Buffer.alloc(Math.min(cp.fpLen, g.size));
             if (head.length > 0) await fh.read(head, 0, head.length, 0);
-            sameContent = head.length === cp.fpLen && fingerprint(head) === cp.fp;
+            if (head.length === cp.fpLen && fingerprint(head) === cp.fp) found = i;
           } finally {
             await fh.close();
           }
@@ -387,7 +394,7 @@ export class Tailer {
       if (found >= 0) {
         from = found;
         const g = gens[found]!;
-        if (!sameContent || g.size < cp.offset) {
+        if (g.size < cp.offset) {
           this.opts.stats.drop('file_truncated');
           firstPos = 0;
         } else firstPos = cp.offset;
@@ -664,7 +671,14 @@ export class Tailer {
     cur.pos = base + i;
   }
 
-  private line(cur: OpenFile, chunk: Buffer, s: number, e: number, endOffset: number, observedMs: number): void {
+  private line(
+    cur: OpenFile,
+    chunk: Buffer,
+    s: number,
+    e: number,
+    endOffset: number,
+    observedMs: number,
+  ): void {
     const d = decodeJsonFileLine(chunk, s, e);
     if (!d) {
       this.opts.stats.drop('malformed_record');
@@ -757,7 +771,7 @@ export class Tailer {
       timeSec,
       timeNanos,
       observedMs,
-      pos: { file: pos.file as FileIdentity, offset: pos.offset },
+      pos: { file: pos.file, offset: pos.offset },
       source: this.key,
       ...(attributes ? { attributes } : {}),
     };

@@ -17,7 +17,12 @@ import {
   waitFor,
   type AgentProcess,
 } from './harness/index.js';
-import { allLogRecords, attrs, startOtlpReceiver, type OtlpReceiver } from '../support/otlp-receiver.js';
+import {
+  allLogRecords,
+  attrs,
+  startOtlpReceiver,
+  type OtlpReceiver,
+} from '../support/otlp-receiver.js';
 
 const BIG = 64 * 1024;
 
@@ -114,7 +119,12 @@ describeDocker('log shipping (json-file → OTLP)', () => {
     return stateDir;
   }
 
-  async function runWriter(maxFile: number, blocks: number, per: number, pause = '0'): Promise<string> {
+  async function runWriter(
+    maxFile: number,
+    blocks: number,
+    per: number,
+    pause = '0',
+  ): Promise<string> {
     const name = uniqueName('logs');
     const r = await runContainer([
       '-d',
@@ -165,7 +175,10 @@ describeDocker('log shipping (json-file → OTLP)', () => {
       const m = last ? (await last.get('/metrics').catch(() => ({ text: '' }))).text : '';
       console.log(
         `received stdout=${g.stdout.length} (${new Set(g.stdout).size} unique) stderr=${g.stderr.length}; requests=${rx.requests()} errors=${rx.errors().slice(0, 3).join(';')}\n` +
-          m.split('\n').filter((l) => l.startsWith('harbormaster_log')).join('\n') +
+          m
+            .split('\n')
+            .filter((l) => l.startsWith('harbormaster_log'))
+            .join('\n') +
           `\n${last?.stderr().slice(-3000) ?? ''}`,
       );
       throw err;
@@ -187,7 +200,10 @@ describeDocker('log shipping (json-file → OTLP)', () => {
       expect(metrics).toMatch(/harbormaster_log_records_exported_total \d+/);
       expect(metrics).toMatch(/harbormaster_log_drops_total\{reason="malformed_record"\} 0/);
       const rec = allLogRecords(rx.logs()).find((r) => r.resource['container.id'] === id)!;
-      expect(rec.resource).toMatchObject({ 'container.image.name': 'harbormaster-test', 'container.image.tags': ['busybox'] });
+      expect(rec.resource).toMatchObject({
+        'container.image.name': 'harbormaster-test',
+        'container.image.tags': ['busybox'],
+      });
       expect(rec.resource['host.name']).toBeTruthy();
       expect(rec.timeUnixNano).toMatch(/^\d{19}$/);
       await a.stop();
@@ -246,8 +262,17 @@ describeDocker('log shipping (json-file → OTLP)', () => {
     const name = uniqueName('logs-restart');
     const id = (
       await runContainer([
-        '-d', '--name', name, '--log-opt', 'max-size=1m', '--log-opt', 'max-file=3', TEST_IMAGE,
-        'sh', '-c', 'seq 1 1000; sleep 3; seq 1001 40000; sleep 1000',
+        '-d',
+        '--name',
+        name,
+        '--log-opt',
+        'max-size=1m',
+        '--log-opt',
+        'max-file=3',
+        TEST_IMAGE,
+        'sh',
+        '-c',
+        'seq 1 1000; sleep 3; seq 1001 40000; sleep 1000',
       ])
     ).stdout.trim();
     await waitFor(() => received(rx, id).stdout.length >= 1000, 20_000, 100, 'first lines');

@@ -88,7 +88,9 @@ export const logsSection = section({
     .number()
     .positive()
     .default(0.5)
-    .describe('First delay after a retryable export failure (doubles up to retry_max_seconds, with jitter).'),
+    .describe(
+      'First delay after a retryable export failure (doubles up to retry_max_seconds, with jitter).',
+    ),
   retry_max_seconds: z
     .number()
     .positive()

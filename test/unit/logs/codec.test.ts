@@ -3,7 +3,11 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { encodeLogsRequest } from '../../../src/exporters/otlp-logs-encode.js';
 import { toSdkLogRecords } from '../../../src/exporters/otlp-logs.js';
-import { decodeJsonFileLine, encodeJsonFileLine, parseTimeBytes } from '../../../src/logs/jsonfile.js';
+import {
+  decodeJsonFileLine,
+  encodeJsonFileLine,
+  parseTimeBytes,
+} from '../../../src/logs/jsonfile.js';
 import type { LogRecord, LogResource } from '../../../src/logs/types.js';
 import { decodeOtlp, type ExportLogsServiceRequest } from '../../support/otlp-receiver.js';
 
@@ -26,25 +30,41 @@ describe('json-file decoding', () => {
 
   it('marks records without a trailing newline as partial and keeps attrs', () => {
     const d = decode(encodeJsonFileLine('abc', 'stdout', '2024-05-01T12:34:56Z', { tag: 'x' }));
-    expect(d).toMatchObject({ complete: false, stream: 'stdout', attrs: { tag: 'x' }, timeNanos: 0 });
+    expect(d).toMatchObject({
+      complete: false,
+      stream: 'stdout',
+      attrs: { tag: 'x' },
+      timeNanos: 0,
+    });
   });
 
   it('decodes any string exactly like JSON.parse (fast and slow paths agree)', () => {
     fc.assert(
-      fc.property(fc.string({ unit: 'binary' }), fc.boolean(), fc.constantFrom('stdout', 'stderr'), (s, nl, stream) => {
-        if (!nl && s.endsWith('\n')) return; // a log ending in \n is a complete record
-        const log = nl ? `${s}\n` : s;
-        const d = decode(encodeJsonFileLine(log, stream as 'stdout', '2023-01-02T03:04:05.000000001Z'));
-        expect(d).toBeDefined();
-        expect(d!.body.toString('utf8')).toBe(nl ? s : s);
-        expect(d!.complete).toBe(nl);
-        expect(d!.stream).toBe(stream);
-      }),
+      fc.property(
+        fc.string({ unit: 'binary' }),
+        fc.boolean(),
+        fc.constantFrom('stdout', 'stderr'),
+        (s, nl, stream) => {
+          if (!nl && s.endsWith('\n')) return; // a log ending in \n is a complete record
+          const log = nl ? `${s}\n` : s;
+          const d = decode(encodeJsonFileLine(log, stream, '2023-01-02T03:04:05.000000001Z'));
+          expect(d).toBeDefined();
+          expect(d!.body.toString('utf8')).toBe(nl ? s : s);
+          expect(d!.complete).toBe(nl);
+          expect(d!.stream).toBe(stream);
+        },
+      ),
     );
   });
 
   it('rejects malformed records', () => {
-    for (const bad of ['{"log":"x', 'not json', '{"log":1,"stream":"stdout","time":"2024-01-01T00:00:00Z"}', '\u0000\u0001\u00ff', '{"log":"x\\n","stream":"stdin","time":"2024-01-01T00:00:00Z"}'])
+    for (const bad of [
+      '{"log":"x',
+      'not json',
+      '{"log":1,"stream":"stdout","time":"2024-01-01T00:00:00Z"}',
+      '\u0000\u0001\u00ff',
+      '{"log":"x\\n","stream":"stdin","time":"2024-01-01T00:00:00Z"}',
+    ])
       expect(decode(bad)).toBeUndefined();
   });
 
@@ -92,13 +112,23 @@ describe('OTLP protobuf encoder', () => {
   ];
 
   it('matches the OpenTelemetry library serializer field for field', () => {
-    const ours = decodeOtlp('logs', encodeLogsRequest(batch), 'application/x-protobuf') as ExportLogsServiceRequest;
-    const lib = Buffer.from(ProtobufLogsSerializer.serializeRequest(toSdkLogRecords(batch) as never)!);
+    const ours = decodeOtlp(
+      'logs',
+      encodeLogsRequest(batch),
+      'application/x-protobuf',
+    ) as ExportLogsServiceRequest;
+    const lib = Buffer.from(
+      ProtobufLogsSerializer.serializeRequest(toSdkLogRecords(batch) as never)!,
+    );
     const ref = decodeOtlp('logs', lib, 'application/x-protobuf');
     expect(ours).toEqual(ref);
     // exact nanoseconds survive
-    expect(ours.resourceLogs[0]!.scopeLogs[0]!.logRecords[0]!.timeUnixNano).toBe('1714566896123456789');
-    expect(ours.resourceLogs[0]!.scopeLogs[0]!.logRecords[2]!.timeUnixNano).toBe('4102444800999999999');
+    expect(ours.resourceLogs[0]!.scopeLogs[0]!.logRecords[0]!.timeUnixNano).toBe(
+      '1714566896123456789',
+    );
+    expect(ours.resourceLogs[0]!.scopeLogs[0]!.logRecords[2]!.timeUnixNano).toBe(
+      '4102444800999999999',
+    );
   });
 
   it('produces the same request as the library JSON serializer', () => {

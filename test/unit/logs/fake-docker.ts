@@ -1,7 +1,15 @@
 // A Docker-like json-file writer on the real filesystem (for tailer tests): complete and
 // partial records, rotation by rename (max-file >= 2) and by delete-and-recreate (max-file = 1),
 // truncation.
-import { appendFileSync, existsSync, renameSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  renameSync,
+  statSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { encodeJsonFileLine } from '../../../src/logs/jsonfile.js';
 

@@ -17,7 +17,13 @@ describe('malformed json-file records', () => {
     w.write('stdout', 'before');
     w.raw('{"log":"broken\n');
     w.raw(Buffer.from([0x00, 0xff, 0xfe, 0x80, 0x0a]));
-    w.raw(Buffer.concat([Buffer.from('{"log":"bad utf8 '), Buffer.from([0xc3, 0x28, 0xff]), Buffer.from(' end\\n","stream":"stderr","time":"2024-01-01T00:00:00.5Z"}\n')]));
+    w.raw(
+      Buffer.concat([
+        Buffer.from('{"log":"bad utf8 '),
+        Buffer.from([0xc3, 0x28, 0xff]),
+        Buffer.from(' end\\n","stream":"stderr","time":"2024-01-01T00:00:00.5Z"}\n'),
+      ]),
+    );
     w.raw(`${'z'.repeat(10 * 1024 * 1024)}\n`);
     // A 10 MB line as Docker writes it: 16 KiB partial records, then the end.
     const frag = 'a'.repeat(16 * 1024);
@@ -29,7 +35,12 @@ describe('malformed json-file records', () => {
       path: w.file,
       resource: { key: 'c', attributes: {} },
       sink: { waitForSpace: () => undefined, push: (r) => got.push(r) },
-      stats: { lines: () => {}, drop: (r) => drops.push(r), truncated: () => truncated++, warn: () => {} },
+      stats: {
+        lines: () => {},
+        drop: (r) => drops.push(r),
+        truncated: () => truncated++,
+        warn: () => {},
+      },
       startAt: 'beginning',
       maxLineBytes: 1024 * 1024,
       chunkBytes: 64 * 1024,

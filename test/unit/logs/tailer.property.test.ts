@@ -23,18 +23,45 @@ type Op =
 const streamArb = fc.constantFrom('stdout' as const, 'stderr' as const);
 // Docker never mixes the two rotation styles for one container (max-file is fixed at creation):
 // max-file >= 2 renames, max-file = 1 deletes and recreates.
-const opArb = (rotation: 'rotate' | 'recreate'): fc.Arbitrary<Op> => fc.oneof(
-  { weight: 5, arbitrary: fc.record({ k: fc.constant('append' as const), stream: streamArb, n: fc.integer({ min: 1, max: 20 }), pad: fc.integer({ min: 0, max: 300 }) }) },
-  { weight: 2, arbitrary: fc.record({ k: fc.constant('partial' as const), stream: streamArb, frags: fc.integer({ min: 1, max: 3 }), pad: fc.integer({ min: 1, max: 200 }) }) },
-  { weight: 2, arbitrary: fc.constant({ k: rotation }) },
-  { weight: 1, arbitrary: fc.constant({ k: 'truncate' as const }) },
-  { weight: 2, arbitrary: fc.constant({ k: 'ack' as const }) },
-  { weight: 1, arbitrary: fc.constant({ k: 'restart' as const }) },
-);
+const opArb = (rotation: 'rotate' | 'recreate'): fc.Arbitrary<Op> =>
+  fc.oneof(
+    {
+      weight: 5,
+      arbitrary: fc.record({
+        k: fc.constant('append' as const),
+        stream: streamArb,
+        n: fc.integer({ min: 1, max: 20 }),
+        pad: fc.integer({ min: 0, max: 300 }),
+      }),
+    },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        k: fc.constant('partial' as const),
+        stream: streamArb,
+        frags: fc.integer({ min: 1, max: 3 }),
+        pad: fc.integer({ min: 1, max: 200 }),
+      }),
+    },
+    { weight: 2, arbitrary: fc.constant({ k: rotation }) },
+    { weight: 1, arbitrary: fc.constant({ k: 'truncate' as const }) },
+    { weight: 2, arbitrary: fc.constant({ k: 'ack' as const }) },
+    { weight: 1, arbitrary: fc.constant({ k: 'restart' as const }) },
+  );
 
-const quietStats: TailerStats = { lines: () => {}, drop: () => {}, truncated: () => {}, warn: () => {} };
+const quietStats: TailerStats = {
+  lines: () => {},
+  drop: () => {},
+  truncated: () => {},
+  warn: () => {},
+};
 
-async function until(cond: () => boolean, t: Tailer | undefined, what: string, ms = 5000): Promise<void> {
+async function until(
+  cond: () => boolean,
+  t: Tailer | undefined,
+  what: string,
+  ms = 5000,
+): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
@@ -74,12 +101,26 @@ async function runScenario(ops: Op[], maxFiles: number): Promise<void> {
     const last = pending[pending.length - 1];
     delivered.push(...pending);
     pending = [];
-    if (open.stdout === undefined && open.stderr === undefined) deletedSinceAck = false;
+    if (
+      open.stdout === undefined &&
+      open.stderr === undefined &&
+      seen() >= countComplete() &&
+      delivered.length >= seen()
+    )
+      deletedSinceAck = false;
     if (last?.pos)
-      checkpoint = { path: w.file, dev: last.pos.file.dev, ino: last.pos.file.ino, fp: last.pos.file.fp, fpLen: last.pos.file.fpLen, offset: last.pos.offset };
+      checkpoint = {
+        path: w.file,
+        dev: last.pos.file.dev,
+        ino: last.pos.file.ino,
+        fp: last.pos.file.fp,
+        fpLen: last.pos.file.fpLen,
+        offset: last.pos.offset,
+      };
   };
   const countComplete = (): number => expected.stdout.length + expected.stderr.length;
-  const seen = (): number => new Set([...delivered, ...pending].map((r) => `${r.stream}|${r.body.toString()}`)).size;
+  const seen = (): number =>
+    new Set([...delivered, ...pending].map((r) => `${r.stream}|${r.body.toString()}`)).size;
   let t = make();
   t.start();
   try {
@@ -194,21 +235,27 @@ async function runScenario(ops: Op[], maxFiles: number): Promise<void> {
 describe('tailer vs model (property)', () => {
   it('delivers every line, in order per stream; duplicates only after a restart (max-file 3, rename)', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(opArb('rotate'), { minLength: 1, maxLength: 25 }), (ops) => runScenario(ops, 3)),
+      fc.asyncProperty(fc.array(opArb('rotate'), { minLength: 1, maxLength: 25 }), (ops) =>
+        runScenario(ops, 3),
+      ),
       { numRuns: 40 },
     );
   }, 120_000);
 
   it('same with max-file 2 (rename)', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(opArb('rotate'), { minLength: 1, maxLength: 25 }), (ops) => runScenario(ops, 2)),
+      fc.asyncProperty(fc.array(opArb('rotate'), { minLength: 1, maxLength: 25 }), (ops) =>
+        runScenario(ops, 2),
+      ),
       { numRuns: 20 },
     );
   }, 120_000);
 
   it('same with max-file 1 (delete and recreate)', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(opArb('recreate'), { minLength: 1, maxLength: 25 }), (ops) => runScenario(ops, 1)),
+      fc.asyncProperty(fc.array(opArb('recreate'), { minLength: 1, maxLength: 25 }), (ops) =>
+        runScenario(ops, 1),
+      ),
       { numRuns: 40 },
     );
   }, 120_000);

@@ -1,0 +1,199 @@
+// Log throughput benchmark (issue 7, part 2): generated json-file logs through the real pipeline
+// to an OTLP/HTTP receiver on loopback, checkpoints on; baseline = a plain Node reader (read,
+// split, JSON.parse, count) over the same files in the same run.
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const LINE_BODY = 150; // + ~90 bytes of json-file framing ≈ 190-byte lines on disk with a short body
+
+function timeString(i: number): string {
+  const ns = 1_700_000_000_000_000_000n + BigInt(i) * 1000n;
+  const sec = ns / 1_000_000_000n;
+  return `${new Date(Number(sec) * 1000).toISOString().slice(0, 19)}.${(ns % 1_000_000_000n).toString().padStart(9, '0')}Z`;
+}
+
+/** Writes `lines` json-file records; partialKiB > 0 splits each line into 16 KiB partial records. */
+function generate(file: string, lines: number, partialKiB = 0): number {
+  const fd = openSync(file, 'w');
+  let bytes = 0;
+  let buf = '';
+  const pad = 'x'.repeat(LINE_BODY - 78); // ≈190-byte records on disk
+  for (let i = 0; i < lines; i++) {
+    const stream = i % 5 === 0 ? 'stderr' : 'stdout';
+    if (partialKiB > 0) {
+      const frag = 'p'.repeat(16 * 1024);
+      for (let k = 0; k < partialKiB / 16 - 1; k++)
+        buf += `{"log":"${frag}","stream":"${stream}","time":"${timeString(i)}"}\n`;
+    }
+    buf += `{"log":"line ${i} level=info msg=\\"request handled\\" ${pad}\\n","stream":"${stream}","time":"${timeString(i)}"}\n`;
+    if (buf.length > 1 << 20) {
+      bytes += writeSync(fd, buf);
+      buf = '';
+    }
+  }
+  bytes += writeSync(fd, buf);
+  closeSync(fd);
+  return bytes;
+}
+
+/** Counts LogRecords in an ExportLogsServiceRequest by walking the protobuf wire format. */
+function countRecords(b: Buffer): number {
+  let n = 0;
+  const walk = (start: number, end: number, depth: number): void => {
+    let i = start;
+    while (i < end) {
+      let tag = 0;
+      let shift = 0;
+      let c: number;
+      do {
+        c = b[i++]!;
+        tag |= (c & 0x7f) << shift;
+        shift += 7;
+      } while (c & 0x80);
+      const wt = tag & 7;
+      const field = tag >>> 3;
+      if (wt === 2) {
+        let len = 0;
+        shift = 0;
+        do {
+          c = b[i++]!;
+          len += (c & 0x7f) * 2 ** shift;
+          shift += 7;
+        } while (c & 0x80);
+        if (depth === 0 && field === 1) walk(i, i + len, 1);
+        else if (depth === 1 && field === 2) walk(i, i + len, 2);
+        else if (depth === 2 && field === 2) n++;
+        i += len;
+      } else if (wt === 0) {
+        while (b[i++]! & 0x80);
+      } else if (wt === 1) i += 8;
+      else if (wt === 5) i += 4;
+      else break;
+    }
+  };
+  walk(0, b.length, 0);
+  return n;
+}
+
+function baseline(files: string[]): { seconds: number; cpuSeconds: number; lines: number } {
+  const cpu0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  let lines = 0;
+  const buf = Buffer.allocUnsafe(1 << 20);
+  for (const f of files) {
+    const fd = openSync(f, 'r');
+    let carry = '';
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      const parts = (carry + buf.toString('utf8', 0, n)).split('\n');
+      carry = parts.pop() ?? '';
+      for (const p of parts) if ((JSON.parse(p) as { log?: string }).log !== undefined) lines++;
+    }
+    closeSync(fd);
+  }
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    seconds: Number(process.hrtime.bigint() - t0) / 1e9,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    lines,
+  };
+}
+
+async function runPipeline(
+  files: string[],
+  total: number,
+  compression: 'gzip' | 'none',
+): Promise<Record<string, number>> {
+  let received = 0;
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      if (req.headers['content-encoding'] !== 'gzip')
+        received += countRecords(Buffer.concat(chunks));
+      else received += -1; // not decoded (gzip variant counts on the agent side)
+      res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/logs`;
+  const worker = fileURLToPath(new URL('./logs-worker.js', import.meta.url));
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [worker, JSON.stringify({ files, url, total, compression })],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    let s = '';
+    child.stdout.on('data', (c: Buffer) => (s += c.toString()));
+    child.on('exit', (code) =>
+      code === 0 ? resolve(s) : reject(new Error(`worker exit ${code}`)),
+    );
+  });
+  server.close();
+  const r = JSON.parse(out) as Record<string, number>;
+  if (compression === 'none' && received !== total)
+    throw new Error(`receiver got ${received} records, expected ${total}`);
+  return r;
+}
+
+export async function runLogsBench(opts: { quick: boolean }): Promise<Record<string, unknown>> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'hm-logs-bench-'));
+  const results: Record<string, unknown> = {};
+  try {
+    const lines = opts.quick ? 100_000 : 1_000_000;
+    const variants: { name: string; files: number; partialKiB: number; lines: number }[] = [
+      { name: 'single_file_190B', files: 1, partialKiB: 0, lines },
+      { name: 'partial_16KiB', files: 1, partialKiB: 64, lines: opts.quick ? 2_000 : 20_000 },
+      { name: 'files_100', files: 100, partialKiB: 0, lines },
+    ];
+    for (const v of variants) {
+      const files: string[] = [];
+      let bytes = 0;
+      for (let i = 0; i < v.files; i++) {
+        const d = path.join(dir, v.name, `c${i}`);
+        mkdirSync(d, { recursive: true });
+        const f = path.join(d, `c${i}-json.log`);
+        bytes += generate(f, Math.ceil(v.lines / v.files), v.partialKiB);
+        files.push(f);
+      }
+      const total = Math.ceil(v.lines / v.files) * v.files;
+      const base = baseline(files);
+      for (const compression of ['none', 'gzip'] as const) {
+        if (compression === 'gzip' && v.name !== 'single_file_190B') continue;
+        const r = await runPipeline(files, total, compression);
+        const lps = total / r.seconds!;
+        const key = `${v.name}${compression === 'gzip' ? '_gzip' : ''}`;
+        results[key] = {
+          lines: total,
+          file_mib: +(bytes / 1048576).toFixed(1),
+          lines_per_s: Math.round(lps),
+          mib_per_s: +(bytes / 1048576 / r.seconds!).toFixed(1),
+          cpu_s_per_million_lines: +((r.cpuSeconds! / total) * 1e6).toFixed(2),
+          peak_rss_mib: +r.peakRssMiB!.toFixed(1),
+          checkpoint_writes: r.checkpointWrites,
+          baseline_lines_per_s: Math.round(base.lines / base.seconds),
+          baseline_cpu_s_per_million_lines: +((base.cpuSeconds / base.lines) * 1e6).toFixed(2),
+          ratio_lines_per_s_vs_baseline: +(lps / (base.lines / base.seconds)).toFixed(2),
+        };
+        console.log(key, JSON.stringify(results[key]));
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return results;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const quick = process.argv.includes('--quick');
+  await runLogsBench({ quick });
+}

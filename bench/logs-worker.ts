@@ -1,0 +1,95 @@
+// Child process of bench/logs-throughput.ts: runs the real log pipeline (tailers, decode,
+// enrich, bounded queue, batching, protobuf encode, OTLP/HTTP, checkpoints with fsync) over
+// prepared json-file logs and reports its own CPU time and peak RSS.
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { OtlpLogsExporter } from '../src/exporters/otlp-logs.js';
+import { CheckpointStore } from '../src/logs/checkpoints.js';
+import { BoundedQueue, ExportLoop } from '../src/logs/pipeline.js';
+import { Tailer } from '../src/logs/tailer.js';
+
+interface Job {
+  files: string[];
+  url: string;
+  total: number;
+  compression: 'gzip' | 'none';
+}
+
+const job = JSON.parse(process.argv[2] ?? '{}') as Job;
+const log = pino({ level: 'warn' });
+const store = new CheckpointStore(mkdtempSync(path.join(os.tmpdir(), 'hm-bench-state-')), log);
+const queue = new BoundedQueue(16 * 1024 * 1024, 4096, 4 * 1024 * 1024);
+const exporter = new OtlpLogsExporter({
+  url: job.url,
+  protocol: 'http/protobuf',
+  headers: {},
+  compression: job.compression,
+  timeoutMs: 10_000,
+});
+let exported = 0;
+let finish: () => void;
+const allDone = new Promise<void>((r) => (finish = r));
+const loop = new ExportLoop({
+  exporter,
+  store,
+  queue,
+  batchDelayMs: 200,
+  retryInitialMs: 100,
+  retryMaxMs: 1000,
+  pathOf: (k) => k,
+  hooks: {
+    exported: (n) => {
+      exported += n;
+      if (exported >= job.total) finish();
+    },
+    exportFailure: () => {},
+    retry: () => {},
+    drop: () => {},
+    warn: (_c, obj, msg) => log.warn(obj, msg),
+  },
+});
+const cpu0 = process.cpuUsage();
+const t0 = process.hrtime.bigint();
+loop.start();
+const tailers = job.files.map(
+  (f, i) =>
+    new Tailer({
+      key: `c${i}`,
+      path: f,
+      resource: {
+        key: `c${i}`,
+        attributes: {
+          'container.id': `c${i}`.padEnd(64, '0'),
+          'container.name': `bench-${i}`,
+          'container.image.name': 'busybox',
+          'container.image.tags': ['latest'],
+          'host.name': os.hostname(),
+        },
+      },
+      sink: queue,
+      stats: { lines: () => {}, drop: () => {}, truncated: () => {}, warn: () => {} },
+      startAt: 'beginning',
+      maxLineBytes: 1024 * 1024,
+      chunkBytes: 256 * 1024,
+      partialFlushMs: 5000,
+      pollMs: 500,
+    }),
+);
+for (const t of tailers) t.start();
+await allDone;
+const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+const cpu = process.cpuUsage(cpu0);
+await Promise.all(tailers.map((t) => t.stop()));
+await loop.stop(1000);
+process.stdout.write(
+  JSON.stringify({
+    seconds,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    peakRssMiB: process.resourceUsage().maxRSS / 1024,
+    exported,
+    checkpointWrites: store.writeCount,
+  }),
+);
+process.exit(0);
