@@ -548,20 +548,32 @@ async function checkListen(config: Config): Promise<CheckResult> {
 
 /** Runs every check in order against a loaded configuration. */
 export async function diagnose(config: Config): Promise<DoctorReport> {
-  const client = new DockerClient({
-    host: config.docker.host,
-    tlsVerify: config.docker.tls_verify,
-    certPath: config.docker.cert_path,
-    apiVersion: config.docker.api_version,
-    requestTimeoutMs: Math.min(10_000, config.docker.request_timeout_seconds * 1000),
-  });
   const facts: DaemonFacts = {};
   const checks: CheckResult[] = [];
+  let client: DockerClient | undefined;
   try {
-    checks.push(await checkDaemon(client, facts));
-    checks.push(await checkSocket(client, facts));
-  } finally {
-    client.close();
+    client = new DockerClient({
+      host: config.docker.host,
+      tlsVerify: config.docker.tls_verify,
+      certPath: config.docker.cert_path,
+      apiVersion: config.docker.api_version,
+      requestTimeoutMs: Math.min(10_000, config.docker.request_timeout_seconds * 1000),
+    });
+  } catch (err) {
+    // e.g. DOCKER_TLS_VERIFY=1 without certificates: a finding, not a crash
+    const detail = (err as Error).message;
+    const fix =
+      'Check DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem).';
+    checks.push({ id: 'daemon', title: 'Docker daemon reachable', status: 'fail', detail, fix });
+    checks.push({ id: 'socket', title: 'Docker socket permission', status: 'fail', detail, fix });
+  }
+  if (client) {
+    try {
+      checks.push(await checkDaemon(client, facts));
+      checks.push(await checkSocket(client, facts));
+    } finally {
+      client.close();
+    }
   }
   checks.push(await checkCgroup(config, facts));
   checks.push(await checkProc(config, facts));

@@ -296,12 +296,24 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
       }
       if (issue.code === 'invalid_value' && 'values' in issue)
         message = `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+      const got = valueAt(merged, issue.path);
+      if (got !== undefined && (typeof got !== 'object' || got === null))
+        message += `, got ${JSON.stringify(got).slice(0, 200)}`;
       problems.push({ path, message, source: findSource(sources, path) });
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);
   if (!result.success) throw new ConfigError([{ path: '', message: 'invalid configuration' }]);
   return { config: result.data, sources };
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let cur: unknown = root;
+  for (const key of path) {
+    if (typeof cur !== 'object' || cur === null) return undefined;
+    cur = (cur as Record<PropertyKey, unknown>)[key];
+  }
+  return cur;
 }
 
 function findSource(sources: Record<string, string>, path: string): string | undefined {

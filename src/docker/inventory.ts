@@ -149,7 +149,7 @@ export class Inventory implements Component, ContainerSource {
     this.once = new OnceLogger(this.log);
     this.removedGraceMs = opts.removedGraceMs ?? 60_000;
     this.maxBackoffMs = opts.maxBackoffMs ?? 10_000;
-    this.initialBackoffMs = opts.initialBackoffMs ?? 250;
+    this.initialBackoffMs = Math.max(10, opts.initialBackoffMs ?? 250);
     this.now = opts.now ?? Date.now;
     const registers = opts.registry ? [opts.registry] : [];
     // eslint-disable-next-line @typescript-eslint/no-this-alias
@@ -349,7 +349,7 @@ export class Inventory implements Component, ContainerSource {
         wasLost = true;
       }
       await sleep(backoff, signal);
-      backoff = Math.min(this.maxBackoffMs, backoff * 2);
+      backoff = Math.max(this.initialBackoffMs, Math.min(this.maxBackoffMs, backoff * 2));
     }
     this.synced = false;
   }

@@ -6,8 +6,8 @@ export function section<T extends z.ZodRawShape>(shape: T) {
   return obj.prefault({} as z.input<typeof obj>);
 }
 
-export const durationSeconds = (def: number, what: string) =>
-  z.number().min(0).default(def).describe(what);
+export const durationSeconds = (def: number, what: string, min = 0) =>
+  z.number().min(min).default(def).describe(what);
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -16,6 +16,10 @@ export const coreShape = {
   listen: z
     .string()
     .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]*):\d{1,5}$/, 'expected host:port, e.g. 0.0.0.0:9105')
+    .refine(
+      (s) => !/:\d{1,5}$/.test(s) || Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535,
+      'expected a port from 0 to 65535',
+    )
     .default('0.0.0.0:9105')
     .describe('HTTP address (host:port) serving /metrics, /healthz and /readyz.'),
   state_dir: z
@@ -52,13 +56,18 @@ export const coreShape = {
     ),
   shutdown_timeout_seconds: durationSeconds(
     8,
-    'How long stopping may take before the agent exits anyway.',
+    'How long stopping may take before the agent exits anyway (at least 1).',
+    1,
   ),
 };
 
 export const dockerSection = section({
   host: z
     .string()
+    .refine(
+      (s) => s === '' || /^unix:\/\/\/\S+$/.test(s) || /^(tcp|http|https):\/\/[^\s/]+\/?$/.test(s),
+      'expected unix:///absolute/path or tcp://host:port',
+    )
     .default('')
     .describe(
       'Daemon address (unix:///path or tcp://host:port); empty means DOCKER_HOST or unix:///var/run/docker.sock.',
@@ -75,11 +84,13 @@ export const dockerSection = section({
     .describe('Directory with ca.pem, cert.pem, key.pem for TLS (also DOCKER_CERT_PATH).'),
   request_timeout_seconds: durationSeconds(
     30,
-    'Timeout of one Engine API request (not the event stream).',
+    'Timeout of one Engine API request (not the event stream); at least 1.',
+    1,
   ),
   reconnect_max_backoff_seconds: durationSeconds(
     10,
-    'Upper bound of the reconnect backoff after the daemon is lost; it starts at 0.25 s and resets on success.',
+    'Upper bound of the reconnect backoff after the daemon is lost; it starts at 0.25 s and resets on success (at least 0.25).',
+    0.25,
   ),
   removed_grace_seconds: durationSeconds(
     60,

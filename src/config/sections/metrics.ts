@@ -37,7 +37,16 @@ export const metricsSection = section({
       'Container labels copied onto every container_* series as container_label_<sanitized key>; anything else is left out to keep cardinality bounded.',
     ),
   disabled_metrics: z
-    .array(z.string().regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/, 'expected a metric group or metric name'))
+    .array(
+      z
+        .string()
+        .refine(
+          (s) =>
+            (METRIC_GROUPS as readonly string[]).includes(s) ||
+            /^(container|docker_engine|harbormaster)_[a-z0-9_]+$/.test(s),
+          `expected a metric group (${METRIC_GROUPS.join(', ')}) or a container_*, docker_engine_* or harbormaster_* family name`,
+        ),
+    )
     .default([])
     .describe(
       `Metric groups (${METRIC_GROUPS.join(', ')}) or exact metric family names that are not collected or served.`,
@@ -50,7 +59,8 @@ export const metricsSection = section({
     ),
   engine_interval_seconds: durationSeconds(
     30,
-    'How often image, volume and network counts are fetched from the Docker daemon.',
+    'How often image, volume and network counts are fetched from the Docker daemon (at least 1).',
+    1,
   ),
   engine_disk_usage_interval_seconds: durationSeconds(
     300,
@@ -58,6 +68,7 @@ export const metricsSection = section({
   ),
   host_interval_seconds: durationSeconds(
     60,
-    'How often free space of the filesystem holding the Docker data root is measured.',
+    'How often free space of the filesystem holding the Docker data root is measured (at least 1).',
+    1,
   ),
 });

@@ -134,3 +134,23 @@ describe('loadConfig', () => {
     expect(ref).toContain('`HARBORMASTER_STATE_DIR`');
   });
 });
+
+describe('values that would break the agent later', () => {
+  it('are rejected with the value named', () => {
+    const bad = (env: Record<string, string>) =>
+      problems(() => loadConfig({ env })).map((p) => `${p.path}: ${p.message}`);
+    expect(bad({ HARBORMASTER_LISTEN: '0.0.0.0:99999' })).toEqual([
+      'listen: expected a port from 0 to 65535, got "0.0.0.0:99999"',
+    ]);
+    expect(bad({ DOCKER_HOST: 'ftp://x' })[0]).toMatch(
+      /^docker.host: expected unix:\/\/\/absolute\/path or tcp:\/\/host:port, got "ftp:\/\/x"/,
+    );
+    expect(bad({ HARBORMASTER_DOCKER_RECONNECT_MAX_BACKOFF_SECONDS: '0' })[0]).toMatch(
+      /^docker.reconnect_max_backoff_seconds: .*>=0.25, got 0/,
+    );
+    expect(bad({ HARBORMASTER_METRICS_DISABLED_METRICS: 'cpu,nonsense_group' })[0]).toMatch(
+      /^metrics.disabled_metrics.1: expected a metric group/,
+    );
+    expect(bad({ HARBORMASTER_DOCKER_REQUEST_TIMEOUT_SECONDS: 'abc' })[0]).toMatch(/got "abc"/);
+  });
+});
