@@ -45,9 +45,11 @@ export function renderLifecycle(
   o: LifecycleRenderOptions,
 ): string {
   const v2 = o.cgroupVersion() === '2';
-  const allow = o.labelAllowlist.map(
-    (k) => [k, `container_label_${sanitizeLabelName(k)}`] as const,
-  );
+  // two keys can sanitize to one label name (a.b and a_b): the first wins, as in containers.ts
+  const seen = new Set<string>();
+  const allow = o.labelAllowlist
+    .map((k) => [k, `container_label_${sanitizeLabelName(k)}`] as const)
+    .filter(([, label]) => !seen.has(label) && Boolean(seen.add(label)));
   const rows = containers
     .filter((c) => c.info)
     .map((c) => {

@@ -224,6 +224,15 @@ export class LifecycleTracker {
         } else this.hooks.oomEvent?.(id, 0);
         return;
       }
+      case 'destroy':
+        // also for containers the inventory never added (destroyed before their inspect
+        // landed): start the grace so sweep() forgets them
+        if (t && t.removedAt === undefined) {
+          t.removedAt = this.now();
+          t.run = undefined;
+          t.pendingOom = undefined;
+        }
+        return;
       case 'pause':
       case 'unpause':
         if (t) {

@@ -275,3 +275,47 @@ describe('run spans', () => {
     });
   });
 });
+
+describe('review regressions', () => {
+  it('forgets containers destroyed before the inventory ever added them', () => {
+    let now = T0;
+    const forgotten: string[] = [];
+    const t = new LifecycleTracker({
+      now: () => now,
+      removedGraceMs: 1000,
+      hooks: { forget: (id) => forgotten.push(id) },
+    });
+    for (let i = 0; i < 1000; i++) {
+      const id = i.toString(16).padStart(64, '0');
+      const e = (action: string, attrs: Record<string, string> = {}): DockerEvent => ({
+        Type: 'container',
+        Action: action,
+        Actor: { ID: id, Attributes: attrs },
+        time: Math.floor(now / 1000),
+        timeNano: now * 1e6,
+      });
+      for (const a of ['create', 'start', 'oom']) t.onDockerEvent(e(a));
+      t.onDockerEvent(e('die', { exitCode: '137' }));
+      t.onDockerEvent(e('destroy'));
+    }
+    now += 10 * 60_000;
+    t.sweep();
+    expect(t.containers()).toHaveLength(0);
+    expect(forgotten).toHaveLength(1000);
+  });
+
+  it('never renders one label name twice when allowlisted keys sanitize alike', () => {
+    const { t } = setup();
+    t.onInventory({ type: 'added', container: info({ labels: { 'a.b': '1', a_b: '2' } }) }, true);
+    const text = renderLifecycle(t.served(), {
+      cgroupVersion: () => '1',
+      labelAllowlist: ['a.b', 'a_b', 'a.b'],
+      oomTotal: () => 0,
+      imagePulls: () => 0,
+      imageDeletes: () => 0,
+    });
+    const line = text.split('\n').find((l) => l.startsWith('container_restarts_total{')) ?? '';
+    expect(line.match(/container_label_a_b=/g)).toHaveLength(1);
+    expect(line).toContain('container_label_a_b="1"');
+  });
+});
