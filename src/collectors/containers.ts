@@ -558,6 +558,8 @@ export class ContainerMetrics {
   private readonly tracked = new Map<string, Tracked>();
   private unsubscribe: (() => void) | undefined;
   private last: Rendered | undefined;
+  /** Bumped on every inventory change, to detect changes during a collection. */
+  private mutations = 0;
   private readonly pool: Buffer[] = [];
   /** Size of the last rendered output: the next one is written into one block of about that. */
   private sizeHint = 1 << 16;
@@ -652,6 +654,7 @@ export class ContainerMetrics {
   start(): void {
     if (this.unsubscribe) return;
     this.unsubscribe = this.inventory.subscribe((ev) => {
+      this.mutations++;
       if (ev.type === 'removed') {
         const t = this.tracked.get(ev.container.id);
         if (t) closeRun(t);
@@ -897,6 +900,7 @@ export class ContainerMetrics {
     const active: Tracked[] = [];
     let i = 0;
     const now0 = this.now();
+    const mutations0 = this.mutations;
     for (const t of this.tracked.values()) {
       if (!ACTIVE_STATES.has(t.info.state)) {
         // stopped: its cgroup is gone, do not hold its files
@@ -908,6 +912,14 @@ export class ContainerMetrics {
       if (t.ok) active.push(t);
       if (++i % 250 === 0) await yieldToLoop();
     }
+    // The inventory may have changed while we yielded: a container removed (its files were
+    // closed) or replaced by a new run must not be reported or have files reopened.
+    const changed = this.mutations !== mutations0;
+    if (changed) {
+      const live = active.filter((t) => this.tracked.get(t.info.id) === t);
+      active.length = 0;
+      active.push(...live);
+    }
     if (this.networkOn) this.collectNetwork(active);
     if (this.budget.open > this.budget.limit) this.trimOpenFiles();
     const now = this.now();
@@ -915,7 +927,8 @@ export class ContainerMetrics {
     this.m.collections.inc();
     this.m.containers.set(active.length);
     this.m.duration.set(Number(process.hrtime.bigint() - started) / 1e9);
-    this.setLast(r);
+    // a collection that raced with inventory changes is served once, not cached
+    if (!changed) this.setLast(r);
     return r;
   }
 

@@ -263,3 +263,28 @@ describe('kept-open cgroup files', () => {
     }
   });
 });
+
+describe('inventory changes during a collection', () => {
+  it('does not report or reopen files of a container removed while the collection yields', async () => {
+    const fixture = containerInfo();
+    const many = Array.from({ length: 600 }, (_, i) =>
+      containerInfo({
+        id: i.toString(16).padStart(64, 'c'),
+        name: `c${i}`,
+        cgroup: fixture.cgroup,
+        pid: fixture.pid,
+      }),
+    );
+    const src = new StaticSource(many);
+    const c = collector('v1-cgroupfs', src);
+    c.start();
+    const pending = c.render(); // runs synchronously up to its first yield (after 250 containers)
+    src.remove(many[0]!.id);
+    const text = await pending;
+    expect(text).not.toContain('name="c0"');
+    expect(text).toContain('name="c599"');
+    expect(await c.render()).not.toContain('name="c0"');
+    c.stop();
+    expect(c.openFiles()).toBe(0);
+  });
+});
