@@ -21,7 +21,8 @@ export class MetricsFeature implements Component {
       inventory: ctx.inventory,
       logger: ctx.logger,
       registry: ctx.metrics.registry,
-      oom: ctx.oom,
+      // the OOM counter is served (and its entries forgotten) by lifecycle: feed it only then
+      oom: ctx.config.lifecycle.enabled ? ctx.oom : undefined,
       cgroupRoot: ctx.config.cgroup_root,
       procRoot: ctx.config.proc_root,
       minIntervalMs: cfg.min_interval_seconds * 1000,

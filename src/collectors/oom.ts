@@ -3,17 +3,31 @@
  * the daemon's `oom` events and the cgroup's own counter (`memory.events` oom_kill on v2,
  * `memory.oom_control` oom_kill on v1). Both describe the same kills of one run (one cgroup
  * lifetime), so within a run the count is the larger of the two; runs add up.
+ *
+ * Like container_restarts_total, the counter only counts kills the agent observed: for a run
+ * that started before the agent did, the cgroup's counter at the first read is the baseline
+ * (otherwise an agent restart would count old kills again and fire the OOM alert anew).
  */
 export class OomTracker {
   private readonly perContainer = new Map<
     string,
-    { base: number; runStartedAt: number; events: number; cgroup: number }
+    { base: number; runStartedAt: number; events: number; cgroup: number; baseline?: number }
   >();
+  private readonly agentStartedAt: number;
+
+  constructor(now: () => number = Date.now) {
+    this.agentStartedAt = now();
+  }
+
+  /** Runs that began while the agent watched start from 0; older ones from their first read. */
+  private baselineFor(runStartedAt: number): number | undefined {
+    return runStartedAt !== 0 && runStartedAt >= this.agentStartedAt ? 0 : undefined;
+  }
 
   private entry(id: string, runStartedAt: number) {
     let e = this.perContainer.get(id);
     if (!e) {
-      e = { base: 0, runStartedAt, events: 0, cgroup: 0 };
+      e = { base: 0, runStartedAt, events: 0, cgroup: 0, baseline: this.baselineFor(runStartedAt) };
       this.perContainer.set(id, e);
     } else if (runStartedAt !== 0 && e.runStartedAt !== runStartedAt) {
       // a new run (new cgroup): close the previous run's count
@@ -21,6 +35,7 @@ export class OomTracker {
       e.events = 0;
       e.cgroup = 0;
       e.runStartedAt = runStartedAt;
+      e.baseline = this.baselineFor(runStartedAt);
     }
     return e;
   }
@@ -33,7 +48,9 @@ export class OomTracker {
   /** The cgroup's cumulative oom_kill counter as read now for the run that started at runStartedAt. */
   noteCgroup(id: string, runStartedAt: number, count: number): void {
     const e = this.entry(id, runStartedAt);
-    if (count > e.cgroup) e.cgroup = count;
+    e.baseline ??= count;
+    const observed = count - e.baseline;
+    if (observed > e.cgroup) e.cgroup = observed;
   }
 
   /** Total OOM kills observed for the container since the agent started. */
