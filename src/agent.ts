@@ -150,11 +150,29 @@ export class Agent {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.controller.abort();
+      // Leave a second of the shutdown budget for the HTTP server and the exit itself; a
+      // component that takes longer (e.g. a flush to a receiver that hangs) is abandoned.
+      const deadline =
+        Date.now() + Math.max(500, (this.ctx.config.shutdown_timeout_seconds - 1) * 1000);
       for (const c of [...this.components].reverse()) {
+        const left = deadline - Date.now();
+        let timer: NodeJS.Timeout | undefined;
         try {
-          await c.stop();
+          const outcome = await Promise.race([
+            c.stop().then(() => 'stopped' as const),
+            new Promise<'late'>((resolve) => {
+              timer = setTimeout(() => resolve('late'), Math.max(0, left));
+            }),
+          ]);
+          if (outcome === 'late')
+            this.ctx.logger.warn(
+              { component: c.name },
+              'A component did not stop within the shutdown budget; abandoning what it had in flight.',
+            );
         } catch (err) {
           this.ctx.logger.error({ err, component: c.name }, 'A component failed to stop cleanly.');
+        } finally {
+          clearTimeout(timer);
         }
       }
       const server = this.server;
