@@ -1,21 +1,22 @@
 // Issue 4 acceptance: container lifecycle metrics and container runs as OTLP traces, on the
 // private dockerd with the built agent, a real OTLP/protobuf-decoding receiver and a real Prometheus.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   describeDocker,
+  freePort,
   getDocker,
   runContainer,
   sleep,
   startAgent,
+  startPrometheus,
   TEST_IMAGE,
   uniqueName,
   waitFor,
   type AgentProcess,
+  type PrometheusServer,
 } from './harness/index.js';
 import {
   allSpans,
@@ -58,14 +59,6 @@ async function metricIs(
 
 function spansOf(rx: OtlpReceiver, containerId: string) {
   return allSpans(rx.traces()).filter((s) => attrs(s.attributes)['container.id'] === containerId);
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
 }
 
 async function startedAgent(env: Record<string, string>): Promise<AgentProcess> {
@@ -267,7 +260,7 @@ describeDocker('container lifecycle (issue 4)', () => {
 
 describeDocker('agent restarted in the middle of a container life (issue 4, criterion 5)', () => {
   let rx: OtlpReceiver;
-  let prom: ChildProcess | undefined;
+  let prom: PrometheusServer | undefined;
   let dir: string;
 
   beforeAll(async () => {
@@ -275,7 +268,7 @@ describeDocker('agent restarted in the middle of a container life (issue 4, crit
     dir = await mkdtemp(path.join(os.tmpdir(), 'hm-prom-'));
   });
   afterAll(async () => {
-    prom?.kill('SIGKILL');
+    await prom?.stop();
     await rx?.close();
     await rm(dir, { recursive: true, force: true });
   });
@@ -293,33 +286,9 @@ describeDocker('agent restarted in the middle of a container life (issue 4, crit
 
     let agent = await startedAgent(env);
     await setTarget(agent);
-    const promPort = await freePort();
-    await writeFile(
-      path.join(dir, 'prometheus.yml'),
-      [
-        'global: { scrape_interval: 1s, evaluation_interval: 1s }',
-        'scrape_configs:',
-        '  - job_name: harbormaster',
-        '    file_sd_configs: [{ files: ["' + targets + '"], refresh_interval: 1s }]',
-        '    relabel_configs: [{ target_label: instance, replacement: agent }]',
-        '',
-      ].join('\n'),
-    );
-    prom = spawn(
-      '/usr/bin/prometheus',
-      [
-        `--config.file=${path.join(dir, 'prometheus.yml')}`,
-        `--storage.tsdb.path=${path.join(dir, 'data')}`,
-        `--web.listen-address=127.0.0.1:${promPort}`,
-        '--log.level=warn',
-      ],
-      { stdio: 'ignore' },
-    );
-    const promUrl = `http://127.0.0.1:${promPort}`;
+    prom = await startPrometheus({ targets: [], targetsFile: targets });
     const query = async (q: string): Promise<number | undefined> => {
-      const r = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(q)}`);
-      const body = (await r.json()) as { data?: { result?: { value: [number, string] }[] } };
-      const v = body.data?.result?.[0]?.value[1];
+      const v = (await prom?.query(q))?.[0]?.value[1];
       return v === undefined ? undefined : Number(v);
     };
     const promValue = (want: number) =>

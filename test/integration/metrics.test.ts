@@ -1,9 +1,5 @@
 // Issue 3 acceptance with real containers on the private dockerd, a real Prometheus and promtool.
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { CONTAINER_FAMILIES } from '../../src/collectors/containers.js';
 import {
@@ -14,8 +10,11 @@ import {
   sleep,
   startAgent,
   uniqueName,
+  startPrometheus,
   waitFor,
   type AgentProcess,
+  type PromSample,
+  type PrometheusServer,
 } from './harness/index.js';
 
 type Sample = { labels: Record<string, string>; value: number };
@@ -51,17 +50,6 @@ function value(
   return s.reduce((a, x) => a + x.value, 0);
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 const MiB = 1024 * 1024;
 const OWN = new Set(CONTAINER_FAMILIES.map((f) => f.name));
 
@@ -74,9 +62,7 @@ function hasOwnSeries(text: string, containerName: string): boolean {
 
 describeDocker('container metrics on /metrics (issue 3)', () => {
   let agent: AgentProcess;
-  let prom: ChildProcess | undefined;
-  let promDir: string | undefined;
-  let promUrl = '';
+  let prom: PrometheusServer | undefined;
   const names = {
     cpu: uniqueName('cpu'),
     mem: uniqueName('mem'),
@@ -90,16 +76,9 @@ describeDocker('container metrics on /metrics (issue 3)', () => {
     expect(r.status).toBe(200);
     return { text: r.text, m: parse(r.text) };
   };
-  const query = async (
-    q: string,
-  ): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>> => {
-    const r = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(q)}`);
-    const body = (await r.json()) as {
-      status: string;
-      data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> };
-    };
-    expect(body.status).toBe('success');
-    return body.data.result;
+  const query = (q: string): Promise<PromSample[]> => {
+    if (!prom) throw new Error('Prometheus is not running');
+    return prom.query(q);
   };
 
   beforeAll(async () => {
@@ -170,8 +149,7 @@ describeDocker('container metrics on /metrics (issue 3)', () => {
   });
 
   afterAll(async () => {
-    prom?.kill('SIGKILL');
-    if (promDir) await rm(promDir, { recursive: true, force: true });
+    await prom?.stop();
     await agent?.stop();
   });
 
@@ -244,38 +222,10 @@ describeDocker('container metrics on /metrics (issue 3)', () => {
   });
 
   it('is scraped by a real Prometheus: CPU rate under --cpus 0.5 and throttling, names queryable', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'hm-prom-'));
-    promDir = dir;
-    const port = await freePort();
-    promUrl = `http://127.0.0.1:${port}`;
-    const target = new URL(agent.url).host;
-    await writeFile(
-      path.join(dir, 'prometheus.yml'),
-      `global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: harbormaster\n    static_configs:\n      - targets: ['${target}']\n`,
-    );
-    prom = spawn(
-      '/usr/bin/prometheus',
-      [
-        `--config.file=${path.join(dir, 'prometheus.yml')}`,
-        `--storage.tsdb.path=${path.join(dir, 'data')}`,
-        `--web.listen-address=127.0.0.1:${port}`,
-      ],
-      { stdio: 'ignore' },
-    );
-    await waitFor(
-      async () => (await fetch(`${promUrl}/-/ready`)).ok,
-      30_000,
-      200,
-      'Prometheus to be ready',
-    );
+    prom = await startPrometheus({ targets: [new URL(agent.url).host] });
     const { m: before } = await scrape();
     const throttled0 = value(before, 'container_cpu_cfs_throttled_periods_total', names.cpu) ?? 0;
-    await waitFor(
-      async () => (await query(`up{job="harbormaster"} == 1`)).length === 1,
-      20_000,
-      500,
-      'a successful scrape',
-    );
+    await prom.waitForTargets();
     await sleep(12_000);
     const rate = await query(
       `rate(container_cpu_usage_seconds_total{name="${names.cpu}",cpu="total"}[10s])`,

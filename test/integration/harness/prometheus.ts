@@ -26,6 +26,11 @@ export interface PrometheusServer {
 export interface PrometheusOptions {
   /** host:port of each target (the agent's listen address). */
   targets: string[];
+  /**
+   * Instead of fixed targets, a file_sd JSON file re-read every second (for agents that restart
+   * on another port); every target then gets the same `instance` label.
+   */
+  targetsFile?: string;
   job?: string;
   scrapeIntervalSeconds?: number;
   /** Rule files to load (absolute paths). */
@@ -63,8 +68,15 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
       : []),
     'scrape_configs:',
     `  - job_name: ${opts.job ?? 'harbormaster'}`,
-    '    static_configs:',
-    `      - targets: [${opts.targets.map((t) => `'${t}'`).join(', ')}]`,
+    ...(opts.targetsFile
+      ? [
+          `    file_sd_configs: [{ files: [${JSON.stringify(opts.targetsFile)}], refresh_interval: 1s }]`,
+          '    relabel_configs: [{ target_label: instance, replacement: agent }]',
+        ]
+      : [
+          '    static_configs:',
+          `      - targets: [${opts.targets.map((t) => `'${t}'`).join(', ')}]`,
+        ]),
   ].join('\n');
   await writeFile(path.join(dir, 'prometheus.yml'), config + '\n');
   let output = '';
