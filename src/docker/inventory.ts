@@ -1,6 +1,7 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Component, ComponentHealth } from '../component.js';
 import { OnceLogger, type Logger } from '../util/logger.js';
+import { sleep } from '../util/sleep.js';
 import type { ApiContainerInspect, ApiContainerSummary, ApiInfo } from './api-types.js';
 import { containerCgroupPath } from './cgroup-path.js';
 import { DockerError, type DockerClient, type StreamHandle } from './client.js';
@@ -93,18 +94,6 @@ export function fromInspect(c: ApiContainerInspect, cgroupDriver: string): Conta
 function sameContainer(a: ContainerInfo, b: ContainerInfo): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
-
-const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 
 /**
  * The single source of container identity: lists and inspects every container, then follows
