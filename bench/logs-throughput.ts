@@ -109,9 +109,16 @@ async function runPipeline(
   files: string[],
   total: number,
   compression: 'gzip' | 'none',
+  backlog?: { outageMs: number; stopAfterMs: number },
 ): Promise<Record<string, number>> {
   let received = 0;
+  const downUntil = backlog ? Date.now() + backlog.outageMs : 0;
   const server = createServer((req, res) => {
+    if (Date.now() < downUntil) {
+      req.resume();
+      req.on('end', () => res.writeHead(503, { 'retry-after': '1' }).end());
+      return;
+    }
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -127,7 +134,16 @@ async function runPipeline(
   const out = await new Promise<string>((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      [worker, JSON.stringify({ files, url, total, compression })],
+      [
+        worker,
+        JSON.stringify({
+          files,
+          url,
+          total,
+          compression,
+          ...(backlog ? { stopAfterMs: backlog.stopAfterMs } : {}),
+        }),
+      ],
       {
         stdio: ['ignore', 'pipe', 'inherit'],
       },
@@ -140,7 +156,7 @@ async function runPipeline(
   });
   server.close();
   const r = JSON.parse(out) as Record<string, number>;
-  if (compression === 'none' && received !== total)
+  if (compression === 'none' && !backlog && received !== total)
     throw new Error(`receiver got ${received} records, expected ${total}`);
   return r;
 }
@@ -187,6 +203,28 @@ export async function runLogsBench(opts: { quick: boolean }): Promise<Record<str
         console.log(key, JSON.stringify(results[key]));
       }
     }
+    // Backlog: the receiver answers 503 while a big file waits on disk (the queue fills, the
+    // tailer stops reading), then recovers; peak RSS over both phases.
+    const backlogMiB = opts.quick ? 256 : 2048;
+    const d = path.join(dir, 'backlog');
+    mkdirSync(d, { recursive: true });
+    const f = path.join(d, 'backlog-json.log');
+    const backlogLines = Math.ceil((backlogMiB * 1048576) / 190);
+    const backlogBytes = generate(f, backlogLines, 0);
+    const r = await runPipeline([f], backlogLines, 'none', {
+      outageMs: 15_000,
+      stopAfterMs: 25_000,
+    });
+    results.backlog_503 = {
+      backlog_mib: +(backlogBytes / 1048576).toFixed(0),
+      outage_s: 15,
+      run_s: 25,
+      exported_lines: r.exported,
+      peak_rss_mib: +r.peakRssMiB!.toFixed(1),
+      end_heap_used_mib: +r.heapUsedMiB!.toFixed(1),
+      end_external_mib: +r.externalMiB!.toFixed(1),
+    };
+    console.log('backlog_503', JSON.stringify(results.backlog_503));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

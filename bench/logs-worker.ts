@@ -8,6 +8,8 @@ import { pino } from 'pino';
 import { OtlpLogsExporter } from '../src/exporters/otlp-logs.js';
 import { CheckpointStore } from '../src/logs/checkpoints.js';
 import { BoundedQueue, ExportLoop } from '../src/logs/pipeline.js';
+import { defaultProcessingConfig, LogProcessor } from '../src/logs/processing/index.js';
+import { ProcessingSink } from '../src/logs/processing/sink.js';
 import { Tailer } from '../src/logs/tailer.js';
 
 interface Job {
@@ -15,10 +17,13 @@ interface Job {
   url: string;
   total: number;
   compression: 'gzip' | 'none';
+  /** Stop after this long even if not everything was exported (backlog runs). */
+  stopAfterMs?: number;
 }
 
 const job = JSON.parse(process.argv[2] ?? '{}') as Job;
-const log = pino({ level: 'warn' });
+// stderr: stdout carries the result JSON.
+const log = pino({ level: 'warn' }, pino.destination(2));
 const store = new CheckpointStore(mkdtempSync(path.join(os.tmpdir(), 'hm-bench-state-')), log);
 const queue = new BoundedQueue(16 * 1024 * 1024, 4096, 4 * 1024 * 1024);
 const exporter = new OtlpLogsExporter({
@@ -47,9 +52,12 @@ const loop = new ExportLoop({
     exportFailure: () => {},
     retry: () => {},
     drop: () => {},
-    warn: (_c, obj, msg) => log.warn(obj, msg),
+    warn: (c, obj, msg) => {
+      if (!c.startsWith('export-retry')) log.warn(obj, msg);
+    },
   },
 });
+const processor = new LogProcessor(defaultProcessingConfig());
 const cpu0 = process.cpuUsage();
 const t0 = process.hrtime.bigint();
 loop.start();
@@ -68,7 +76,12 @@ const tailers = job.files.map(
           'host.name': os.hostname(),
         },
       },
-      sink: queue,
+      // As in the agent: the processing stages with the default config (parser auto, default
+      // redaction) between partial reassembly and the queue. HM_BENCH_PROCESSING=0: without.
+      sink:
+        process.env.HM_BENCH_PROCESSING === '0'
+          ? queue
+          : new ProcessingSink(processor, {}, `bench-${i}`, queue),
       stats: { lines: () => {}, drop: () => {}, truncated: () => {}, warn: () => {} },
       startAt: 'beginning',
       maxLineBytes: 1024 * 1024,
@@ -78,7 +91,14 @@ const tailers = job.files.map(
     }),
 );
 for (const t of tailers) t.start();
-await allDone;
+let peakSampled = 0;
+const sampler = setInterval(() => {
+  peakSampled = Math.max(peakSampled, process.memoryUsage.rss() / 1048576);
+}, 100);
+if (job.stopAfterMs !== undefined)
+  await Promise.race([allDone, new Promise((r) => setTimeout(r, job.stopAfterMs))]);
+else await allDone;
+clearInterval(sampler);
 const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
 const cpu = process.cpuUsage(cpu0);
 await Promise.all(tailers.map((t) => t.stop()));
@@ -88,6 +108,10 @@ process.stdout.write(
     seconds,
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
     peakRssMiB: process.resourceUsage().maxRSS / 1024,
+    queueBytes: queue.bytes,
+    queueHeld: queue.held,
+    heapUsedMiB: process.memoryUsage().heapUsed / 1048576,
+    externalMiB: process.memoryUsage().external / 1048576,
     exported,
     checkpointWrites: store.writeCount,
   }),

@@ -13,6 +13,12 @@ export function toNdjsonLine(r: LogRecord): string {
     body: r.body.toString('utf8'),
     attributes: { 'log.iostream': r.stream, ...r.attributes },
     resource: r.resource.attributes,
+    severity_number: r.severityNumber,
+    severity_text: r.severityText,
+    trace_id: r.traceId,
+    span_id: r.spanId,
+    flags: r.traceFlags,
+    dropped_attributes_count: r.droppedAttributesCount,
   })}\n`;
 }
 

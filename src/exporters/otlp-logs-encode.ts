@@ -59,10 +59,18 @@ function anyValue(v: AttrValue): Buffer {
   if (typeof v === 'boolean') return Buffer.from([0x10, v ? 1 : 0]);
   if (typeof v === 'number') {
     if (Number.isInteger(v)) {
-      // int64 varint (non-negative values only reach here in practice)
+      // int64 varint; negative (and beyond 2^53) values as 64-bit two's complement, like protobufjs
       const w = new Writer(Buffer.alloc(11));
       w.byte(0x18);
-      w.varint(Math.max(0, v));
+      if (v >= 0 && v <= Number.MAX_SAFE_INTEGER) w.varint(v);
+      else {
+        let u = BigInt.asUintN(64, BigInt(v));
+        while (u >= 0x80n) {
+          w.byte(Number(u & 0x7fn) | 0x80);
+          u >>= 7n;
+        }
+        w.byte(Number(u));
+      }
       return w.buf.subarray(0, w.pos);
     }
     const b = Buffer.alloc(9);
@@ -115,9 +123,44 @@ function nanosHiLo(sec: number, nanos: number): [number, number] {
   return [lo, hi];
 }
 
-function recordAttrs(r: LogRecord): Buffer | undefined {
-  if (!r.attributes) return undefined;
-  return Buffer.concat(Object.entries(r.attributes).map(([k, v]) => keyValue(6, k, v)));
+function varintField(tag: number, n: number): Buffer {
+  const w = new Writer(Buffer.alloc(1 + varintLen(n)));
+  w.byte(tag);
+  w.varint(n);
+  return w.buf;
+}
+
+/** 2n hex digits → n bytes, or undefined when it is not exactly that. */
+function hexId(s: string | undefined, n: number): Buffer | undefined {
+  if (s === undefined || s.length !== n * 2) return undefined;
+  const b = Buffer.from(s, 'hex');
+  return b.length === n ? b : undefined;
+}
+
+/**
+ * Everything of a record besides time, body and log.iostream: attributes, severity, trace
+ * context, dropped attribute count (undefined for a plain line: the fast path).
+ */
+function recordExtra(r: LogRecord): Buffer | undefined {
+  const parts: Buffer[] = [];
+  if (r.attributes) for (const k in r.attributes) parts.push(keyValue(6, k, r.attributes[k]!));
+  if (r.severityNumber !== undefined && r.severityNumber > 0)
+    parts.push(varintField(0x10, r.severityNumber)); // severity_number = 2
+  if (r.severityText) parts.push(str(3, r.severityText));
+  if (r.droppedAttributesCount) parts.push(varintField(0x38, r.droppedAttributesCount)); // 7
+  const traceId = hexId(r.traceId, 16);
+  if (traceId) {
+    if (r.traceFlags !== undefined && r.traceFlags !== 0) {
+      const f = Buffer.alloc(5); // flags = 8 (fixed32)
+      f[0] = 0x45;
+      f.writeUInt32LE(r.traceFlags >>> 0, 1);
+      parts.push(f);
+    }
+    parts.push(ld(9, traceId));
+    const spanId = hexId(r.spanId, 8);
+    if (spanId) parts.push(ld(10, spanId));
+  }
+  return parts.length === 0 ? undefined : parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
 
 /**
@@ -146,7 +189,7 @@ export function encodeLogsRequest(records: readonly LogRecord[]): Buffer {
       const bl = r.body.length;
       const anyLen = 1 + varintLen(bl) + bl; // AnyValue.string_value
       bodyInnerLen[i] = anyLen;
-      const ex = recordAttrs(r);
+      const ex = recordExtra(r);
       extra[i] = ex;
       const len =
         9 + 9 + 1 + varintLen(anyLen) + anyLen + IOSTREAM[r.stream].length + (ex?.length ?? 0);

@@ -69,15 +69,24 @@ export function toSdkLogRecords(records: readonly LogRecord[]): unknown[] {
       resources.set(r.resource, res);
     }
     const osec = Math.floor(r.observedMs / 1000);
-    return {
+    const out: Record<string, unknown> = {
       hrTime: [r.timeSec, r.timeNanos],
       hrTimeObserved: [osec, (r.observedMs - osec * 1000) * 1_000_000],
       body: r.body.toString('utf8'),
       attributes: { 'log.iostream': r.stream, ...r.attributes },
-      droppedAttributesCount: 0,
+      droppedAttributesCount: r.droppedAttributesCount ?? 0,
       resource: res,
       instrumentationScope: scope,
     };
+    if (r.severityNumber !== undefined) out.severityNumber = r.severityNumber;
+    if (r.severityText !== undefined) out.severityText = r.severityText;
+    if (r.traceId !== undefined)
+      out.spanContext = {
+        traceId: r.traceId,
+        ...(r.spanId !== undefined ? { spanId: r.spanId } : {}),
+        ...(r.traceFlags !== undefined ? { traceFlags: r.traceFlags } : {}),
+      };
+    return out;
   });
 }
 

@@ -8,10 +8,21 @@ import type { ContainerInfo } from '../docker/types.js';
 import { NdjsonLogExporter } from '../exporters/ndjson.js';
 import { OtlpLogsExporter, otlpLogsUrl } from '../exporters/otlp-logs.js';
 import { OnceLogger, type Logger } from '../util/logger.js';
+import { ApiLogReader, logSourceFor, type ApiLogRecord } from './api-reader.js';
 import { CheckpointStore } from './checkpoints.js';
+import { cursorFromCheckpoint, isApiCheckpoint } from './cursor-store.js';
 import { BoundedQueue, ExportLoop } from './pipeline.js';
+import { LogProcessor, PROCESSING_EVENTS } from './processing/index.js';
+import { ProcessingSink } from './processing/sink.js';
 import { Tailer, type TailerStats } from './tailer.js';
-import { DROP_REASONS, type DropReason, type LogExporter, type LogResource } from './types.js';
+import {
+  DROP_REASONS,
+  type ApiCursor,
+  type DropReason,
+  type LogExporter,
+  type LogRecord,
+  type LogResource,
+} from './types.js';
 
 /** `busybox:1.36` → name `busybox`, tags [`1.36`]; digests and registry ports handled. */
 export function splitImage(ref: string): { name: string; tags: string[] } {
@@ -59,6 +70,8 @@ export function mapLogPath(
 
 interface TailerEntry {
   tailer: Tailer;
+  /** Processing stages of the container (between partial reassembly and the queue). */
+  proc: ProcessingSink;
   container: ContainerInfo;
   lines: Record<'stdout' | 'stderr', number>;
   bytes: Record<'stdout' | 'stderr', number>;
@@ -68,8 +81,24 @@ interface TailerEntry {
   };
 }
 
+/** A container read through the Engine API logs stream (local / journald drivers, remote daemon). */
+interface ApiEntry {
+  container: ContainerInfo;
+  proc: ProcessingSink;
+  resource: LogResource;
+  abort: AbortController;
+  /** The current reader's run(); undefined when none runs. */
+  running: Promise<void> | undefined;
+  /** After the last record handed to processing (where a new reader resumes). */
+  readCursor: ApiCursor | undefined;
+  /** startedAt of the container run the last reader was started for. */
+  readFor: number;
+  removed: boolean;
+}
+
 export interface LogsComponentOptions {
-  ctx: Pick<AgentContext, 'config' | 'logger' | 'hostName' | 'inventory'>;
+  ctx: Pick<AgentContext, 'config' | 'logger' | 'hostName' | 'inventory'> &
+    Partial<Pick<AgentContext, 'docker'>>;
   registry: Registry;
   exporter: LogExporter;
 }
@@ -83,6 +112,8 @@ export class LogsComponent implements Component {
   private queue: BoundedQueue;
   private loop!: ExportLoop;
   private readonly tailers = new Map<string, TailerEntry>();
+  private readonly apiReaders = new Map<string, ApiEntry>();
+  private readonly lp: LogProcessor;
   private unsubscribe: (() => void) | undefined;
   private reconcileTimer: NodeJS.Timeout | undefined;
   private firstReconcileDone = false;
@@ -109,6 +140,20 @@ export class LogsComponent implements Component {
       registers,
     });
     for (const r of DROP_REASONS) dropCounter.inc({ reason: r }, 0);
+    const events = new Counter({
+      name: 'harbormaster_log_processing_events_total',
+      help: 'Things log processing did, by event (parsed_json, parsed_logfmt, parse_failed, attributes_dropped, values_truncated, multiline_split, multiline_timeout, invalid_label, redacted).',
+      labelNames: ['event'],
+      registers,
+    });
+    for (const e of PROCESSING_EVENTS) events.inc({ event: e }, 0);
+    this.lp = new LogProcessor(this.cfg.processing, {
+      hooks: {
+        drop: (reason, n) => this.drop(reason, n),
+        event: (name, n) => events.inc({ event: name }, n),
+        warnOnce: (cause, obj, msg) => this.once.warn(cause, obj, msg),
+      },
+    });
     const linesRead = new Counter({
       name: 'harbormaster_log_lines_read_total',
       help: 'Json-file records read, per container and stream.',
@@ -233,6 +278,10 @@ export class LogsComponent implements Component {
         drop: (r, n) => this.drop(r, n),
         warn: (c, obj, msg) => this.once.warn(c, obj, msg),
         committed: (source, pos) => this.maybeFinish(source, pos),
+        committedApi: (source) => {
+          // A reader that is gone for good: its late commits leave no entry behind.
+          if (!this.apiReaders.has(source)) this.store.delete(source);
+        },
       },
     });
     this.loop.start();
@@ -268,22 +317,28 @@ export class LogsComponent implements Component {
     for (const c of list) this.ensure(c);
     for (const [id, e] of this.tailers)
       if (!ids.has(id) && !inv.get(id)) this.onRemoved(e.container);
+    for (const [id, e] of this.apiReaders)
+      if (!ids.has(id) && !inv.get(id)) this.onRemoved(e.container);
     if (!this.firstReconcileDone) {
       this.firstReconcileDone = true;
       for (const k of this.store.keys()) if (!ids.has(k)) this.store.delete(k);
     }
   }
 
-  private eligible(c: ContainerInfo): boolean {
-    return (
-      c.logDriver === 'json-file' &&
-      c.logPath !== '' &&
-      c.labels['harbormaster.logs.enabled'] !== 'false'
-    );
+  /** How the container's logs are read ('none': not at all). */
+  private sourceOf(c: ContainerInfo): 'file' | 'api' | 'none' {
+    if (!this.lp.enabled(c.labels)) return 'none';
+    const docker = this.o.ctx.docker;
+    if (!docker) return c.logDriver === 'json-file' && c.logPath !== '' ? 'file' : 'none';
+    const s = logSourceFor(c, docker.endpoint);
+    return s === 'file' && c.logPath === '' ? 'none' : s;
   }
 
   private ensure(c: ContainerInfo): void {
-    if (this.stopped || !this.eligible(c)) return;
+    if (this.stopped) return;
+    const source = this.sourceOf(c);
+    if (source === 'api') return this.ensureApi(c);
+    if (source !== 'file') return;
     const existing = this.tailers.get(c.id);
     if (existing) {
       existing.container = c;
@@ -297,7 +352,8 @@ export class LogsComponent implements Component {
       this.o.ctx.inventory.engine()?.dockerRootDir,
       cfg.docker_root,
     );
-    const checkpoint = this.store.get(c.id);
+    const stored = this.store.get(c.id);
+    const checkpoint = isApiCheckpoint(stored) ? undefined : stored;
     // Only containers that existed at the very first start (first reconcile) honour start_at.
     const startAt =
       this.store.firstStart && !this.firstReconcileDone ? this.cfg.start_at : 'beginning';
@@ -307,6 +363,7 @@ export class LogsComponent implements Component {
       bytes: { stdout: 0, stderr: 0 },
       reported: { lines: { stdout: 0, stderr: 0 }, bytes: { stdout: 0, stderr: 0 } },
       tailer: undefined as unknown as Tailer,
+      proc: new ProcessingSink(this.lp, c.labels, c.name, this.queue),
     };
     const stats: TailerStats = {
       lines: (stream, n, b) => {
@@ -321,7 +378,7 @@ export class LogsComponent implements Component {
       key: c.id,
       path: file,
       resource: containerResource(c, this.o.ctx.hostName, this.cfg.label_allowlist),
-      sink: this.queue,
+      sink: entry.proc,
       stats,
       ...(checkpoint ? { checkpoint } : {}),
       startAt,
@@ -335,12 +392,134 @@ export class LogsComponent implements Component {
     if (c.state !== 'running' && c.state !== 'restarting' && c.state !== 'paused')
       entry.tailer.containerStopped();
     void entry.tailer.finished.then(() => {
+      // Everything is read: ship what multiline grouping still holds.
+      entry.proc.flushAll();
       if (!entry.tailer.lastPos) this.retire(c.id);
     });
   }
 
+  private ensureApi(c: ContainerInfo): void {
+    const docker = this.o.ctx.docker;
+    if (!docker) return;
+    let e = this.apiReaders.get(c.id);
+    if (!e) {
+      let cursor = cursorFromCheckpoint(this.store.get(c.id));
+      if (
+        !cursor &&
+        this.store.firstStart &&
+        !this.firstReconcileDone &&
+        this.cfg.start_at === 'end'
+      ) {
+        const now = { t: (BigInt(Date.now()) * 1_000_000n).toString(), n: 0 };
+        cursor = { stdout: now, stderr: { ...now } };
+      }
+      e = {
+        container: c,
+        proc: new ProcessingSink(
+          this.lp,
+          c.labels,
+          c.name,
+          this.queue,
+          cursor ? { apiCursor: cursor } : undefined,
+        ),
+        resource: containerResource(c, this.o.ctx.hostName, this.cfg.label_allowlist),
+        abort: new AbortController(),
+        running: undefined,
+        readCursor: cursor,
+        readFor: -1,
+        removed: false,
+      };
+      this.apiReaders.set(c.id, e);
+    }
+    e.container = c;
+    // One reader per run of the container: the stream ends when it stops; a new run (restart)
+    // gets a new reader that resumes after the last record read.
+    if (!e.running && !e.removed && e.readFor !== c.startedAt) this.startApiReader(e);
+  }
+
+  private startApiReader(e: ApiEntry): void {
+    const docker = this.o.ctx.docker!;
+    const c = e.container;
+    e.readFor = c.startedAt;
+    const id = c.id;
+    const reader = new ApiLogReader({
+      client: docker,
+      containerId: id,
+      ...(e.readCursor ? { cursor: e.readCursor } : {}),
+      maxLineBytes: this.cfg.max_line_bytes,
+      partialFlushMs: this.cfg.partial_flush_seconds * 1000,
+      retryMaxMs: 5000,
+      onRecords: (batch: ApiLogRecord[]) => {
+        const observedMs = Date.now();
+        for (const r of batch) {
+          const sec = r.timeUnixNano / 1_000_000_000n;
+          const rec: LogRecord = {
+            resource: e.resource,
+            body: r.body,
+            stream: r.stream,
+            timeSec: Number(sec),
+            timeNanos: Number(r.timeUnixNano - sec * 1_000_000_000n),
+            observedMs,
+            source: id,
+            apiCursor: r.cursor,
+            ...(r.truncated ? { attributes: { 'harbormaster.log.truncated': true } } : {}),
+          };
+          if (r.truncated) this.m.truncated.inc();
+          e.proc.push(rec);
+          e.readCursor = r.cursor;
+        }
+        return this.queue.waitForSpace();
+      },
+      onProblem: (reason, message) =>
+        this.once.warn(
+          `api-reader:${reason}`,
+          { container: e.container.name, reason, detail: message.slice(0, 300) },
+          'Reading a container log through the Engine API had a problem (logged once per kind).',
+        ),
+    });
+    const run = reader.run(e.abort.signal).then(
+      (end) => {
+        e.running = undefined;
+        // The stream ended: what multiline grouping holds will get no continuation.
+        e.proc.flushAll();
+        if (end === 'aborted' || this.stopped) return;
+        if (end === 'gone' || e.removed) {
+          this.retireApi(id);
+          return;
+        }
+        // Restarted meanwhile (the event may have come before the stream ended)?
+        const now = this.o.ctx.inventory.get(id);
+        if (now && now.startedAt !== e.readFor) {
+          e.container = now;
+          const t = setTimeout(() => {
+            if (!e.running && !e.removed && !this.stopped) this.startApiReader(e);
+          }, 200);
+          t.unref();
+        }
+      },
+      () => {
+        e.running = undefined;
+      },
+    );
+    e.running = run;
+  }
+
+  private retireApi(id: string): void {
+    const e = this.apiReaders.get(id);
+    if (!e) return;
+    this.apiReaders.delete(id);
+    e.abort.abort();
+    e.proc.close();
+    this.store.delete(id);
+  }
+
   private onRemoved(c: ContainerInfo): void {
     this.tailers.get(c.id)?.tailer.markRemoved();
+    const e = this.apiReaders.get(c.id);
+    if (e) {
+      e.removed = true;
+      if (!e.running) this.retireApi(c.id);
+    }
   }
 
   private maybeFinish(source: string, pos: { offset: number }): void {
@@ -353,6 +532,7 @@ export class LogsComponent implements Component {
     const e = this.tailers.get(id);
     if (!e) return;
     this.tailers.delete(id);
+    e.proc.close();
     this.store.delete(id);
     this.reportRead(this.m.linesRead, this.m.bytesRead);
     for (const s of ['stdout', 'stderr']) {
@@ -367,7 +547,17 @@ export class LogsComponent implements Component {
     this.stopped = true;
     clearTimeout(this.reconcileTimer);
     this.unsubscribe?.();
-    await Promise.all([...this.tailers.values()].map((e) => e.tailer.stop()));
+    for (const e of this.apiReaders.values()) e.abort.abort();
+    await Promise.all([
+      ...[...this.tailers.values()].map((e) => e.tailer.stop()),
+      ...[...this.apiReaders.values()].map((e) => e.running),
+    ]);
+    // Held multiline groups go into the drain (their lines are re-read if it does not finish:
+    // commits never pass the first line of a held group).
+    for (const e of [...this.tailers.values(), ...this.apiReaders.values()]) {
+      e.proc.flushAll();
+      e.proc.close();
+    }
     const drainMs = Math.max(500, (this.o.ctx.config.shutdown_timeout_seconds - 2) * 1000);
     await this.loop?.stop(drainMs);
     await this.o.exporter.shutdown?.();
@@ -380,7 +570,10 @@ export class LogsComponent implements Component {
         ok: true,
         detail: `export retrying (${l.consecutiveFailures}): ${l.lastError ?? ''}`,
       };
-    return { ok: true, detail: `${this.tailers.size} log files` };
+    return {
+      ok: true,
+      detail: `${this.tailers.size} log files, ${this.apiReaders.size} Engine API log streams`,
+    };
   }
 }
 

@@ -2,6 +2,7 @@
 // checkpoints advance only for batches the exporter delivered (or that were permanently
 // rejected, which is counted as a drop).
 import type { CheckpointStore } from './checkpoints.js';
+import { apiCheckpoint } from './cursor-store.js';
 import type { TailerSink } from './tailer.js';
 import type { DropReason, ExportResult, LogExporter, LogPosition, LogRecord } from './types.js';
 
@@ -17,6 +18,8 @@ export class BoundedQueue implements TailerSink {
   private items: LogRecord[] = [];
   private head = 0;
   bytes = 0;
+  /** Bytes tailers hold outside the queue (partial lines being reassembled), same bound. */
+  held = 0;
   private spaceWaiters: (() => void)[] = [];
   private spacePromise: Promise<void> | undefined;
   private dataWaiter: (() => void) | undefined;
@@ -32,8 +35,27 @@ export class BoundedQueue implements TailerSink {
     return this.items.length - this.head;
   }
 
+  /** Full: queued + held bytes reach the bound. With nothing queued a tailer may always go on
+   * (only it can release what it holds, by completing its line). */
+  private full(): boolean {
+    return this.bytes > 0 && this.bytes + this.held >= this.maxBytes;
+  }
+
+  hold(delta: number): void {
+    this.held += delta;
+    if (delta < 0) this.wakeProducers();
+  }
+
+  private wakeProducers(): void {
+    if (this.full() || this.spaceWaiters.length === 0) return;
+    const ws = this.spaceWaiters;
+    this.spaceWaiters = [];
+    this.spacePromise = undefined;
+    for (const w of ws) w();
+  }
+
   waitForSpace(): Promise<void> | undefined {
-    if (this.bytes < this.maxBytes) return undefined;
+    if (!this.full()) return undefined;
     this.spacePromise ??= new Promise<void>((r) => this.spaceWaiters.push(r));
     return this.spacePromise;
   }
@@ -49,12 +71,27 @@ export class BoundedQueue implements TailerSink {
     }
   }
 
+  /**
+   * A commit-only record (lines dropped by processing): replaces such a marker of the same source
+   * at the tail instead of queueing another (a rate-limited flood costs one marker).
+   */
+  pushCommit(r: LogRecord): void {
+    const i = this.items.length - 1;
+    const last = i >= this.head ? this.items[i] : undefined;
+    if (last?.commitOnly && last.source === r.source) {
+      this.items[i] = r;
+      return;
+    }
+    this.push(r);
+  }
+
   /** Resolves when a full batch is queued, or after ms. */
   waitForBatch(ms: number, signal?: AbortSignal): Promise<void> {
     if (this.length >= this.batchRecords || this.bytes >= this.batchBytes) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const t = setTimeout(() => {
         this.dataWaiter = undefined;
+        signal?.removeEventListener('abort', onAbort);
         resolve();
       }, ms);
       const onAbort = (): void => {
@@ -88,12 +125,7 @@ export class BoundedQueue implements TailerSink {
       this.head = 0;
     }
     if (this.length > 0) this.oldestAt = Date.now();
-    if (this.bytes < this.maxBytes && this.spaceWaiters.length > 0) {
-      const ws = this.spaceWaiters;
-      this.spaceWaiters = [];
-      this.spacePromise = undefined;
-      for (const w of ws) w();
-    }
+    this.wakeProducers();
     return out;
   }
 }
@@ -106,6 +138,8 @@ export interface PipelineHooks {
   warn(cause: string, obj: Record<string, unknown>, msg: string): void;
   /** A source's position was committed (delivered). */
   committed?(source: string, pos: LogPosition): void;
+  /** An Engine API source's cursor was committed (delivered). */
+  committedApi?(source: string, cursor: NonNullable<LogRecord['apiCursor']>): void;
 }
 
 export interface PipelineOptions {
@@ -183,7 +217,9 @@ export class ExportLoop {
       if (signal.aborted) return;
       const batch = queue.take();
       if (batch.length === 0) continue;
-      const delivered = await this.send(batch, signal);
+      // Commit-only markers (lines dropped by processing) are committed with the batch, not sent.
+      const toSend = batch.some((r) => r.commitOnly) ? batch.filter((r) => !r.commitOnly) : batch;
+      const delivered = toSend.length === 0 || (await this.send(toSend, signal));
       if (!delivered) return; // shutting down: not acknowledged, re-read after restart
       this.commit(batch);
       try {
@@ -246,7 +282,16 @@ export class ExportLoop {
 
   private commit(batch: LogRecord[]): void {
     const last = new Map<string, LogPosition>();
-    for (const r of batch) if (r.source && r.pos) last.set(r.source, r.pos);
+    const lastApi = new Map<string, NonNullable<LogRecord['apiCursor']>>();
+    for (const r of batch) {
+      if (r.source && r.pos) last.set(r.source, r.pos);
+      else if (r.source && r.apiCursor) lastApi.set(r.source, r.apiCursor);
+    }
+    // Engine API readers: their cursor, in the same checkpoint file (same atomic write).
+    for (const [source, cursor] of lastApi) {
+      this.o.store.set(source, apiCheckpoint(source, cursor));
+      this.o.hooks.committedApi?.(source, cursor);
+    }
     for (const [source, pos] of last) {
       this.o.store.set(source, {
         path: this.o.pathOf(source),

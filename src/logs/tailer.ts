@@ -20,6 +20,39 @@ export interface TailerSink {
   /** Resolves when the queue has room again; undefined when it has room now. */
   waitForSpace(): Promise<void> | undefined;
   push(record: LogRecord): void;
+  /**
+   * Bytes the tailer holds outside the queue (partial lines being reassembled) grew or shrank by
+   * delta: counted against the same memory bound, so reassembly applies backpressure too.
+   */
+  hold?(delta: number): void;
+}
+
+// Read buffers are reused: records never keep views into them (bodies are copied out, densely),
+// so one chunk in flight per reading tailer is all the read memory there is.
+const readPool: Buffer[] = [];
+const READ_POOL_MAX = 8;
+const READ_POOL_MAX_BYTES = 1024 * 1024;
+
+function acquireReadBuffer(size: number): Buffer {
+  for (let i = readPool.length - 1; i >= 0; i--) {
+    if (readPool[i]!.length === size) return readPool.splice(i, 1)[0]!;
+  }
+  return Buffer.allocUnsafeSlow(size);
+}
+
+function releaseReadBuffer(buf: Buffer): void {
+  if (readPool.length < READ_POOL_MAX && buf.length <= READ_POOL_MAX_BYTES) readPool.push(buf);
+}
+
+/** A copy of b that does not keep the read buffer alive (small copies share Node's pool slabs). */
+const EMPTY = Buffer.alloc(0);
+
+function own(b: Buffer, chunk: Buffer): Buffer {
+  if (b.length === 0) return EMPTY;
+  if (b.buffer !== chunk.buffer) return b;
+  const c = Buffer.allocUnsafe(b.length);
+  b.copy(c);
+  return c;
 }
 
 export interface TailerStats {
@@ -116,7 +149,8 @@ export class Tailer {
   private waker: (() => void) | undefined;
   private woken = false;
   private watcher: FSWatcher | undefined;
-  private scratch: Buffer | undefined;
+  /** Bytes of partial lines held (reported to the sink's bound). */
+  private held = 0;
   private readonly now: () => number;
   /** Set once the container is gone and everything was read. */
   done = false;
@@ -191,6 +225,16 @@ export class Tailer {
     this.wake();
     await this.loop;
     await this.closeAll();
+    // Partial lines not shipped are re-read after a restart: give their bytes back to the bound.
+    this.partials.stdout = undefined;
+    this.partials.stderr = undefined;
+    this.hold(-this.held);
+  }
+
+  private hold(delta: number): void {
+    if (delta === 0) return;
+    this.held += delta;
+    this.opts.sink.hold?.(delta);
   }
 
   /** Bytes not read yet, over all open generations. */
@@ -399,12 +443,14 @@ export class Tailer {
           firstPos = 0;
         } else firstPos = cp.offset;
       } else if (gens.length > 0) {
-        // The checkpointed file is gone (rotated away while the agent was down, or replaced):
-        // every file present is newer than it.
+        // The checkpointed file is gone (Docker rotated it away while the agent was down or
+        // behind, or it was replaced): every file present is newer than it, and what it held
+        // after the checkpoint is lost. Counted as one file rotated away.
+        this.opts.stats.drop('rotated_away');
         this.opts.stats.warn(
           `checkpoint-miss:${this.key}`,
-          { path: this.path },
-          'The log file of a checkpoint no longer exists; reading the remaining files from their start.',
+          { path: this.path, checkpointIno: cp.ino, checkpointOffset: cp.offset },
+          'The log file of a checkpoint no longer exists (Docker deleted it before it was read to its end; counted as harbormaster_log_drops_total{reason="rotated_away"}); reading the remaining files from their start.',
         );
       }
     } else if (this.opts.startAt === 'end') {
@@ -522,10 +568,17 @@ export class Tailer {
       return false;
     }
     if (this.now() - this.lastDiscoverAt >= this.opts.pollMs) await this.discover();
-    let buf = this.scratch;
-    if (!buf || buf.length < cur.readSize) buf = Buffer.allocUnsafeSlow(cur.readSize);
-    this.scratch = buf;
-    const { bytesRead } = await cur.fh.read(buf, 0, cur.readSize, cur.pos);
+    const readSize = cur.readSize;
+    const buf = acquireReadBuffer(readSize);
+    try {
+      return await this.readStep(cur, buf, readSize);
+    } finally {
+      releaseReadBuffer(buf);
+    }
+  }
+
+  private async readStep(cur: OpenFile, buf: Buffer, readSize: number): Promise<boolean> {
+    const { bytesRead } = await cur.fh.read(buf, 0, readSize, cur.pos);
     if (bytesRead > 0 && (cur.verifyHead || this.files.length === 1)) {
       // The live file may be truncated in place and rewritten (max-file=1) while we read it:
       // check its first bytes after the read; on a change the chunk is not trusted.
@@ -540,15 +593,10 @@ export class Tailer {
       }
     }
     if (bytesRead > 0) {
-      let chunk: Buffer;
-      if (bytesRead * 2 >= buf.length) {
-        chunk = buf.subarray(0, bytesRead);
-        this.scratch = undefined; // records keep views into it
-      } else {
-        chunk = Buffer.from(buf.subarray(0, bytesRead));
-      }
+      // consume() is synchronous and copies what it keeps: buf is free again when it returns.
+      const chunk = buf.subarray(0, bytesRead);
       if (cur.pos + bytesRead > cur.size) cur.size = cur.pos + bytesRead;
-      this.consume(cur, chunk, bytesRead === cur.readSize);
+      this.consume(cur, chunk, bytesRead === readSize);
       return true;
     }
     // At the end of this generation.
@@ -692,13 +740,15 @@ export class Tailer {
       if (!p.truncated) {
         const room = max - p.bytes;
         if (d.body.length > room) {
-          const cut = utf8Truncate(Buffer.concat([...p.parts, d.body]), max);
+          const cut = Buffer.from(utf8Truncate(Buffer.concat([...p.parts, d.body]), max));
+          this.hold(cut.length - p.bytes);
           p.parts = [cut];
           p.bytes = cut.length;
           p.truncated = true;
         } else {
-          p.parts.push(d.body);
+          p.parts.push(own(d.body, chunk));
           p.bytes += d.body.length;
+          this.hold(d.body.length);
         }
       }
       p.end = end;
@@ -711,9 +761,10 @@ export class Tailer {
     }
     if (!d.complete) {
       const start: LogPosition = { file: cur.id, offset: endOffset - (e - s + 1) };
+      const first = own(utf8Truncate(d.body, max), chunk);
       const np: Partial = {
-        parts: [d.body],
-        bytes: d.body.length,
+        parts: [first],
+        bytes: first.length,
         truncated: false,
         start,
         end,
@@ -722,11 +773,8 @@ export class Tailer {
         lastAt: this.now(),
       };
       if (d.attrs) np.attrs = d.attrs;
-      if (np.bytes > max) {
-        np.parts = [utf8Truncate(d.body, max)];
-        np.bytes = np.parts[0]!.length;
-        np.truncated = true;
-      }
+      if (d.body.length > max) np.truncated = true;
+      this.hold(np.bytes);
       this.partials[d.stream] = np;
       return;
     }
@@ -737,11 +785,13 @@ export class Tailer {
       attributes = { ...attributes, 'harbormaster.log.truncated': true };
       this.opts.stats.truncated();
     }
-    this.emit(body, d.stream, d.timeSec, d.timeNanos, observedMs, attributes, end);
+    this.emit(own(body, chunk), d.stream, d.timeSec, d.timeNanos, observedMs, attributes, end);
   }
 
   private emitPartial(p: Partial, stream: 'stdout' | 'stderr', observedMs: number): void {
     const body = p.parts.length === 1 ? p.parts[0]! : Buffer.concat(p.parts, p.bytes);
+    // From here on the queue counts these bytes (push), no longer the reassembly.
+    this.hold(-p.bytes);
     let attributes: Record<string, string | boolean> | undefined = p.attrs;
     if (p.truncated) {
       attributes = { ...attributes, 'harbormaster.log.truncated': true };

@@ -42,6 +42,25 @@ export interface LogRecord {
   readonly pos?: LogPosition;
   /** Tailer key (container id) the position belongs to. */
   readonly source?: string;
+  /** Engine API reader position to commit once this record is delivered (instead of pos). */
+  readonly apiCursor?: ApiCursor;
+  /** Only carries a position to commit (its lines were dropped by processing): never exported. */
+  readonly commitOnly?: boolean;
+  /** Set by body parsing (OpenTelemetry SeverityNumber 1..24 and the original text). */
+  readonly severityNumber?: number;
+  readonly severityText?: string;
+  /** Trace context lifted from the body: 32 / 16 lowercase hex digits, W3C flags. */
+  readonly traceId?: string;
+  readonly spanId?: string;
+  readonly traceFlags?: number;
+  /** Attributes left out by the parser bounds (OTLP dropped_attributes_count). */
+  readonly droppedAttributesCount?: number;
+}
+
+/** Where an Engine API log stream was delivered up to (ApiLogCursor of api-reader.ts). */
+export interface ApiCursor {
+  readonly stdout?: { readonly t: string; readonly n: number };
+  readonly stderr?: { readonly t: string; readonly n: number };
 }
 
 export type ExportResult =
@@ -63,5 +82,9 @@ export const DROP_REASONS = [
   'file_removed_unread',
   'file_truncated',
   'rotated_away',
+  // Processing (src/logs/processing): drop / keep filters and the per-container rate limit.
+  'filter_drop',
+  'filter_keep',
+  'rate_limited',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];

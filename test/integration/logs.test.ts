@@ -1,6 +1,6 @@
 // Log shipping acceptance (issue 5) against the private dockerd, the built agent and a receiver
 // that decodes the real OTLP protobuf.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,6 +34,54 @@ function writerScript(blocks: number, per: number, pause = '0'): string {
     `b=$((b+1)); sleep ${pause}; done`;
   // The first second lets the agent attach before the first rotation.
   return `sleep 1; ( ${one('>&2')} ) & ( ${one('')} ); wait`;
+}
+
+/**
+ * Like writerScript, but block b (b >= 1) is written only once the test created /tmp/gate<b> in the
+ * container (`docker exec … touch`): the test's flow control, see the SIGKILL test.
+ */
+function gatedWriterScript(blocks: number, per: number, pause: string): string {
+  const one = (redir: string): string =>
+    `b=0; while [ $b -lt ${blocks} ]; do ` +
+    `while [ $b -gt 0 ] && [ ! -e /tmp/gate$b ]; do sleep 0.05; done; ` +
+    `seq $((b*${per}+1)) $((b*${per}+${per})) ${redir}; ` +
+    `{ printf 'big%d:' $b; head -c ${BIG} /dev/zero | tr '\\0' x; echo; } ${redir}; ` +
+    `b=$((b+1)); sleep ${pause}; done`;
+  return `sleep 1; ( ${one('>&2')} ) & ( ${one('')} ); wait`;
+}
+
+/** Incremental view of what the receiver got for one container (scans only new requests). */
+function tracker(
+  rx: OtlpReceiver,
+  id: string,
+): { update(): Received & { sets: Record<'stdout' | 'stderr', Set<string>> } } {
+  let seen = 0;
+  let reqs: unknown = undefined;
+  const out = {
+    stdout: [] as string[],
+    stderr: [] as string[],
+    sets: { stdout: new Set<string>(), stderr: new Set<string>() },
+  };
+  return {
+    update() {
+      const all = rx.logs();
+      if (all !== reqs) {
+        // reset() replaced the array
+        reqs = all;
+        seen = 0;
+      }
+      const fresh = all.slice(seen);
+      seen = all.length;
+      for (const r of allLogRecords(fresh)) {
+        if (r.resource['container.id'] !== id) continue;
+        const st = attrs(r.attributes)['log.iostream'] as 'stdout' | 'stderr';
+        const body = r.body?.stringValue ?? '';
+        out[st].push(body);
+        out.sets[st].add(body);
+      }
+      return out;
+    },
+  };
 }
 
 interface Received {
@@ -217,17 +265,70 @@ describeDocker('log shipping (json-file → OTLP)', () => {
     let a = await agent(dir);
     const blocks = 20;
     const per = 5_000;
-    const id = await runWriter(5, blocks, per, '1');
+    // Flow control, not a weaker check. Docker keeps max-file × max-size = 5 × 1,000,000 bytes
+    // (sizes are decimal) and deletes older data whether it was read or not; no agent can deliver
+    // a line Docker deleted before the agent ran long enough to read it. Measured here (2 cores,
+    // receiver decoding protobuf in this process): an agent delivers ~1 MB/s of these lines,
+    // needs 0.85-1.6 s from spawn to ready plus ~0.3 s to its first read, and lives 0.3-0.8 s
+    // between kills, while the free-running writer produced ~0.9 MB/s. The lag grew by ~1 MB
+    // per kill (3.4 MB at the 4th restart) until the checkpointed file was deleted: the agent
+    // logged "The log file of a checkpoint no longer exists" and whole ranges (5,000-26,000
+    // lines per stream) were missing. So the writer only writes block b once block b-3 was
+    // delivered (≤ ~3.5 MB ahead): every kill still lands at a random moment while the
+    // container writes and Docker rotates, deletes and reuses inodes.
+    const AHEAD = 3;
+    const r = await runContainer([
+      '-d',
+      '--name',
+      uniqueName('logs-kill'),
+      '--log-driver',
+      'json-file',
+      '--log-opt',
+      'max-size=1m',
+      '--log-opt',
+      'max-file=5',
+      TEST_IMAGE,
+      'sh',
+      '-c',
+      gatedWriterScript(blocks, per, '1'),
+    ]);
+    const id = r.stdout.trim();
+    const t = tracker(rx, id);
+    const delivered = (b: number): boolean => {
+      const g = t.update();
+      const last = String((b + 1) * per);
+      const big = `big${b}:${'x'.repeat(BIG)}`;
+      return (
+        g.sets.stdout.has(last) &&
+        g.sets.stderr.has(last) &&
+        g.sets.stdout.has(big) &&
+        g.sets.stderr.has(big)
+      );
+    };
+    let releaseError: Error | undefined;
+    const releaser = (async () => {
+      for (let b = 1; b < blocks; b++) {
+        if (b - AHEAD >= 0)
+          await waitFor(() => delivered(b - AHEAD), 120_000, 100, `block ${b - AHEAD} delivered`);
+        await getDocker().docker(['exec', id, 'touch', `/tmp/gate${b}`]);
+      }
+    })().catch((err: unknown) => {
+      releaseError = err instanceof Error ? err : new Error('releasing the writer failed');
+    });
     for (let k = 0; k < 10; k++) {
-      await sleep(300 + Math.random() * 500);
+      await sleep(300 + Math.random() * 500); // the random moment of the kill
       await a.kill();
       a = await agent(dir);
     }
+    await releaser;
+    if (releaseError) throw releaseError;
     const got = await waitAll(id, blocks, per);
     const d1 = check(got.stdout, blocks, per).dups;
     const d2 = check(got.stderr, blocks, per).dups;
     // A batch holds at most logs.batch_max_records (4096) records of either stream.
     expect(d1 + d2).toBeLessThanOrEqual(10 * 4096);
+    const metrics = (await a.get('/metrics')).text;
+    expect(metrics).toMatch(/harbormaster_log_drops_total\{reason="rotated_away"\} 0/);
     await a.stop();
   });
 
@@ -260,6 +361,13 @@ describeDocker('log shipping (json-file → OTLP)', () => {
     const dir = await newStateDir();
     let a = await agent(dir);
     const name = uniqueName('logs-restart');
+    // 30,000 lines ≈ 2.27 MB of json-file records: with max-size=1m (1,000,000 bytes: Docker's
+    // sizes are decimal) and max-file=3 that is exactly two rotations, and the checkpointed file
+    // survives as .2. (40,000 lines ≈ 3.03 MB needed a third rotation that deleted the
+    // checkpointed file while the agent was down: lines 1001-13324 were gone from disk and the
+    // agent logged "The log file of a checkpoint no longer exists".) The container writes its
+    // burst only when the test says so (/tmp/go), i.e. after the agent has stopped.
+    const N = 30_000;
     const id = (
       await runContainer([
         '-d',
@@ -272,24 +380,45 @@ describeDocker('log shipping (json-file → OTLP)', () => {
         TEST_IMAGE,
         'sh',
         '-c',
-        'seq 1 1000; sleep 3; seq 1001 40000; sleep 1000',
+        `seq 1 1000; while [ ! -e /tmp/go ]; do sleep 0.05; done; seq 1001 ${N}; sleep 1000`,
       ])
     ).stdout.trim();
-    await waitFor(() => received(rx, id).stdout.length >= 1000, 20_000, 100, 'first lines');
+    await waitFor(() => received(rx, id).stdout.length >= 1000, 30_000, 100, 'first lines');
     await a.stop();
-    await sleep(4000); // 39,000 lines ≈ 2.6 MB: two rotations while the agent is down
+    await getDocker().docker(['exec', id, 'touch', '/tmp/go']);
+    const logPath = (await getDocker().docker(['inspect', '-f', '{{.LogPath}}', id])).stdout.trim();
+    await waitFor(
+      async () =>
+        (await getDocker().docker(['logs', '--tail', '1', id])).stdout.trim() === String(N),
+      60_000,
+      100,
+      `line ${N} written`,
+    );
+    // The scenario: rotated twice while the agent was down.
+    expect(existsSync(`${logPath}.2`)).toBe(true);
     a = await agent(dir);
     const got = await waitFor(
       () => {
         const g = received(rx, id);
-        return new Set(g.stdout).size >= 40_000 ? g : undefined;
+        return new Set(g.stdout).size >= N ? g : undefined;
       },
-      60_000,
+      90_000,
       250,
-      '40,000 lines',
-    );
+      `${N} lines`,
+    ).catch((err: unknown) => {
+      const set = new Set(received(rx, id).stdout);
+      const miss: number[] = [];
+      for (let i = 1; i <= N; i++) if (!set.has(String(i))) miss.push(i);
+      console.log(
+        `missing ${miss.length}: ${miss.slice(0, 5).join(',')} … ${miss.slice(-3).join(',')}`,
+      );
+      console.log(a.stderr().slice(-3000));
+      throw err;
+    });
     const set = new Set(got.stdout);
-    for (let i = 1; i <= 40_000; i++) if (!set.has(String(i))) throw new Error(`missing ${i}`);
+    for (let i = 1; i <= N; i++) if (!set.has(String(i))) throw new Error(`missing ${i}`);
+    const metrics = (await a.get('/metrics')).text;
+    expect(metrics).toMatch(/harbormaster_log_drops_total\{reason="rotated_away"\} 0/);
     await a.stop();
     await getDocker().docker(['rm', '-f', id]);
   });

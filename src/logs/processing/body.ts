@@ -208,7 +208,12 @@ function flatten(
     }
     if (v === null) continue;
     if (typeof v === 'string' || typeof v === 'boolean') sink.add(key, v);
-    else if (typeof v === 'number') sink.add(key, Number.isFinite(v) ? v : String(v));
+    else if (typeof v === 'number')
+      // Integers beyond 2^53 are not exact any more: shipped as text rather than as a wrong int64.
+      sink.add(
+        key,
+        Number.isFinite(v) && (!Number.isInteger(v) || Number.isSafeInteger(v)) ? v : String(v),
+      );
     else if (isObject(v) && depth < sink.limits.maxDepth)
       flatten(v, key, depth + 1, sink, consumed);
     else sink.add(key, boundedJson(v, sink.limits.maxValueBytes + 1));
@@ -274,6 +279,17 @@ function parseLogfmtObject(
   strict: boolean,
   limits: BodyLimits,
 ): JsonObject | undefined {
+  // Auto mode: the first token must be key=value; plain text is rejected without parsing.
+  if (strict) {
+    let i = 0;
+    while (i < line.length && (line.charCodeAt(i) === 32 || line.charCodeAt(i) === 9)) i++;
+    const ks = i;
+    for (; i < line.length; i++) {
+      const c = line.charCodeAt(i);
+      if (c === 61 /* = */ || c === 32 || c === 9) break;
+    }
+    if (i === ks || i >= line.length || line.charCodeAt(i) !== 61) return undefined;
+  }
   // Bound the work on hostile lines: more pairs than this are not kept anyway.
   const maxPairs = limits.maxAttributes + 16;
   const r = parseLogfmt(line, maxPairs);
@@ -294,20 +310,23 @@ export type ParseOutcome =
   /** Nothing to do (parser none, or auto found plain text). */
   | { kind: 'plain' };
 
+const PLAIN: ParseOutcome = { kind: 'plain' };
+const FAILED: ParseOutcome = { kind: 'failed' };
+
 /** Parses one line. Never throws; work and output are bounded by the line and `limits`. */
 export function parseBody(line: string, mode: ParserMode, limits: BodyLimits): ParseOutcome {
-  if (mode === 'none') return { kind: 'plain' };
+  if (mode === 'none') return PLAIN;
   try {
     if (mode === 'json' || mode === 'auto') {
       const obj = parseJsonObject(line);
       if (obj) return { kind: 'parsed', parsed: fromObject(obj, 'json', line, limits) };
-      if (mode === 'json') return { kind: 'failed' };
-      if (line.trimStart().startsWith('{')) return { kind: 'failed' };
+      if (mode === 'json') return FAILED;
+      if (/^\s*\{/.test(line)) return FAILED;
     }
     const obj = parseLogfmtObject(line, mode === 'auto', limits);
     if (obj) return { kind: 'parsed', parsed: fromObject(obj, 'logfmt', line, limits) };
-    return mode === 'logfmt' ? { kind: 'failed' } : { kind: 'plain' };
+    return mode === 'logfmt' ? FAILED : PLAIN;
   } catch {
-    return { kind: 'failed' };
+    return FAILED;
   }
 }

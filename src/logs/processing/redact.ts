@@ -50,7 +50,32 @@ export interface RedactorOptions {
 }
 
 export class Redactor {
-  constructor(private readonly o: RedactorOptions) {}
+  /** One scan that rejects most lines: the union of the hints (when every pattern has one). */
+  private readonly anyHint: RegExp | undefined;
+  /** secretKeys verdicts of attribute keys seen (keys repeat line after line); bounded. */
+  private readonly keyVerdicts = new Map<string, boolean>();
+
+  constructor(private readonly o: RedactorOptions) {
+    const ps = o.patterns;
+    if (ps.length > 0 && ps.every((p) => p.hint && p.hint.flags.replace('i', '') === '')) {
+      const ci = ps.some((p) => p.hint!.flags.includes('i'));
+      // A case-sensitive hint in a case-insensitive union only lets more lines through.
+      this.anyHint = new RegExp(ps.map((p) => `(?:${p.hint!.source})`).join('|'), ci ? 'i' : '');
+    }
+  }
+
+  private secretKey(k: string): boolean {
+    const re = this.o.secretKeys;
+    if (!re) return false;
+    let v = this.keyVerdicts.get(k);
+    if (v === undefined) {
+      re.lastIndex = 0;
+      v = re.test(k);
+      if (this.keyVerdicts.size >= 4096) this.keyVerdicts.clear();
+      this.keyVerdicts.set(k, v);
+    }
+    return v;
+  }
 
   get active(): boolean {
     return this.o.patterns.length > 0 || this.o.secretKeys !== undefined;
@@ -59,6 +84,7 @@ export class Redactor {
   /** The string with every match masked, and how many matches there were. */
   redact(s: string): { s: string; n: number } {
     let n = 0;
+    if (this.anyHint && !this.anyHint.test(s)) return { s, n };
     for (const p of this.o.patterns) {
       if (p.hint && !p.hint.test(s)) continue;
       p.re.lastIndex = 0;
@@ -83,7 +109,7 @@ export class Redactor {
     }
     for (const k of Object.keys(rec.attributes)) {
       const v = rec.attributes[k];
-      if (this.o.secretKeys && ((this.o.secretKeys.lastIndex = 0), this.o.secretKeys.test(k))) {
+      if (this.secretKey(k)) {
         if (v !== this.o.mask) {
           rec.attributes[k] = this.o.mask;
           total++;

@@ -9,7 +9,7 @@ import {
   parseTimeBytes,
 } from '../../../src/logs/jsonfile.js';
 import type { LogRecord, LogResource } from '../../../src/logs/types.js';
-import { decodeOtlp, type ExportLogsServiceRequest } from '../../support/otlp-receiver.js';
+import { attrs, decodeOtlp, type ExportLogsServiceRequest } from '../../support/otlp-receiver.js';
 
 function decode(line: string) {
   const b = Buffer.from(line.replace(/\n$/, ''), 'utf8');
@@ -109,6 +109,26 @@ describe('OTLP protobuf encoder', () => {
     rec('héllo wörld ✓', { stream: 'stderr', resource: other }),
     rec('x'.repeat(70_000), { attributes: { 'harbormaster.log.truncated': true, tag: 'a' } }),
     rec('', { timeSec: 4102444800, timeNanos: 999_999_999 }),
+    // processed records: severity, trace context, parsed attributes, dropped attribute count
+    rec('payment failed', {
+      severityNumber: 17,
+      severityText: 'error',
+      traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+      spanId: '00f067aa0ba902b7',
+      traceFlags: 1,
+      droppedAttributesCount: 3,
+      attributes: {
+        'http.status': 502,
+        neg: -42,
+        big: -9_007_199_254_740_991,
+        ratio: 0.25,
+        ok: false,
+        'user.name': 'ünï',
+      },
+    }),
+    rec('warn only', { severityNumber: 13, severityText: 'warn', stream: 'stderr' }),
+    rec('trace without span or flags', { traceId: 'a'.repeat(32) }),
+    rec('number level', { severityNumber: 9 }),
   ];
 
   it('matches the OpenTelemetry library serializer field for field', () => {
@@ -128,6 +148,78 @@ describe('OTLP protobuf encoder', () => {
     );
     expect(ours.resourceLogs[0]!.scopeLogs[0]!.logRecords[2]!.timeUnixNano).toBe(
       '4102444800999999999',
+    );
+    // the processed fields are really there (not just equal defaults on both sides)
+    const p = ours.resourceLogs[0]!.scopeLogs[0]!.logRecords[3]! as unknown as Record<
+      string,
+      unknown
+    >;
+    expect(p).toMatchObject({
+      severityNumber: 17,
+      severityText: 'error',
+      traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+      spanId: '00f067aa0ba902b7',
+      flags: 1,
+      droppedAttributesCount: 3,
+    });
+    expect(attrs(p.attributes as never)).toMatchObject({
+      'http.status': 502,
+      neg: -42,
+      big: -9_007_199_254_740_991,
+      ratio: 0.25,
+      ok: false,
+    });
+  });
+
+  it('matches the library for any processed fields (property)', () => {
+    const hex = (n: number) =>
+      fc
+        .uint8Array({ minLength: n, maxLength: n })
+        .map((a) => Buffer.from(a).toString('hex'))
+        .filter((h) => !/^0+$/.test(h));
+    const attrValue = fc.oneof(
+      fc.string(),
+      fc.boolean(),
+      fc.integer({ min: -(2 ** 53) + 1, max: 2 ** 53 - 1 }),
+      fc.double({ noNaN: true, noDefaultInfinity: true }).filter((d) => !Number.isInteger(d)),
+    );
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record(
+            {
+              body: fc.string(),
+              severityNumber: fc.integer({ min: 1, max: 24 }),
+              severityText: fc.string({ minLength: 1 }),
+              traceId: hex(16),
+              spanId: hex(8),
+              traceFlags: fc.integer({ min: 0, max: 255 }),
+              droppedAttributesCount: fc.integer({ min: 0, max: 100_000 }),
+              attributes: fc.dictionary(
+                // (integer-like keys would be reordered by the JS object the reference is built from)
+                fc.string({ minLength: 1 }).map((k) => `k${k}`),
+                attrValue,
+                { maxKeys: 5 },
+              ),
+            },
+            { requiredKeys: ['body'] },
+          ),
+          { minLength: 1, maxLength: 5 },
+        ),
+        (specs) => {
+          const b = specs.map(({ body, ...o }) => rec(body, o as Partial<LogRecord>));
+          const ours = decodeOtlp('logs', encodeLogsRequest(b), 'application/x-protobuf');
+          const lib = Buffer.from(
+            ProtobufLogsSerializer.serializeRequest(toSdkLogRecords(b) as never)!,
+          );
+          expect(ours).toEqual(decodeOtlp('logs', lib, 'application/x-protobuf'));
+          const json = Buffer.from(
+            JsonLogsSerializer.serializeRequest(toSdkLogRecords(b) as never)!,
+          );
+          expect(decodeOtlp('logs', json, 'application/json')).toEqual(ours);
+        },
+      ),
+      { numRuns: 200 },
     );
   });
 
