@@ -241,7 +241,7 @@ describeDocker('log shipping (json-file → OTLP)', () => {
       const blocks = 10;
       const per = 10_000;
       const id = await runWriter(maxFile, blocks, per, '0.1');
-      const got = await waitAll(id, blocks, per, 40_000);
+      const got = await waitAll(id, blocks, per, 150_000);
       expect(check(got.stdout, blocks, per).dups).toBe(0);
       expect(check(got.stderr, blocks, per).dups).toBe(0);
       const metrics = (await a.get('/metrics')).text;
