@@ -189,7 +189,8 @@ export async function runRealContainersBench(opts: {
     // Idle footprint: the same containers (n >= 50 in full mode), a scrape every 15 s.
     const idleN = Math.min(n, 50);
     if (n > idleN) await d.dockerOk(['rm', '-f', ...ids.slice(idleN)]);
-    await sleep(2000);
+    // steady state: start-up work (module compilation, V8's idle-time GC) is over after ~30 s
+    await sleep(opts.quick ? 15_000 : 30_000);
     const i0 = procCpuSeconds(pid);
     const w0 = performance.now();
     while (performance.now() - w0 < idleSeconds * 1000) {
