@@ -29,13 +29,27 @@ class Writer {
     this.buf[this.pos++] = n;
   }
   bytes(b: Buffer): void {
-    b.copy(this.buf, this.pos);
+    // TypedArray#set: a plain memmove (Buffer#copy builds a view per call).
+    this.buf.set(b, this.pos);
     this.pos += b.length;
   }
   fixed64(lo: number, hi: number): void {
-    this.buf.writeUInt32LE(lo >>> 0, this.pos);
-    this.buf.writeUInt32LE(hi >>> 0, this.pos + 4);
-    this.pos += 8;
+    const buf = this.buf;
+    let p = this.pos;
+    buf[p++] = lo & 0xff;
+    buf[p++] = (lo >>> 8) & 0xff;
+    buf[p++] = (lo >>> 16) & 0xff;
+    buf[p++] = lo >>> 24;
+    buf[p++] = hi & 0xff;
+    buf[p++] = (hi >>> 8) & 0xff;
+    buf[p++] = (hi >>> 16) & 0xff;
+    buf[p++] = hi >>> 24;
+    this.pos = p;
+  }
+  /** fixed64 of sec * 1e9 + nanos (see nanosHiLoInto), without an intermediate array. */
+  fixed64Nanos(sec: number, nanos: number): void {
+    nanosHiLoInto(sec, nanos);
+    this.fixed64(hiLo.lo >>> 0, hiLo.hi >>> 0);
   }
 }
 
@@ -104,8 +118,10 @@ const IOSTREAM: Record<'stdout' | 'stderr', Buffer> = {
 
 const TWO32 = 4294967296;
 
-/** Splits sec*1e9+nanos (up to 2^64) into 32-bit halves without losing precision. */
-function nanosHiLo(sec: number, nanos: number): [number, number] {
+const hiLo = { lo: 0, hi: 0 };
+
+/** Splits sec*1e9+nanos (up to 2^64) into 32-bit halves without losing precision (into hiLo). */
+function nanosHiLoInto(sec: number, nanos: number): void {
   const sh = Math.floor(sec / 65536);
   const sl = sec - sh * 65536;
   const a = sh * 1e9; // < 2^46, exact; contributes a * 2^16
@@ -120,7 +136,8 @@ function nanosHiLo(sec: number, nanos: number): [number, number] {
     lo -= TWO32;
     hi += 1;
   }
-  return [lo, hi];
+  hiLo.lo = lo;
+  hiLo.hi = hi;
 }
 
 function varintField(tag: number, n: number): Buffer {
@@ -142,6 +159,14 @@ function hexId(s: string | undefined, n: number): Buffer | undefined {
  * context, dropped attribute count (undefined for a plain line: the fast path).
  */
 function recordExtra(r: LogRecord): Buffer | undefined {
+  if (
+    r.attributes === undefined &&
+    r.severityNumber === undefined &&
+    !r.severityText &&
+    !r.droppedAttributesCount &&
+    r.traceId === undefined
+  )
+    return undefined;
   const parts: Buffer[] = [];
   if (r.attributes) for (const k in r.attributes) parts.push(keyValue(6, k, r.attributes[k]!));
   if (r.severityNumber !== undefined && r.severityNumber > 0)
@@ -217,9 +242,8 @@ export function encodeLogsRequest(records: readonly LogRecord[]): Buffer {
       const r = records[i]!;
       w.byte(0x12);
       w.varint(recLen[i]!);
-      const [tlo, thi] = nanosHiLo(r.timeSec, r.timeNanos);
       w.byte(0x09);
-      w.fixed64(tlo, thi);
+      w.fixed64Nanos(r.timeSec, r.timeNanos);
       const anyLen = bodyInnerLen[i]!;
       w.byte(0x2a);
       w.varint(anyLen);
@@ -230,9 +254,8 @@ export function encodeLogsRequest(records: readonly LogRecord[]): Buffer {
       const ex = extra[i];
       if (ex) w.bytes(ex);
       const osec = Math.floor(r.observedMs / 1000);
-      const [olo, ohi] = nanosHiLo(osec, (r.observedMs - osec * 1000) * 1_000_000);
       w.byte(0x59);
-      w.fixed64(olo, ohi);
+      w.fixed64Nanos(osec, (r.observedMs - osec * 1000) * 1_000_000);
     }
   }
   if (w.pos !== total) throw new Error(`OTLP encoder size mismatch: ${w.pos} != ${total}`);

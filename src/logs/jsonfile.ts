@@ -1,8 +1,10 @@
 // Decoder of Docker's json-file records: {"log":"...\n","stream":"stdout","attrs":{...},"time":"..."}
 //
-// Hot path: most records have the exact layout Docker writes and a `log` string whose only escape
-// is the trailing `\n`. For those the body is a slice of the read buffer (no UTF-8 decode, no
-// JSON.parse, no copy). Anything else falls back to JSON.parse.
+// Hot path: most records have the exact layout Docker writes. One byte scanner finds the end of the
+// `log` string, unescapes it (\n \" \\ \t …) and copies it out (no UTF-8 decode, no JSON.parse,
+// one copy; UTF-8 validation only for non-ASCII bodies). Long strings whose only escape is the
+// trailing `\n` are found with indexOf and copied in one go. Anything else (\uXXXX escapes, other
+// key order, attrs, whitespace, long strings with escapes) falls back to JSON.parse.
 import { isUtf8 } from 'node:buffer';
 
 export interface DecodedLine {
@@ -23,6 +25,7 @@ const Q = 0x22;
 const BS = 0x5c;
 const STDOUT = Buffer.from('stdout');
 const STDERR = Buffer.from('stderr');
+const EMPTY = Buffer.alloc(0);
 
 function startsWithAt(buf: Buffer, at: number, what: Buffer): boolean {
   if (at + what.length > buf.length) return false;
@@ -150,17 +153,42 @@ function slowPath(buf: Buffer, start: number, end: number): DecodedLine | undefi
   return out;
 }
 
-/**
- * Decodes one json-file record in buf[start, end) (without the newline). Returns undefined for a
- * malformed record (caller counts and skips it).
- */
-export function decodeJsonFileLine(
+// Bodies outlive the read buffer, so they are copied out while the `log` string is scanned (and
+// unescaped). Small bodies share slabs: one ArrayBuffer per SLAB_BYTES of bodies instead of one
+// allocation per line; a slab lives as long as a body in it (records are short-lived: FIFO queue).
+const SLAB_BYTES = 64 * 1024;
+const SLAB_PIECE_MAX = 4096;
+let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+let slabPos = 0;
+
+/** After the `log` string (closing quote at q): stream, time, end of record; undefined: no match. */
+function finishFast(
   buf: Buffer,
-  start: number,
   end: number,
+  q: number,
+  body: Buffer,
+  complete: boolean,
 ): DecodedLine | undefined {
-  if (!startsWithAt(buf, start, PREFIX)) return slowPath(buf, start, end);
-  const s = start + PREFIX.length;
+  if (!startsWithAt(buf, q, STREAM_KEY)) return undefined;
+  const st = q + STREAM_KEY.length;
+  let stream: 'stdout' | 'stderr';
+  if (startsWithAt(buf, st, STDOUT)) stream = 'stdout';
+  else if (startsWithAt(buf, st, STDERR)) stream = 'stderr';
+  else return undefined;
+  const t0 = st + 6;
+  if (!startsWithAt(buf, t0, TIME_KEY)) return undefined;
+  const ts = t0 + TIME_KEY.length;
+  // The record ends with `"}` (Docker writes no whitespace).
+  if (buf[end - 1] !== 0x7d || buf[end - 2] !== Q) return undefined;
+  if (!parseTimeBytes(buf, ts, end - 2, tmpTime)) return undefined;
+  return { body, complete, stream, timeSec: tmpTime.sec, timeNanos: tmpTime.nanos };
+}
+
+/**
+ * A long `log` string (a 16 KiB partial record, say): found with indexOf and copied in one go
+ * when its only escape is the trailing `\n`; anything else goes to JSON.parse.
+ */
+function decodeLong(buf: Buffer, start: number, end: number, s: number): DecodedLine | undefined {
   const q = buf.indexOf(Q, s);
   if (q < 0 || q >= end) return slowPath(buf, start, end);
   const b = buf.indexOf(BS, s);
@@ -173,22 +201,102 @@ export function decodeJsonFileLine(
     bodyEnd = b;
     complete = true;
   } else return slowPath(buf, start, end);
-  if (!startsWithAt(buf, q, STREAM_KEY)) return slowPath(buf, start, end);
-  const st = q + STREAM_KEY.length;
-  let stream: 'stdout' | 'stderr';
-  if (startsWithAt(buf, st, STDOUT)) stream = 'stdout';
-  else if (startsWithAt(buf, st, STDERR)) stream = 'stderr';
-  else return slowPath(buf, start, end);
-  const t0 = st + 6;
-  if (!startsWithAt(buf, t0, TIME_KEY)) return slowPath(buf, start, end);
-  const ts = t0 + TIME_KEY.length;
-  // The record ends with `"}` (Docker writes no whitespace).
-  if (buf[end - 1] !== 0x7d || buf[end - 2] !== Q) return slowPath(buf, start, end);
-  if (!parseTimeBytes(buf, ts, end - 2, tmpTime)) return slowPath(buf, start, end);
-  const body = buf.subarray(s, bodyEnd);
+  const view = buf.subarray(s, bodyEnd);
   // Protobuf strings must be valid UTF-8; Docker always writes valid UTF-8, a corrupt file might not.
-  if (!isUtf8(body)) return slowPath(buf, start, end);
-  return { body, complete, stream, timeSec: tmpTime.sec, timeNanos: tmpTime.nanos };
+  if (!isUtf8(view)) return slowPath(buf, start, end);
+  const body = view.length === 0 ? EMPTY : Buffer.allocUnsafeSlow(view.length);
+  body.set(view);
+  return finishFast(buf, end, q, body, complete) ?? slowPath(buf, start, end);
+}
+
+/**
+ * Decodes one json-file record in buf[start, end) (without the newline). Returns undefined for a
+ * malformed record (caller counts and skips it). The body never refers to buf.
+ */
+export function decodeJsonFileLine(
+  buf: Buffer,
+  start: number,
+  end: number,
+): DecodedLine | undefined {
+  if (!startsWithAt(buf, start, PREFIX)) return slowPath(buf, start, end);
+  const s = start + PREFIX.length;
+  if (end - s > SLAB_PIECE_MAX) return decodeLong(buf, start, end, s);
+  // Short: one pass finds the closing quote, unescapes and copies into the current slab.
+  if (slabPos + (end - s) > SLAB_BYTES) {
+    slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+    slabPos = 0;
+  }
+  const out = slab;
+  const o0 = slabPos;
+  let o = o0;
+  let i = s;
+  let hi = 0;
+  let q = -1;
+  /** The last byte written came from a `\n` escape (Docker's end of line). */
+  let nl = false;
+  let escapes = 0;
+  let ctl = false;
+  while (i < end) {
+    const c = buf[i]!;
+    if (c === Q) {
+      q = i;
+      break;
+    }
+    if (c === BS) {
+      let v: number;
+      switch (buf[i + 1]) {
+        case 0x6e: // n
+          v = 0x0a;
+          break;
+        case 0x22: // "
+          v = 0x22;
+          break;
+        case 0x5c: // \
+          v = 0x5c;
+          break;
+        case 0x2f: // /
+          v = 0x2f;
+          break;
+        case 0x74: // t
+          v = 0x09;
+          break;
+        case 0x72: // r
+          v = 0x0d;
+          break;
+        case 0x62: // b
+          v = 0x08;
+          break;
+        case 0x66: // f
+          v = 0x0c;
+          break;
+        default:
+          return slowPath(buf, start, end); // \uXXXX (surrogates…) or invalid: JSON.parse decides
+      }
+      out[o++] = v;
+      nl = v === 0x0a;
+      escapes++;
+      i += 2;
+      continue;
+    }
+    hi |= c;
+    if (c < 0x20) ctl = true;
+    out[o++] = c;
+    nl = false;
+    i++;
+  }
+  if (q < 0) return slowPath(buf, start, end);
+  // Raw control characters (invalid JSON) pass only in a string whose sole escape is the final
+  // `\n`, as they always have; with other escapes JSON.parse decides (it rejects them).
+  if (ctl && escapes > (nl ? 1 : 0)) return slowPath(buf, start, end);
+  const n = nl ? o - 1 - o0 : o - o0;
+  const body = n === 0 ? EMPTY : Buffer.from(out.buffer, out.byteOffset + o0, n);
+  // Protobuf strings must be valid UTF-8; Docker always writes valid UTF-8, a corrupt file might not.
+  // (Escapes decode to ASCII: the decoded body is valid exactly when the raw bytes are.)
+  if (hi >= 0x80 && !isUtf8(body)) return slowPath(buf, start, end);
+  const d = finishFast(buf, end, q, body, nl);
+  if (!d) return slowPath(buf, start, end);
+  slabPos = o0 + n;
+  return d;
 }
 
 /** Encodes a record the way Docker's json-file driver does (tests, benchmarks, fixtures). */

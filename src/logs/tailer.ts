@@ -27,8 +27,8 @@ export interface TailerSink {
   hold?(delta: number): void;
 }
 
-// Read buffers are reused: records never keep views into them (bodies are copied out, densely),
-// so one chunk in flight per reading tailer is all the read memory there is.
+// Read buffers are reused: records never keep views into them (the decoder copies bodies out,
+// densely, see jsonfile.ts), so one chunk in flight per reading tailer is all the read memory.
 const readPool: Buffer[] = [];
 const READ_POOL_MAX = 8;
 const READ_POOL_MAX_BYTES = 1024 * 1024;
@@ -814,17 +814,29 @@ export class Tailer {
     const other = this.partials[stream === 'stdout' ? 'stderr' : 'stdout'];
     if (other && posLess(other.start, pos)) pos = other.start;
     this.lastPos = pos;
-    const rec: LogRecord = {
-      resource: this.opts.resource,
-      body,
-      stream,
-      timeSec,
-      timeNanos,
-      observedMs,
-      pos: { file: pos.file, offset: pos.offset },
-      source: this.key,
-      ...(attributes ? { attributes } : {}),
-    };
+    // Positions are immutable: the record shares `end` (or the other stream's partial start).
+    const rec: LogRecord = attributes
+      ? {
+          resource: this.opts.resource,
+          body,
+          stream,
+          timeSec,
+          timeNanos,
+          observedMs,
+          pos,
+          source: this.key,
+          attributes,
+        }
+      : {
+          resource: this.opts.resource,
+          body,
+          stream,
+          timeSec,
+          timeNanos,
+          observedMs,
+          pos,
+          source: this.key,
+        };
     this.opts.sink.push(rec);
   }
 

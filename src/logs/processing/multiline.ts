@@ -290,6 +290,8 @@ export class MultilineGrouper<M = unknown> {
     else {
       this.emit({
         ...g.first,
+        // Explicit: the first record may compute it lazily (a getter that spread does not copy).
+        timeUnixNano: g.first.timeUnixNano,
         body: g.parts.join('\n'),
         meta: g.last.meta,
         firstMeta: g.first.meta,

@@ -41,9 +41,45 @@ export interface ProcessedSink {
 }
 
 function commitOf(r: LogRecord): Commit | undefined {
-  if (r.pos) return { pos: r.pos };
-  if (r.apiCursor) return { apiCursor: r.apiCursor };
+  // The record itself is a Commit when it carries exactly one of the two (no object per line).
+  if (r.pos) return r.apiCursor ? { pos: r.pos } : r;
+  if (r.apiCursor) return r;
   return undefined;
+}
+
+/**
+ * A record as the processing stages see it. The nanosecond timestamp (a BigInt) is computed only
+ * when a stage asks for it: the sink itself ships the source record's seconds and nanoseconds.
+ */
+class SinkRecord implements ProcessableRecord<Meta> {
+  severityText?: string;
+  severityNumber?: number;
+  traceId?: string;
+  spanId?: string;
+  traceFlags?: number;
+  droppedAttributesCount?: number;
+  firstMeta?: Meta;
+  lines?: number;
+  private time: bigint | undefined;
+
+  constructor(
+    public body: string,
+    public stream: 'stdout' | 'stderr',
+    public attributes: Record<string, AttrValue>,
+    public meta: Meta,
+  ) {}
+
+  get timeUnixNano(): bigint {
+    if (this.time === undefined) {
+      const r = this.meta.rec;
+      this.time = BigInt(r.timeSec) * 1_000_000_000n + BigInt(r.timeNanos);
+    }
+    return this.time;
+  }
+
+  set timeUnixNano(v: bigint) {
+    this.time = v;
+  }
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -94,13 +130,13 @@ export class ProcessingSink {
     const text = r.body.toString('utf8');
     const attributes: Record<string, AttrValue> = { 'log.iostream': r.stream };
     if (r.attributes) for (const k in r.attributes) attributes[k] = r.attributes[k]!;
-    const rec: ProcessableRecord<Meta> = {
-      body: text,
-      stream: r.stream,
-      timeUnixNano: BigInt(r.timeSec) * 1_000_000_000n + BigInt(r.timeNanos),
-      attributes,
-      meta: { rec: r, text, rank: this.rank++, before, after: this.last },
-    };
+    const rec = new SinkRecord(text, r.stream, attributes, {
+      rec: r,
+      text,
+      rank: this.rank++,
+      before,
+      after: this.last,
+    });
     this.processor.push(rec);
     this.settle();
     if (!this.timer && !this.closed) this.schedule();
@@ -175,6 +211,31 @@ export class ProcessingSink {
     for (const k in rec.attributes) {
       if (k === 'log.iostream') continue;
       (attributes ??= {})[k] = rec.attributes[k]!;
+    }
+    // Nothing changed (the common case: no stage applied): ship the source record as it is.
+    if (
+      first === m &&
+      attributes === undefined &&
+      src.attributes === undefined &&
+      c === src &&
+      rec.body === m.text &&
+      rec.stream === src.stream &&
+      rec.severityNumber === undefined &&
+      rec.severityText === undefined &&
+      rec.traceId === undefined &&
+      rec.spanId === undefined &&
+      rec.traceFlags === undefined &&
+      !rec.droppedAttributesCount &&
+      src.severityNumber === undefined &&
+      src.severityText === undefined &&
+      src.traceId === undefined &&
+      src.spanId === undefined &&
+      src.traceFlags === undefined &&
+      !src.droppedAttributesCount &&
+      !src.commitOnly
+    ) {
+      this.out.push(src);
+      return;
     }
     const out: {
       -readonly [K in keyof LogRecord]: LogRecord[K];

@@ -77,6 +77,49 @@ describe('json-file decoding', () => {
     const d = decodeJsonFileLine(raw, 0, raw.length);
     expect(d?.body.toString()).toBe('a\ufffd\ufffdb');
   });
+
+  it('returns bodies that stay intact while the read buffer and later records are decoded', () => {
+    // Bodies are copied out into shared slabs: decoding more records (including ones that fall
+    // back to JSON.parse or are malformed) and reusing the read buffer must not touch them.
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.tuple(
+            fc.oneof(
+              fc.string({ unit: 'binary', maxLength: 300 }),
+              fc.string({ unit: fc.constantFrom('a', '"', '\\', '\t', 'é'), maxLength: 6000 }),
+            ),
+            fc.boolean(),
+            fc.boolean(),
+          ),
+          { maxLength: 60 },
+        ),
+        (items) => {
+          const kept: { body: Buffer; want: string }[] = [];
+          const buf = Buffer.alloc(1 << 16);
+          for (const [s, nl, broken] of items) {
+            let line = encodeJsonFileLine(nl ? `${s}\n` : s, 'stdout', '2024-01-01T00:00:00Z');
+            line = line.replace(/\n$/, '');
+            if (broken) line = line.slice(0, -3); // malformed: no stream/time end
+            const raw = Buffer.from(line, 'utf8');
+            const big = raw.length > buf.length ? Buffer.alloc(raw.length) : buf;
+            raw.copy(big);
+            const d = decodeJsonFileLine(big, 0, raw.length);
+            big.fill(0x41, 0, raw.length); // the read buffer is reused
+            if (broken) {
+              expect(d).toBeUndefined();
+              continue;
+            }
+            expect(d).toBeDefined();
+            const want = nl ? s : s.endsWith('\n') ? s.slice(0, -1) : s;
+            kept.push({ body: d!.body, want: Buffer.from(want, 'utf8').toString('utf8') });
+          }
+          for (const k of kept) expect(k.body.toString('utf8')).toBe(k.want);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
 });
 
 const resource: LogResource = {
