@@ -19,6 +19,8 @@ interface Job {
   compression: 'gzip' | 'none';
   /** Stop after this long even if not everything was exported (backlog runs). */
   stopAfterMs?: number;
+  /** The receiver's outage at the start (backlog runs): peak RSS is also reported for it. */
+  outageMs?: number;
 }
 
 const job = JSON.parse(process.argv[2] ?? '{}') as Job;
@@ -92,8 +94,13 @@ const tailers = job.files.map(
 );
 for (const t of tailers) t.start();
 let peakSampled = 0;
+let peakWhileDown = 0;
+const startedAt = Date.now();
 const sampler = setInterval(() => {
-  peakSampled = Math.max(peakSampled, process.memoryUsage.rss() / 1048576);
+  const rss = process.memoryUsage.rss() / 1048576;
+  peakSampled = Math.max(peakSampled, rss);
+  if (job.outageMs !== undefined && Date.now() - startedAt < job.outageMs)
+    peakWhileDown = Math.max(peakWhileDown, rss);
 }, 100);
 if (job.stopAfterMs !== undefined)
   await Promise.race([allDone, new Promise((r) => setTimeout(r, job.stopAfterMs))]);
@@ -108,6 +115,7 @@ process.stdout.write(
     seconds,
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
     peakRssMiB: process.resourceUsage().maxRSS / 1024,
+    peakRssWhileDownMiB: peakWhileDown,
     queueBytes: queue.bytes,
     queueHeld: queue.held,
     heapUsedMiB: process.memoryUsage().heapUsed / 1048576,
