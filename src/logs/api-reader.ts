@@ -19,6 +19,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { DockerClient, DockerEndpoint } from '../docker/client.js';
+import { sleep } from '../util/sleep.js';
 
 export interface StreamCursor {
   /** Nanoseconds since the epoch (decimal string: JSON-safe). */
@@ -488,19 +489,6 @@ function cloneCursor(c: ApiLogCursor): ApiLogCursor {
   if (c.stdout) out.stdout = { t: c.stdout.t, n: c.stdout.n };
   if (c.stderr) out.stderr = { t: c.stderr.t, n: c.stderr.n };
   return out;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
 
 async function readSome(res: http.IncomingMessage): Promise<string> {

@@ -5,6 +5,7 @@ import type { CheckpointStore } from './checkpoints.js';
 import { apiCheckpoint } from './cursor-store.js';
 import type { TailerSink } from './tailer.js';
 import type { DropReason, ExportResult, LogExporter, LogPosition, LogRecord } from './types.js';
+import { sleep } from '../util/sleep.js';
 
 // JS objects per record (record, position, Buffer view) cost far more than the body of a short line.
 const RECORD_OVERHEAD = 320;
@@ -152,19 +153,6 @@ export interface PipelineOptions {
   hooks: PipelineHooks;
   /** Live log path of a source (container id), for the checkpoint entry. */
   pathOf(source: string): string;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
 
 /** The export loop: one batch in flight; its checkpoint is persisted before the next is sent. */
