@@ -29,10 +29,10 @@ import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { Gauge, Registry } from 'prom-client';
 import { ContainerMetrics } from '../src/collectors/containers.js';
-import { containerCgroupPath } from '../src/docker/cgroup-path.js';
 import type { ContainerInfo, ContainerSource } from '../src/docker/types.js';
 import { MetricsExporter } from '../src/exporters/prometheus.js';
 import { createApp } from '../src/server/app.js';
+import { makeContainerInfo } from '../test/support/container-info.js';
 
 const FIXTURE_ID = 'c0ffee00'.repeat(8);
 
@@ -60,42 +60,16 @@ function hexId(i: number): string {
 }
 
 function info(i: number): ContainerInfo {
-  const id = hexId(i);
-  const p = containerCgroupPath(id, 'cgroupfs');
-  return {
-    id,
+  return makeContainerInfo({
+    id: hexId(i),
     name: `svc-${i % 50}-replica-${i}`,
     image: `registry.example.com/team/app-${i % 20}:1.${i % 7}.0`,
-    imageId: 'sha256:' + 'ab'.repeat(32),
     labels: {
       'com.docker.compose.project': `proj${i % 10}`,
       'com.docker.compose.service': `svc-${i % 50}`,
     },
-    state: 'running',
     pid: 4242,
-    createdAt: 1_700_000_000_000,
-    startedAt: 1_700_000_001_000,
-    finishedAt: 0,
-    restartCount: 0,
-    exitCode: 0,
-    oomKilled: false,
-    health: 'none',
-    healthFailingStreak: 0,
-    networkMode: 'bridge',
-    logDriver: 'json-file',
-    logPath: '',
-    cgroup: { v1: p, v2: p },
-    spec: {
-      cpuShares: 0,
-      cpuPeriod: 0,
-      cpuQuota: 0,
-      nanoCpus: 0,
-      memoryLimit: 0,
-      memorySwap: 0,
-      memoryReservation: 0,
-      pidsLimit: 0,
-    },
-  };
+  });
 }
 
 /** The files the collector reads (plus cgroup.procs); the rest of a real cgroup dir is not touched. */

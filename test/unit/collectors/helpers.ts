@@ -6,7 +6,7 @@ import type {
   ContainerSource,
   InventoryListener,
 } from '../../../src/docker/types.js';
-import { containerCgroupPath } from '../../../src/docker/cgroup-path.js';
+import { makeContainerInfo } from '../../support/container-info.js';
 
 export const FIXTURES = fileURLToPath(new URL('../../fixtures/cgroup/', import.meta.url));
 export const FIXTURE_ID = 'c0ffee00'.repeat(8);
@@ -17,45 +17,20 @@ export const silentLogger = pino({ level: 'silent' });
 export function containerInfo(
   over: Partial<ContainerInfo> & { driver?: string } = {},
 ): ContainerInfo {
-  const { driver = 'cgroupfs', ...rest } = over;
-  const id = rest.id ?? FIXTURE_ID;
-  const path = containerCgroupPath(id, driver);
-  return {
-    id,
+  return makeContainerInfo({
+    id: FIXTURE_ID,
     name: 'web-1',
     image: 'nginx:1.27',
-    imageId: 'sha256:' + 'ab'.repeat(32),
     labels: {
       'com.docker.compose.project': 'shop',
       'com.docker.compose.service': 'web',
       'not.allowlisted': 'secret',
     },
-    state: 'running',
     pid: FIXTURE_PID,
     createdAt: Date.UTC(2025, 0, 2, 3, 4, 5),
     startedAt: Date.UTC(2025, 0, 2, 3, 4, 6),
-    finishedAt: 0,
-    restartCount: 0,
-    exitCode: 0,
-    oomKilled: false,
-    health: 'none',
-    healthFailingStreak: 0,
-    networkMode: 'bridge',
-    logDriver: 'json-file',
-    logPath: '',
-    cgroup: { v1: path, v2: path },
-    spec: {
-      cpuShares: 0,
-      cpuPeriod: 0,
-      cpuQuota: 0,
-      nanoCpus: 0,
-      memoryLimit: 0,
-      memorySwap: 0,
-      memoryReservation: 0,
-      pidsLimit: 0,
-    },
-    ...rest,
-  };
+    ...over,
+  });
 }
 
 /** An in-memory ContainerSource (the inventory's read side) fed by the test. */

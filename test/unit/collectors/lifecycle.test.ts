@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { LifecycleTracker } from '../../../src/collectors/lifecycle/tracker.js';
 import { renderLifecycle } from '../../../src/collectors/lifecycle/index.js';
 import type { ContainerInfo, DockerEvent } from '../../../src/docker/types.js';
+import { makeContainerInfo } from '../../support/container-info.js';
 import type { ContainerRun } from '../../../src/exporters/otlp-traces.js';
 import { runToSpan, splitImage, traceIdFor } from '../../../src/exporters/otlp-traces.js';
 import { resourceFromAttributes } from '@opentelemetry/resources';
@@ -11,38 +12,16 @@ const ID = 'a'.repeat(64);
 const T0 = 1_700_000_000_000;
 
 function info(over: Partial<ContainerInfo> = {}): ContainerInfo {
-  return {
+  return makeContainerInfo({
     id: ID,
-    name: 'web',
-    image: 'busybox:1.36',
     imageId: 'sha256:x',
     labels: { 'com.docker.compose.service': 'web', other: 'x' },
-    state: 'running',
-    pid: 1,
     createdAt: T0 - 1000,
     startedAt: T0,
-    finishedAt: 0,
-    restartCount: 0,
-    exitCode: 0,
-    oomKilled: false,
-    health: 'none',
-    healthFailingStreak: 0,
     networkMode: 'none',
-    logDriver: 'json-file',
-    logPath: '',
     cgroup: { v1: `/docker/${ID}`, v2: `/system.slice/docker-${ID}.scope` },
-    spec: {
-      cpuShares: 0,
-      cpuPeriod: 0,
-      cpuQuota: 0,
-      nanoCpus: 0,
-      memoryLimit: 0,
-      memorySwap: 0,
-      memoryReservation: 0,
-      pidsLimit: 0,
-    },
     ...over,
-  };
+  });
 }
 
 function ev(
