@@ -9,8 +9,8 @@ import { OtlpLogsExporter } from '../src/exporters/otlp-logs.js';
 import { CheckpointStore } from '../src/logs/checkpoints.js';
 import { BoundedQueue, ExportLoop } from '../src/logs/pipeline.js';
 import { defaultProcessingConfig, LogProcessor } from '../src/logs/processing/index.js';
-import { ProcessingSink } from '../src/logs/processing/sink.js';
 import { Tailer } from '../src/logs/tailer.js';
+import type { RecordSink } from '../src/logs/types.js';
 
 interface Job {
   files: string[];
@@ -40,15 +40,14 @@ let finish: () => void;
 const allDone = new Promise<void>((r) => (finish = r));
 const loop = new ExportLoop({
   exporter,
-  store,
+  checkpoints: store,
   queue,
   batchDelayMs: 200,
   retryInitialMs: 100,
   retryMaxMs: 1000,
-  pathOf: (k) => k,
   hooks: {
-    exported: (n) => {
-      exported += n;
+    exported: (batch) => {
+      exported += batch.length;
       if (exported >= job.total) finish();
     },
     exportFailure: () => {},
@@ -59,7 +58,20 @@ const loop = new ExportLoop({
     },
   },
 });
-const processor = new LogProcessor(defaultProcessingConfig());
+const processor = new LogProcessor(defaultProcessingConfig(), { timers: true });
+function sinkFor(i: number): RecordSink {
+  if (process.env.HM_BENCH_PROCESSING === '0') return queue;
+  const proc = processor.forContainer(
+    {},
+    { emit: (r) => queue.push(r), hold: (d) => queue.hold(d) },
+    `bench-${i}`,
+  );
+  return {
+    waitForSpace: () => queue.waitForSpace(),
+    push: (r) => proc.push(r),
+    hold: (d) => queue.hold(d),
+  };
+}
 const cpu0 = process.cpuUsage();
 const t0 = process.hrtime.bigint();
 loop.start();
@@ -80,10 +92,8 @@ const tailers = job.files.map(
       },
       // As in the agent: the processing stages with the default config (parser auto, default
       // redaction) between partial reassembly and the queue. HM_BENCH_PROCESSING=0: without.
-      sink:
-        process.env.HM_BENCH_PROCESSING === '0'
-          ? queue
-          : new ProcessingSink(processor, {}, `bench-${i}`, queue),
+      sink: sinkFor(i),
+      commit: (cp) => store.set(`c${i}`, cp),
       stats: { lines: () => {}, drop: () => {}, truncated: () => {}, warn: () => {} },
       startAt: 'beginning',
       maxLineBytes: 1024 * 1024,

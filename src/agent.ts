@@ -9,7 +9,11 @@ import { Inventory } from './docker/inventory.js';
 import { OomTracker } from './collectors/oom.js';
 import { metricsFeature } from './collectors/metrics-feature.js';
 import { lifecycleFeature } from './collectors/lifecycle/index.js';
-import { createLogsComponent } from './logs/component.js';
+import { LogsComponent } from './logs/component.js';
+import { LogTelemetry } from './logs/telemetry.js';
+import type { LogExporter } from './logs/types.js';
+import { NdjsonLogExporter } from './exporters/ndjson.js';
+import { OtlpLogsExporter, otlpLogsUrl } from './exporters/otlp-logs.js';
 import { MetricsExporter, omitFamilies } from './exporters/prometheus.js';
 import { createApp } from './server/app.js';
 import type { Logger } from './util/logger.js';
@@ -33,7 +37,52 @@ export type ComponentFactory = (ctx: AgentContext) => Component | undefined;
 /**
  * Feature components, in start order (stopped in reverse). Each issue's feature adds its factory here.
  */
-const FEATURES: ComponentFactory[] = [metricsFeature, lifecycleFeature, createLogsComponent];
+const FEATURES: ComponentFactory[] = [metricsFeature, lifecycleFeature, logsFeature];
+
+/** The log exporter the config asks for; undefined when logs have nowhere to go. */
+export function buildLogExporter(config: Config): LogExporter | undefined {
+  const url = otlpLogsUrl(config.otlp);
+  const cfg = config.logs;
+  const kind = cfg.exporter === 'auto' ? (url ? 'otlp' : undefined) : cfg.exporter;
+  if (kind === 'otlp') {
+    if (!url)
+      throw new Error(
+        'logs.exporter is otlp but no OTLP endpoint is set (otlp.endpoint, otlp.logs_endpoint or OTEL_EXPORTER_OTLP_ENDPOINT)',
+      );
+    return new OtlpLogsExporter({
+      url,
+      protocol: config.otlp.protocol,
+      headers: config.otlp.headers,
+      compression: config.otlp.compression,
+      timeoutMs: config.otlp.timeout_seconds * 1000,
+    });
+  }
+  if (kind === 'ndjson') return new NdjsonLogExporter(cfg.ndjson_path);
+  return undefined;
+}
+
+/** Log shipping: the exporter and telemetry are built here and handed in with narrow options. */
+function logsFeature(ctx: AgentContext): Component | undefined {
+  const { config } = ctx;
+  if (!config.logs.enabled) return undefined;
+  const exporter = buildLogExporter(config);
+  if (!exporter) {
+    ctx.logger.info('Log shipping is off: no OTLP logs endpoint and logs.exporter is not ndjson.');
+    return undefined;
+  }
+  return new LogsComponent({
+    logs: config.logs,
+    stateDir: config.state_dir,
+    dockerRoot: config.docker_root,
+    shutdownTimeoutSeconds: config.shutdown_timeout_seconds,
+    hostName: ctx.hostName,
+    logger: ctx.logger,
+    inventory: ctx.inventory,
+    docker: ctx.docker,
+    exporter,
+    telemetry: new LogTelemetry(ctx.metrics.registry, ctx.logger.child({ component: 'logs' })),
+  });
+}
 
 export function parseListen(listen: string): { host: string; port: number } {
   const idx = listen.lastIndexOf(':');

@@ -1,6 +1,7 @@
 // OTLP logs protobuf (ExportLogsServiceRequest) encoded straight from the pipeline's records:
 // bodies are copied as bytes, resources and the constant attributes are encoded once. The
 // library serializer (@opentelemetry/otlp-transformer) is the reference in the unit tests.
+import { bodyBytes } from '../logs/record.js';
 import type { LogRecord, LogResource } from '../logs/types.js';
 import { VERSION } from '../version.js';
 
@@ -27,6 +28,12 @@ class Writer {
       n = Math.floor(n / 128);
     }
     this.buf[this.pos++] = n;
+  }
+  /** A body: bytes as they are, text encoded in place (bodyLen from bodyBytes). */
+  body(b: Buffer | string, len: number): void {
+    if (typeof b === 'string') this.buf.write(b, this.pos, len, 'utf8');
+    else this.buf.set(b, this.pos);
+    this.pos += len;
   }
   bytes(b: Buffer): void {
     // TypedArray#set: a plain memmove (Buffer#copy builds a view per call).
@@ -203,6 +210,7 @@ export function encodeLogsRequest(records: readonly LogRecord[]): Buffer {
   const n = records.length;
   const recLen = new Array<number>(n);
   const bodyInnerLen = new Array<number>(n);
+  const bodyLen = new Array<number>(n);
   const extra = new Array<Buffer | undefined>(n);
   let total = 0;
   const scopeLens: number[] = [];
@@ -211,7 +219,8 @@ export function encodeLogsRequest(records: readonly LogRecord[]): Buffer {
     let scopeLen = SCOPE_FIELD.length;
     for (const i of idxs) {
       const r = records[i]!;
-      const bl = r.body.length;
+      const bl = bodyBytes(r);
+      bodyLen[i] = bl;
       const anyLen = 1 + varintLen(bl) + bl; // AnyValue.string_value
       bodyInnerLen[i] = anyLen;
       const ex = recordExtra(r);
@@ -248,8 +257,8 @@ export function encodeLogsRequest(records: readonly LogRecord[]): Buffer {
       w.byte(0x2a);
       w.varint(anyLen);
       w.byte(0x0a);
-      w.varint(r.body.length);
-      w.bytes(r.body);
+      w.varint(bodyLen[i]!);
+      w.body(r.body, bodyLen[i]!);
       w.bytes(IOSTREAM[r.stream]);
       const ex = extra[i];
       if (ex) w.bytes(ex);

@@ -16,23 +16,22 @@
 // record is not delivered twice. Frames with the same nanosecond timestamp are told apart by
 // their count. Limits (documented): a stream whose timestamps go backwards (wall clock stepped
 // back) may lose those lines on resume; with a TTY, partial messages cannot be recognised.
+//
+// Acknowledgement: each record handed on gets a token from the reader's AckTracker holding the
+// cursor after it; the tracker commits the longest unbroken acknowledged run (onCommit). Partial
+// messages are joined by the shared PartialLines module (src/logs/partial.ts).
 import http from 'node:http';
 import https from 'node:https';
 import type { DockerClient, DockerEndpoint } from '../docker/client.js';
 import { sleep } from '../util/sleep.js';
+import { AckTracker, acknowledge, type AckToken } from './ack.js';
+import type { ApiCursor, StreamCursor } from './checkpoints.js';
+import { PartialLines, type CompletedLine } from './partial.js';
 
-export interface StreamCursor {
-  /** Nanoseconds since the epoch (decimal string: JSON-safe). */
-  t: string;
-  /** Frames consumed whose timestamp is exactly t. */
-  n: number;
-}
+export type { StreamCursor } from './checkpoints.js';
 
 /** Where a container's API log stream has been delivered up to; persist it as JSON. */
-export interface ApiLogCursor {
-  stdout?: StreamCursor;
-  stderr?: StreamCursor;
-}
+export type ApiLogCursor = ApiCursor;
 
 export interface ApiLogRecord {
   /** The message without its timestamp and trailing newline (partial frames joined). */
@@ -43,6 +42,8 @@ export interface ApiLogRecord {
   truncated?: boolean;
   /** The cursor once this record is delivered. */
   cursor: ApiLogCursor;
+  /** Acknowledge this record alone (the batch's ack() acknowledges all of them). */
+  ack: AckToken;
 }
 
 export type ApiReadEnd =
@@ -81,6 +82,8 @@ export interface ApiLogReaderOptions {
   retryMaxMs?: number;
   /** Hot-path problems (counted by the caller; never thrown). */
   onProblem?(reason: ApiReadProblem, message: string): void;
+  /** Bytes of partial messages held grew or shrank by delta (the queue's memory bound). */
+  hold?(delta: number): void;
   clock?: () => number;
 }
 
@@ -157,25 +160,15 @@ export class FrameDecoder {
   }
 }
 
-interface Pending {
-  time: bigint;
-  parts: Buffer[];
-  bytes: number;
-  truncated: boolean;
-  since: number;
-}
-
 export class ApiLogReader {
   private committed: ApiLogCursor;
   /** Position after the last record handed to onRecords (resume point after a reconnect). */
   private emitted: ApiLogCursor;
   /** Position after the last frame consumed, per stream. */
   private readPos: ApiLogCursor;
-  private pending: { stdout?: Pending; stderr?: Pending } = {};
+  private readonly partials: PartialLines;
+  private readonly tracker: AckTracker<ApiLogCursor>;
   private batch: ApiLogRecord[] = [];
-  private seq = 0;
-  private nextToCommit = 0;
-  private readonly acked = new Map<number, ApiLogCursor>();
   private delivering: Promise<void> = Promise.resolve();
   private readonly maxLine: number;
   private readonly clock: () => number;
@@ -189,6 +182,17 @@ export class ApiLogReader {
     this.readPos = cloneCursor(this.committed);
     this.maxLine = o.maxLineBytes ?? 1024 * 1024;
     this.clock = o.clock ?? Date.now;
+    this.partials = new PartialLines({
+      maxLineBytes: this.maxLine,
+      flushMs: o.partialFlushMs ?? 5000,
+      emit: (l) => this.push(l),
+      hold: (d) => o.hold?.(d),
+      now: this.clock,
+    });
+    this.tracker = new AckTracker<ApiLogCursor>((c) => {
+      this.committed = c;
+      this.o.onCommit?.(this.cursor);
+    });
   }
 
   /** The committed cursor (everything up to it was acked). */
@@ -241,7 +245,7 @@ export class ApiLogReader {
     onConnected: () => void,
   ): Promise<ApiReadEnd | 'retry'> {
     // Resume after what was handed on; pending partials are dropped and read again.
-    this.pending = {};
+    this.partials.discard();
     this.readPos = cloneCursor(this.emitted);
     this.skipFrom = cloneCursor(this.emitted);
     this.seenAtCursor = { stdout: 0, stderr: 0 };
@@ -315,7 +319,7 @@ export class ApiLogReader {
     if (signal.aborted) return 'aborted';
     if (raw && rawBuf.length > 0) this.onMessage('stdout', rawBuf, true);
     // End of stream: nothing more will complete the partials.
-    for (const s of ['stdout', 'stderr'] as const) this.emitPending(s);
+    this.partials.flushAll();
     await this.flushBatch();
     await this.delivering.catch(() => undefined);
     return 'ended';
@@ -345,80 +349,55 @@ export class ApiLogReader {
     let complete = body.length > 0 && body[body.length - 1] === 10;
     if (raw) complete = true;
     if (complete) body = body.subarray(0, body[body.length - 2] === 13 && raw ? -2 : -1);
-    let p = this.pending[stream];
+    const sec = ts / 1_000_000_000n;
+    const timeSec = Number(sec);
+    const timeNanos = Number(ts - sec * 1_000_000_000n);
     // Fragments of one long line carry the timestamp of its first fragment; a frame with another
     // timestamp starts a new line (the local driver sends the last fragment without "\n" too).
-    if (p && p.time !== ts) {
-      this.emitPending(stream);
-      p = undefined;
-    }
-    if (!p) {
-      if (complete && body.length <= this.maxLine) {
-        this.push(stream, Buffer.from(body), ts, false);
-        return;
-      }
-      p = { time: ts, parts: [], bytes: 0, truncated: false, since: this.clock() };
-      this.pending[stream] = p;
-    }
-    const room = this.maxLine - p.bytes;
-    if (body.length > room) {
-      if (room > 0) p.parts.push(Buffer.from(body.subarray(0, room)));
-      p.bytes = this.maxLine;
-      if (!p.truncated)
-        this.o.onProblem?.(
-          'line_truncated',
-          'a log line was longer than max_line_bytes and was cut',
-        );
-      p.truncated = true;
-    } else {
-      p.parts.push(Buffer.from(body));
-      p.bytes += body.length;
-    }
-    p.since = this.clock();
-    if (complete) this.emitPending(stream);
+    const p = this.partials.pendingTime(stream);
+    if (p && (p.sec !== timeSec || p.nanos !== timeNanos)) this.partials.flush(stream);
+    this.partials.push(
+      stream,
+      body,
+      complete,
+      timeSec,
+      timeNanos,
+      undefined,
+      undefined,
+      msg.buffer,
+    );
   }
 
-  private emitPending(stream: 'stdout' | 'stderr'): void {
-    const p = this.pending[stream];
-    if (!p) return;
-    delete this.pending[stream];
-    this.push(stream, Buffer.concat(p.parts), p.time, p.truncated);
-  }
-
-  private push(stream: 'stdout' | 'stderr', body: Buffer, time: bigint, truncated: boolean): void {
+  private push(l: CompletedLine): void {
+    const stream = l.stream;
     const pos = this.readPos[stream];
     if (pos) this.emitted[stream] = { ...pos };
+    if (l.truncated)
+      this.o.onProblem?.('line_truncated', 'a log line was longer than max_line_bytes and was cut');
+    const cursor = cloneCursor(this.emitted);
     const rec: ApiLogRecord = {
-      body,
+      body: l.body,
       stream,
-      timeUnixNano: time,
-      cursor: cloneCursor(this.emitted),
+      timeUnixNano: BigInt(l.timeSec) * 1_000_000_000n + BigInt(l.timeNanos),
+      cursor,
+      ack: this.tracker.next(cursor, 0),
     };
-    if (truncated) rec.truncated = true;
+    if (l.truncated) rec.truncated = true;
     this.batch.push(rec);
   }
 
   private flushStalePartials(): void {
-    const now = this.clock();
-    const limit = this.o.partialFlushMs ?? 5000;
-    let any = false;
-    for (const s of ['stdout', 'stderr'] as const) {
-      const p = this.pending[s];
-      if (p && now - p.since >= limit) {
-        this.emitPending(s);
-        any = true;
-      }
-    }
-    if (any) void this.flushBatch().catch(() => undefined);
+    this.partials.flushStale();
+    if (this.batch.length > 0) void this.flushBatch().catch(() => undefined);
   }
 
   private flushBatch(): Promise<void> {
     const max = this.o.batchMaxRecords ?? 1024;
     while (this.batch.length > 0) {
       const part = this.batch.splice(0, max);
-      const seq = this.seq++;
-      const end = part[part.length - 1]!.cursor;
-      const ack = (): void => this.ack(seq, end);
+      const ack = (): void => {
+        for (const r of part) acknowledge(r.ack);
+      };
       this.delivering = this.delivering.then(async () => {
         try {
           await this.o.onRecords(part, ack);
@@ -431,21 +410,6 @@ export class ApiLogReader {
       });
     }
     return this.delivering;
-  }
-
-  private ack(seq: number, cursor: ApiLogCursor): void {
-    if (seq < this.nextToCommit || this.acked.has(seq)) return;
-    this.acked.set(seq, cursor);
-    let moved: ApiLogCursor | undefined;
-    while (this.acked.has(this.nextToCommit)) {
-      moved = this.acked.get(this.nextToCommit);
-      this.acked.delete(this.nextToCommit);
-      this.nextToCommit++;
-    }
-    if (moved) {
-      this.committed = cloneCursor(moved);
-      this.o.onCommit?.(this.cursor);
-    }
   }
 
   private request(

@@ -1,10 +1,13 @@
-// Checkpoint store: per container, the identity of the log file being read and the offset up to
-// which every line has been delivered. One JSON file, replaced atomically (tmp, fsync, rename).
+// Checkpoint store: per source, where everything before has been delivered: for a file tailer the
+// identity of the log file and an offset, for an Engine API reader its cursor. One JSON file,
+// replaced atomically (tmp, fsync, rename); sources set entries as their ack trackers commit, and
+// the export loop writes once per acknowledged batch (concurrent flushes coalesce).
 import { mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../util/logger.js';
 
+/** A file tailer's checkpoint: the file's identity and the offset up to which all is delivered. */
 export interface Checkpoint {
   /** The container's live log path when the checkpoint was taken (for humans). */
   path: string;
@@ -15,9 +18,22 @@ export interface Checkpoint {
   offset: number;
 }
 
+/** Per stream: the Engine API timestamp (ns, decimal string) and frames consumed at exactly it. */
+export interface StreamCursor {
+  t: string;
+  n: number;
+}
+
+/** An Engine API reader's checkpoint. */
+export interface ApiCursor {
+  stdout?: StreamCursor;
+  stderr?: StreamCursor;
+}
+
 interface FileShape {
-  version: 1;
-  checkpoints: Record<string, Checkpoint>;
+  version: 2;
+  files: Record<string, Checkpoint>;
+  api: Record<string, ApiCursor>;
 }
 
 export const CHECKPOINT_FILE = 'log-checkpoints.json';
@@ -36,9 +52,47 @@ function isCheckpoint(v: unknown): v is Checkpoint {
   );
 }
 
+function streamCursor(v: unknown): StreamCursor | undefined {
+  if (v === null || typeof v !== 'object') return undefined;
+  const o = v as Record<string, unknown>;
+  if (typeof o.t !== 'string' || !/^\d{1,25}$/.test(o.t)) return undefined;
+  if (typeof o.n !== 'number' || !Number.isInteger(o.n) || o.n < 0) return undefined;
+  return { t: o.t, n: o.n };
+}
+
+/** A valid cursor from untrusted JSON; undefined when it is not one. */
+export function parseApiCursor(v: unknown): ApiCursor | undefined {
+  if (v === null || typeof v !== 'object') return undefined;
+  const o = v as Record<string, unknown>;
+  const out: ApiCursor = {};
+  for (const s of ['stdout', 'stderr'] as const) {
+    if (o[s] === undefined) continue;
+    const c = streamCursor(o[s]);
+    if (!c) return undefined;
+    out[s] = c;
+  }
+  return out;
+}
+
+function sameCheckpoint(a: Checkpoint, b: Checkpoint): boolean {
+  return (
+    a.offset === b.offset &&
+    a.ino === b.ino &&
+    a.dev === b.dev &&
+    a.fp === b.fp &&
+    a.fpLen === b.fpLen &&
+    a.path === b.path
+  );
+}
+
+function sameStream(a: StreamCursor | undefined, b: StreamCursor | undefined): boolean {
+  return a === b || (a !== undefined && b !== undefined && a.t === b.t && a.n === b.n);
+}
+
 export class CheckpointStore {
   readonly file: string;
-  private readonly entries = new Map<string, Checkpoint>();
+  private readonly files = new Map<string, Checkpoint>();
+  private readonly api = new Map<string, ApiCursor>();
   /** True when no checkpoint file existed (the agent's first start with this state dir). */
   readonly firstStart: boolean;
   private dirty = false;
@@ -61,17 +115,12 @@ export class CheckpointStore {
     this.firstStart = text === undefined;
     if (text !== undefined) {
       try {
-        const parsed = JSON.parse(text) as FileShape;
-        if (parsed?.version !== 1 || typeof parsed.checkpoints !== 'object' || !parsed.checkpoints)
-          throw new Error('unexpected layout');
-        for (const [k, v] of Object.entries(parsed.checkpoints)) {
-          if (!isCheckpoint(v)) throw new Error(`bad entry ${k}`);
-          this.entries.set(k, { ...v });
-        }
+        this.load(JSON.parse(text) as unknown);
       } catch (err) {
         const aside = `${this.file}.corrupt-${Date.now()}`;
         renameSync(this.file, aside);
-        this.entries.clear();
+        this.files.clear();
+        this.api.clear();
         this.log.warn(
           { err, file: this.file, movedTo: aside },
           'The log checkpoint file is corrupt; it was set aside and log files are read again from their start.',
@@ -80,51 +129,103 @@ export class CheckpointStore {
     }
   }
 
-  get(key: string): Checkpoint | undefined {
-    return this.entries.get(key);
+  private load(parsed: unknown): void {
+    const o = parsed as {
+      version?: unknown;
+      checkpoints?: unknown;
+      files?: unknown;
+      api?: unknown;
+    };
+    if (o === null || typeof o !== 'object') throw new Error('unexpected layout');
+    if (o.version === 1 && o.checkpoints && typeof o.checkpoints === 'object') {
+      // Version 1 kept Engine API cursors as fake file entries (path engine-api:<id>, cursor in fp).
+      for (const [k, v] of Object.entries(o.checkpoints as Record<string, unknown>)) {
+        if (!isCheckpoint(v)) throw new Error(`bad entry ${k}`);
+        if (v.path.startsWith('engine-api:')) {
+          const c = parseApiCursor(JSON.parse(v.fp) as unknown);
+          if (c) this.api.set(k, c);
+        } else this.files.set(k, { ...v });
+      }
+      return;
+    }
+    if (
+      o.version !== 2 ||
+      typeof o.files !== 'object' ||
+      typeof o.api !== 'object' ||
+      !o.files ||
+      !o.api
+    )
+      throw new Error('unexpected layout');
+    for (const [k, v] of Object.entries(o.files as Record<string, unknown>)) {
+      if (!isCheckpoint(v)) throw new Error(`bad file entry ${k}`);
+      this.files.set(k, { ...v });
+    }
+    for (const [k, v] of Object.entries(o.api as Record<string, unknown>)) {
+      const c = parseApiCursor(v);
+      if (!c) throw new Error(`bad api entry ${k}`);
+      this.api.set(k, c);
+    }
   }
 
+  get(key: string): Checkpoint | undefined {
+    return this.files.get(key);
+  }
+
+  getApi(key: string): ApiCursor | undefined {
+    return this.api.get(key);
+  }
+
+  /** Keys of every entry (file and API). */
   keys(): string[] {
-    return [...this.entries.keys()];
+    return [...new Set([...this.files.keys(), ...this.api.keys()])];
   }
 
   set(key: string, cp: Checkpoint): void {
-    const old = this.entries.get(key);
-    if (
-      old &&
-      old.offset === cp.offset &&
-      old.ino === cp.ino &&
-      old.dev === cp.dev &&
-      old.fp === cp.fp &&
-      old.fpLen === cp.fpLen
-    )
-      return;
-    this.entries.set(key, cp);
+    const old = this.files.get(key);
+    if (old && sameCheckpoint(old, cp)) return;
+    this.files.set(key, cp);
+    this.dirty = true;
+  }
+
+  setApi(key: string, c: ApiCursor): void {
+    const old = this.api.get(key);
+    if (old && sameStream(old.stdout, c.stdout) && sameStream(old.stderr, c.stderr)) return;
+    this.api.set(key, c);
     this.dirty = true;
   }
 
   delete(key: string): void {
-    if (this.entries.delete(key)) this.dirty = true;
+    if (this.files.delete(key)) this.dirty = true;
+    if (this.api.delete(key)) this.dirty = true;
   }
 
-  /** Number of completed writes (tests). */
+  /** Number of completed writes (tests, benchmark). */
   get writeCount(): number {
     return this.writes;
   }
 
-  /** Persists the current entries if they changed; concurrent calls coalesce. */
+  /** Persists the current entries if they changed; concurrent calls coalesce into one write. */
   async flush(): Promise<void> {
     while (this.writing) await this.writing;
     if (!this.dirty) return;
     this.dirty = false;
-    this.writing = this.write().finally(() => {
-      this.writing = undefined;
-    });
+    this.writing = this.write()
+      .catch((err: unknown) => {
+        this.dirty = true; // try again with the next flush
+        throw err;
+      })
+      .finally(() => {
+        this.writing = undefined;
+      });
     await this.writing;
   }
 
   private async write(): Promise<void> {
-    const body: FileShape = { version: 1, checkpoints: Object.fromEntries(this.entries) };
+    const body: FileShape = {
+      version: 2,
+      files: Object.fromEntries(this.files),
+      api: Object.fromEntries(this.api),
+    };
     const tmp = `${this.file}.tmp`;
     const fh = await open(tmp, 'w', 0o600);
     try {

@@ -1,28 +1,29 @@
-// The log shipping feature: discovers json-file logs from the inventory, runs one tailer per
-// container, and feeds the bounded queue / export loop. See DESIGN.md "Flow of data".
+// Log shipping: discovery of container logs and the sources that read them.
+//
+// Discovery follows the inventory and runs one source per container whose logs are shipped: a
+// file tailer for json-file logs on a local daemon, an Engine API reader otherwise. Each source
+// pushes LogRecords through the container's processing stages into the shared bounded queue; the
+// export loop (pipeline.ts) delivers them and acknowledges them back to the source, whose
+// ack tracker commits its checkpoint. The exporter and the telemetry are built by agent.ts and
+// handed in; nothing here knows the agent.
 import path from 'node:path';
-import { Counter, Gauge, type Registry } from 'prom-client';
-import type { AgentContext } from '../agent.js';
 import type { Component, ComponentHealth } from '../component.js';
+import type { Config } from '../config/schema.js';
+import type { DockerClient } from '../docker/client.js';
+import type { Inventory } from '../docker/inventory.js';
 import type { ContainerInfo } from '../docker/types.js';
-import { NdjsonLogExporter } from '../exporters/ndjson.js';
-import { OtlpLogsExporter, otlpLogsUrl } from '../exporters/otlp-logs.js';
-import { OnceLogger, type Logger } from '../util/logger.js';
+import type { Logger } from '../util/logger.js';
 import { ApiLogReader, logSourceFor, type ApiLogRecord } from './api-reader.js';
+import type { ApiCursor } from './checkpoints.js';
 import { CheckpointStore } from './checkpoints.js';
-import { cursorFromCheckpoint, isApiCheckpoint } from './cursor-store.js';
 import { BoundedQueue, ExportLoop } from './pipeline.js';
-import { LogProcessor, PROCESSING_EVENTS } from './processing/index.js';
-import { ProcessingSink } from './processing/sink.js';
+import type { ContainerProcessor } from './processing/processor.js';
+import { LogProcessor } from './processing/processor.js';
+import type { ProcessingConfig } from './processing/config.js';
+import { newRecord, TRUNCATED_ATTR } from './record.js';
+import type { LogTelemetry, SourceStats } from './telemetry.js';
 import { Tailer, type TailerStats } from './tailer.js';
-import {
-  DROP_REASONS,
-  type ApiCursor,
-  type DropReason,
-  type LogExporter,
-  type LogRecord,
-  type LogResource,
-} from './types.js';
+import type { LogExporter, LogRecord, LogResource, RecordSink } from './types.js';
 
 /** `busybox:1.36` → name `busybox`, tags [`1.36`]; digests and registry ports handled. */
 export function splitImage(ref: string): { name: string; tags: string[] } {
@@ -71,20 +72,15 @@ export function mapLogPath(
 interface TailerEntry {
   tailer: Tailer;
   /** Processing stages of the container (between partial reassembly and the queue). */
-  proc: ProcessingSink;
+  proc: ContainerProcessor;
   container: ContainerInfo;
-  lines: Record<'stdout' | 'stderr', number>;
-  bytes: Record<'stdout' | 'stderr', number>;
-  reported: {
-    lines: Record<'stdout' | 'stderr', number>;
-    bytes: Record<'stdout' | 'stderr', number>;
-  };
+  stats: SourceStats;
 }
 
 /** A container read through the Engine API logs stream (local / journald drivers, remote daemon). */
 interface ApiEntry {
   container: ContainerInfo;
-  proc: ProcessingSink;
+  proc: ContainerProcessor;
   resource: LogResource;
   abort: AbortController;
   /** The current reader's run(); undefined when none runs. */
@@ -94,199 +90,124 @@ interface ApiEntry {
   /** startedAt of the container run the last reader was started for. */
   readFor: number;
   removed: boolean;
+  stats: SourceStats;
 }
 
+/** The narrow options log shipping needs (agent.ts fills them). */
 export interface LogsComponentOptions {
-  ctx: Pick<AgentContext, 'config' | 'logger' | 'hostName' | 'inventory'> &
-    Partial<Pick<AgentContext, 'docker'>>;
-  registry: Registry;
+  logs: Config['logs'];
+  stateDir: string;
+  /** The daemon's Docker root as the agent sees it (log paths are mapped under it). */
+  dockerRoot: string;
+  shutdownTimeoutSeconds: number;
+  hostName: string;
+  logger: Logger;
+  inventory: Pick<Inventory, 'subscribe' | 'list' | 'get' | 'ready' | 'engine'>;
+  /** The daemon client (Engine API reader); without it only json-file logs are tailed. */
+  docker?: Pick<DockerClient, 'endpoint' | 'apiVersion' | 'get'>;
   exporter: LogExporter;
+  telemetry: LogTelemetry;
+  /** Which containers to consider at all (include/exclude rules); default: all. */
+  include?: (c: ContainerInfo) => boolean;
+}
+
+/** What another component submits into the log queue (e.g. exec audit records). */
+export interface LogIntake {
+  /** Resolves when the queue has room; undefined when it has room now. */
+  waitForSpace(): Promise<void> | undefined;
+  /** A record with its own resource; its ack (if any) is acknowledged once delivered. */
+  submit(record: LogRecord): void;
 }
 
 export class LogsComponent implements Component {
   readonly name = 'logs';
-  private readonly cfg: AgentContext['config']['logs'];
+  private readonly cfg: Config['logs'];
   private readonly log: Logger;
-  private readonly once: OnceLogger;
   private store!: CheckpointStore;
-  private queue: BoundedQueue;
+  private readonly queue: BoundedQueue;
   private loop!: ExportLoop;
   private readonly tailers = new Map<string, TailerEntry>();
   private readonly apiReaders = new Map<string, ApiEntry>();
-  private readonly lp: LogProcessor;
+  private lp: LogProcessor;
   private unsubscribe: (() => void) | undefined;
   private reconcileTimer: NodeJS.Timeout | undefined;
   private firstReconcileDone = false;
   private stopped = false;
-  private readonly drops = new Map<DropReason, number>();
-  private readonly m;
+  private readonly t: LogTelemetry;
 
   constructor(private readonly o: LogsComponentOptions) {
-    this.cfg = o.ctx.config.logs;
-    this.log = o.ctx.logger.child({ component: 'logs' });
-    this.once = new OnceLogger(this.log);
+    this.cfg = o.logs;
+    this.log = o.logger.child({ component: 'logs' });
+    this.t = o.telemetry;
     this.queue = new BoundedQueue(
       this.cfg.queue_max_bytes,
       this.cfg.batch_max_records,
       this.cfg.batch_max_bytes,
     );
-    const registers = [o.registry];
-    // eslint-disable-next-line @typescript-eslint/no-this-alias -- prom-client collect() binds its own this
-    const self = this;
-    const dropCounter = new Counter({
-      name: 'harbormaster_log_drops_total',
-      help: 'Log data dropped, by reason (lines, or files for file_removed_unread / rotated_away / file_truncated).',
-      labelNames: ['reason'],
-      registers,
-    });
-    for (const r of DROP_REASONS) dropCounter.inc({ reason: r }, 0);
-    const events = new Counter({
-      name: 'harbormaster_log_processing_events_total',
-      help: 'Things log processing did, by event (parsed_json, parsed_logfmt, parse_failed, attributes_dropped, values_truncated, multiline_split, multiline_timeout, invalid_label, redacted).',
-      labelNames: ['event'],
-      registers,
-    });
-    for (const e of PROCESSING_EVENTS) events.inc({ event: e }, 0);
-    this.lp = new LogProcessor(this.cfg.processing, {
+    this.t.watchQueue(this.queue);
+    this.lp = this.processor(this.cfg.processing);
+  }
+
+  private processor(cfg: ProcessingConfig): LogProcessor {
+    return new LogProcessor(cfg, {
+      timers: true,
       hooks: {
-        drop: (reason, n) => this.drop(reason, n),
-        event: (name, n) => events.inc({ event: name }, n),
-        warnOnce: (cause, obj, msg) => this.once.warn(cause, obj, msg),
+        drop: (reason, n) => this.t.drop(reason, n),
+        event: (name, n) => this.t.event(name, n),
+        warnOnce: (cause, obj, msg) => this.t.warn(cause, obj, msg),
       },
     });
-    const linesRead = new Counter({
-      name: 'harbormaster_log_lines_read_total',
-      help: 'Json-file records read, per container and stream.',
-      labelNames: ['container_name', 'stream'],
-      registers,
-      collect() {
-        self.reportRead(linesRead, bytesRead);
-      },
-    });
-    const bytesRead = new Counter({
-      name: 'harbormaster_log_bytes_read_total',
-      help: 'Bytes of json-file records read, per container and stream.',
-      labelNames: ['container_name', 'stream'],
-      registers,
-    });
-    this.m = {
-      drops: dropCounter,
-      linesRead,
-      bytesRead,
-      exported: new Counter({
-        name: 'harbormaster_log_records_exported_total',
-        help: 'Log records the exporter delivered.',
-        registers,
-      }),
-      failures: new Counter({
-        name: 'harbormaster_log_export_failures_total',
-        help: 'Failed export attempts, by kind (retryable or permanent).',
-        labelNames: ['kind'],
-        registers,
-      }),
-      retries: new Counter({
-        name: 'harbormaster_log_export_retries_total',
-        help: 'Export attempts that were retries.',
-        registers,
-      }),
-      truncated: new Counter({
-        name: 'harbormaster_log_lines_truncated_total',
-        help: 'Lines longer than logs.max_line_bytes that were shipped truncated.',
-        registers,
-      }),
-      queueRecords: new Gauge({
-        name: 'harbormaster_log_queue_records',
-        help: 'Records waiting in the log queue.',
-        registers,
-        collect() {
-          this.set(self.queue.length);
-        },
-      }),
-      queueBytes: new Gauge({
-        name: 'harbormaster_log_queue_bytes',
-        help: 'Bytes waiting in the log queue (bound: logs.queue_max_bytes).',
-        registers,
-        collect() {
-          this.set(self.queue.bytes);
-        },
-      }),
-      behind: new Gauge({
-        name: 'harbormaster_log_file_bytes_behind',
-        help: 'Bytes written to a container log (all open generations) but not read yet.',
-        labelNames: ['container_name'],
-        registers,
-        collect() {
-          this.reset();
-          for (const e of self.tailers.values())
-            this.set({ container_name: e.container.name }, e.tailer.bytesBehind());
-        },
-      }),
-      tailers: new Gauge({
-        name: 'harbormaster_log_tailers',
-        help: 'Container log files being tailed.',
-        registers,
-        collect() {
-          this.set(self.tailers.size);
-        },
-      }),
+  }
+
+  /** Records of other components (own resource, own ack or none) into the same queue. */
+  intake(): LogIntake {
+    return {
+      waitForSpace: () => this.queue.waitForSpace(),
+      submit: (r) => this.queue.push(r),
     };
   }
 
-  private reportRead(
-    lines: Counter<'container_name' | 'stream'>,
-    bytes: Counter<'container_name' | 'stream'>,
-  ): void {
-    for (const e of this.tailers.values()) {
-      for (const s of ['stdout', 'stderr'] as const) {
-        const dl = e.lines[s] - e.reported.lines[s];
-        const db = e.bytes[s] - e.reported.bytes[s];
-        if (dl > 0 || e.reported.lines[s] === 0)
-          lines.inc({ container_name: e.container.name, stream: s }, dl);
-        if (db > 0 || e.reported.bytes[s] === 0)
-          bytes.inc({ container_name: e.container.name, stream: s }, db);
-        e.reported.lines[s] = e.lines[s];
-        e.reported.bytes[s] = e.bytes[s];
-      }
+  /**
+   * New processing rules (SIGHUP): each container's held multiline groups are shipped under the
+   * old rules, then the next lines go through the new ones. Nothing is lost or sent twice: the
+   * records and their acks stay the same objects.
+   */
+  reconfigure(processing: ProcessingConfig): void {
+    this.lp = this.processor(processing);
+    for (const e of [...this.tailers.values(), ...this.apiReaders.values()]) {
+      e.proc.flushAll();
+      e.proc.close();
+      e.proc = this.containerProcessor(e.container);
     }
   }
 
-  private drop(reason: DropReason, n = 1): void {
-    this.m.drops.inc({ reason }, n);
-    this.drops.set(reason, (this.drops.get(reason) ?? 0) + n);
-    this.once.warn(
-      `drop:${reason}`,
-      { reason },
-      `Log data was dropped (reason ${reason}); counted in harbormaster_log_drops_total, logged once per reason.`,
+  private containerProcessor(c: ContainerInfo): ContainerProcessor {
+    return this.lp.forContainer(
+      c.labels,
+      { emit: (r) => this.queue.push(r), hold: (d) => this.queue.hold(d) },
+      c.name,
     );
   }
 
   start(): Promise<void> {
-    const stateDir = this.o.ctx.config.state_dir;
-    this.store = new CheckpointStore(stateDir, this.log, this.cfg.checkpoint_fsync);
+    this.store = new CheckpointStore(this.o.stateDir, this.log, this.cfg.checkpoint_fsync);
     this.loop = new ExportLoop({
       exporter: this.o.exporter,
-      store: this.store,
+      checkpoints: this.store,
       queue: this.queue,
       batchDelayMs: this.cfg.batch_delay_seconds * 1000,
       retryInitialMs: this.cfg.retry_initial_seconds * 1000,
       retryMaxMs: this.cfg.retry_max_seconds * 1000,
-      pathOf: (id) => this.tailers.get(id)?.tailer.path ?? '',
       hooks: {
-        exported: (n) => this.m.exported.inc(n),
-        exportFailure: (kind) => this.m.failures.inc({ kind }),
-        retry: () => this.m.retries.inc(),
-        drop: (r, n) => this.drop(r, n),
-        warn: (c, obj, msg) => this.once.warn(c, obj, msg),
-        committed: (source, pos) => this.maybeFinish(source, pos),
-        committedApi: (source) => {
-          // A reader that is gone for good: its late commits leave no entry behind.
-          if (!this.apiReaders.has(source)) this.store.delete(source);
-        },
+        exported: (b) => this.t.exported(b),
+        exportFailure: (kind, err) => this.t.exportFailure(kind, err),
+        retry: () => this.t.retry(),
+        drop: (r, n) => this.t.drop(r, n),
+        warn: (c, obj, msg) => this.t.warn(c, obj, msg),
       },
     });
     this.loop.start();
-    const inv = this.o.ctx.inventory;
-    this.unsubscribe = inv.subscribe((ev) => {
+    this.unsubscribe = this.o.inventory.subscribe((ev) => {
       if (ev.type === 'removed') this.onRemoved(ev.container);
       else this.ensure(ev.container);
     });
@@ -310,7 +231,7 @@ export class LogsComponent implements Component {
   }
 
   private reconcile(): void {
-    const inv = this.o.ctx.inventory;
+    const inv = this.o.inventory;
     if (!inv.ready()) return;
     const list = inv.list();
     const ids = new Set(list.map((c) => c.id));
@@ -327,11 +248,16 @@ export class LogsComponent implements Component {
 
   /** How the container's logs are read ('none': not at all). */
   private sourceOf(c: ContainerInfo): 'file' | 'api' | 'none' {
+    if (this.o.include && !this.o.include(c)) return 'none';
     if (!this.lp.enabled(c.labels)) return 'none';
-    const docker = this.o.ctx.docker;
+    const docker = this.o.docker;
     if (!docker) return c.logDriver === 'json-file' && c.logPath !== '' ? 'file' : 'none';
     const s = logSourceFor(c, docker.endpoint);
     return s === 'file' && c.logPath === '' ? 'none' : s;
+  }
+
+  private resourceOf(c: ContainerInfo): LogResource {
+    return containerResource(c, this.o.hostName, this.cfg.label_allowlist);
   }
 
   private ensure(c: ContainerInfo): void {
@@ -346,41 +272,46 @@ export class LogsComponent implements Component {
         existing.tailer.containerStopped();
       return;
     }
-    const cfg = this.o.ctx.config;
-    const file = mapLogPath(
-      c.logPath,
-      this.o.ctx.inventory.engine()?.dockerRootDir,
-      cfg.docker_root,
-    );
-    const stored = this.store.get(c.id);
-    const checkpoint = isApiCheckpoint(stored) ? undefined : stored;
+    const file = mapLogPath(c.logPath, this.o.inventory.engine()?.dockerRootDir, this.o.dockerRoot);
+    const checkpoint = this.store.get(c.id);
     // Only containers that existed at the very first start (first reconcile) honour start_at.
     const startAt =
       this.store.firstStart && !this.firstReconcileDone ? this.cfg.start_at : 'beginning';
     const entry: TailerEntry = {
       container: c,
-      lines: { stdout: 0, stderr: 0 },
-      bytes: { stdout: 0, stderr: 0 },
-      reported: { lines: { stdout: 0, stderr: 0 }, bytes: { stdout: 0, stderr: 0 } },
       tailer: undefined as unknown as Tailer,
-      proc: new ProcessingSink(this.lp, c.labels, c.name, this.queue),
+      proc: this.containerProcessor(c),
+      stats: this.t.addSource(c.id, c.name, 'file', () => entry.tailer.bytesBehind()),
     };
     const stats: TailerStats = {
       lines: (stream, n, b) => {
-        entry.lines[stream] += n;
-        entry.bytes[stream] += b;
+        entry.stats.lines[stream] += n;
+        entry.stats.bytes[stream] += b;
       },
-      drop: (r, n) => this.drop(r, n),
-      truncated: () => this.m.truncated.inc(),
-      warn: (cause, obj, msg) => this.once.warn(cause, { ...obj, container: c.name }, msg),
+      drop: (r, n) => this.t.drop(r, n),
+      truncated: () => this.t.truncated(),
+      warn: (cause, obj, msg) => {
+        entry.stats.lastError = msg;
+        this.t.warn(cause, { ...obj, container: c.name }, msg);
+      },
+    };
+    const sink: RecordSink = {
+      waitForSpace: () => this.queue.waitForSpace(),
+      push: (r) => entry.proc.push(r),
+      hold: (d) => this.queue.hold(d),
     };
     entry.tailer = new Tailer({
       key: c.id,
       path: file,
-      resource: containerResource(c, this.o.ctx.hostName, this.cfg.label_allowlist),
-      sink: entry.proc,
+      resource: this.resourceOf(c),
+      sink,
       stats,
       ...(checkpoint ? { checkpoint } : {}),
+      commit: (cp) => {
+        if (this.tailers.get(c.id) !== entry) return; // retired: leave no entry behind
+        this.store.set(c.id, cp);
+        if (entry.tailer.done && entry.tailer.unacknowledged === 0) this.retire(c.id);
+      },
       startAt,
       maxLineBytes: this.cfg.max_line_bytes,
       chunkBytes: this.cfg.read_chunk_bytes,
@@ -394,16 +325,15 @@ export class LogsComponent implements Component {
     void entry.tailer.finished.then(() => {
       // Everything is read: ship what multiline grouping still holds.
       entry.proc.flushAll();
-      if (!entry.tailer.lastPos) this.retire(c.id);
+      if (entry.tailer.unacknowledged === 0) this.retire(c.id);
     });
   }
 
   private ensureApi(c: ContainerInfo): void {
-    const docker = this.o.ctx.docker;
-    if (!docker) return;
+    if (!this.o.docker) return;
     let e = this.apiReaders.get(c.id);
     if (!e) {
-      let cursor = cursorFromCheckpoint(this.store.get(c.id));
+      let cursor = this.store.getApi(c.id);
       if (
         !cursor &&
         this.store.firstStart &&
@@ -415,19 +345,14 @@ export class LogsComponent implements Component {
       }
       e = {
         container: c,
-        proc: new ProcessingSink(
-          this.lp,
-          c.labels,
-          c.name,
-          this.queue,
-          cursor ? { apiCursor: cursor } : undefined,
-        ),
-        resource: containerResource(c, this.o.ctx.hostName, this.cfg.label_allowlist),
+        proc: this.containerProcessor(c),
+        resource: this.resourceOf(c),
         abort: new AbortController(),
         running: undefined,
         readCursor: cursor,
         readFor: -1,
         removed: false,
+        stats: this.t.addSource(c.id, c.name, 'api'),
       };
       this.apiReaders.set(c.id, e);
     }
@@ -438,7 +363,7 @@ export class LogsComponent implements Component {
   }
 
   private startApiReader(e: ApiEntry): void {
-    const docker = this.o.ctx.docker!;
+    const docker = this.o.docker!;
     const c = e.container;
     e.readFor = c.startedAt;
     const id = c.id;
@@ -449,33 +374,42 @@ export class LogsComponent implements Component {
       maxLineBytes: this.cfg.max_line_bytes,
       partialFlushMs: this.cfg.partial_flush_seconds * 1000,
       retryMaxMs: 5000,
+      hold: (d) => this.queue.hold(d),
+      onCommit: (cursor) => {
+        // A reader that is gone for good: its late commits leave no entry behind.
+        if (this.apiReaders.get(id) === e) this.store.setApi(id, cursor);
+      },
       onRecords: (batch: ApiLogRecord[]) => {
         const observedMs = Date.now();
         for (const r of batch) {
           const sec = r.timeUnixNano / 1_000_000_000n;
-          const rec: LogRecord = {
-            resource: e.resource,
-            body: r.body,
-            stream: r.stream,
-            timeSec: Number(sec),
-            timeNanos: Number(r.timeUnixNano - sec * 1_000_000_000n),
-            observedMs,
-            source: id,
-            apiCursor: r.cursor,
-            ...(r.truncated ? { attributes: { 'harbormaster.log.truncated': true } } : {}),
-          };
-          if (r.truncated) this.m.truncated.inc();
-          e.proc.push(rec);
+          if (r.truncated) this.t.truncated();
+          e.stats.lines[r.stream]++;
+          e.stats.bytes[r.stream] += r.body.length;
+          e.proc.push(
+            newRecord(
+              e.resource,
+              r.stream,
+              r.body,
+              Number(sec),
+              Number(r.timeUnixNano - sec * 1_000_000_000n),
+              observedMs,
+              r.ack,
+              r.truncated ? { [TRUNCATED_ATTR]: true } : undefined,
+            ),
+          );
           e.readCursor = r.cursor;
         }
         return this.queue.waitForSpace();
       },
-      onProblem: (reason, message) =>
-        this.once.warn(
+      onProblem: (reason, message) => {
+        e.stats.lastError = message.slice(0, 300);
+        this.t.warn(
           `api-reader:${reason}`,
           { container: e.container.name, reason, detail: message.slice(0, 300) },
           'Reading a container log through the Engine API had a problem (logged once per kind).',
-        ),
+        );
+      },
     });
     const run = reader.run(e.abort.signal).then(
       (end) => {
@@ -488,7 +422,7 @@ export class LogsComponent implements Component {
           return;
         }
         // Restarted meanwhile (the event may have come before the stream ended)?
-        const now = this.o.ctx.inventory.get(id);
+        const now = this.o.inventory.get(id);
         if (now && now.startedAt !== e.readFor) {
           e.container = now;
           const t = setTimeout(() => {
@@ -511,6 +445,7 @@ export class LogsComponent implements Component {
     e.abort.abort();
     e.proc.close();
     this.store.delete(id);
+    this.t.removeSource(id);
   }
 
   private onRemoved(c: ContainerInfo): void {
@@ -522,23 +457,13 @@ export class LogsComponent implements Component {
     }
   }
 
-  private maybeFinish(source: string, pos: { offset: number }): void {
-    const e = this.tailers.get(source);
-    if (e?.tailer.done && e.tailer.lastPos && e.tailer.lastPos.offset === pos.offset)
-      this.retire(source);
-  }
-
   private retire(id: string): void {
     const e = this.tailers.get(id);
     if (!e) return;
     this.tailers.delete(id);
     e.proc.close();
     this.store.delete(id);
-    this.reportRead(this.m.linesRead, this.m.bytesRead);
-    for (const s of ['stdout', 'stderr']) {
-      this.m.linesRead.remove({ container_name: e.container.name, stream: s });
-      this.m.bytesRead.remove({ container_name: e.container.name, stream: s });
-    }
+    this.t.removeSource(id);
     void e.tailer.stop();
   }
 
@@ -553,12 +478,12 @@ export class LogsComponent implements Component {
       ...[...this.apiReaders.values()].map((e) => e.running),
     ]);
     // Held multiline groups go into the drain (their lines are re-read if it does not finish:
-    // commits never pass the first line of a held group).
+    // their acks hold every source's checkpoint before their first line).
     for (const e of [...this.tailers.values(), ...this.apiReaders.values()]) {
       e.proc.flushAll();
       e.proc.close();
     }
-    const drainMs = Math.max(500, (this.o.ctx.config.shutdown_timeout_seconds - 2) * 1000);
+    const drainMs = Math.max(500, (this.o.shutdownTimeoutSeconds - 2) * 1000);
     await this.loop?.stop(drainMs);
     await this.o.exporter.shutdown?.();
   }
@@ -575,33 +500,4 @@ export class LogsComponent implements Component {
       detail: `${this.tailers.size} log files, ${this.apiReaders.size} Engine API log streams`,
     };
   }
-}
-
-/** FEATURES factory: undefined when log shipping is off or has nowhere to go. */
-export function createLogsComponent(ctx: AgentContext): Component | undefined {
-  const cfg = ctx.config.logs;
-  if (!cfg.enabled) return undefined;
-  let exporter: LogExporter | undefined;
-  const url = otlpLogsUrl(ctx.config.otlp);
-  const kind = cfg.exporter === 'auto' ? (url ? 'otlp' : undefined) : cfg.exporter;
-  if (kind === 'otlp') {
-    if (!url)
-      throw new Error(
-        'logs.exporter is otlp but no OTLP endpoint is set (otlp.endpoint, otlp.logs_endpoint or OTEL_EXPORTER_OTLP_ENDPOINT)',
-      );
-    exporter = new OtlpLogsExporter({
-      url,
-      protocol: ctx.config.otlp.protocol,
-      headers: ctx.config.otlp.headers,
-      compression: ctx.config.otlp.compression,
-      timeoutMs: ctx.config.otlp.timeout_seconds * 1000,
-    });
-  } else if (kind === 'ndjson') {
-    exporter = new NdjsonLogExporter(cfg.ndjson_path);
-  }
-  if (!exporter) {
-    ctx.logger.info('Log shipping is off: no OTLP logs endpoint and logs.exporter is not ndjson.');
-    return undefined;
-  }
-  return new LogsComponent({ ctx, registry: ctx.metrics.registry, exporter });
 }

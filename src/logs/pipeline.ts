@@ -1,26 +1,34 @@
-// Bounded queue between the tailers and the exporter, batching, retries, and acknowledgement:
-// checkpoints advance only for batches the exporter delivered (or that were permanently
-// rejected, which is counted as a drop).
-import type { CheckpointStore } from './checkpoints.js';
-import { apiCheckpoint } from './cursor-store.js';
-import type { TailerSink } from './tailer.js';
-import type { DropReason, ExportResult, LogExporter, LogPosition, LogRecord } from './types.js';
+// Bounded queue between the sources and the exporter, batching, retries, and acknowledgement.
+// The export loop sends one batch at a time; once it is delivered (or permanently rejected, which
+// is counted as a drop) it acknowledges every record's ack back to its source (src/logs/ack.ts)
+// and then persists the checkpoints the sources committed: one write (and fsync) per
+// acknowledged batch, whatever number of sources it touched.
+//
+// Memory bound: queued bodies, bytes sources and stages hold outside the queue (partial lines,
+// multiline groups: hold()) and the batch in flight (until acknowledged) count against
+// queue_max_bytes; a full queue makes sources wait (waitForSpace), so unread data stays on disk.
+import { acknowledge } from './ack.js';
+import { bodyBytes } from './record.js';
+import type { DropReason, ExportResult, LogExporter, LogRecord, RecordSink } from './types.js';
 import { sleep } from '../util/sleep.js';
 
-// JS objects per record (record, position, Buffer view) cost far more than the body of a short line.
-const RECORD_OVERHEAD = 320;
+// Per-record cost besides the body (the record object, its ack token, the array slot).
+export const RECORD_OVERHEAD = 200;
 
 export function recordSize(r: LogRecord): number {
-  return r.body.length + RECORD_OVERHEAD;
+  return bodyBytes(r) + RECORD_OVERHEAD;
 }
 
 /** FIFO with a byte bound; producers wait for space, the consumer waits for a batch. */
-export class BoundedQueue implements TailerSink {
+export class BoundedQueue implements RecordSink {
   private items: LogRecord[] = [];
   private head = 0;
+  /** Bytes of queued records. */
   bytes = 0;
-  /** Bytes tailers hold outside the queue (partial lines being reassembled), same bound. */
+  /** Bytes held outside the queue (partial lines, multiline groups), same bound. */
   held = 0;
+  /** Bytes of the batch taken and not yet acknowledged (in flight, retried). */
+  inflight = 0;
   private spaceWaiters: (() => void)[] = [];
   private spacePromise: Promise<void> | undefined;
   private dataWaiter: (() => void) | undefined;
@@ -36,15 +44,26 @@ export class BoundedQueue implements TailerSink {
     return this.items.length - this.head;
   }
 
-  /** Full: queued + held bytes reach the bound. With nothing queued a tailer may always go on
+  /** Every byte the bound counts. */
+  get total(): number {
+    return this.bytes + this.held + this.inflight;
+  }
+
+  /** Full: the counted bytes reach the bound. With nothing queued a source may always go on
    * (only it can release what it holds, by completing its line). */
-  private full(): boolean {
-    return this.bytes > 0 && this.bytes + this.held >= this.maxBytes;
+  full(): boolean {
+    return this.bytes > 0 && this.total >= this.maxBytes;
   }
 
   hold(delta: number): void {
     this.held += delta;
     if (delta < 0) this.wakeProducers();
+  }
+
+  /** The batch taken before is done with (acknowledged): its bytes are free. */
+  release(bytes: number): void {
+    this.inflight -= bytes;
+    this.wakeProducers();
   }
 
   private wakeProducers(): void {
@@ -72,20 +91,6 @@ export class BoundedQueue implements TailerSink {
     }
   }
 
-  /**
-   * A commit-only record (lines dropped by processing): replaces such a marker of the same source
-   * at the tail instead of queueing another (a rate-limited flood costs one marker).
-   */
-  pushCommit(r: LogRecord): void {
-    const i = this.items.length - 1;
-    const last = i >= this.head ? this.items[i] : undefined;
-    if (last?.commitOnly && last.source === r.source) {
-      this.items[i] = r;
-      return;
-    }
-    this.push(r);
-  }
-
   /** Resolves when a full batch is queued, or after ms. */
   waitForBatch(ms: number, signal?: AbortSignal): Promise<void> {
     if (this.length >= this.batchRecords || this.bytes >= this.batchBytes) return Promise.resolve();
@@ -109,7 +114,8 @@ export class BoundedQueue implements TailerSink {
     });
   }
 
-  take(): LogRecord[] {
+  /** The next batch; its bytes count as in flight until release(). */
+  take(): { records: LogRecord[]; bytes: number } {
     const out: LogRecord[] = [];
     let bytes = 0;
     while (this.head < this.items.length && out.length < this.batchRecords) {
@@ -118,41 +124,37 @@ export class BoundedQueue implements TailerSink {
       if (out.length > 0 && bytes + sz > this.batchBytes) break;
       out.push(r);
       bytes += sz;
+      this.items[this.head] = undefined as unknown as LogRecord;
       this.head++;
     }
     this.bytes -= bytes;
+    this.inflight += bytes;
     if (this.head > 65536 || this.head === this.items.length) {
       this.items = this.items.slice(this.head);
       this.head = 0;
     }
     if (this.length > 0) this.oldestAt = Date.now();
-    this.wakeProducers();
-    return out;
+    return { records: out, bytes };
   }
 }
 
 export interface PipelineHooks {
-  exported(n: number): void;
-  exportFailure(kind: 'retryable' | 'permanent'): void;
+  exported(batch: readonly LogRecord[]): void;
+  exportFailure(kind: 'retryable' | 'permanent', error?: Error): void;
   retry(): void;
   drop(reason: DropReason, n: number): void;
   warn(cause: string, obj: Record<string, unknown>, msg: string): void;
-  /** A source's position was committed (delivered). */
-  committed?(source: string, pos: LogPosition): void;
-  /** An Engine API source's cursor was committed (delivered). */
-  committedApi?(source: string, cursor: NonNullable<LogRecord['apiCursor']>): void;
 }
 
 export interface PipelineOptions {
   exporter: LogExporter;
-  store: CheckpointStore;
+  /** Persists what the sources committed (the checkpoint store); called once per batch. */
+  checkpoints: { flush(): Promise<void>; readonly file?: string };
   queue: BoundedQueue;
   batchDelayMs: number;
   retryInitialMs: number;
   retryMaxMs: number;
   hooks: PipelineHooks;
-  /** Live log path of a source (container id), for the checkpoint entry. */
-  pathOf(source: string): string;
 }
 
 /** The export loop: one batch in flight; its checkpoint is persisted before the next is sent. */
@@ -182,11 +184,7 @@ export class ExportLoop {
       clearTimeout(timer);
       this.controller.abort();
     }
-    try {
-      await this.o.store.flush();
-    } catch (err) {
-      this.o.hooks.warn('checkpoint-write', { err }, 'Writing the log checkpoint file failed.');
-    }
+    await this.flushCheckpoints();
   }
 
   private async run(): Promise<void> {
@@ -203,22 +201,26 @@ export class ExportLoop {
         await queue.waitForBatch(this.o.batchDelayMs - age, signal);
       }
       if (signal.aborted) return;
-      const batch = queue.take();
-      if (batch.length === 0) continue;
-      // Commit-only markers (lines dropped by processing) are committed with the batch, not sent.
-      const toSend = batch.some((r) => r.commitOnly) ? batch.filter((r) => !r.commitOnly) : batch;
-      const delivered = toSend.length === 0 || (await this.send(toSend, signal));
+      const { records, bytes } = queue.take();
+      if (records.length === 0) continue;
+      const delivered = await this.send(records, signal);
       if (!delivered) return; // shutting down: not acknowledged, re-read after restart
-      this.commit(batch);
-      try {
-        await this.o.store.flush();
-      } catch (err) {
-        this.o.hooks.warn(
-          'checkpoint-write',
-          { err, file: this.o.store.file },
-          'Writing the log checkpoint file failed; delivered lines may be sent again after a restart.',
-        );
-      }
+      // Acks go back to the sources; their trackers commit into the checkpoint store.
+      for (const r of records) acknowledge(r.ack);
+      queue.release(bytes);
+      await this.flushCheckpoints();
+    }
+  }
+
+  private async flushCheckpoints(): Promise<void> {
+    try {
+      await this.o.checkpoints.flush();
+    } catch (err) {
+      this.o.hooks.warn(
+        'checkpoint-write',
+        { err, file: this.o.checkpoints.file },
+        'Writing the log checkpoint file failed; delivered lines may be sent again after a restart.',
+      );
     }
   }
 
@@ -233,14 +235,14 @@ export class ExportLoop {
         res = { status: 'retryable', error: err instanceof Error ? err : new Error(String(err)) };
       }
       if (res.status === 'success') {
-        this.o.hooks.exported(batch.length);
+        this.o.hooks.exported(batch);
         this.lastSuccessAt = Date.now();
         this.consecutiveFailures = 0;
         this.lastError = undefined;
         return true;
       }
       if (res.status === 'failure') {
-        this.o.hooks.exportFailure('permanent');
+        this.o.hooks.exportFailure('permanent', res.error);
         this.o.hooks.drop('export_rejected', batch.length);
         this.o.hooks.warn(
           `export-rejected:${res.error.message.slice(0, 40)}`,
@@ -250,7 +252,7 @@ export class ExportLoop {
         return true;
       }
       if (signal.aborted) return false;
-      this.o.hooks.exportFailure('retryable');
+      this.o.hooks.exportFailure('retryable', res.error);
       this.consecutiveFailures++;
       this.lastError = res.error.message;
       this.o.hooks.warn(
@@ -265,31 +267,6 @@ export class ExportLoop {
       await sleep(Math.min(wait, this.o.retryMaxMs), signal);
       if (signal.aborted) return false;
       this.o.hooks.retry();
-    }
-  }
-
-  private commit(batch: LogRecord[]): void {
-    const last = new Map<string, LogPosition>();
-    const lastApi = new Map<string, NonNullable<LogRecord['apiCursor']>>();
-    for (const r of batch) {
-      if (r.source && r.pos) last.set(r.source, r.pos);
-      else if (r.source && r.apiCursor) lastApi.set(r.source, r.apiCursor);
-    }
-    // Engine API readers: their cursor, in the same checkpoint file (same atomic write).
-    for (const [source, cursor] of lastApi) {
-      this.o.store.set(source, apiCheckpoint(source, cursor));
-      this.o.hooks.committedApi?.(source, cursor);
-    }
-    for (const [source, pos] of last) {
-      this.o.store.set(source, {
-        path: this.o.pathOf(source),
-        dev: pos.file.dev,
-        ino: pos.file.ino,
-        fp: pos.file.fp,
-        fpLen: pos.file.fpLen,
-        offset: pos.offset,
-      });
-      this.o.hooks.committed?.(source, pos);
     }
   }
 }

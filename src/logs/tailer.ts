@@ -6,26 +6,30 @@
 // the old generation is read to its end before the tailer moves on, and nothing is read twice.
 // Generations are discovered from file-system notifications on the container directory and a
 // poll; a burst of rotations between two looks is caught by listing `<name>.N` as well.
+//
+// Acknowledgement: every raw json-file line read gets a token from the tailer's AckTracker that
+// remembers (file identity, offset after the line). Records carry the tokens of their lines
+// (partial lines all of their fragments); malformed or skipped lines are acknowledged at once.
+// The tracker commits the longest unbroken acknowledged run, and the tailer reports it as its
+// checkpoint (commit option): nothing still held anywhere is ever committed past.
 import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { AckTracker } from './ack.js';
 import type { Checkpoint } from './checkpoints.js';
 import { decodeJsonFileLine } from './jsonfile.js';
-import type { DropReason, LogPosition, LogRecord, LogResource } from './types.js';
+import { PartialLines, type CompletedLine } from './partial.js';
+import { TRUNCATED_ATTR, newRecord } from './record.js';
+import type { AttrValue, DropReason, RecordSink, LogResource } from './types.js';
+
+export { utf8Truncate } from './partial.js';
 
 export const FP_LEN = 1024;
 
-export interface TailerSink {
-  /** Resolves when the queue has room again; undefined when it has room now. */
-  waitForSpace(): Promise<void> | undefined;
-  push(record: LogRecord): void;
-  /**
-   * Bytes the tailer holds outside the queue (partial lines being reassembled) grew or shrank by
-   * delta: counted against the same memory bound, so reassembly applies backpressure too.
-   */
-  hold?(delta: number): void;
-}
+/** Where the tailer puts records (processing, then the queue); hold() is optional for tests. */
+export type TailerSink = Pick<RecordSink, 'waitForSpace' | 'push'> &
+  Partial<Pick<RecordSink, 'hold'>>;
 
 // Read buffers are reused: records never keep views into them (the decoder copies bodies out,
 // densely, see jsonfile.ts), so one chunk in flight per reading tailer is all the read memory.
@@ -44,17 +48,6 @@ function releaseReadBuffer(buf: Buffer): void {
   if (readPool.length < READ_POOL_MAX && buf.length <= READ_POOL_MAX_BYTES) readPool.push(buf);
 }
 
-/** A copy of b that does not keep the read buffer alive (small copies share Node's pool slabs). */
-const EMPTY = Buffer.alloc(0);
-
-function own(b: Buffer, chunk: Buffer): Buffer {
-  if (b.length === 0) return EMPTY;
-  if (b.buffer !== chunk.buffer) return b;
-  const c = Buffer.allocUnsafe(b.length);
-  b.copy(c);
-  return c;
-}
-
 export interface TailerStats {
   lines(stream: 'stdout' | 'stderr', lines: number, bytes: number): void;
   drop(reason: DropReason, n?: number): void;
@@ -71,6 +64,8 @@ export interface TailerOptions {
   stats: TailerStats;
   /** Committed position from the checkpoint store. */
   checkpoint?: Checkpoint;
+  /** The acknowledged position moved: persist it (called synchronously from an ack). */
+  commit?(cp: Checkpoint): void;
   /** Without a checkpoint: read existing data from the beginning or start at the end. */
   startAt: 'beginning' | 'end';
   maxLineBytes: number;
@@ -106,32 +101,8 @@ interface OpenFile {
   mtimeMs: number;
 }
 
-interface Partial {
-  parts: Buffer[];
-  bytes: number;
-  truncated: boolean;
-  start: LogPosition;
-  end: LogPosition;
-  timeSec: number;
-  timeNanos: number;
-  lastAt: number;
-  attrs?: Record<string, string>;
-}
-
 function fingerprint(buf: Buffer): string {
   return createHash('sha1').update(buf).digest('hex').slice(0, 20);
-}
-
-function posLess(a: LogPosition, b: LogPosition): boolean {
-  return a.file.seq < b.file.seq || (a.file.seq === b.file.seq && a.offset < b.offset);
-}
-
-/** Cuts buf to at most max bytes without splitting a UTF-8 sequence. */
-export function utf8Truncate(buf: Buffer, max: number): Buffer {
-  if (buf.length <= max) return buf;
-  let end = max;
-  while (end > 0 && ((buf[end] ?? 0) & 0xc0) === 0x80) end--;
-  return buf.subarray(0, end);
 }
 
 let seqCounter = 0;
@@ -141,7 +112,10 @@ export class Tailer {
   readonly path: string;
   private readonly opts: TailerOptions;
   private readonly files: OpenFile[] = [];
-  private readonly partials: { stdout?: Partial; stderr?: Partial } = {};
+  private readonly partials: PartialLines;
+  private readonly tracker: AckTracker<MutableIdentity>;
+  /** observedMs of the records being emitted (one clock read per chunk). */
+  private observedMs = 0;
   private stopped = false;
   private removed = false;
   private flushAtEof = false;
@@ -149,15 +123,11 @@ export class Tailer {
   private waker: (() => void) | undefined;
   private woken = false;
   private watcher: FSWatcher | undefined;
-  /** Bytes of partial lines held (reported to the sink's bound). */
-  private held = 0;
   private readonly now: () => number;
   /** Set once the container is gone and everything was read. */
   done = false;
   private doneResolve!: () => void;
   readonly finished = new Promise<void>((r) => (this.doneResolve = r));
-  /** Position of the last record handed to the sink. */
-  lastPos: LogPosition | undefined;
   private everOpened = false;
   /** Generations already read to their end (dev:ino → fingerprint), never opened again. */
   private readonly finishedGens = new Map<string, { fp: string; fpLen: number }>();
@@ -167,6 +137,28 @@ export class Tailer {
     this.key = opts.key;
     this.path = opts.path;
     this.now = opts.now ?? Date.now;
+    this.partials = new PartialLines({
+      maxLineBytes: opts.maxLineBytes,
+      flushMs: opts.partialFlushMs,
+      emit: (l) => this.emit(l),
+      hold: (d) => this.opts.sink.hold?.(d),
+      now: this.now,
+    });
+    this.tracker = new AckTracker<MutableIdentity>((id, offset) =>
+      this.opts.commit?.({
+        path: this.path,
+        dev: id.dev,
+        ino: id.ino,
+        fp: id.fp,
+        fpLen: id.fpLen,
+        offset,
+      }),
+    );
+  }
+
+  /** Records handed on whose acknowledgement has not come yet (tokens outstanding). */
+  get unacknowledged(): number {
+    return this.tracker.outstanding;
   }
 
   start(): void {
@@ -226,15 +218,12 @@ export class Tailer {
     await this.loop;
     await this.closeAll();
     // Partial lines not shipped are re-read after a restart: give their bytes back to the bound.
-    this.partials.stdout = undefined;
-    this.partials.stderr = undefined;
-    this.hold(-this.held);
+    this.partials.discard();
   }
 
-  private hold(delta: number): void {
-    if (delta === 0) return;
-    this.held += delta;
-    this.opts.sink.hold?.(delta);
+  /** Bytes of partial lines held. */
+  get heldBytes(): number {
+    return this.partials.held;
   }
 
   /** Bytes not read yet, over all open generations. */
@@ -297,19 +286,17 @@ export class Tailer {
       }
       if (this.done) break;
       if (!progressed) {
-        this.flushStalePartials();
+        this.observedMs = this.now();
+        this.partials.flushStale(this.observedMs);
         await this.sleep(this.nextSleepMs());
       }
     }
   }
 
   private nextSleepMs(): number {
-    let ms = this.opts.pollMs;
-    const now = this.now();
-    for (const p of [this.partials.stdout, this.partials.stderr]) {
-      if (p) ms = Math.min(ms, Math.max(1, p.lastAt + this.opts.partialFlushMs - now));
-    }
-    return ms;
+    const d = this.partials.nextDeadline();
+    if (d === undefined) return this.opts.pollMs;
+    return Math.min(this.opts.pollMs, Math.max(1, d - this.now()));
   }
 
   // ---- file discovery ----
@@ -630,7 +617,8 @@ export class Tailer {
     }
     if (await this.discover()) return true;
     if (this.flushAtEof) {
-      this.flushPartials();
+      this.observedMs = this.now();
+      this.partials.flushAll();
       if (!this.removed) this.flushAtEof = false;
     }
     if (this.removed && st.nlink === 0) {
@@ -648,7 +636,8 @@ export class Tailer {
       { path: this.path },
       'A container log file was truncated; reading it again from its start.',
     );
-    this.flushPartials();
+    this.observedMs = this.now();
+    this.partials.flushAll();
     cur.pos = 0;
     cur.skipping = false;
     cur.verifyHead = false;
@@ -669,7 +658,8 @@ export class Tailer {
   }
 
   private finish(): void {
-    this.flushPartials();
+    this.observedMs = this.now();
+    this.partials.flushAll();
     this.done = true;
     this.doneResolve();
   }
@@ -692,13 +682,15 @@ export class Tailer {
       }
       i = nl + 1;
       cur.skipping = false;
+      // The rest of the over-long line needs no delivery: acknowledged at once.
+      this.tracker.skip(cur.id, base + i);
     }
-    const observedMs = this.now();
+    this.observedMs = this.now();
     let lines = 0;
     for (;;) {
       const nl = chunk.indexOf(10, i);
       if (nl < 0) break;
-      this.line(cur, chunk, i, nl, base + nl + 1, observedMs);
+      this.line(cur, chunk, i, nl, base + nl + 1);
       lines++;
       i = nl + 1;
     }
@@ -719,145 +711,43 @@ export class Tailer {
     cur.pos = base + i;
   }
 
-  private line(
-    cur: OpenFile,
-    chunk: Buffer,
-    s: number,
-    e: number,
-    endOffset: number,
-    observedMs: number,
-  ): void {
+  private line(cur: OpenFile, chunk: Buffer, s: number, e: number, endOffset: number): void {
     const d = decodeJsonFileLine(chunk, s, e);
     if (!d) {
       this.opts.stats.drop('malformed_record');
+      this.tracker.skip(cur.id, endOffset);
       return;
     }
     this.opts.stats.lines(d.stream, 1, e - s + 1);
-    const end: LogPosition = { file: cur.id, offset: endOffset };
-    const max = this.opts.maxLineBytes;
-    const p = this.partials[d.stream];
-    if (p) {
-      if (!p.truncated) {
-        const room = max - p.bytes;
-        if (d.body.length > room) {
-          const cut = Buffer.from(utf8Truncate(Buffer.concat([...p.parts, d.body]), max));
-          this.hold(cut.length - p.bytes);
-          p.parts = [cut];
-          p.bytes = cut.length;
-          p.truncated = true;
-        } else {
-          p.parts.push(own(d.body, chunk));
-          p.bytes += d.body.length;
-          this.hold(d.body.length);
-        }
-      }
-      p.end = end;
-      p.lastAt = this.now();
-      if (d.complete) {
-        this.partials[d.stream] = undefined;
-        this.emitPartial(p, d.stream, observedMs);
-      }
-      return;
-    }
-    if (!d.complete) {
-      const start: LogPosition = { file: cur.id, offset: endOffset - (e - s + 1) };
-      const first = own(utf8Truncate(d.body, max), chunk);
-      const np: Partial = {
-        parts: [first],
-        bytes: first.length,
-        truncated: false,
-        start,
-        end,
-        timeSec: d.timeSec,
-        timeNanos: d.timeNanos,
-        lastAt: this.now(),
-      };
-      if (d.attrs) np.attrs = d.attrs;
-      if (d.body.length > max) np.truncated = true;
-      this.hold(np.bytes);
-      this.partials[d.stream] = np;
-      return;
-    }
-    let body = d.body;
-    let attributes: Record<string, string | boolean> | undefined = d.attrs;
-    if (body.length > max) {
-      body = utf8Truncate(body, max);
-      attributes = { ...attributes, 'harbormaster.log.truncated': true };
+    this.partials.push(
+      d.stream,
+      d.body,
+      d.complete,
+      d.timeSec,
+      d.timeNanos,
+      d.attrs,
+      this.tracker.next(cur.id, endOffset),
+      chunk.buffer,
+    );
+  }
+
+  private emit(l: CompletedLine): void {
+    let attributes: Record<string, AttrValue> | undefined = l.attrs;
+    if (l.truncated) {
+      attributes = { ...attributes, [TRUNCATED_ATTR]: true };
       this.opts.stats.truncated();
     }
-    this.emit(own(body, chunk), d.stream, d.timeSec, d.timeNanos, observedMs, attributes, end);
-  }
-
-  private emitPartial(p: Partial, stream: 'stdout' | 'stderr', observedMs: number): void {
-    const body = p.parts.length === 1 ? p.parts[0]! : Buffer.concat(p.parts, p.bytes);
-    // From here on the queue counts these bytes (push), no longer the reassembly.
-    this.hold(-p.bytes);
-    let attributes: Record<string, string | boolean> | undefined = p.attrs;
-    if (p.truncated) {
-      attributes = { ...attributes, 'harbormaster.log.truncated': true };
-      this.opts.stats.truncated();
-    }
-    this.emit(body, stream, p.timeSec, p.timeNanos, observedMs, attributes, p.end);
-  }
-
-  private emit(
-    body: Buffer,
-    stream: 'stdout' | 'stderr',
-    timeSec: number,
-    timeNanos: number,
-    observedMs: number,
-    attributes: Record<string, string | boolean> | undefined,
-    end: LogPosition,
-  ): void {
-    // Never commit past the start of a line still being reassembled on the other stream.
-    let pos = end;
-    const other = this.partials[stream === 'stdout' ? 'stderr' : 'stdout'];
-    if (other && posLess(other.start, pos)) pos = other.start;
-    this.lastPos = pos;
-    // Positions are immutable: the record shares `end` (or the other stream's partial start).
-    const rec: LogRecord = attributes
-      ? {
-          resource: this.opts.resource,
-          body,
-          stream,
-          timeSec,
-          timeNanos,
-          observedMs,
-          pos,
-          source: this.key,
-          attributes,
-        }
-      : {
-          resource: this.opts.resource,
-          body,
-          stream,
-          timeSec,
-          timeNanos,
-          observedMs,
-          pos,
-          source: this.key,
-        };
-    this.opts.sink.push(rec);
-  }
-
-  private flushPartials(): void {
-    const now = this.now();
-    for (const stream of ['stdout', 'stderr'] as const) {
-      const p = this.partials[stream];
-      if (!p) continue;
-      this.partials[stream] = undefined;
-      this.emitPartial(p, stream, now);
-    }
-  }
-
-  private flushStalePartials(): void {
-    const now = this.now();
-    for (const stream of ['stdout', 'stderr'] as const) {
-      const p = this.partials[stream];
-      if (p && now - p.lastAt >= this.opts.partialFlushMs) {
-        this.partials[stream] = undefined;
-        this.emitPartial(p, stream, now);
-      }
-    }
+    this.opts.sink.push(
+      newRecord(
+        this.opts.resource,
+        l.stream,
+        l.body,
+        l.timeSec,
+        l.timeNanos,
+        this.observedMs,
+        l.ack,
+        attributes,
+      ),
+    );
   }
 }

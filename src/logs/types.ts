@@ -1,4 +1,10 @@
-/** The resource (one per container) shared by all of its records. */
+// The one record shape of the log path, from its source to the exporter (see README "The path
+// of a line"). A record is born in a source (src/logs/record.ts newRecord) with its resource,
+// stream (log.iostream), times and ack; processing stages change only the fields they own
+// (RECORD_FIELDS); the exporter encodes it; the ack goes back to the source once delivered.
+import type { Ack } from './ack.js';
+
+/** The resource (one per container, or per submitting component) shared by its records. */
 export interface LogResource {
   /** Stable key (the container id). */
   readonly key: string;
@@ -8,60 +14,63 @@ export interface LogResource {
   encoded?: Buffer;
 }
 
-/** Where a record ends in its log file: the checkpoint that may be committed once it is delivered. */
-export interface LogPosition {
-  /** The file the position refers to (identity for the checkpoint). */
-  readonly file: FileIdentity;
-  readonly offset: number;
-}
+/** A record attribute value (processing flattens nested JSON to dotted keys). */
+export type AttrValue = string | number | boolean;
 
-export interface FileIdentity {
-  readonly dev: number;
-  readonly ino: number;
-  /** Hex digest of the first fpLen bytes. */
-  readonly fp: string;
-  readonly fpLen: number;
-  /** Increases with every file a tailer opens (orders positions across rotations). */
-  readonly seq: number;
-}
-
-/** One log line as it travels through the pipeline. */
+/** One log record as it travels through the pipeline. */
 export interface LogRecord {
   readonly resource: LogResource;
-  /** UTF-8 bytes of the line, without the trailing newline. */
-  readonly body: Buffer;
+  /** log.iostream. Set once, by the source; the encoders write it, nothing else does. */
   readonly stream: 'stdout' | 'stderr';
-  /** Docker's timestamp: seconds since the epoch and the nanoseconds within that second. */
+  /**
+   * The line without its newline: the bytes the source read (Buffer) until a processing stage
+   * needs the text; stages that change it store a string.
+   */
+  body: Buffer | string;
+  /** Docker's timestamp (of the first line): seconds since the epoch and nanoseconds within. */
   readonly timeSec: number;
   readonly timeNanos: number;
   /** When the agent read the line, ms since the epoch. */
   readonly observedMs: number;
-  /** Record attributes besides log.iostream (Docker `attrs`, truncation flag). */
-  readonly attributes?: Readonly<Record<string, string | boolean | number>>;
-  /** Checkpoint position to commit once this record is delivered (undefined: nothing to commit). */
-  readonly pos?: LogPosition;
-  /** Tailer key (container id) the position belongs to. */
-  readonly source?: string;
-  /** Engine API reader position to commit once this record is delivered (instead of pos). */
-  readonly apiCursor?: ApiCursor;
-  /** Only carries a position to commit (its lines were dropped by processing): never exported. */
-  readonly commitOnly?: boolean;
+  /** Record attributes besides log.iostream (Docker `attrs`, truncation flag, parsed fields). */
+  attributes?: Record<string, AttrValue>;
   /** Set by body parsing (OpenTelemetry SeverityNumber 1..24 and the original text). */
-  readonly severityNumber?: number;
-  readonly severityText?: string;
+  severityNumber?: number;
+  severityText?: string;
   /** Trace context lifted from the body: 32 / 16 lowercase hex digits, W3C flags. */
-  readonly traceId?: string;
-  readonly spanId?: string;
-  readonly traceFlags?: number;
+  traceId?: string;
+  spanId?: string;
+  traceFlags?: number;
   /** Attributes left out by the parser bounds (OTLP dropped_attributes_count). */
-  readonly droppedAttributesCount?: number;
+  droppedAttributesCount?: number;
+  /** Source lines in this record (multiline grouping); 1 when absent. */
+  lines?: number;
+  /** Acknowledge once delivered, rejected or dropped (src/logs/ack.ts). Opaque. */
+  ack?: Ack;
 }
 
-/** Where an Engine API log stream was delivered up to (ApiLogCursor of api-reader.ts). */
-export interface ApiCursor {
-  readonly stdout?: { readonly t: string; readonly n: number };
-  readonly stderr?: { readonly t: string; readonly n: number };
-}
+/**
+ * Which stage sets which field. Each field has one owner; `body` is born in the source and may be
+ * replaced by the stages listed, in this order. test/unit/logs/record.test.ts checks this table
+ * against the code paths.
+ */
+export const RECORD_FIELDS: Readonly<Record<keyof LogRecord, string>> = {
+  resource: 'source (discovery gives it: src/logs/resource.ts)',
+  stream: 'source (newRecord; log.iostream is written only by the encoders)',
+  body: 'source; replaced by multiline (join), parse (message field), redact (mask)',
+  timeSec: 'source (first line of a partial or multiline group)',
+  timeNanos: 'source',
+  observedMs: 'source',
+  attributes: 'source (Docker attrs, harbormaster.log.truncated); parse adds, redact masks',
+  severityNumber: 'parse',
+  severityText: 'parse',
+  traceId: 'parse',
+  spanId: 'parse',
+  traceFlags: 'parse',
+  droppedAttributesCount: 'parse',
+  lines: 'multiline',
+  ack: 'source (partial lines and multiline groups join the acks of their lines)',
+};
 
 export type ExportResult =
   | { status: 'success' }
@@ -88,3 +97,14 @@ export const DROP_REASONS = [
   'rate_limited',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
+
+/**
+ * Where sources put records: the bounded queue. `hold` counts bytes a source or stage keeps
+ * outside the queue (partial lines, multiline groups) against the same memory bound.
+ */
+export interface RecordSink {
+  /** Resolves when there is room again; undefined when there is room now. */
+  waitForSpace(): Promise<void> | undefined;
+  push(record: LogRecord): void;
+  hold(delta: number): void;
+}

@@ -2,7 +2,14 @@
 // Python and Go stack traces. Runs after partial-line reassembly; stdout and stderr are grouped
 // separately and never merged. Memory per group is bounded by max_lines and max_bytes; a group
 // that reaches a bound is emitted and the next line starts a new group.
-import type { Clock, ProcessableRecord, ProcessingHooks } from './types.js';
+//
+// A group is the record of its first line with the joined text as body; it holds the acks of all
+// of its lines (src/logs/ack.ts), so the source commits none of them before the group is
+// delivered. The bytes of open groups are reported through `hold` (the queue's memory bound).
+import { joinAcks } from '../ack.js';
+import { bodyText } from '../record.js';
+import type { LogRecord } from '../types.js';
+import type { Clock, ProcessingHooks } from './types.js';
 
 export const MULTILINE_PRESETS = ['java', 'python', 'go'] as const;
 export type MultilinePreset = (typeof MULTILINE_PRESETS)[number];
@@ -102,14 +109,15 @@ function safeTest(re: RegExp, s: string): boolean {
   return re.test(s);
 }
 
-interface Group<M> {
+interface Group {
   mode: Mode;
   state: string;
-  first: ProcessableRecord<M>;
-  last: ProcessableRecord<M>;
+  first: LogRecord;
+  /** Acks of the joined lines after the first. */
+  ack: LogRecord['ack'];
   parts: string[];
   bytes: number;
-  tentative: ProcessableRecord<M>[];
+  tentative: LogRecord[];
   tentativeBytes: number;
   lastAt: number;
 }
@@ -121,15 +129,19 @@ const byteLen = (s: string): number => Buffer.byteLength(s);
  * `emit`, synchronously, in the order they are finished. Call flushExpired() on a timer (see
  * nextDeadline()) and flushAll() when the container stops.
  */
-export class MultilineGrouper<M = unknown> {
-  private readonly groups: { stdout?: Group<M>; stderr?: Group<M> } = {};
+export class MultilineGrouper {
+  private readonly groups: { stdout?: Group; stderr?: Group } = {};
   private readonly rules: [Mode, Rule][];
+
+  /** Bytes of the open groups (both streams). */
+  held = 0;
 
   constructor(
     private readonly opts: MultilineOptions,
-    private readonly emit: (r: ProcessableRecord<M>) => void,
+    private readonly emit: (r: LogRecord) => void,
     private readonly clock: Clock = Date.now,
     private readonly hooks: ProcessingHooks = {},
+    private readonly onHold?: (delta: number) => void,
   ) {
     if (opts.startPattern) this.rules = [['pattern', patternRule(opts.startPattern)]];
     else {
@@ -144,19 +156,20 @@ export class MultilineGrouper<M = unknown> {
     return this.rules.length > 0;
   }
 
-  push(rec: ProcessableRecord<M>): void {
+  push(rec: LogRecord): void {
     const now = this.clock();
     const g = this.groups[rec.stream];
     if (g) {
       const rule = this.ruleOf(g.mode);
       let next: Next | undefined;
+      const text = bodyText(rec);
       try {
-        next = rule.continues(rec.body, g.state);
+        next = rule.continues(text, g.state);
       } catch {
         next = undefined;
       }
       if (next) {
-        const len = byteLen(rec.body);
+        const len = byteLen(text);
         if (next.tentative) {
           if (
             g.parts.length + g.tentative.length + 1 <= this.opts.maxLines &&
@@ -164,6 +177,7 @@ export class MultilineGrouper<M = unknown> {
           ) {
             g.tentative.push(rec);
             g.tentativeBytes += len;
+            this.hold(len);
             g.state = next.state;
             g.lastAt = now;
             return;
@@ -172,13 +186,17 @@ export class MultilineGrouper<M = unknown> {
           g.parts.length + g.tentative.length + 1 <= this.opts.maxLines &&
           g.bytes + g.tentativeBytes + len <= this.opts.maxBytes
         ) {
-          for (const t of g.tentative) g.parts.push(t.body);
+          for (const t of g.tentative) {
+            g.parts.push(bodyText(t));
+            g.ack = joinAcks(g.ack, t.ack);
+          }
           g.bytes += g.tentativeBytes;
           g.tentative = [];
           g.tentativeBytes = 0;
-          g.parts.push(rec.body);
+          g.parts.push(text);
           g.bytes += len;
-          g.last = rec;
+          g.ack = joinAcks(g.ack, rec.ack);
+          this.hold(len);
           g.state = next.state;
           g.lastAt = now;
           return;
@@ -227,18 +245,6 @@ export class MultilineGrouper<M = unknown> {
     return d;
   }
 
-  /**
-   * Meta of the first line of every open group: the pipeline must not commit a checkpoint past
-   * the earliest of these, or a crash would lose the lines held here.
-   */
-  pendingFirstMetas(): M[] {
-    const out: M[] = [];
-    for (const g of [this.groups.stdout, this.groups.stderr]) {
-      if (g && g.first.meta !== undefined) out.push(g.first.meta);
-    }
-    return out;
-  }
-
   /** Lines currently held (both streams). */
   get pendingLines(): number {
     let n = 0;
@@ -251,13 +257,20 @@ export class MultilineGrouper<M = unknown> {
     return this.rules.find(([m]) => m === mode)![1];
   }
 
-  private start(rec: ProcessableRecord<M>, now: number): void {
-    const len = byteLen(rec.body);
+  private hold(delta: number): void {
+    if (delta === 0) return;
+    this.held += delta;
+    this.onHold?.(delta);
+  }
+
+  private start(rec: LogRecord, now: number): void {
+    const text = bodyText(rec);
+    const len = byteLen(text);
     if (len < this.opts.maxBytes && this.opts.maxLines > 1) {
       for (const [mode, rule] of this.rules) {
         let state: string | undefined;
         try {
-          state = rule.opens(rec.body);
+          state = rule.opens(text);
         } catch {
           state = undefined;
         }
@@ -270,34 +283,33 @@ export class MultilineGrouper<M = unknown> {
     this.emit(rec);
   }
 
-  private open(rec: ProcessableRecord<M>, mode: Mode, state: string, now: number): void {
+  private open(rec: LogRecord, mode: Mode, state: string, now: number): void {
+    const text = bodyText(rec);
+    const bytes = byteLen(text);
+    this.hold(bytes);
     this.groups[rec.stream] = {
       mode,
       state,
       first: rec,
-      last: rec,
-      parts: [rec.body],
-      bytes: byteLen(rec.body),
+      ack: undefined,
+      parts: [text],
+      bytes,
       tentative: [],
       tentativeBytes: 0,
       lastAt: now,
     };
   }
 
-  private finish(stream: 'stdout' | 'stderr', g: Group<M>): void {
+  private finish(stream: 'stdout' | 'stderr', g: Group): void {
     delete this.groups[stream];
-    if (g.parts.length === 1) this.emit(g.first);
-    else {
-      this.emit({
-        ...g.first,
-        // Explicit: the first record may compute it lazily (a getter that spread does not copy).
-        timeUnixNano: g.first.timeUnixNano,
-        body: g.parts.join('\n'),
-        meta: g.last.meta,
-        firstMeta: g.first.meta,
-        lines: g.parts.length,
-      });
+    this.hold(-(g.bytes + g.tentativeBytes));
+    const rec = g.first;
+    if (g.parts.length > 1) {
+      rec.body = g.parts.join('\n');
+      rec.lines = g.parts.length;
+      rec.ack = joinAcks(rec.ack, g.ack);
     }
+    this.emit(rec);
     // Held blank lines that no continuation confirmed are lines of their own.
     const now = this.clock();
     for (const t of g.tentative) {

@@ -1,8 +1,14 @@
 // The processing stages for one container, in order:
 //   multiline grouping → drop/keep filter → rate limit → body parsing → redaction → emit.
-// The pipeline creates one ContainerProcessor per container (after the enabled check), pushes
-// every record after partial-line reassembly, calls flushExpired() on a timer and flushAll() when
-// the container stops. Nothing here throws: problems are counted and logged once.
+// They work on the pipeline's LogRecord directly (text only when a stage needs it, see
+// record.ts bodyText). Discovery creates one ContainerProcessor per container (after the enabled
+// check); the source pushes every record after partial-line reassembly; held multiline groups are
+// flushed on a timer (timers option) and by flushAll() when the source stops. A record a filter
+// or the rate limit drops is acknowledged at once and counted. Nothing here throws: problems are
+// counted and logged once.
+import { acknowledge } from '../ack.js';
+import { bodyText } from '../record.js';
+import type { LogRecord } from '../types.js';
 import { parseBody, type BodyLimits, type ParserMode, PARSER_MODES } from './body.js';
 import type { ProcessingConfig } from './config.js';
 import { LABELS, LineFilter, TokenBucket, logsEnabled, parseBoolLabel } from './controls.js';
@@ -13,18 +19,20 @@ import {
   compileUserRegex,
   type RedactionPattern,
 } from './redact.js';
-import type { Clock, ProcessableRecord, ProcessingDropReason, ProcessingHooks } from './types.js';
+import type { Clock, ProcessingDropReason, ProcessingHooks } from './types.js';
 
 /** Where a container's processed records go. */
-export interface ProcessorSink<M> {
+export interface ProcessorSink {
   /** A record to ship. */
-  emit(rec: ProcessableRecord<M>): void;
-  /**
-   * A record dropped by a filter or the rate limit (already counted through hooks.drop). Its
-   * meta may be committed as delivered.
-   */
-  dropped?(rec: ProcessableRecord<M>, reason: ProcessingDropReason): void;
+  emit(rec: LogRecord): void;
+  /** A record dropped by a filter or the rate limit (already counted and acknowledged). */
+  dropped?(rec: LogRecord, reason: ProcessingDropReason): void;
+  /** Bytes held by multiline grouping grew (or shrank) by delta. */
+  hold?(delta: number): void;
 }
+
+/** Record attributes the pipeline owns: a parsed field of the same name is dropped (counted). */
+const RESERVED_ATTRIBUTES = new Set(['log.iostream']);
 
 /** Settings of one container: config defaults with its labels applied. */
 export interface ContainerSettings {
@@ -189,18 +197,28 @@ export function resolveContainerSettings(
 }
 
 /** The stages for one container. */
-export class ContainerProcessor<M = unknown> {
-  private readonly grouper: MultilineGrouper<M> | undefined;
+export class ContainerProcessor {
+  private readonly grouper: MultilineGrouper | undefined;
   private readonly filter: LineFilter;
   private readonly bucket: TokenBucket | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(
     readonly settings: ContainerSettings,
-    private readonly sink: ProcessorSink<M>,
+    private readonly sink: ProcessorSink,
     private readonly clock: Clock = Date.now,
     private readonly hooks: ProcessingHooks = {},
+    /** Flush expired multiline groups on a real timer (the agent; tests call flushExpired). */
+    private readonly timers = false,
   ) {
-    const g = new MultilineGrouper<M>(settings.multiline, (r) => this.finish(r), clock, hooks);
+    const g = new MultilineGrouper(
+      settings.multiline,
+      (r) => this.finish(r),
+      clock,
+      hooks,
+      (d) => sink.hold?.(d),
+    );
     this.grouper = g.active ? g : undefined;
     this.filter = new LineFilter(settings.drop, settings.keep);
     this.bucket =
@@ -212,9 +230,38 @@ export class ContainerProcessor<M = unknown> {
   }
 
   /** One record after partial-line reassembly. The record object may be modified and emitted. */
-  push(rec: ProcessableRecord<M>): void {
-    if (this.grouper) this.grouper.push(rec);
-    else this.finish(rec);
+  push(rec: LogRecord): void {
+    if (this.grouper) {
+      this.grouper.push(rec);
+      if (this.timers && !this.timer && !this.closed) this.schedule();
+    } else this.finish(rec);
+  }
+
+  /** Bytes held by multiline grouping. */
+  get held(): number {
+    return this.grouper?.held ?? 0;
+  }
+
+  /** Stops the flush timer (the container is gone; flushAll() first to ship what is held). */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private schedule(): void {
+    const d = this.nextDeadline();
+    if (d === undefined) return;
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        if (this.closed) return;
+        this.flushExpired();
+        this.schedule();
+      },
+      Math.max(1, d - this.clock()),
+    );
+    this.timer.unref();
   }
 
   /** Emits multiline groups idle for flush_seconds. Call at nextDeadline() (or on a short timer). */
@@ -224,7 +271,9 @@ export class ContainerProcessor<M = unknown> {
 
   /** Emits everything held (container stopped, agent shutting down). */
   flushAll(): void {
-    this.grouper?.flushAll();
+    // Held blank lines re-pushed by a finished group may open a group again: a few rounds.
+    for (let i = 0; i < 4 && this.grouper?.nextDeadline() !== undefined; i++)
+      this.grouper.flushAll();
   }
 
   /** When flushExpired() next has work (ms clock); undefined when nothing is held. */
@@ -232,20 +281,15 @@ export class ContainerProcessor<M = unknown> {
     return this.grouper?.nextDeadline();
   }
 
-  /** Metas of the first lines still held by multiline grouping (cap checkpoint commits at these). */
-  pendingFirstMetas(): M[] {
-    return this.grouper?.pendingFirstMetas() ?? [];
-  }
-
-  private finish(rec: ProcessableRecord<M>): void {
+  private finish(rec: LogRecord): void {
     try {
       if (this.filter.active) {
-        const v = this.filter.verdict(rec.body);
+        const v = this.filter.verdict(bodyText(rec));
         if (!v.keep) return this.drop(rec, v.reason);
       }
       if (this.bucket && !this.bucket.take()) return this.drop(rec, 'rate_limited');
       this.parse(rec);
-      const n = this.settings.redactor.active ? this.settings.redactor.apply(rec) : 0;
+      const n = this.settings.redactor.active ? this.redact(rec) : 0;
       if (n > 0) this.hooks.event?.('redacted', n);
     } catch (err) {
       // Never lose a record to a bug in a stage: ship what there is.
@@ -258,13 +302,22 @@ export class ContainerProcessor<M = unknown> {
     this.sink.emit(rec);
   }
 
-  private drop(rec: ProcessableRecord<M>, reason: ProcessingDropReason): void {
+  private drop(rec: LogRecord, reason: ProcessingDropReason): void {
     this.hooks.drop?.(reason, 1);
+    acknowledge(rec.ack);
     this.sink.dropped?.(rec, reason);
   }
 
-  private parse(rec: ProcessableRecord<M>): void {
-    const out = parseBody(rec.body, this.settings.parser, this.settings.limits);
+  private redact(rec: LogRecord): number {
+    const view = { body: bodyText(rec), attributes: rec.attributes ?? {} };
+    const n = this.settings.redactor.apply(view);
+    if (n > 0) rec.body = view.body;
+    return n;
+  }
+
+  private parse(rec: LogRecord): void {
+    if (this.settings.parser === 'none') return;
+    const out = parseBody(bodyText(rec), this.settings.parser, this.settings.limits);
     if (out.kind === 'failed') {
       this.hooks.event?.('parse_failed', 1);
       return;
@@ -274,10 +327,11 @@ export class ContainerProcessor<M = unknown> {
     this.hooks.event?.(p.format === 'json' ? 'parsed_json' : 'parsed_logfmt', 1);
     rec.body = p.body;
     let dropped = p.dropped;
+    const attrs = (rec.attributes ??= {});
     for (const k in p.attributes) {
       // The pipeline's own attributes (log.iostream, …) win over fields of the line.
-      if (Object.prototype.hasOwnProperty.call(rec.attributes, k)) dropped++;
-      else rec.attributes[k] = p.attributes[k]!;
+      if (RESERVED_ATTRIBUTES.has(k) || Object.prototype.hasOwnProperty.call(attrs, k)) dropped++;
+      else attrs[k] = p.attributes[k]!;
     }
     if (dropped > 0) {
       rec.droppedAttributesCount = (rec.droppedAttributesCount ?? 0) + dropped;
@@ -302,7 +356,7 @@ export class LogProcessor {
 
   constructor(
     readonly config: ProcessingConfig,
-    private readonly opts: { clock?: Clock; hooks?: ProcessingHooks } = {},
+    private readonly opts: { clock?: Clock; hooks?: ProcessingHooks; timers?: boolean } = {},
   ) {
     this.redactor = buildRedactor(config.redaction);
   }
@@ -312,11 +366,11 @@ export class LogProcessor {
     return logsEnabled(labels, this.config);
   }
 
-  forContainer<M>(
+  forContainer(
     labels: Readonly<Record<string, string>> | undefined,
-    sink: ProcessorSink<M>,
+    sink: ProcessorSink,
     containerName = '',
-  ): ContainerProcessor<M> {
+  ): ContainerProcessor {
     const s = resolveContainerSettings(
       this.config,
       labels,
@@ -324,6 +378,12 @@ export class LogProcessor {
       containerName,
       this.redactor,
     );
-    return new ContainerProcessor<M>(s, sink, this.opts.clock ?? Date.now, this.opts.hooks);
+    return new ContainerProcessor(
+      s,
+      sink,
+      this.opts.clock ?? Date.now,
+      this.opts.hooks,
+      this.opts.timers ?? false,
+    );
   }
 }

@@ -1,39 +1,6 @@
-// The record shape the processing stages work on. The pipeline adapts its own LogRecord to this
-// (body as a string, time as bigint nanoseconds) and back; `meta` carries whatever the pipeline
-// needs to keep with a record (its checkpoint position, resource, …) untouched.
-
-/** An attribute value after processing: flat scalars (nested JSON is flattened to dotted keys). */
-export type AttrValue = string | number | boolean;
-
-export interface ProcessableRecord<M = unknown> {
-  /** The log line (or the joined lines of a multiline group, separated by "\n"). */
-  body: string;
-  stream: 'stdout' | 'stderr';
-  /** Docker's timestamp of the (first) line, nanoseconds since the epoch. */
-  timeUnixNano: bigint;
-  /** Record attributes (log.iostream etc.); parsed fields are added, existing keys win. */
-  attributes: Record<string, AttrValue>;
-  /** The original severity text (e.g. "warning"), or the canonical name for numeric levels. */
-  severityText?: string;
-  /** OpenTelemetry SeverityNumber 1..24. */
-  severityNumber?: number;
-  /** 32 lowercase hex digits, never all zero. */
-  traceId?: string;
-  /** 16 lowercase hex digits, never all zero. */
-  spanId?: string;
-  /** W3C trace flags (0..255). */
-  traceFlags?: number;
-  /** Attributes left out because of the bounds (OTLP dropped_attributes_count). */
-  droppedAttributesCount?: number;
-  /**
-   * Opaque data of the pipeline. For a multiline group it is the meta of the group's LAST line
-   * (so the checkpoint covers every line in the record); `firstMeta` is that of the first line.
-   */
-  meta?: M;
-  firstMeta?: M;
-  /** Number of source lines in this record (1 unless multiline grouping joined lines). */
-  lines?: number;
-}
+// Shared types of the processing stages. The stages work on the pipeline's LogRecord
+// (src/logs/types.ts) directly.
+export type { AttrValue } from '../types.js';
 
 /** Bounded reasons for records the processing stages drop (labels of the drop counter). */
 export const PROCESSING_DROP_REASONS = ['filter_drop', 'filter_keep', 'rate_limited'] as const;

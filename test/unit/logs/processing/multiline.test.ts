@@ -5,7 +5,9 @@ import {
   MultilineGrouper,
   type MultilineOptions,
 } from '../../../../src/logs/processing/multiline.js';
-import type { ProcessableRecord } from '../../../../src/logs/processing/types.js';
+import { AckTracker, ackSeqs } from '../../../../src/logs/ack.js';
+import { newRecord } from '../../../../src/logs/record.js';
+import type { LogRecord } from '../../../../src/logs/types.js';
 
 const JAVA = [
   'java.lang.IllegalStateException: order 42 has no items',
@@ -46,16 +48,27 @@ const GO = [
 
 function harness(opts: Partial<MultilineOptions>) {
   let now = 1000;
-  const out: ProcessableRecord<number>[] = [];
-  const g = new MultilineGrouper<number>(
+  const out: LogRecord[] = [];
+  const g = new MultilineGrouper(
     { presets: [], maxLines: 500, maxBytes: 256 * 1024, flushMs: 1000, ...opts },
     (r) => out.push(r),
     () => now,
   );
   let seq = 0;
+  const resource = { key: 'c', attributes: {} };
+  // Line n (from 1) has time n and ack token n - 1.
+  const tracker = new AckTracker<number>(() => {});
   const push = (body: string, stream: 'stdout' | 'stderr' = 'stdout') =>
-    g.push({ body, stream, timeUnixNano: BigInt(++seq), attributes: {}, meta: seq });
-  return { g, out, push, tick: (ms: number) => (now += ms), bodies: () => out.map((r) => r.body) };
+    g.push(newRecord(resource, stream, body, ++seq, 0, 0, tracker.next(seq, 0)));
+  const lineNumbers = (r: LogRecord): number[] => ackSeqs(r.ack).map((s) => s + 1);
+  return {
+    g,
+    out,
+    push,
+    lineNumbers,
+    tick: (ms: number) => (now += ms),
+    bodies: () => out.map((r) => String(r.body)),
+  };
 }
 
 describe('multiline presets', () => {
@@ -87,9 +100,9 @@ describe('multiline presets', () => {
     ]);
     const java = h.out[1]!;
     expect(java.lines).toBe(JAVA.length);
-    expect(java.timeUnixNano).toBe(2n); // the first line's time
-    expect(java.firstMeta).toBe(2);
-    expect(java.meta).toBe(2 + JAVA.length - 1); // the last line's checkpoint
+    expect(java.timeSec).toBe(2); // the first line's time
+    // The group holds the acks of all of its lines.
+    expect(h.lineNumbers(java)).toEqual(JAVA.map((_, i) => 2 + i));
   });
 
   it('a blank line after a Python trace that is not a chain ends the trace and ships on its own', () => {
@@ -105,10 +118,10 @@ describe('multiline presets', () => {
     h.push('INFO interleaved on stdout', 'stdout');
     for (const l of JAVA.slice(1)) h.push(l, 'stderr');
     h.g.flushAll();
-    expect(h.out.filter((r) => r.stream === 'stderr').map((r) => r.body)).toEqual([
+    expect(h.out.filter((r) => r.stream === 'stderr').map((r) => String(r.body))).toEqual([
       JAVA.join('\n'),
     ]);
-    expect(h.out.filter((r) => r.stream === 'stdout').map((r) => r.body)).toEqual([
+    expect(h.out.filter((r) => r.stream === 'stdout').map((r) => String(r.body))).toEqual([
       'INFO interleaved on stdout',
     ]);
   });
@@ -119,14 +132,15 @@ describe('multiline presets', () => {
     h.g.flushExpired();
     expect(h.out).toHaveLength(0);
     expect(h.g.nextDeadline()).toBe(2000);
-    expect(h.g.pendingFirstMetas()).toEqual([1]);
+    expect(h.g.held).toBe(JAVA.reduce((n, l) => n + Buffer.byteLength(l), 0));
     h.tick(999);
     h.g.flushExpired();
     expect(h.out).toHaveLength(0);
     h.tick(1);
     h.g.flushExpired();
     expect(h.bodies()).toEqual([JAVA.join('\n')]);
-    expect(h.g.pendingFirstMetas()).toEqual([]);
+    expect(h.g.held).toBe(0);
+    expect(h.lineNumbers(h.out[0]!)).toEqual(JAVA.map((_, i) => 1 + i));
   });
 
   it('lines that cannot start a trace are not held (python/go only)', () => {
@@ -146,7 +160,7 @@ describe('multiline presets', () => {
     for (let i = 0; i < 100; i++) b.push(`\tat frame${i}(F.java:${i}) ${'p'.repeat(40)}`);
     b.g.flushAll();
     for (const r of b.out)
-      expect(Buffer.byteLength(r.body) - ((r.lines ?? 1) - 1)).toBeLessThanOrEqual(1024);
+      expect(Buffer.byteLength(String(r.body)) - ((r.lines ?? 1) - 1)).toBeLessThanOrEqual(1024);
     expect(b.out.reduce((n, r) => n + (r.lines ?? 1), 0)).toBe(101);
   });
 });

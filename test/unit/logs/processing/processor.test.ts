@@ -7,7 +7,9 @@ import {
 } from '../../../../src/logs/processing/config.js';
 import { logsEnabled } from '../../../../src/logs/processing/controls.js';
 import { LogProcessor } from '../../../../src/logs/processing/processor.js';
-import type { ProcessableRecord } from '../../../../src/logs/processing/types.js';
+import { AckTracker, acknowledge } from '../../../../src/logs/ack.js';
+import { newRecord } from '../../../../src/logs/record.js';
+import type { LogRecord } from '../../../../src/logs/types.js';
 
 function setup(labels: Record<string, string>, cfgOverrides: Record<string, unknown> = {}) {
   let now = 0;
@@ -23,17 +25,33 @@ function setup(labels: Record<string, string>, cfgOverrides: Record<string, unkn
       warnOnce: (cause, _d, msg) => warnings.push(`${cause}: ${msg}`),
     },
   });
-  const out: ProcessableRecord<number>[] = [];
+  const out: LogRecord[] = [];
   const dropped: number[] = [];
-  const c = proc.forContainer<number>(
+  const c = proc.forContainer(
     labels,
-    { emit: (r) => out.push(r), dropped: (r) => dropped.push(r.meta!) },
+    { emit: (r) => out.push(r), dropped: (r) => dropped.push(r.timeSec) },
     'web',
   );
   let seq = 0;
-  const push = (body: string, stream: 'stdout' | 'stderr' = 'stdout') =>
-    c.push({ body, stream, timeUnixNano: 1n, attributes: { 'log.iostream': stream }, meta: ++seq });
-  return { c, out, dropped, drops, events, warnings, push, tick: (ms: number) => (now += ms) };
+  // Line n (from 1) has time n; the tracker commits n once lines 1..n are acknowledged.
+  let committed = 0;
+  const tracker = new AckTracker<number>((n) => (committed = n));
+  const resource = { key: 'c', attributes: {} };
+  const push = (body: string, stream: 'stdout' | 'stderr' = 'stdout') => {
+    seq++;
+    c.push(newRecord(resource, stream, body, seq, 0, 0, tracker.next(seq, 0)));
+  };
+  return {
+    c,
+    out,
+    dropped,
+    drops,
+    events,
+    warnings,
+    push,
+    committed: () => committed,
+    tick: (ms: number) => (now += ms),
+  };
 }
 
 describe('per-container controls', () => {
@@ -64,6 +82,11 @@ describe('per-container controls', () => {
     );
     expect(h.drops).toEqual({ filter_drop: expectedDropped.length });
     expect(h.dropped).toHaveLength(expectedDropped.length);
+    // Dropped lines are acknowledged at once: line 1 (dropped) is committed, line 2 (shipped,
+    // not delivered yet) holds the rest back.
+    expect(h.committed()).toBe(1);
+    for (const r of h.out) acknowledge(r.ack);
+    expect(h.committed()).toBe(300);
   });
 
   it('a keep regex ships only matching lines', () => {
@@ -111,7 +134,10 @@ describe('parsing through the processor', () => {
       severityText: 'error',
       traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
       spanId: '00f067aa0ba902b7',
-      attributes: { 'log.iostream': 'stdout', code: 7 },
+      // log.iostream is the record's stream, set once by the source: a parsed field of that
+      // name cannot change it (dropped and counted).
+      stream: 'stdout',
+      attributes: { code: 7 },
       droppedAttributesCount: 1,
     });
     expect(b!.body).toBe('{"level":"error","msg":"cut');

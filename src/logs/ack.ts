@@ -1,0 +1,122 @@
+// Acknowledgements flow back from the exporter to the source that read a record.
+//
+// Every source (a file tailer, an Engine API reader) owns one AckTracker. For each unit of source
+// data it consumes (a raw json-file line, an API frame that completed a record) it asks the
+// tracker for a token that remembers the source position just after that unit. Records carry
+// the tokens of the units they were made of (one for a plain line; every fragment of a partial
+// line; every line of a multiline group). When a token is acknowledged (delivered, permanently
+// rejected, or dropped by a filter) the tracker commits the longest unbroken run of acknowledged
+// tokens from the oldest and reports the position of the last one: that is the only rule that
+// keeps a checkpoint from passing data still held anywhere (a partial line, a multiline group,
+// a batch in flight). Positions are opaque here: (ref, n) pairs the source interprets.
+//
+// Cost: one small token object per unit; the tracker stores refs and numbers in arrays that are
+// compacted as the committed run advances.
+
+/** One unit of source data, acknowledged once. Opaque outside this module. */
+export interface AckToken {
+  readonly tracker: AckTracker<unknown>;
+  readonly seq: number;
+}
+
+/** What a record carries: the tokens of the source data it was made of. */
+export type Ack = AckToken | readonly AckToken[];
+
+/** Acknowledges every token of `a` (delivered, rejected or dropped). Safe to call twice. */
+export function acknowledge(a: Ack | undefined): void {
+  if (a === undefined) return;
+  if (isToken(a)) a.tracker.ack(a.seq);
+  else for (const t of a) t.tracker.ack(t.seq);
+}
+
+function isToken(a: Ack): a is AckToken {
+  return (a as AckToken).tracker !== undefined;
+}
+
+/** The tokens of two records as one (a multiline group, reassembled partial lines). */
+export function joinAcks(a: Ack | undefined, b: Ack | undefined): Ack | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  const out: AckToken[] = isToken(a) ? [a] : [...a];
+  if (isToken(b)) out.push(b);
+  else out.push(...b);
+  return out;
+}
+
+/** Number of tokens in `a` (tests, accounting). */
+export function ackCount(a: Ack | undefined): number {
+  if (a === undefined) return 0;
+  return isToken(a) ? 1 : a.length;
+}
+
+export class AckTracker<R> {
+  /** Sequence number of refs[head]. */
+  private base = 0;
+  private head = 0;
+  private refs: R[] = [];
+  private ns: number[] = [];
+  private acked: boolean[] = [];
+  private committedRef: R | undefined;
+  private committedN = 0;
+  private hasCommitted = false;
+
+  /** @param onCommit called (synchronously, inside ack) when the committed run moved. */
+  constructor(private readonly onCommit: (ref: R, n: number) => void) {}
+
+  /** A unit of source data ending at (ref, n): its token. */
+  next(ref: R, n: number): AckToken {
+    const seq = this.base + this.refs.length - this.head;
+    this.refs.push(ref);
+    this.ns.push(n);
+    this.acked.push(false);
+    return { tracker: this as AckTracker<unknown>, seq };
+  }
+
+  /** A unit that needs no delivery (malformed, skipped): registered and acknowledged at once. */
+  skip(ref: R, n: number): void {
+    this.ack(this.next(ref, n).seq);
+  }
+
+  ack(seq: number): void {
+    const i = this.head + (seq - this.base);
+    if (seq < this.base || i >= this.refs.length) return;
+    this.acked[i] = true;
+    if (seq !== this.base) return;
+    let j = this.head;
+    while (j < this.refs.length && this.acked[j]) j++;
+    const last = j - 1;
+    this.committedRef = this.refs[last];
+    this.committedN = this.ns[last]!;
+    this.hasCommitted = true;
+    this.base += j - this.head;
+    this.head = j;
+    if (this.head === this.refs.length) {
+      this.refs = [];
+      this.ns = [];
+      this.acked = [];
+      this.head = 0;
+    } else if (this.head > 4096 && this.head * 2 > this.refs.length) {
+      this.refs = this.refs.slice(this.head);
+      this.ns = this.ns.slice(this.head);
+      this.acked = this.acked.slice(this.head);
+      this.head = 0;
+    }
+    this.onCommit(this.committedRef as R, this.committedN);
+  }
+
+  /** Tokens handed out and not committed yet. */
+  get outstanding(): number {
+    return this.refs.length - this.head;
+  }
+
+  /** The last committed position, if any was. */
+  get committed(): { ref: R; n: number } | undefined {
+    return this.hasCommitted ? { ref: this.committedRef as R, n: this.committedN } : undefined;
+  }
+}
+
+/** The sequence numbers of `a` (tests and debugging). */
+export function ackSeqs(a: Ack | undefined): number[] {
+  if (a === undefined) return [];
+  return isToken(a) ? [a.seq] : a.map((t) => t.seq);
+}

@@ -1,0 +1,302 @@
+// The log path's own metrics, in one place: every counter and gauge of log shipping, the
+// per-container shipping stats, and a read-only snapshot for the status page. Sources, stages and
+// the export loop report here through narrow methods; nothing else defines log metrics.
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { OnceLogger, type Logger } from '../util/logger.js';
+import { PROCESSING_EVENTS, type ProcessingEvent } from './processing/types.js';
+import { DROP_REASONS, type DropReason, type LogRecord } from './types.js';
+
+type Stream = 'stdout' | 'stderr';
+
+/** Counters of one source (a container's log), updated on the hot path without label lookups. */
+export interface SourceStats {
+  readonly key: string;
+  readonly name: string;
+  readonly kind: 'file' | 'api';
+  readonly lines: Record<Stream, number>;
+  readonly bytes: Record<Stream, number>;
+  /** Records delivered (acknowledged by the exporter). */
+  shipped: number;
+  lastError: string | undefined;
+  /** Bytes written but not read yet (file sources; 0 when unknown). */
+  behind(): number;
+}
+
+/** What the status page reads (a copy: changing it changes nothing). */
+export interface LogShippingSnapshot {
+  queue: {
+    records: number;
+    bytes: number;
+    heldBytes: number;
+    inflightBytes: number;
+    maxBytes: number;
+  };
+  drops: Partial<Record<DropReason, number>>;
+  exported: number;
+  lastExportError: string | undefined;
+  containers: {
+    key: string;
+    name: string;
+    kind: 'file' | 'api';
+    linesRead: number;
+    bytesRead: number;
+    linesShipped: number;
+    bytesBehind: number;
+    lastError: string | undefined;
+  }[];
+}
+
+export interface QueueView {
+  readonly length: number;
+  readonly bytes: number;
+  readonly held: number;
+  readonly inflight: number;
+  readonly maxBytes: number;
+}
+
+export class LogTelemetry {
+  private readonly once: OnceLogger;
+  private readonly sources = new Map<string, SourceStats & { reported: Record<string, number> }>();
+  private readonly dropCounts = new Map<DropReason, number>();
+  private exportedTotal = 0;
+  private lastExportError: string | undefined;
+  private queue: QueueView | undefined;
+  private readonly m;
+
+  constructor(registry: Registry, logger: Logger) {
+    this.once = new OnceLogger(logger);
+    const registers = [registry];
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- prom-client collect() binds its own this
+    const self = this;
+    const drops = new Counter({
+      name: 'harbormaster_log_drops_total',
+      help: 'Log data dropped, by reason (lines, or files for file_removed_unread / rotated_away / file_truncated).',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const r of DROP_REASONS) drops.inc({ reason: r }, 0);
+    const events = new Counter({
+      name: 'harbormaster_log_processing_events_total',
+      help: 'Things log processing did, by event (parsed_json, parsed_logfmt, parse_failed, attributes_dropped, values_truncated, multiline_split, multiline_timeout, invalid_label, redacted).',
+      labelNames: ['event'],
+      registers,
+    });
+    for (const e of PROCESSING_EVENTS) events.inc({ event: e }, 0);
+    const linesRead = new Counter({
+      name: 'harbormaster_log_lines_read_total',
+      help: 'Json-file records read, per container and stream.',
+      labelNames: ['container_name', 'stream'],
+      registers,
+      collect() {
+        self.reportRead();
+      },
+    });
+    const bytesRead = new Counter({
+      name: 'harbormaster_log_bytes_read_total',
+      help: 'Bytes of json-file records read, per container and stream.',
+      labelNames: ['container_name', 'stream'],
+      registers,
+    });
+    this.m = {
+      drops,
+      events,
+      linesRead,
+      bytesRead,
+      exported: new Counter({
+        name: 'harbormaster_log_records_exported_total',
+        help: 'Log records the exporter delivered.',
+        registers,
+      }),
+      failures: new Counter({
+        name: 'harbormaster_log_export_failures_total',
+        help: 'Failed export attempts, by kind (retryable or permanent).',
+        labelNames: ['kind'],
+        registers,
+      }),
+      retries: new Counter({
+        name: 'harbormaster_log_export_retries_total',
+        help: 'Export attempts that were retries.',
+        registers,
+      }),
+      truncated: new Counter({
+        name: 'harbormaster_log_lines_truncated_total',
+        help: 'Lines longer than logs.max_line_bytes that were shipped truncated.',
+        registers,
+      }),
+      queueRecords: new Gauge({
+        name: 'harbormaster_log_queue_records',
+        help: 'Records waiting in the log queue.',
+        registers,
+        collect() {
+          this.set(self.queue?.length ?? 0);
+        },
+      }),
+      queueBytes: new Gauge({
+        name: 'harbormaster_log_queue_bytes',
+        help: 'Bytes waiting in the log queue (bound: logs.queue_max_bytes).',
+        registers,
+        collect() {
+          this.set(self.queue?.bytes ?? 0);
+        },
+      }),
+      heldBytes: new Gauge({
+        name: 'harbormaster_log_held_bytes',
+        help: 'Bytes the log path holds outside the queue (partial lines, multiline groups, the batch in flight); counted against logs.queue_max_bytes with the queue.',
+        registers,
+        collect() {
+          this.set((self.queue?.held ?? 0) + (self.queue?.inflight ?? 0));
+        },
+      }),
+      behind: new Gauge({
+        name: 'harbormaster_log_file_bytes_behind',
+        help: 'Bytes written to a container log (all open generations) but not read yet.',
+        labelNames: ['container_name'],
+        registers,
+        collect() {
+          this.reset();
+          for (const s of self.sources.values())
+            if (s.kind === 'file') this.set({ container_name: s.name }, s.behind());
+        },
+      }),
+      tailers: new Gauge({
+        name: 'harbormaster_log_tailers',
+        help: 'Container log files being tailed.',
+        registers,
+        collect() {
+          let n = 0;
+          for (const s of self.sources.values()) if (s.kind === 'file') n++;
+          this.set(n);
+        },
+      }),
+    };
+  }
+
+  /** The queue whose depth the gauges and the snapshot report. */
+  watchQueue(q: QueueView): void {
+    this.queue = q;
+  }
+
+  /** Stats of a new source (a container's log); remove with removeSource. */
+  addSource(
+    key: string,
+    name: string,
+    kind: 'file' | 'api',
+    behind: () => number = () => 0,
+  ): SourceStats {
+    const s = {
+      key,
+      name,
+      kind,
+      lines: { stdout: 0, stderr: 0 },
+      bytes: { stdout: 0, stderr: 0 },
+      shipped: 0,
+      lastError: undefined,
+      behind,
+      reported: {},
+    };
+    this.sources.set(key, s);
+    return s;
+  }
+
+  removeSource(key: string): void {
+    const s = this.sources.get(key);
+    if (!s) return;
+    this.reportRead();
+    this.sources.delete(key);
+    for (const st of ['stdout', 'stderr']) {
+      this.m.linesRead.remove({ container_name: s.name, stream: st });
+      this.m.bytesRead.remove({ container_name: s.name, stream: st });
+    }
+  }
+
+  private reportRead(): void {
+    for (const s of this.sources.values()) {
+      for (const st of ['stdout', 'stderr'] as const) {
+        const lk = `l${st}`;
+        const bk = `b${st}`;
+        const dl = s.lines[st] - (s.reported[lk] ?? 0);
+        const db = s.bytes[st] - (s.reported[bk] ?? 0);
+        if (dl > 0 || s.reported[lk] === undefined)
+          this.m.linesRead.inc({ container_name: s.name, stream: st }, dl);
+        if (db > 0 || s.reported[bk] === undefined)
+          this.m.bytesRead.inc({ container_name: s.name, stream: st }, db);
+        s.reported[lk] = s.lines[st];
+        s.reported[bk] = s.bytes[st];
+      }
+    }
+  }
+
+  /** Data dropped: counted, and logged once per reason. */
+  drop(reason: DropReason, n = 1): void {
+    this.m.drops.inc({ reason }, n);
+    this.dropCounts.set(reason, (this.dropCounts.get(reason) ?? 0) + n);
+    this.once.warn(
+      `drop:${reason}`,
+      { reason },
+      `Log data was dropped (reason ${reason}); counted in harbormaster_log_drops_total, logged once per reason.`,
+    );
+  }
+
+  event(name: ProcessingEvent, n = 1): void {
+    this.m.events.inc({ event: name }, n);
+  }
+
+  truncated(): void {
+    this.m.truncated.inc();
+  }
+
+  exported(batch: readonly LogRecord[]): void {
+    this.m.exported.inc(batch.length);
+    this.exportedTotal += batch.length;
+    this.lastExportError = undefined;
+    let key = '';
+    let s: SourceStats | undefined;
+    for (const r of batch) {
+      if (r.resource.key !== key) {
+        key = r.resource.key;
+        s = this.sources.get(key);
+      }
+      if (s) s.shipped++;
+    }
+  }
+
+  exportFailure(kind: 'retryable' | 'permanent', error?: Error): void {
+    this.m.failures.inc({ kind });
+    if (error) this.lastExportError = error.message;
+  }
+
+  retry(): void {
+    this.m.retries.inc();
+  }
+
+  /** Logged once per cause. */
+  warn(cause: string, obj: Record<string, unknown>, msg: string): void {
+    this.once.warn(cause, obj, msg);
+  }
+
+  snapshot(): LogShippingSnapshot {
+    const q = this.queue;
+    return {
+      queue: {
+        records: q?.length ?? 0,
+        bytes: q?.bytes ?? 0,
+        heldBytes: q?.held ?? 0,
+        inflightBytes: q?.inflight ?? 0,
+        maxBytes: q?.maxBytes ?? 0,
+      },
+      drops: Object.fromEntries(this.dropCounts),
+      exported: this.exportedTotal,
+      lastExportError: this.lastExportError,
+      containers: [...this.sources.values()].map((s) => ({
+        key: s.key,
+        name: s.name,
+        kind: s.kind,
+        linesRead: s.lines.stdout + s.lines.stderr,
+        bytesRead: s.bytes.stdout + s.bytes.stderr,
+        linesShipped: s.shipped,
+        bytesBehind: s.behind(),
+        lastError: s.lastError,
+      })),
+    };
+  }
+}
