@@ -1,4 +1,6 @@
-// NDJSON log exporter: one JSON object per record, to stdout or appended to a file.
+// NDJSON log exporter: one JSON object per record, to stdout or appended to a file. A file that
+// cannot be opened or written is a retryable export failure naming the path (the pipeline
+// retries with backoff and keeps the records); it never crashes the agent.
 import { createWriteStream, type WriteStream } from 'node:fs';
 import type { ExportResult, LogExporter, LogRecord } from '../logs/types.js';
 import { nanosString } from './otlp-logs-encode.js';
@@ -10,8 +12,8 @@ export function toNdjsonLine(r: LogRecord): string {
       Math.floor(r.observedMs / 1000),
       (r.observedMs % 1000) * 1e6,
     ),
-    body: r.body.toString('utf8'),
-    attributes: { 'log.iostream': r.stream, ...r.attributes },
+    body: typeof r.body === 'string' ? r.body : r.body.toString('utf8'),
+    attributes: { ...r.attributes, 'log.iostream': r.stream },
     resource: r.resource.attributes,
     severity_number: r.severityNumber,
     severity_text: r.severityText,
@@ -24,30 +26,52 @@ export function toNdjsonLine(r: LogRecord): string {
 
 export class NdjsonLogExporter implements LogExporter {
   readonly name = 'ndjson';
-  private readonly out: NodeJS.WritableStream;
-  private readonly file: WriteStream | undefined;
+  private out: NodeJS.WritableStream | undefined;
+  private file: WriteStream | undefined;
+  private lastError: Error | undefined;
 
-  constructor(dest: string) {
-    if (dest === '-' || dest === '') {
-      this.out = process.stdout;
-    } else {
-      this.file = createWriteStream(dest, { flags: 'a' });
-      this.out = this.file;
-    }
+  constructor(private readonly dest: string) {
+    if (dest === '-' || dest === '') this.out = process.stdout;
+  }
+
+  private stream(): NodeJS.WritableStream {
+    if (this.out) return this.out;
+    const f = createWriteStream(this.dest, { flags: 'a' });
+    f.on('error', (err) => {
+      this.lastError = new Error(`writing NDJSON logs to ${this.dest} failed: ${err.message}`, {
+        cause: err,
+      });
+      // Opened again on the next export.
+      if (this.file === f) {
+        this.file = undefined;
+        this.out = undefined;
+      }
+      f.destroy();
+    });
+    this.file = f;
+    this.out = f;
+    return f;
   }
 
   export(batch: readonly LogRecord[]): Promise<ExportResult> {
     let text = '';
     for (const r of batch) text += toNdjsonLine(r);
+    const out = this.stream();
     return new Promise((resolve) => {
-      this.out.write(text, (err) => {
-        resolve(err ? { status: 'retryable', error: err } : { status: 'success' });
+      out.write(text, (err) => {
+        if (!err) return resolve({ status: 'success' });
+        const error =
+          this.lastError ??
+          new Error(`writing NDJSON logs to ${this.dest || 'stdout'} failed: ${err.message}`);
+        this.lastError = undefined;
+        resolve({ status: 'retryable', error });
       });
     });
   }
 
   async shutdown(): Promise<void> {
     const f = this.file;
-    if (f) await new Promise<void>((resolve) => f.end(() => resolve()));
+    this.file = undefined;
+    if (f && !f.destroyed) await new Promise<void>((resolve) => f.end(() => resolve()));
   }
 }

@@ -1,0 +1,162 @@
+// The checkpoint store on the real filesystem: atomic replacement, fsync on and off, coalesced
+// writes, a corrupt file set aside, version 1 files read, a read-only state dir that fails
+// writes without losing what is in memory and recovers once writable again.
+import { execFileSync } from 'node:child_process';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { open } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import {
+  CHECKPOINT_FILE,
+  CheckpointStore,
+  type Checkpoint,
+} from '../../../src/logs/checkpoints.js';
+
+const silent = pino({ level: 'silent' });
+const dirs: string[] = [];
+afterEach(() => {
+  vi.restoreAllMocks();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+function tempDir(): string {
+  const d = mkdtempSync(path.join(os.tmpdir(), 'hm-cp-'));
+  dirs.push(d);
+  return d;
+}
+const cp = (offset: number): Checkpoint => ({
+  path: '/x/c-json.log',
+  dev: 1,
+  ino: 2,
+  fp: 'ab',
+  fpLen: 2,
+  offset,
+});
+
+async function fileHandleProto(dir: string): Promise<{ sync: () => Promise<void> }> {
+  const fh = await open(path.join(dir, 'probe'), 'w');
+  const proto = Object.getPrototypeOf(fh) as { sync: () => Promise<void> };
+  await fh.close();
+  return proto;
+}
+
+describe('checkpoint store', () => {
+  it('replaces the file atomically (no temporary left), reads it back, and coalesces concurrent flushes', async () => {
+    const dir = tempDir();
+    const s = new CheckpointStore(dir, silent);
+    expect(s.firstStart).toBe(true);
+    s.set('a', cp(10));
+    s.setApi('b', { stdout: { t: '1700000000000000000', n: 2 } });
+    await Promise.all([s.flush(), s.flush(), s.flush()]);
+    expect(s.writeCount).toBe(1);
+    expect(readdirSync(dir).sort()).toEqual([CHECKPOINT_FILE]);
+    // Unchanged entries are not written again.
+    s.set('a', cp(10));
+    await s.flush();
+    expect(s.writeCount).toBe(1);
+    const again = new CheckpointStore(dir, silent);
+    expect(again.firstStart).toBe(false);
+    expect(again.get('a')).toEqual(cp(10));
+    expect(again.getApi('b')).toEqual({ stdout: { t: '1700000000000000000', n: 2 } });
+    expect(again.keys().sort()).toEqual(['a', 'b']);
+  });
+
+  it('fsyncs the new file before the rename when checkpoint_fsync is on, and not when off', async () => {
+    const dir = tempDir();
+    const proto = await fileHandleProto(dir);
+    const sync = vi.spyOn(proto, 'sync');
+    const on = new CheckpointStore(path.join(dir, 'on'), silent, true);
+    on.set('a', cp(1));
+    await on.flush();
+    expect(sync).toHaveBeenCalledTimes(1);
+    const off = new CheckpointStore(path.join(dir, 'off'), silent, false);
+    off.set('a', cp(1));
+    await off.flush();
+    expect(sync).toHaveBeenCalledTimes(1);
+    expect(new CheckpointStore(path.join(dir, 'off'), silent).get('a')).toEqual(cp(1));
+  });
+
+  it('sets a corrupt file aside with a warning and starts empty', () => {
+    const dir = tempDir();
+    writeFileSync(path.join(dir, CHECKPOINT_FILE), '{"version":2,"files":{"a":{"path":1}}');
+    const warn = vi.fn();
+    const s = new CheckpointStore(dir, { ...silent, warn } as unknown as typeof silent);
+    expect(s.keys()).toEqual([]);
+    expect(s.firstStart).toBe(false);
+    expect(warn).toHaveBeenCalledTimes(1);
+    const aside = readdirSync(dir).filter((f) => f.startsWith(`${CHECKPOINT_FILE}.corrupt-`));
+    expect(aside).toHaveLength(1);
+    expect(existsSync(path.join(dir, CHECKPOINT_FILE))).toBe(false);
+  });
+
+  it('reads a version 1 file, including Engine API cursors stored as fake file entries', () => {
+    const dir = tempDir();
+    writeFileSync(
+      path.join(dir, CHECKPOINT_FILE),
+      JSON.stringify({
+        version: 1,
+        checkpoints: {
+          a: cp(5),
+          b: {
+            path: 'engine-api:b',
+            dev: 0,
+            ino: 0,
+            fp: '{"stderr":{"t":"12","n":1}}',
+            fpLen: 0,
+            offset: 0,
+          },
+        },
+      }),
+    );
+    const s = new CheckpointStore(dir, silent);
+    expect(s.get('a')).toEqual(cp(5));
+    expect(s.get('b')).toBeUndefined();
+    expect(s.getApi('b')).toEqual({ stderr: { t: '12', n: 1 } });
+  });
+
+  it('a read-only state dir fails the write (the caller warns), keeps the entries, and recovers when writable', async () => {
+    const dir = tempDir();
+    const state = path.join(dir, 'state');
+    mkdirSync(state);
+    // A read-only mount where we may mount (root); otherwise a directory without write permission.
+    let undo: () => void;
+    if (process.getuid?.() === 0) {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', state]);
+      undo = () => execFileSync('umount', [state]);
+    } else {
+      chmodSync(state, 0o555);
+      undo = () => chmodSync(state, 0o755);
+    }
+    let undone = false;
+    try {
+      const s = new CheckpointStore(state, silent);
+      s.set('a', cp(42));
+      const err = await s.flush().then(
+        () => undefined,
+        (e: NodeJS.ErrnoException) => e,
+      );
+      expect(err?.code).toMatch(/^(EROFS|EACCES)$/);
+      expect(err?.message).toContain(state);
+      expect(s.get('a')).toEqual(cp(42));
+      undo();
+      undone = true;
+      await s.flush();
+      expect(s.writeCount).toBe(1);
+      expect(JSON.parse(readFileSync(path.join(state, CHECKPOINT_FILE), 'utf8'))).toMatchObject({
+        files: { a: cp(42) },
+      });
+    } finally {
+      if (!undone) undo();
+    }
+  });
+});
