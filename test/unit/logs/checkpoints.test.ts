@@ -90,7 +90,7 @@ describe('checkpoint store', () => {
     const dir = tempDir();
     writeFileSync(path.join(dir, CHECKPOINT_FILE), '{"version":2,"files":{"a":{"path":1}}');
     const warn = vi.fn();
-    const s = new CheckpointStore(dir, { ...silent, warn } as unknown as typeof silent);
+    const s = new CheckpointStore(dir, { ...silent, warn });
     expect(s.keys()).toEqual([]);
     expect(s.firstStart).toBe(false);
     expect(warn).toHaveBeenCalledTimes(1);
