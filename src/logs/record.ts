@@ -36,12 +36,13 @@ export function newRecord(
   };
 }
 
-/** The body as text (converted once and kept: a stage that needs text pays for it once). */
-export function bodyText(r: LogRecord): string {
-  if (typeof r.body === 'string') return r.body;
-  const s = r.body.toString('utf8');
-  r.body = s;
-  return s;
+/**
+ * The body as text. A Buffer body is decoded for the caller and left as it is: a stage that only
+ * reads the text (filters, a parser that finds nothing, redaction that masks nothing) does not
+ * change what the encoder copies; a stage that changes the text stores a string.
+ */
+export function textOf(r: LogRecord): string {
+  return typeof r.body === 'string' ? r.body : r.body.toString('utf8');
 }
 
 /** UTF-8 byte length of the body. */

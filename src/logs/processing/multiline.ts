@@ -7,7 +7,7 @@
 // of its lines (src/logs/ack.ts), so the source commits none of them before the group is
 // delivered. The bytes of open groups are reported through `hold` (the queue's memory bound).
 import { joinAcks } from '../ack.js';
-import { bodyText } from '../record.js';
+import { textOf } from '../record.js';
 import type { LogRecord } from '../types.js';
 import type { Clock, ProcessingHooks } from './types.js';
 
@@ -162,7 +162,7 @@ export class MultilineGrouper {
     if (g) {
       const rule = this.ruleOf(g.mode);
       let next: Next | undefined;
-      const text = bodyText(rec);
+      const text = textOf(rec);
       try {
         next = rule.continues(text, g.state);
       } catch {
@@ -187,7 +187,7 @@ export class MultilineGrouper {
           g.bytes + g.tentativeBytes + len <= this.opts.maxBytes
         ) {
           for (const t of g.tentative) {
-            g.parts.push(bodyText(t));
+            g.parts.push(textOf(t));
             g.ack = joinAcks(g.ack, t.ack);
           }
           g.bytes += g.tentativeBytes;
@@ -264,7 +264,7 @@ export class MultilineGrouper {
   }
 
   private start(rec: LogRecord, now: number): void {
-    const text = bodyText(rec);
+    const text = textOf(rec);
     const len = byteLen(text);
     if (len < this.opts.maxBytes && this.opts.maxLines > 1) {
       for (const [mode, rule] of this.rules) {
@@ -284,7 +284,7 @@ export class MultilineGrouper {
   }
 
   private open(rec: LogRecord, mode: Mode, state: string, now: number): void {
-    const text = bodyText(rec);
+    const text = textOf(rec);
     const bytes = byteLen(text);
     this.hold(bytes);
     this.groups[rec.stream] = {

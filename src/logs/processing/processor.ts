@@ -1,13 +1,13 @@
 // The processing stages for one container, in order:
 //   multiline grouping → drop/keep filter → rate limit → body parsing → redaction → emit.
 // They work on the pipeline's LogRecord directly (text only when a stage needs it, see
-// record.ts bodyText). Discovery creates one ContainerProcessor per container (after the enabled
+// record.ts textOf). Discovery creates one ContainerProcessor per container (after the enabled
 // check); the source pushes every record after partial-line reassembly; held multiline groups are
 // flushed on a timer (timers option) and by flushAll() when the source stops. A record a filter
 // or the rate limit drops is acknowledged at once and counted. Nothing here throws: problems are
 // counted and logged once.
 import { acknowledge } from '../ack.js';
-import { bodyText } from '../record.js';
+import { textOf } from '../record.js';
 import type { LogRecord } from '../types.js';
 import { parseBody, type BodyLimits, type ParserMode, PARSER_MODES } from './body.js';
 import type { ProcessingConfig } from './config.js';
@@ -283,13 +283,16 @@ export class ContainerProcessor {
 
   private finish(rec: LogRecord): void {
     try {
+      const s = this.settings;
+      // Decoded once, only when a stage reads text; the record keeps its bytes unless changed.
+      let text = this.filter.active || s.parser !== 'none' || s.redactor.active ? textOf(rec) : '';
       if (this.filter.active) {
-        const v = this.filter.verdict(bodyText(rec));
+        const v = this.filter.verdict(text);
         if (!v.keep) return this.drop(rec, v.reason);
       }
       if (this.bucket && !this.bucket.take()) return this.drop(rec, 'rate_limited');
-      this.parse(rec);
-      const n = this.settings.redactor.active ? this.redact(rec) : 0;
+      if (s.parser !== 'none') text = this.parse(rec, text);
+      const n = s.redactor.active ? this.redact(rec, text) : 0;
       if (n > 0) this.hooks.event?.('redacted', n);
     } catch (err) {
       // Never lose a record to a bug in a stage: ship what there is.
@@ -308,21 +311,21 @@ export class ContainerProcessor {
     this.sink.dropped?.(rec, reason);
   }
 
-  private redact(rec: LogRecord): number {
-    const view = { body: bodyText(rec), attributes: rec.attributes ?? {} };
+  private redact(rec: LogRecord, text: string): number {
+    const view = { body: text, attributes: rec.attributes ?? {} };
     const n = this.settings.redactor.apply(view);
     if (n > 0) rec.body = view.body;
     return n;
   }
 
-  private parse(rec: LogRecord): void {
-    if (this.settings.parser === 'none') return;
-    const out = parseBody(bodyText(rec), this.settings.parser, this.settings.limits);
+  /** Parses the body; returns the text of the body afterwards. */
+  private parse(rec: LogRecord, text: string): string {
+    const out = parseBody(text, this.settings.parser, this.settings.limits);
     if (out.kind === 'failed') {
       this.hooks.event?.('parse_failed', 1);
-      return;
+      return text;
     }
-    if (out.kind !== 'parsed') return;
+    if (out.kind !== 'parsed') return text;
     const p = out.parsed;
     this.hooks.event?.(p.format === 'json' ? 'parsed_json' : 'parsed_logfmt', 1);
     rec.body = p.body;
@@ -347,6 +350,7 @@ export class ContainerProcessor {
       if (p.spanId) rec.spanId = p.spanId;
       if (p.traceFlags !== undefined) rec.traceFlags = p.traceFlags;
     }
+    return p.body;
   }
 }
 
