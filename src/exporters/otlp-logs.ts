@@ -6,6 +6,11 @@
 // OTLP/JSON (and as the reference for our protobuf encoder, see test/unit/logs), the library's
 // retry classification (429/502/503/504 + network errors, Retry-After), and send one request per
 // batch; retries, backoff and acknowledgement belong to the pipeline.
+//
+// Encoding and transport are separate: `logsEncoding` turns records into request bytes
+// (protobuf straight from the record bytes, or OTLP/JSON), a LogsTransport sends bytes and
+// answers an ExportResult (including OTLP partial success). OTLP/HTTP is OtlpHttpTransport; a
+// gRPC transport plugs in beside it and shares the encoder (agent.ts picks the transport).
 import http from 'node:http';
 import https from 'node:https';
 import { promisify } from 'node:util';
@@ -24,6 +29,84 @@ export interface OtlpLogsExporterOptions {
   headers: Record<string, string>;
   compression: 'gzip' | 'none';
   timeoutMs: number;
+}
+
+/** Records → request bytes of one encoding. */
+export interface LogsEncoding {
+  readonly contentType: string;
+  encode(batch: readonly LogRecord[]): Buffer;
+}
+
+/** Request bytes → delivery result. */
+export interface LogsTransport {
+  readonly name: string;
+  send(body: Buffer, contentType: string, signal: AbortSignal): Promise<ExportResult>;
+  shutdown?(): Promise<void>;
+}
+
+export const PROTOBUF_ENCODING: LogsEncoding = {
+  contentType: 'application/x-protobuf',
+  encode: (batch) => encodeLogsRequest(batch),
+};
+
+export const JSON_ENCODING: LogsEncoding = {
+  contentType: 'application/json',
+  encode: (batch) =>
+    Buffer.from(JsonLogsSerializer.serializeRequest(toSdkLogRecords(batch) as never) ?? []),
+};
+
+export function logsEncoding(protocol: 'http/protobuf' | 'http/json' | 'grpc'): LogsEncoding {
+  return protocol === 'http/json' ? JSON_ENCODING : PROTOBUF_ENCODING;
+}
+
+/**
+ * OTLP partial success in an ExportLogsServiceResponse (protobuf): field 1 `partial_success`
+ * { 1: rejected_log_records int64, 2: error_message string }. Undefined when absent or unreadable.
+ */
+export function parsePartialSuccess(b: Buffer): { rejected: number; message: string } | undefined {
+  const varint = (buf: Buffer, at: { i: number }): number => {
+    let n = 0;
+    let mul = 1;
+    for (;;) {
+      if (at.i >= buf.length) throw new Error('truncated');
+      const c = buf[at.i++]!;
+      n += (c & 0x7f) * mul;
+      if (!(c & 0x80)) return n;
+      mul *= 128;
+      if (mul > 2 ** 63) throw new Error('varint too long');
+    }
+  };
+  try {
+    const at = { i: 0 };
+    while (at.i < b.length) {
+      const tag = varint(b, at);
+      const wt = tag & 7;
+      if (wt === 2) {
+        const len = varint(b, at);
+        const body = b.subarray(at.i, at.i + len);
+        at.i += len;
+        if (tag >>> 3 !== 1) continue;
+        let rejected = 0;
+        let message = '';
+        const inner = { i: 0 };
+        while (inner.i < body.length) {
+          const t = varint(body, inner);
+          if (t === 0x08) rejected = varint(body, inner);
+          else if ((t & 7) === 2) {
+            const l = varint(body, inner);
+            if (t >>> 3 === 2) message = body.toString('utf8', inner.i, inner.i + l);
+            inner.i += l;
+          } else if ((t & 7) === 0) varint(body, inner);
+          else return undefined;
+        }
+        return { rejected, message };
+      } else if (wt === 0) varint(b, at);
+      else return undefined;
+    }
+  } catch {
+    return undefined;
+  }
+  return undefined;
 }
 
 /** The logs URL from the otlp config section ('' when OTLP logs are not configured). */
@@ -90,12 +173,49 @@ export function toSdkLogRecords(records: readonly LogRecord[]): unknown[] {
   });
 }
 
+/** Records → bytes (an encoding) → a transport. */
 export class OtlpLogsExporter implements LogExporter {
   readonly name = 'otlp';
+  private readonly encoding: LogsEncoding;
+  private readonly transport: LogsTransport;
+
+  constructor(
+    opts: OtlpLogsExporterOptions | { encoding: LogsEncoding; transport: LogsTransport },
+  ) {
+    if ('transport' in opts) {
+      this.encoding = opts.encoding;
+      this.transport = opts.transport;
+    } else {
+      this.encoding = logsEncoding(opts.protocol);
+      this.transport = new OtlpHttpTransport(opts);
+    }
+  }
+
+  encode(batch: readonly LogRecord[]): Buffer {
+    return this.encoding.encode(batch);
+  }
+
+  export(batch: readonly LogRecord[], signal: AbortSignal): Promise<ExportResult> {
+    return this.transport.send(this.encoding.encode(batch), this.encoding.contentType, signal);
+  }
+
+  shutdown(): Promise<void> {
+    return this.transport.shutdown?.() ?? Promise.resolve();
+  }
+}
+
+/** OTLP/HTTP: one POST per batch; 2xx with a partial success reports the rejected count. */
+export class OtlpHttpTransport implements LogsTransport {
+  readonly name = 'otlp-http';
   private readonly agent: http.Agent;
   private readonly url: URL;
 
-  constructor(private readonly opts: OtlpLogsExporterOptions) {
+  constructor(
+    private readonly opts: Pick<
+      OtlpLogsExporterOptions,
+      'url' | 'headers' | 'compression' | 'timeoutMs'
+    >,
+  ) {
     this.url = new URL(opts.url);
     if (this.url.protocol !== 'http:' && this.url.protocol !== 'https:')
       throw new Error(`OTLP logs endpoint must be http:// or https://, got ${opts.url}`);
@@ -103,21 +223,10 @@ export class OtlpLogsExporter implements LogExporter {
     this.agent = new A({ keepAlive: true, maxSockets: 2 });
   }
 
-  encode(batch: readonly LogRecord[]): Buffer {
-    if (this.opts.protocol === 'http/json') {
-      return Buffer.from(
-        JsonLogsSerializer.serializeRequest(toSdkLogRecords(batch) as never) ?? [],
-      );
-    }
-    return encodeLogsRequest(batch);
-  }
-
-  async export(batch: readonly LogRecord[], signal: AbortSignal): Promise<ExportResult> {
-    let body = this.encode(batch);
+  async send(body: Buffer, contentType: string, signal: AbortSignal): Promise<ExportResult> {
     const headers: Record<string, string> = {
       ...this.opts.headers,
-      'content-type':
-        this.opts.protocol === 'http/json' ? 'application/json' : 'application/x-protobuf',
+      'content-type': contentType,
       'user-agent': `harbormaster/${VERSION}`,
     };
     if (this.opts.compression === 'gzip') {
@@ -127,7 +236,6 @@ export class OtlpLogsExporter implements LogExporter {
     headers['content-length'] = String(body.length);
     return this.post(body, headers, signal);
   }
-
   private post(
     body: Buffer,
     headers: Record<string, string>,
@@ -155,7 +263,16 @@ export class OtlpLogsExporter implements LogExporter {
           res.on('error', (err) => done({ status: 'retryable', error: err }));
           res.on('end', () => {
             const code = res.statusCode ?? 0;
-            if (code >= 200 && code < 300) return done({ status: 'success' });
+            if (code >= 200 && code < 300) {
+              const ps = String(res.headers['content-type'] ?? '').includes('protobuf')
+                ? parsePartialSuccess(Buffer.concat(chunks))
+                : undefined;
+              return done(
+                ps && ps.rejected > 0
+                  ? { status: 'success', rejected: ps.rejected, message: ps.message }
+                  : { status: 'success' },
+              );
+            }
             const text = Buffer.concat(chunks).toString('utf8').slice(0, 500);
             const error = new Error(
               `OTLP receiver answered HTTP ${code}${text ? `: ${text}` : ''}`,

@@ -235,6 +235,14 @@ export class ExportLoop {
         res = { status: 'retryable', error: err instanceof Error ? err : new Error(String(err)) };
       }
       if (res.status === 'success') {
+        if (res.rejected) {
+          this.o.hooks.drop('export_rejected', res.rejected);
+          this.o.hooks.warn(
+            `export-partial:${(res.message ?? '').slice(0, 40)}`,
+            { rejected: res.rejected, message: res.message },
+            'The log receiver rejected part of a batch (OTLP partial success); those records were dropped and counted (harbormaster_log_drops_total{reason="export_rejected"}).',
+          );
+        }
         this.o.hooks.exported(batch);
         this.lastSuccessAt = Date.now();
         this.consecutiveFailures = 0;

@@ -73,7 +73,8 @@ export const RECORD_FIELDS: Readonly<Record<keyof LogRecord, string>> = {
 };
 
 export type ExportResult =
-  | { status: 'success' }
+  /** rejected: records the receiver refused in an OTLP partial success (dropped and counted). */
+  | { status: 'success'; rejected?: number; message?: string }
   | { status: 'retryable'; error: Error; retryAfterMs?: number }
   | { status: 'failure'; error: Error };
 
