@@ -12,8 +12,9 @@ import { bodyBytes } from './record.js';
 import type { DropReason, ExportResult, LogExporter, LogRecord, RecordSink } from './types.js';
 import { sleep } from '../util/sleep.js';
 
-// Per-record cost besides the body (the record object, its ack token, the array slot).
-export const RECORD_OVERHEAD = 200;
+// Per-record cost besides the body bytes: the record object, the Buffer view of its body, its
+// ack token and the tracker's slots for it (an estimate, not a measurement).
+export const RECORD_OVERHEAD = 320;
 
 export function recordSize(r: LogRecord): number {
   return bodyBytes(r) + RECORD_OVERHEAD;
