@@ -98,27 +98,48 @@ export class CheckpointStore {
   private dirty = false;
   private writing: Promise<void> | undefined;
   private writes = 0;
+  private failures = 0;
+  private faultText: string | undefined;
 
+  /**
+   * Never throws: a state dir that cannot be created or read (read-only, wrong type, no
+   * permission) leaves the store empty and in fault (`fault` names the problem and the path);
+   * log shipping goes on without persistence and recovers with the first write that succeeds.
+   */
   constructor(
     readonly dir: string,
     private readonly log: Logger,
     private readonly fsync = true,
   ) {
-    mkdirSync(dir, { recursive: true });
     this.file = path.join(dir, CHECKPOINT_FILE);
     let text: string | undefined;
+    let unreadable = false;
     try {
+      mkdirSync(dir, { recursive: true });
       text = readFileSync(this.file, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      if (code !== 'ENOENT') {
+        unreadable = true;
+        this.faultText = `the log checkpoint file ${this.file} cannot be read (${code})`;
+        this.log.warn(
+          { err, file: this.file },
+          'The log state directory is not usable; log shipping goes on without checkpoints (lines may be sent again after a restart) until it is fixed.',
+        );
+      }
     }
-    this.firstStart = text === undefined;
+    // Unreadable state: not a first start (start_at does not skip anything).
+    this.firstStart = text === undefined && !unreadable;
     if (text !== undefined) {
       try {
         this.load(JSON.parse(text) as unknown);
       } catch (err) {
         const aside = `${this.file}.corrupt-${Date.now()}`;
-        renameSync(this.file, aside);
+        try {
+          renameSync(this.file, aside);
+        } catch (e) {
+          this.faultText = `the corrupt log checkpoint file ${this.file} cannot be set aside (${(e as NodeJS.ErrnoException).code ?? 'error'})`;
+        }
         this.files.clear();
         this.api.clear();
         this.log.warn(
@@ -127,6 +148,16 @@ export class CheckpointStore {
         );
       }
     }
+  }
+
+  /** What is wrong with the state dir (names the path), or undefined when it works. */
+  get fault(): string | undefined {
+    return this.faultText;
+  }
+
+  /** Failed checkpoint writes since start. */
+  get writeFailures(): number {
+    return this.failures;
   }
 
   private load(parsed: unknown): void {
@@ -210,8 +241,13 @@ export class CheckpointStore {
     if (!this.dirty) return;
     this.dirty = false;
     this.writing = this.write()
+      .then(() => {
+        this.faultText = undefined;
+      })
       .catch((err: unknown) => {
         this.dirty = true; // try again with the next flush
+        this.failures++;
+        this.faultText = `writing ${this.file} failed (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
         throw err;
       })
       .finally(() => {

@@ -109,6 +109,12 @@ export interface LogsComponentOptions {
   telemetry: LogTelemetry;
   /** Which containers to consider at all (include/exclude rules); default: all. */
   include?: (c: ContainerInfo) => boolean;
+  /**
+   * How logs are read: `auto` (json-file tailed when the daemon is local, the Engine API
+   * otherwise), `file` (tail json-file logs even when the daemon is reached over tcp://, e.g. a
+   * local socket proxy), `api` (every container through the Engine API). Default auto.
+   */
+  logSource?: 'auto' | 'file' | 'api';
 }
 
 /** What another component submits into the log queue (e.g. exec audit records). */
@@ -204,6 +210,7 @@ export class LogsComponent implements Component {
         retry: () => this.t.retry(),
         drop: (r, n) => this.t.drop(r, n),
         warn: (c, obj, msg) => this.t.warn(c, obj, msg),
+        checkpointFailed: (err) => this.t.checkpointFailed(err, this.store.file),
       },
     });
     this.loop.start();
@@ -251,7 +258,12 @@ export class LogsComponent implements Component {
     if (this.o.include && !this.o.include(c)) return 'none';
     if (!this.lp.enabled(c.labels)) return 'none';
     const docker = this.o.docker;
-    if (!docker) return c.logDriver === 'json-file' && c.logPath !== '' ? 'file' : 'none';
+    const tailable = c.logDriver === 'json-file' && c.logPath !== '';
+    if (!docker) return tailable ? 'file' : 'none';
+    const mode = this.o.logSource ?? 'auto';
+    if (c.logDriver === 'none') return 'none';
+    if (mode === 'api') return 'api';
+    if (mode === 'file' && tailable) return 'file';
     const s = logSourceFor(c, docker.endpoint);
     return s === 'file' && c.logPath === '' ? 'none' : s;
   }
@@ -490,6 +502,9 @@ export class LogsComponent implements Component {
 
   health(): ComponentHealth {
     const l = this.loop;
+    // A broken state dir degrades log shipping (no persisted checkpoints); it does not stop it.
+    const fault = this.store?.fault;
+    if (fault) return { ok: true, detail: `log checkpoints are not persisted: ${fault}` };
     if (l && l.consecutiveFailures > 0)
       return {
         ok: true,

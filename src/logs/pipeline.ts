@@ -145,6 +145,8 @@ export interface PipelineHooks {
   retry(): void;
   drop(reason: DropReason, n: number): void;
   warn(cause: string, obj: Record<string, unknown>, msg: string): void;
+  /** Persisting checkpoints failed (counted; warned about at a bounded rate). */
+  checkpointFailed?(err: unknown): void;
 }
 
 export interface PipelineOptions {
@@ -217,11 +219,13 @@ export class ExportLoop {
     try {
       await this.o.checkpoints.flush();
     } catch (err) {
-      this.o.hooks.warn(
-        'checkpoint-write',
-        { err, file: this.o.checkpoints.file },
-        'Writing the log checkpoint file failed; delivered lines may be sent again after a restart.',
-      );
+      if (this.o.hooks.checkpointFailed) this.o.hooks.checkpointFailed(err);
+      else
+        this.o.hooks.warn(
+          'checkpoint-write',
+          { err, file: this.o.checkpoints.file },
+          'Writing the log checkpoint file failed; delivered lines may be sent again after a restart.',
+        );
     }
   }
 

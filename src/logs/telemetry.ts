@@ -63,8 +63,11 @@ export class LogTelemetry {
   private queue: QueueView | undefined;
   private readonly m;
 
-  constructor(registry: Registry, logger: Logger) {
-    this.once = new OnceLogger(logger);
+  constructor(
+    registry: Registry,
+    private readonly log: Logger,
+  ) {
+    this.once = new OnceLogger(log);
     const registers = [registry];
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- prom-client collect() binds its own this
     const self = this;
@@ -111,6 +114,11 @@ export class LogTelemetry {
         name: 'harbormaster_log_export_failures_total',
         help: 'Failed export attempts, by kind (retryable or permanent).',
         labelNames: ['kind'],
+        registers,
+      }),
+      checkpointFailures: new Counter({
+        name: 'harbormaster_log_checkpoint_write_failures_total',
+        help: 'Failed writes of the log checkpoint file (state dir read-only, full, or not a directory); lines delivered since the last good write may be sent again after a restart.',
         registers,
       }),
       retries: new Counter({
@@ -263,6 +271,19 @@ export class LogTelemetry {
   exportFailure(kind: 'retryable' | 'permanent', error?: Error): void {
     this.m.failures.inc({ kind });
     if (error) this.lastExportError = error.message;
+  }
+
+  private lastCheckpointWarnAt = -Infinity;
+
+  /** A checkpoint write failed: counted; a warning at most once a minute (names the path). */
+  checkpointFailed(err: unknown, file: string, now = Date.now()): void {
+    this.m.checkpointFailures.inc();
+    if (now - this.lastCheckpointWarnAt < 60_000) return;
+    this.lastCheckpointWarnAt = now;
+    this.log.warn(
+      { err, file },
+      'Writing the log checkpoint file failed; log shipping goes on, and delivered lines may be sent again after a restart (harbormaster_log_checkpoint_write_failures_total; warned at most once a minute).',
+    );
   }
 
   retry(): void {

@@ -148,15 +148,34 @@ describe('checkpoint store', () => {
       expect(err?.code).toMatch(/^(EROFS|EACCES)$/);
       expect(err?.message).toContain(state);
       expect(s.get('a')).toEqual(cp(42));
+      expect(s.fault).toContain(path.join(state, CHECKPOINT_FILE));
+      expect(s.writeFailures).toBe(1);
       undo();
       undone = true;
       await s.flush();
       expect(s.writeCount).toBe(1);
+      expect(s.fault).toBeUndefined();
       expect(JSON.parse(readFileSync(path.join(state, CHECKPOINT_FILE), 'utf8'))).toMatchObject({
         files: { a: cp(42) },
       });
     } finally {
       if (!undone) undo();
     }
+  });
+
+  it('a state dir that is a regular file does not throw: the store is in fault (naming the path) and recovers once it is a directory', async () => {
+    const dir = tempDir();
+    const state = path.join(dir, 'state');
+    writeFileSync(state, 'not a directory');
+    const s = new CheckpointStore(state, silent);
+    expect(s.fault).toContain(path.join(state, CHECKPOINT_FILE));
+    expect(s.firstStart).toBe(false);
+    s.set('a', cp(1));
+    await expect(s.flush()).rejects.toThrow();
+    rmSync(state);
+    mkdirSync(state);
+    await s.flush();
+    expect(s.fault).toBeUndefined();
+    expect(new CheckpointStore(state, silent).get('a')).toEqual(cp(1));
   });
 });
