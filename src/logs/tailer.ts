@@ -270,7 +270,7 @@ export class Tailer {
     while (!this.stopped) {
       const wait = this.opts.sink.waitForSpace();
       if (wait) {
-        await wait;
+        await this.pausedWait(wait);
         continue;
       }
       let progressed: boolean;
@@ -289,6 +289,28 @@ export class Tailer {
         this.observedMs = this.now();
         this.partials.flushStale(this.observedMs);
         await this.sleep(this.nextSleepMs());
+      }
+    }
+  }
+
+  /**
+   * Paused on a full queue: wakes when there is room, and every poll interval meanwhile to notice
+   * stop() and keep bytesBehind() current (the files keep growing while we do not read).
+   */
+  private async pausedWait(wait: Promise<void>): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const poll = new Promise<'poll'>(
+      (r) => (timer = setTimeout(() => r('poll'), this.opts.pollMs)),
+    );
+    const r = await Promise.race([wait.then(() => 'room' as const), poll]);
+    clearTimeout(timer);
+    if (r === 'room' || this.stopped) return;
+    for (const f of this.files) {
+      try {
+        const st = await f.fh.stat();
+        if (st.size > f.size) f.size = st.size;
+      } catch {
+        // closed meanwhile
       }
     }
   }

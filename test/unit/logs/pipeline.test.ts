@@ -112,16 +112,53 @@ describe('bounded queue', () => {
       expect(t.bytesBehind()).toBe(behind);
       expect(q.bytes).toBeLessThan(16 * 1024 + 4096 + 50 * RECORD_OVERHEAD);
     }
+    // While paused, bytes behind follow what the container keeps writing.
+    const size0 = statSync(w.file).size;
+    w.write('stdout', 'written while paused');
+    const added = statSync(w.file).size - size0;
+    await until(() => t.bytesBehind() > behind, 'bytes behind to grow while paused');
+    expect(q.full()).toBe(true);
+    expect(t.bytesBehind()).toBe(behind + added);
     const got: string[] = [];
     await until(() => {
       const b = q.take();
       for (const r of b.records) got.push(r.body.toString());
       q.release(b.bytes);
-      return got.length === total;
+      return got.length === total + 1;
     }, 'every line after draining');
     expect(got[0]).toBe(`line 0 ${'p'.repeat(80)}`);
     expect(got[total - 1]).toBe(`line ${total - 1} ${'p'.repeat(80)}`);
+    expect(got[total]).toBe('written while paused');
     expect(t.bytesBehind()).toBe(0);
+  });
+});
+
+describe('a paused tailer', () => {
+  it('stops promptly while the queue stays full', async () => {
+    const dir = tempDir('hm-q-');
+    const w = new FakeDockerLog(dir);
+    for (let i = 0; i < 500; i++) w.write('stdout', `line ${i} ${'p'.repeat(80)}`);
+    const q = new BoundedQueue(4096, 50, 1 << 20);
+    const t = new Tailer({
+      key: 'c',
+      path: w.file,
+      resource,
+      sink: q,
+      stats: { lines: () => {}, drop: () => {}, truncated: () => {}, warn: () => {} },
+      startAt: 'beginning',
+      maxLineBytes: 1 << 20,
+      chunkBytes: 4096,
+      partialFlushMs: 60_000,
+      pollMs: 10,
+      watch: false,
+    });
+    t.start();
+    await until(() => q.full(), 'the queue to fill');
+    let stopped = false;
+    const stopping = t.stop().then(() => (stopped = true));
+    await until(() => stopped, 'stop() to return with the queue still full');
+    await stopping;
+    expect(q.full()).toBe(true);
   });
 });
 
