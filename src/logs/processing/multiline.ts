@@ -2,6 +2,7 @@
 // Python and Go stack traces. Runs after partial-line reassembly; stdout and stderr are grouped
 // separately and never merged. Memory per group is bounded by max_lines and max_bytes; a group
 // that reaches a bound is emitted and the next line starts a new group.
+import type { Pattern } from '../../util/pattern.js';
 import type { Clock, ProcessableRecord, ProcessingHooks } from './types.js';
 
 export const MULTILINE_PRESETS = ['java', 'python', 'go'] as const;
@@ -11,7 +12,7 @@ export interface MultilineOptions {
   /** Stack-trace presets to recognise (any combination). Ignored when startPattern is set. */
   presets: readonly MultilinePreset[];
   /** A line matching this starts a new record; other lines continue the open one. */
-  startPattern?: RegExp;
+  startPattern?: Pattern;
   /** Most lines in one record. */
   maxLines: number;
   /** Most bytes (UTF-8, without the joining newlines) in one record. */
@@ -90,16 +91,11 @@ const PRESET_RULES: Record<MultilinePreset, Rule> = {
   go: goRule,
 };
 
-function patternRule(start: RegExp): Rule {
+function patternRule(start: Pattern): Rule {
   return {
     opens: () => 'p',
-    continues: (line) => (safeTest(start, line) ? undefined : { state: 'p' }),
+    continues: (line) => (start.test(line) ? undefined : { state: 'p' }),
   };
-}
-
-function safeTest(re: RegExp, s: string): boolean {
-  re.lastIndex = 0;
-  return re.test(s);
 }
 
 interface Group<M> {

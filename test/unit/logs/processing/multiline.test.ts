@@ -6,6 +6,7 @@ import {
   type MultilineOptions,
 } from '../../../../src/logs/processing/multiline.js';
 import type { ProcessableRecord } from '../../../../src/logs/processing/types.js';
+import { Pattern } from '../../../../src/util/pattern.js';
 
 const JAVA = [
   'java.lang.IllegalStateException: order 42 has no items',
@@ -153,7 +154,7 @@ describe('multiline presets', () => {
 
 describe('multiline start pattern', () => {
   it('a line matching the pattern starts a record; others continue it', () => {
-    const h = harness({ startPattern: /^\d{4}-\d\d-\d\d / });
+    const h = harness({ startPattern: Pattern.compile('^\\d{4}-\\d\\d-\\d\\d ') });
     for (const l of ['2024-01-01 a', 'cont 1', 'cont 2', '2024-01-01 b', '2024-01-01 c', 'x'])
       h.push(l);
     h.g.flushAll();
