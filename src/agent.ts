@@ -11,6 +11,8 @@ import { metricsFeature } from './collectors/metrics-feature.js';
 import { lifecycleFeature } from './collectors/lifecycle/index.js';
 import { createLogsComponent } from './logs/component.js';
 import { MetricsExporter, omitFamilies } from './exporters/prometheus.js';
+import { spanSpoolFor } from './exporters/span-spool.js';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { createApp } from './server/app.js';
 import type { Logger } from './util/logger.js';
 import { VERSION } from './version.js';
@@ -25,6 +27,8 @@ export interface AgentContext {
   hostName: string;
   /** Shared by the cgroup collector and lifecycle: OOM kills without double counting. */
   oom: OomTracker;
+  /** Keeps run spans the OTLP receiver does not take (state-dir spool); undefined: off. */
+  wrapSpanExporter?: (exporter: SpanExporter) => SpanExporter;
 }
 
 /** A factory returns undefined when its feature is switched off. */
@@ -91,6 +95,7 @@ export class Agent {
       inventory,
       hostName: config.host_name || hostname(),
       oom: new OomTracker(),
+      wrapSpanExporter: spanSpoolFor(config, logger, metrics.registry),
     };
     this.components.push(inventory);
     for (const f of [...FEATURES, ...extra]) {
