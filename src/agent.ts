@@ -86,6 +86,8 @@ export class Agent {
       registry: metrics.registry,
       removedGraceMs: config.docker.removed_grace_seconds * 1000,
       maxBackoffMs: config.docker.reconnect_max_backoff_seconds * 1000,
+      heartbeatMs: config.docker.heartbeat_seconds * 1000,
+      heartbeatTimeoutMs: config.docker.heartbeat_timeout_seconds * 1000,
     });
     this.ctx = {
       config,
