@@ -36,6 +36,12 @@ export class Pattern {
     readonly source: string,
     private readonly re: RE2JS,
     private readonly groups: number,
+    /**
+     * For a plain alternation of ASCII literals ("healthcheck|GET /metrics"), the same search by
+     * V8's RegExp: a literal alternation cannot backtrack beyond its own length at each position,
+     * and V8 runs it about 30 times faster than RE2JS (bench/patterns.ts).
+     */
+    private readonly literal?: RegExp,
   ) {}
 
   /** Compiles `source`; throws PatternError naming the pattern and what is unsupported. */
@@ -46,7 +52,7 @@ export class Pattern {
     if (opts.caseInsensitive) flags |= RE2JS.CASE_INSENSITIVE;
     try {
       const re = RE2JS.compile(source, flags);
-      return new Pattern(source, re, re.groupCount());
+      return new Pattern(source, re, re.groupCount(), literalAlternation(source, opts));
     } catch (err) {
       if (err instanceof RE2JSException)
         throw new PatternError(source, explain(err), { cause: err });
@@ -56,6 +62,10 @@ export class Pattern {
 
   /** Whether the pattern matches anywhere in `s`. */
   test(s: string): boolean {
+    if (this.literal) {
+      this.literal.lastIndex = 0;
+      return this.literal.test(s);
+    }
     return this.re.test(s);
   }
 
@@ -66,6 +76,15 @@ export class Pattern {
    * otherwise the whole match. Empty matches replace nothing.
    */
   mask(s: string, mask: string): { s: string; n: number } {
+    if (this.literal) {
+      let n = 0;
+      this.literal.lastIndex = 0;
+      const out = s.replace(this.literal, () => {
+        n++;
+        return mask;
+      });
+      return { s: n === 0 ? s : out, n };
+    }
     // The DFA answers "no match" fast; positions need the slower NFA, so only on a match.
     if (!this.re.test(s)) return { s, n: 0 };
     const m = this.re.matcher(s);
@@ -124,6 +143,23 @@ function explain(err: RE2JSException): string {
   const msg = err.message.replace(/^error parsing regexp: /, '');
   for (const [re, hint] of HINTS) if (re.test(err.message)) return `${hint} (${msg})`;
   return msg;
+}
+
+const LITERAL_ALTERNATION = /^[\x20-\x7e]+$/;
+const META = /[\\^$.?*+()[\]{}]/;
+
+/** A global RegExp for a pattern made only of ASCII literals joined by "|", else undefined. */
+function literalAlternation(source: string, opts: PatternOptions): RegExp | undefined {
+  let body = source;
+  let ci = opts.caseInsensitive === true;
+  if (body.startsWith('(?i)')) {
+    body = body.slice(4);
+    ci = true;
+  }
+  if (!LITERAL_ALTERNATION.test(body) || META.test(body)) return undefined;
+  const alts = body.split('|');
+  if (alts.some((a) => a === '')) return undefined;
+  return new RegExp(alts.join('|'), ci ? 'gi' : 'g');
 }
 
 function clip(s: string): string {

@@ -73,3 +73,27 @@ describe('Pattern', () => {
     expect(Pattern.compile('(?<=pw=)\\w+').mask('日本é pw=abc', '*').s).toBe('日本é pw=*');
   });
 });
+
+describe('literal alternations', () => {
+  it('answer exactly as the RE2 engine does (property)', async () => {
+    const fc = await import('fast-check');
+    const { RE2JS } = await import('re2js');
+    const word = fc.stringMatching(/^[a-zA-Z0-9 /_:=-]{1,6}$/);
+    fc.assert(
+      fc.property(
+        fc.array(word, { minLength: 1, maxLength: 4 }),
+        fc.boolean(),
+        fc.array(fc.oneof(word, fc.constantFrom('x', 'A', ' ')), { maxLength: 12 }),
+        (alts, ci, parts) => {
+          const src = `${ci ? '(?i)' : ''}${alts.join('|')}`;
+          const input = parts.join('');
+          const p = Pattern.compile(src);
+          const re = RE2JS.compile(src);
+          expect(p.test(input)).toBe(re.test(input));
+          expect(p.mask(input, '#').s).toBe(re.matcher(input).replaceAll('#'));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
