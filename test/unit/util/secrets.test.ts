@@ -106,3 +106,25 @@ describe('redactSecrets', () => {
     expect(cfg.otlp.headers.authorization).toBe('Bearer x');
   });
 });
+
+describe('doctor', () => {
+  it('prints an OTLP endpoint with its password masked', async () => {
+    const { createServer } = await import('node:net');
+    const { runDoctor } = await import('../../../src/doctor.js');
+    const server = createServer((s) => s.destroy());
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    let out = '';
+    try {
+      await runDoctor({
+        flags: { output: 'text' },
+        env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://shipper:doctor-pw@127.0.0.1:${port}` },
+        write: (s) => (out += s),
+      });
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+    expect(out).toContain(`http://shipper:***@127.0.0.1:${port}`);
+    expect(out).not.toContain('doctor-pw');
+  });
+});
