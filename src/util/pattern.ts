@@ -41,7 +41,7 @@ export class Pattern {
      * V8's RegExp: a literal alternation cannot backtrack beyond its own length at each position,
      * and V8 runs it about 30 times faster than RE2JS (bench/patterns.ts).
      */
-    private readonly literal?: RegExp,
+    private readonly literal?: { test: RegExp; all: RegExp },
   ) {}
 
   /** Compiles `source`; throws PatternError naming the pattern and what is unsupported. */
@@ -62,10 +62,7 @@ export class Pattern {
 
   /** Whether the pattern matches anywhere in `s`. */
   test(s: string): boolean {
-    if (this.literal) {
-      this.literal.lastIndex = 0;
-      return this.literal.test(s);
-    }
+    if (this.literal) return this.literal.test.test(s);
     return this.re.test(s);
   }
 
@@ -78,8 +75,7 @@ export class Pattern {
   mask(s: string, mask: string): { s: string; n: number } {
     if (this.literal) {
       let n = 0;
-      this.literal.lastIndex = 0;
-      const out = s.replace(this.literal, () => {
+      const out = s.replace(this.literal.all, () => {
         n++;
         return mask;
       });
@@ -148,8 +144,11 @@ function explain(err: RE2JSException): string {
 const LITERAL_ALTERNATION = /^[\x20-\x7e]+$/;
 const META = /[\\^$.?*+()[\]{}]/;
 
-/** A global RegExp for a pattern made only of ASCII literals joined by "|", else undefined. */
-function literalAlternation(source: string, opts: PatternOptions): RegExp | undefined {
+/** RegExps for a pattern made only of ASCII literals joined by "|", else undefined. */
+function literalAlternation(
+  source: string,
+  opts: PatternOptions,
+): { test: RegExp; all: RegExp } | undefined {
   let body = source;
   let ci = opts.caseInsensitive === true;
   if (body.startsWith('(?i)')) {
@@ -159,7 +158,8 @@ function literalAlternation(source: string, opts: PatternOptions): RegExp | unde
   if (!LITERAL_ALTERNATION.test(body) || META.test(body)) return undefined;
   const alts = body.split('|');
   if (alts.some((a) => a === '')) return undefined;
-  return new RegExp(alts.join('|'), ci ? 'gi' : 'g');
+  const body2 = alts.join('|');
+  return { test: new RegExp(body2, ci ? 'i' : ''), all: new RegExp(body2, ci ? 'gi' : 'g') };
 }
 
 function clip(s: string): string {
