@@ -5,6 +5,7 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { runLogsBench } from './logs-throughput.js';
 import { runMetricsBench } from './metrics-collection.js';
+import { runPatternsBench } from './patterns.js';
 import { runRealContainersBench } from './real-containers.js';
 
 const quick = process.argv.includes('--quick');
@@ -29,6 +30,7 @@ const results: Record<string, unknown> = {
 if (want('metrics')) results.metricsCollection = await runMetricsBench({ quick });
 if (want('real')) results.realContainers = await runRealContainersBench({ quick });
 if (want('logs')) results.logs = await runLogsBench({ quick });
+if (want('patterns')) results.patterns = runPatternsBench({ quick });
 
 const dir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 mkdirSync(dir, { recursive: true });

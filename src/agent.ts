@@ -15,6 +15,8 @@ import type { LogExporter } from './logs/types.js';
 import { NdjsonLogExporter } from './exporters/ndjson.js';
 import { OtlpLogsExporter, otlpLogsUrl } from './exporters/otlp-logs.js';
 import { MetricsExporter, omitFamilies } from './exporters/prometheus.js';
+import { spanSpoolFor } from './exporters/span-spool.js';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { createApp } from './server/app.js';
 import type { Logger } from './util/logger.js';
 import { VERSION } from './version.js';
@@ -29,6 +31,8 @@ export interface AgentContext {
   hostName: string;
   /** Shared by the cgroup collector and lifecycle: OOM kills without double counting. */
   oom: OomTracker;
+  /** Keeps run spans the OTLP receiver does not take (state-dir spool); undefined: off. */
+  wrapSpanExporter?: (exporter: SpanExporter) => SpanExporter;
 }
 
 /** A factory returns undefined when its feature is switched off. */
@@ -131,6 +135,8 @@ export class Agent {
       registry: metrics.registry,
       removedGraceMs: config.docker.removed_grace_seconds * 1000,
       maxBackoffMs: config.docker.reconnect_max_backoff_seconds * 1000,
+      heartbeatMs: config.docker.heartbeat_seconds * 1000,
+      heartbeatTimeoutMs: config.docker.heartbeat_timeout_seconds * 1000,
     });
     this.ctx = {
       config,
@@ -140,6 +146,7 @@ export class Agent {
       inventory,
       hostName: config.host_name || hostname(),
       oom: new OomTracker(),
+      wrapSpanExporter: spanSpoolFor(config, logger, metrics.registry),
     };
     this.components.push(inventory);
     for (const f of [...FEATURES, ...extra]) {

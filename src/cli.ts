@@ -5,6 +5,7 @@ import { ConfigError, listLeaves, loadConfig, type LoadedConfig } from './config
 import { runDoctor } from './doctor.js';
 import { renderConfigReference } from './config/reference.js';
 import { createLogger } from './util/logger.js';
+import { redactSecrets } from './util/secrets.js';
 import { VERSION } from './version.js';
 
 const USAGE = `Usage: harbormaster [command] [options]
@@ -167,7 +168,8 @@ export async function main(argv: string[]): Promise<number> {
           }
           const { config } = load(args, file);
           process.stderr.write(`${file}: configuration is valid. Effective configuration:\n`);
-          process.stdout.write(stringify(config));
+          // Secrets never printed: header values, passwords and tokens are masked.
+          process.stdout.write(stringify(redactSecrets(config)));
           return 0;
         }
         if (sub === 'reference') {

@@ -12,6 +12,7 @@ import type { Config } from './config/schema.js';
 import type { ApiContainerInspect, ApiContainerSummary, ApiInfo } from './docker/api-types.js';
 import { containerCgroupPath } from './docker/cgroup-path.js';
 import { DockerClient, DockerError, MIN_API_VERSION } from './docker/client.js';
+import { maskSecretsInString } from './util/secrets.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -625,6 +626,11 @@ export async function runDoctor(opts: DoctorOptions): Promise<number> {
   }
   const { config } = loadConfig({ file: opts.file, env: opts.env ?? process.env, flags });
   const report = await diagnose(config);
-  write(output === 'json' ? JSON.stringify(report, null, 2) + '\n' : renderReport(report));
+  // Secrets never printed: the report names endpoints, which may carry user:password@.
+  write(
+    maskSecretsInString(
+      output === 'json' ? JSON.stringify(report, null, 2) + '\n' : renderReport(report),
+    ),
+  );
   return report.exitCode;
 }

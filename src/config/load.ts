@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
+import { SECRET_MASK, isSecretPath, maskSecretsInString } from '../util/secrets.js';
 import { configSchema, type Config } from './schema.js';
 
 export type LeafKind = 'string' | 'number' | 'boolean' | 'string[]' | 'record' | 'enum' | 'other';
@@ -298,7 +299,7 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
         message = `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
       const got = valueAt(merged, issue.path);
       if (got !== undefined && (typeof got !== 'object' || got === null))
-        message += `, got ${JSON.stringify(got).slice(0, 200)}`;
+        message += `, got ${isSecretPath(issue.path) ? SECRET_MASK : maskSecretsInString(JSON.stringify(got).slice(0, 200))}`;
       problems.push({ path, message, source: findSource(sources, path) });
     }
   }

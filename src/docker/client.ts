@@ -240,20 +240,32 @@ export class DockerClient {
     }
   }
 
+  /**
+   * GET /_ping within timeoutMs: the heartbeat of an idle event stream (whose connection cannot
+   * carry another request). Rejects with a DockerError (reason timeout) when there is no answer.
+   */
+  async ping(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    await this.raw('/_ping', signal, timeoutMs);
+  }
+
   private raw(
     path: string,
     signal?: AbortSignal,
+    timeoutMs = this.timeoutMs,
   ): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
     return new Promise((resolve, reject) => {
       const req = this.send(path, signal);
-      req.setTimeout(this.timeoutMs, () => {
+      // A timer, not only the socket idle timeout: a daemon that trickles bytes still times out.
+      const timer = setTimeout(() => {
         req.destroy(
           new DockerError(
-            `the Docker daemon at ${this.endpoint.url} did not answer ${path} within ${this.timeoutMs} ms`,
+            `the Docker daemon at ${this.endpoint.url} did not answer ${path} within ${timeoutMs} ms`,
             'timeout',
           ),
         );
-      });
+      }, timeoutMs);
+      timer.unref();
+      req.on('close', () => clearTimeout(timer));
       req.on('error', (err) => reject(this.describeError(err)));
       req.on('response', (res) => {
         const chunks: Buffer[] = [];

@@ -36,6 +36,13 @@ export interface InventoryOptions {
   removedGraceMs?: number;
   maxBackoffMs?: number;
   initialBackoffMs?: number;
+  /**
+   * While the event stream has been idle this long, GET /_ping; 0: off. A daemon behind tcp://
+   * that vanishes silently (no FIN, no RST) otherwise leaves the stream open forever.
+   */
+  heartbeatMs?: number;
+  /** How long the heartbeat ping may take before the stream is dropped and reconnected. */
+  heartbeatTimeoutMs?: number;
   now?: () => number;
 }
 
@@ -107,6 +114,8 @@ export class Inventory implements Component, ContainerSource {
   private readonly removedGraceMs: number;
   private readonly maxBackoffMs: number;
   private readonly initialBackoffMs: number;
+  private readonly heartbeatMs: number;
+  private readonly heartbeatTimeoutMs: number;
   private readonly now: () => number;
   private readonly containers = new Map<string, ContainerInfo>();
   private readonly removed = new Map<string, { info: ContainerInfo; expires: number }>();
@@ -139,6 +148,8 @@ export class Inventory implements Component, ContainerSource {
     this.removedGraceMs = opts.removedGraceMs ?? 60_000;
     this.maxBackoffMs = opts.maxBackoffMs ?? 10_000;
     this.initialBackoffMs = Math.max(10, opts.initialBackoffMs ?? 250);
+    this.heartbeatMs = opts.heartbeatMs ?? 15_000;
+    this.heartbeatTimeoutMs = opts.heartbeatTimeoutMs ?? 5_000;
     this.now = opts.now ?? Date.now;
     const registers = opts.registry ? [opts.registry] : [];
     // eslint-disable-next-line @typescript-eslint/no-this-alias
@@ -358,12 +369,14 @@ export class Inventory implements Component, ContainerSource {
     // Open the event stream first and buffer, so nothing between list and follow is missed.
     const buffered: DockerEvent[] = [];
     let live = false;
+    let lastActivity = Date.now();
     let opened!: () => void;
     const openedP = new Promise<void>((r) => (opened = r));
     this.stream = this.client.stream(
       '/events',
       undefined,
       (line) => {
+        lastActivity = Date.now();
         let ev: DockerEvent;
         try {
           ev = JSON.parse(line) as DockerEvent;
@@ -399,7 +412,68 @@ export class Inventory implements Component, ContainerSource {
     this.readySince = this.now();
     onSynced();
     for (const w of [...this.syncWaiters]) w();
-    await done;
+    const beat = this.heartbeat(signal, () => lastActivity);
+    try {
+      await Promise.race([done, beat.failed]);
+    } catch (err) {
+      stream.abort();
+      throw err;
+    } finally {
+      beat.stop();
+    }
+  }
+
+  /**
+   * Pings the daemon whenever the event stream has been idle for heartbeatMs. `failed` rejects
+   * (DockerError) when a ping gets no answer within heartbeatTimeoutMs; it never resolves.
+   */
+  private heartbeat(
+    signal: AbortSignal,
+    lastActivity: () => number,
+  ): { failed: Promise<never>; stop: () => void } {
+    const every = this.heartbeatMs;
+    let timer: NodeJS.Timeout | undefined;
+    let stopped = false;
+    const failed = new Promise<never>((_, reject) => {
+      if (every <= 0) return;
+      const tick = (): void => {
+        timer = undefined;
+        if (stopped || signal.aborted) return;
+        const idle = Date.now() - lastActivity();
+        if (idle < every) {
+          timer = setTimeout(tick, every - idle);
+          timer.unref();
+          return;
+        }
+        this.client.ping(this.heartbeatTimeoutMs, signal).then(
+          () => {
+            if (stopped) return;
+            timer = setTimeout(tick, every);
+            timer.unref();
+          },
+          (err: unknown) => {
+            if (stopped || signal.aborted) return;
+            const e = err instanceof DockerError ? err : this.client.describeError(err);
+            reject(
+              new DockerError(
+                `the event stream from ${this.client.endpoint.url} was idle for ${Math.round(idle / 1000)} s and the daemon did not answer /_ping (${e.message}); reconnecting`,
+                e.reason,
+              ),
+            );
+          },
+        );
+      };
+      timer = setTimeout(tick, every);
+      timer.unref();
+    });
+    failed.catch(() => undefined); // observed by the caller's race
+    return {
+      failed,
+      stop: () => {
+        stopped = true;
+        if (timer) clearTimeout(timer);
+      },
+    };
   }
 
   /** Lists and inspects every container and reconciles the inventory with it. */

@@ -176,6 +176,8 @@ export interface RunSpanExporterOptions {
   registry?: Registry;
   /** Exporter to use instead of OTLP/HTTP (tests). */
   exporter?: SpanExporter;
+  /** Decorates the (counting) exporter, e.g. with the state-dir spool (span-spool.ts). */
+  wrapExporter?: (exporter: SpanExporter) => SpanExporter;
 }
 
 /** Sends finished container runs as spans; a no-op export never blocks or throws. */
@@ -238,7 +240,7 @@ export class RunSpanExporter {
       shutdown: () => inner.shutdown(),
       forceFlush: () => inner.forceFlush?.() ?? Promise.resolve(),
     };
-    this.processor = new BatchSpanProcessor(counting, {
+    this.processor = new BatchSpanProcessor(opts.wrapExporter?.(counting) ?? counting, {
       scheduledDelayMillis: Math.round(opts.config.lifecycle.traces_batch_delay_seconds * 1000),
       exportTimeoutMillis: timeoutMillis + 1000,
       maxQueueSize: 2048,

@@ -161,6 +161,7 @@ export class LogsComponent implements Component {
         drop: (reason, n) => this.t.drop(reason, n),
         event: (name, n) => this.t.event(name, n),
         warnOnce: (cause, obj, msg) => this.t.warn(cause, obj, msg),
+        recordSeconds: (sec) => this.t.recordSeconds(sec),
       },
     });
   }

@@ -1,7 +1,7 @@
 // The log path's own metrics, in one place: every counter and gauge of log shipping, the
 // per-container shipping stats, and a read-only snapshot for the status page. Sources, stages and
 // the export loop report here through narrow methods; nothing else defines log metrics.
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { OnceLogger, type Logger } from '../util/logger.js';
 import { PROCESSING_EVENTS, type ProcessingEvent } from './processing/types.js';
 import { DROP_REASONS, type DropReason, type LogRecord } from './types.js';
@@ -80,7 +80,7 @@ export class LogTelemetry {
     for (const r of DROP_REASONS) drops.inc({ reason: r }, 0);
     const events = new Counter({
       name: 'harbormaster_log_processing_events_total',
-      help: 'Things log processing did, by event (parsed_json, parsed_logfmt, parse_failed, attributes_dropped, values_truncated, multiline_split, multiline_timeout, invalid_label, redacted).',
+      help: 'Things log processing did, by event (parsed_json, parsed_logfmt, parse_failed, attributes_dropped, values_truncated, multiline_split, multiline_timeout, invalid_label, redacted, label_clamped, over_budget).',
       labelNames: ['event'],
       registers,
     });
@@ -100,9 +100,16 @@ export class LogTelemetry {
       labelNames: ['container_name', 'stream'],
       registers,
     });
+    const recordSeconds = new Histogram({
+      name: 'harbormaster_log_record_processing_seconds',
+      help: 'Time to process one log record (multiline, filters, parsing, redaction); records over logs.processing.record_budget_seconds are also counted as over_budget.',
+      buckets: [0.00001, 0.0001, 0.001, 0.01, 0.05, 0.25, 1],
+      registers,
+    });
     this.m = {
       drops,
       events,
+      recordSeconds,
       linesRead,
       bytesRead,
       exported: new Counter({
@@ -243,6 +250,10 @@ export class LogTelemetry {
       { reason },
       `Log data was dropped (reason ${reason}); counted in harbormaster_log_drops_total, logged once per reason.`,
     );
+  }
+
+  recordSeconds(s: number): void {
+    this.m.recordSeconds.observe(s);
   }
 
   event(name: ProcessingEvent, n = 1): void {

@@ -1,10 +1,26 @@
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
+import { redactSecrets } from './secrets.js';
 
 export type { Logger };
 
 /** The agent's own structured log: JSON lines on stderr. */
-export function createLogger(level: string = 'info'): Logger {
-  return pino({ level, base: { app: 'harbormaster' } }, pino.destination({ dest: 2, sync: true }));
+export function createLogger(
+  level: string = 'info',
+  dest: DestinationStream = pino.destination({ dest: 2, sync: true }),
+): Logger {
+  return pino(
+    {
+      level,
+      base: { app: 'harbormaster' },
+      // Secrets never printed: credentials in fields, headers, URLs and messages are masked.
+      hooks: {
+        logMethod(args, method) {
+          method.apply(this, args.map((a) => redactSecrets(a)) as Parameters<typeof method>);
+        },
+      },
+    },
+    dest,
+  );
 }
 
 /** A logger that logs each distinct cause once (hot paths: count always, log once). */

@@ -196,6 +196,7 @@ export class LifecycleCollector implements Component, ExpositionProvider {
       hostName: ctx.hostName,
       logger: ctx.logger,
       registry: ctx.metrics.registry,
+      wrapExporter: ctx.wrapSpanExporter,
     });
     const allow = this.allow;
     this.tracker = new LifecycleTracker({

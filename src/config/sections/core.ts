@@ -96,4 +96,13 @@ export const dockerSection = section({
     60,
     'How long a removed container stays resolvable (for late readers such as log tailers).',
   ),
+  heartbeat_seconds: durationSeconds(
+    15,
+    'While the event stream is idle for this long, the daemon is asked /_ping; no answer within heartbeat_timeout_seconds and the stream is dropped and reconnected (a tcp:// daemon that vanishes silently is noticed). 0: off.',
+  ),
+  heartbeat_timeout_seconds: durationSeconds(
+    5,
+    'How long the /_ping heartbeat waits for the daemon (at least 0.1).',
+    0.1,
+  ),
 });

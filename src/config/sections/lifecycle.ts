@@ -24,4 +24,12 @@ export const lifecycleSection = section({
     .positive()
     .default(1)
     .describe('How long finished run spans are batched before an OTLP export request is sent.'),
+  traces_spool_max_bytes: z
+    .number()
+    .int()
+    .min(0)
+    .default(16 * 1024 * 1024)
+    .describe(
+      'Run spans that the OTLP receiver does not take are kept in <state_dir>/spans up to this many bytes and sent when it is back (surviving agent restarts); beyond it they are dropped and counted in harbormaster_otlp_spans_dropped_total. 0: no spool.',
+    ),
 });

@@ -1,32 +1,27 @@
 // The logs.processing config section: multiline grouping, body parsing, per-container controls
-// and redaction. Per-container labels (harbormaster.logs.*) override these; see labels.ts.
+// and redaction. Per-container labels (harbormaster.logs.*) override these, but never above a
+// limit set here (they are clamped); see processor.ts.
 import { z } from 'zod';
 import { section } from '../../config/sections/core.js';
 import { PARSER_MODES } from './body.js';
 import { MULTILINE_PRESETS } from './multiline.js';
-import { compileUserRegex } from './redact.js';
+import { MAX_PATTERN_LENGTH, checkPattern } from '../../util/pattern.js';
+
+/** Rejects a pattern the linear-time engine cannot take, with the engine's reason. */
+const patternCheck =
+  (opts: { caseInsensitive?: boolean } = {}) =>
+  (s: string, ctx: z.RefinementCtx): void => {
+    if (s === '') return;
+    const r = checkPattern(s, opts);
+    if (!r.ok)
+      ctx.addIssue({
+        code: 'custom',
+        message: `${r.error.message} (patterns use RE2 syntax and run in linear time)`,
+      });
+  };
 
 const regexString = (what: string) =>
-  z
-    .string()
-    .max(4096)
-    .refine(
-      (s) => {
-        if (s === '') return true;
-        try {
-          compileUserRegex(s);
-          return true;
-        } catch {
-          return false;
-        }
-      },
-      {
-        message:
-          'expected a valid regular expression (JavaScript syntax; "(?i)" prefix for case-insensitive)',
-      },
-    )
-    .default('')
-    .describe(what);
+  z.string().max(MAX_PATTERN_LENGTH).superRefine(patternCheck()).default('').describe(what);
 
 export const multilineSection = section({
   presets: z
@@ -76,42 +71,16 @@ export const redactionSection = section({
       'Use the built-in patterns: bearer tokens ("Bearer <token>"), Basic authorization headers, passwords in URLs (scheme://user:<password>@host), password= / passwd= / secret= / token= / api_key= pairs and JSON "password": "…" fields.',
     ),
   patterns: z
-    .array(
-      z
-        .string()
-        .min(1)
-        .max(4096)
-        .refine(
-          (s) => {
-            try {
-              compileUserRegex(s, true);
-              return true;
-            } catch {
-              return false;
-            }
-          },
-          { message: 'expected a valid regular expression' },
-        ),
-    )
+    .array(z.string().min(1).max(MAX_PATTERN_LENGTH).superRefine(patternCheck()))
     .default([])
     .describe(
-      'Extra regexes (JavaScript syntax, "(?i)" prefix for case-insensitive); the whole match is masked, so use lookarounds to keep context, e.g. "(?<=ssn=)\\\\d+".',
+      'Extra patterns (RE2 syntax, linear time; "(?i)" prefix for case-insensitive). The whole match is masked, or only the capture groups when the pattern has any; keep context with a lookbehind or a group, e.g. "(?<=ssn=)\\\\d+" or "ssn=(\\\\d+)". Lookaheads and backreferences are rejected.',
     ),
   mask: z.string().max(64).default('***').describe('Text that replaces each masked secret.'),
   secret_keys: z
     .string()
     .default('(^|[._-])(password|passwd|pwd|secret|token|api[_-]?key|apikey|authorization|cookie)$')
-    .refine(
-      (s) => {
-        try {
-          new RegExp(s, 'i');
-          return true;
-        } catch {
-          return false;
-        }
-      },
-      { message: 'expected a valid regular expression' },
-    )
+    .superRefine(patternCheck({ caseInsensitive: true }))
     .describe(
       'Parsed attributes whose key matches this regex (case-insensitive) have their whole value masked. Empty: off.',
     ),
@@ -177,6 +146,14 @@ export const processingSection = section({
     .default(0)
     .describe(
       'Bucket size of the rate limit: records allowed at once after a quiet period. 0: one second worth (= rate_limit_lines_per_second). Label harbormaster.logs.rate_burst.',
+    ),
+  record_budget_seconds: z
+    .number()
+    .positive()
+    .max(60)
+    .default(0.05)
+    .describe(
+      'Time budget for processing one record (multiline, filters, parsing, redaction). Patterns run in linear time, so only long records with costly patterns come near it; a record over it is counted (harbormaster_log_processing_events_total{event="over_budget"}) and logged once per container.',
     ),
   multiline: multilineSection,
   redaction: redactionSection,

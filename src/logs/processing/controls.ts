@@ -1,4 +1,5 @@
 // Per-container controls: enabled switch, drop/keep regexes, a token-bucket rate limit.
+import type { Pattern } from '../../util/pattern.js';
 import type { Clock, ProcessingDropReason } from './types.js';
 
 export const LABEL_PREFIX = 'harbormaster.logs.';
@@ -43,8 +44,8 @@ const KEEP: Verdict = { keep: true };
 /** Drop / keep by regex. Drop patterns (global and label) are checked after the keep pattern. */
 export class LineFilter {
   constructor(
-    private readonly drop: readonly RegExp[],
-    private readonly keep: RegExp | undefined,
+    private readonly drop: readonly Pattern[],
+    private readonly keep: Pattern | undefined,
   ) {}
 
   get active(): boolean {
@@ -53,11 +54,9 @@ export class LineFilter {
 
   verdict(body: string): Verdict {
     if (this.keep) {
-      this.keep.lastIndex = 0;
       if (!this.keep.test(body)) return { keep: false, reason: 'filter_keep' };
     }
     for (const d of this.drop) {
-      d.lastIndex = 0;
       if (d.test(body)) return { keep: false, reason: 'filter_drop' };
     }
     return KEEP;

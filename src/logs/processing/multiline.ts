@@ -10,6 +10,7 @@ import { joinAcks } from '../ack.js';
 import { textOf } from '../record.js';
 import type { LogRecord } from '../types.js';
 import type { Clock, ProcessingHooks } from './types.js';
+import type { Pattern } from '../../util/pattern.js';
 
 export const MULTILINE_PRESETS = ['java', 'python', 'go'] as const;
 export type MultilinePreset = (typeof MULTILINE_PRESETS)[number];
@@ -18,7 +19,7 @@ export interface MultilineOptions {
   /** Stack-trace presets to recognise (any combination). Ignored when startPattern is set. */
   presets: readonly MultilinePreset[];
   /** A line matching this starts a new record; other lines continue the open one. */
-  startPattern?: RegExp;
+  startPattern?: Pattern;
   /** Most lines in one record. */
   maxLines: number;
   /** Most bytes (UTF-8, without the joining newlines) in one record. */
@@ -97,16 +98,11 @@ const PRESET_RULES: Record<MultilinePreset, Rule> = {
   go: goRule,
 };
 
-function patternRule(start: RegExp): Rule {
+function patternRule(start: Pattern): Rule {
   return {
     opens: () => 'p',
-    continues: (line) => (safeTest(start, line) ? undefined : { state: 'p' }),
+    continues: (line) => (start.test(line) ? undefined : { state: 'p' }),
   };
-}
-
-function safeTest(re: RegExp, s: string): boolean {
-  re.lastIndex = 0;
-  return re.test(s);
 }
 
 interface Group {

@@ -20,6 +20,7 @@ import {
   type RedactionPattern,
 } from './redact.js';
 import type { Clock, ProcessingDropReason, ProcessingHooks } from './types.js';
+import { MAX_PATTERN_LENGTH, Pattern, PatternError } from '../../util/pattern.js';
 
 /** Where a container's processed records go. */
 export interface ProcessorSink {
@@ -41,30 +42,32 @@ export interface ContainerSettings {
   limits: BodyLimits;
   multiline: {
     presets: MultilinePreset[];
-    startPattern?: RegExp;
+    startPattern?: Pattern;
     maxLines: number;
     maxBytes: number;
     flushMs: number;
   };
-  drop: RegExp[];
-  keep?: RegExp;
+  drop: Pattern[];
+  keep?: Pattern;
   rate?: { perSecond: number; burst: number };
   redactor: Redactor;
+  /** Over this many milliseconds for one record: counted (over_budget) and logged once. */
+  budgetMs: number;
 }
 
-const MAX_LABEL_REGEX = 4096;
+const MAX_LABEL_REGEX = MAX_PATTERN_LENGTH;
 
 /** Compiles the global redaction settings (config is already validated). */
 export function buildRedactor(cfg: ProcessingConfig['redaction']): Redactor {
   if (!cfg.enabled) return new Redactor({ patterns: [], mask: cfg.mask });
   const patterns: RedactionPattern[] = cfg.default_patterns ? [...DEFAULT_REDACTION_PATTERNS] : [];
-  cfg.patterns.forEach((p, i) =>
-    patterns.push({ name: `custom_${i}`, re: compileUserRegex(p, true) }),
-  );
+  cfg.patterns.forEach((p, i) => patterns.push({ name: `custom_${i}`, re: compileUserRegex(p) }));
   return new Redactor({
     patterns,
     mask: cfg.mask,
-    secretKeys: cfg.secret_keys ? new RegExp(cfg.secret_keys, 'i') : undefined,
+    secretKeys: cfg.secret_keys
+      ? Pattern.compile(cfg.secret_keys, { caseInsensitive: true })
+      : undefined,
   });
 }
 
@@ -88,7 +91,7 @@ export function resolveContainerSettings(
       `Container label ${label} has an invalid value (expected ${expected}); it is ignored.`,
     );
   };
-  const regexLabel = (label: string): RegExp | undefined => {
+  const regexLabel = (label: string): Pattern | undefined => {
     const v = l[label];
     if (v === undefined || v === '') return undefined;
     if (v.length > MAX_LABEL_REGEX) {
@@ -97,10 +100,23 @@ export function resolveContainerSettings(
     }
     try {
       return compileUserRegex(v);
-    } catch {
-      bad(label, v, 'a valid regular expression');
+    } catch (err) {
+      const why = err instanceof PatternError ? `: ${err.reason}` : '';
+      bad(label, v, `a pattern in RE2 syntax (linear time)${why}`);
       return undefined;
     }
+  };
+  // Labels only tighten: a value above the operator's setting is clamped to it, counted and
+  // logged once (a tenant's label must not raise a bound the operator sized memory for).
+  const clamp = (label: string, v: number | undefined, limit: number): number | undefined => {
+    if (v === undefined || v <= limit) return v;
+    hooks.event?.('label_clamped', 1);
+    hooks.warnOnce?.(
+      `label_clamped:${containerName}:${label}`,
+      { container: containerName, label, value: v, limit },
+      `Container label ${label} asks for ${v}, above the operator's setting ${limit}; ${limit} is used (labels can only tighten limits).`,
+    );
+    return limit;
   };
   const numLabel = (label: string, min: number, max: number, int: boolean): number | undefined => {
     const v = l[label];
@@ -150,15 +166,26 @@ export function resolveContainerSettings(
   // An explicit preset label on a container overrides a global start pattern.
   if (pr !== undefined && l[LABELS.multilinePattern] === undefined) startPattern = undefined;
 
-  const drop: RegExp[] = [];
+  const drop: Pattern[] = [];
   if (cfg.drop_pattern) drop.push(compileUserRegex(cfg.drop_pattern));
   const ld = regexLabel(LABELS.drop);
   if (ld) drop.push(ld);
   let keep = cfg.keep_pattern ? compileUserRegex(cfg.keep_pattern) : undefined;
   if (l[LABELS.keep] !== undefined) keep = regexLabel(LABELS.keep) ?? keep;
 
-  const rate = numLabel(LABELS.rateLimit, 0, 1e9, false) ?? cfg.rate_limit_lines_per_second;
-  const burst = numLabel(LABELS.rateBurst, 0, 1e9, true) ?? cfg.rate_limit_burst_lines;
+  let rate = numLabel(LABELS.rateLimit, 0, 1e9, false) ?? cfg.rate_limit_lines_per_second;
+  let burst = numLabel(LABELS.rateBurst, 0, 1e9, true) ?? cfg.rate_limit_burst_lines;
+  const globalRate = cfg.rate_limit_lines_per_second;
+  if (globalRate > 0) {
+    // 0 means "no limit" on a label too: that would raise the operator's limit.
+    rate = clamp(LABELS.rateLimit, rate === 0 ? Infinity : rate, globalRate)!;
+    const globalBurst =
+      cfg.rate_limit_burst_lines > 0
+        ? cfg.rate_limit_burst_lines
+        : Math.max(1, Math.ceil(globalRate));
+    const effective = burst > 0 ? burst : Math.max(1, Math.ceil(rate));
+    burst = clamp(LABELS.rateBurst, effective, globalBurst)!;
+  }
 
   let red = redactor;
   const rl = l[LABELS.redact];
@@ -179,12 +206,24 @@ export function resolveContainerSettings(
     multiline: {
       presets,
       startPattern,
-      maxLines: numLabel(LABELS.multilineMaxLines, 1, 100_000, true) ?? cfg.multiline.max_lines,
+      maxLines:
+        clamp(
+          LABELS.multilineMaxLines,
+          numLabel(LABELS.multilineMaxLines, 1, 100_000, true),
+          cfg.multiline.max_lines,
+        ) ?? cfg.multiline.max_lines,
       maxBytes:
-        numLabel(LABELS.multilineMaxBytes, 1024, 64 * 1024 * 1024, true) ?? cfg.multiline.max_bytes,
+        clamp(
+          LABELS.multilineMaxBytes,
+          numLabel(LABELS.multilineMaxBytes, 1024, 64 * 1024 * 1024, true),
+          cfg.multiline.max_bytes,
+        ) ?? cfg.multiline.max_bytes,
       flushMs:
-        (numLabel(LABELS.multilineFlushSeconds, 0.001, 3600, false) ??
-          cfg.multiline.flush_seconds) * 1000,
+        (clamp(
+          LABELS.multilineFlushSeconds,
+          numLabel(LABELS.multilineFlushSeconds, 0.001, 3600, false),
+          cfg.multiline.flush_seconds,
+        ) ?? cfg.multiline.flush_seconds) * 1000,
     },
     drop,
     keep,
@@ -193,6 +232,7 @@ export function resolveContainerSettings(
         ? { perSecond: rate, burst: burst > 0 ? burst : Math.max(1, Math.ceil(rate)) }
         : undefined,
     redactor: red,
+    budgetMs: cfg.record_budget_seconds * 1000,
   };
 }
 
@@ -211,6 +251,7 @@ export class ContainerProcessor {
     private readonly hooks: ProcessingHooks = {},
     /** Flush expired multiline groups on a real timer (the agent; tests call flushExpired). */
     private readonly timers = false,
+    private readonly containerName = '',
   ) {
     const g = new MultilineGrouper(
       settings.multiline,
@@ -231,10 +272,12 @@ export class ContainerProcessor {
 
   /** One record after partial-line reassembly. The record object may be modified and emitted. */
   push(rec: LogRecord): void {
+    const t0 = performance.now();
     if (this.grouper) {
       this.grouper.push(rec);
       if (this.timers && !this.timer && !this.closed) this.schedule();
     } else this.finish(rec);
+    this.timed(performance.now() - t0, rec.body.length);
   }
 
   /** Bytes held by multiline grouping. */
@@ -262,6 +305,23 @@ export class ContainerProcessor {
       Math.max(1, d - this.clock()),
     );
     this.timer.unref();
+  }
+
+  /** Per-record time budget: measured for every record, over-budget ones counted, logged once. */
+  private timed(ms: number, chars: number): void {
+    this.hooks.recordSeconds?.(ms / 1000);
+    if (ms <= this.settings.budgetMs) return;
+    this.hooks.event?.('over_budget', 1);
+    this.hooks.warnOnce?.(
+      `over_budget:${this.containerName}`,
+      {
+        container: this.containerName,
+        ms: Math.round(ms),
+        chars,
+        budgetMs: this.settings.budgetMs,
+      },
+      `Processing one log record of container ${this.containerName} took ${Math.round(ms)} ms, over the budget of ${this.settings.budgetMs} ms (logs.processing.record_budget_seconds); check its patterns and multiline settings.`,
+    );
   }
 
   /** Emits multiline groups idle for flush_seconds. Call at nextDeadline() (or on a short timer). */
@@ -388,6 +448,7 @@ export class LogProcessor {
       this.opts.clock ?? Date.now,
       this.opts.hooks,
       this.opts.timers ?? false,
+      containerName,
     );
   }
 }

@@ -1,39 +1,51 @@
 // Redaction: regexes whose matches are replaced by a mask, applied to the body and to string
 // attributes before export; attributes whose KEY looks secret are masked as a whole.
-// Patterns mask their whole match: use lookarounds ((?<=…), (?=…)) to keep context visible.
+// Patterns mask their whole match, or only their capture groups when they have any; a lookbehind
+// (?<=…) or a group keeps context visible. They run on the linear-time engine (util/pattern.ts).
+import { Pattern } from '../../util/pattern.js';
 
 export interface RedactionPattern {
   name: string;
-  re: RegExp;
+  re: Pattern;
   /** Cheap pre-check: the pattern cannot match when this does not. */
   hint?: RegExp;
 }
 
 /** Default patterns: bearer tokens, passwords in URLs, secret key=value pairs, JSON secret fields. */
+// Written with capture groups (only the group is masked) rather than lookbehinds: the engine
+// runs lookbehinds an order of magnitude slower (bench/patterns.ts).
 export const DEFAULT_REDACTION_PATTERNS: readonly RedactionPattern[] = [
   {
     name: 'bearer_token',
-    re: /(?<=\b(?:[Bb]earer|BEARER)\s+)[A-Za-z0-9\-._~+/]+=*/g,
+    re: Pattern.compile('\\b(?:[Bb]earer|BEARER)\\s+([A-Za-z0-9\\-._~+/]+=*)'),
     hint: /bearer/i,
   },
   {
     name: 'basic_auth',
-    re: /(?<=\bAuthorization:\s*Basic\s+)[A-Za-z0-9+/]+=*/gi,
+    re: Pattern.compile('\\bAuthorization:\\s*Basic\\s+([A-Za-z0-9+/]+=*)', {
+      caseInsensitive: true,
+    }),
     hint: /basic/i,
   },
   {
     name: 'url_password',
-    re: /(?<=\b[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^\s:@/]*:)[^\s@/]+(?=@)/g,
+    re: Pattern.compile('\\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\\s:@/]*:([^\\s@/]+)@'),
     hint: /:\/\//,
   },
   {
     name: 'secret_pair',
-    re: /(?<=\b[\w.-]*(?:password|passwd|secret|token|api[_-]?key|apikey)\s*[=:]\s*)(?:"[^"]*"|'[^']*'|[^\s"',;&]+)/gi,
+    re: Pattern.compile(
+      '\\b[\\w.-]*(?:password|passwd|secret|token|api[_-]?key|apikey)\\s*[=:]\\s*("[^"]*"|\'[^\']*\'|[^\\s"\',;&]+)',
+      { caseInsensitive: true },
+    ),
     hint: /pass|pwd|secret|token|key/i,
   },
   {
     name: 'json_secret',
-    re: /(?<="[\w.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|apikey)"\s*:\s*")(?:[^"\\]|\\.)*(?=")/gi,
+    re: Pattern.compile(
+      '"[\\w.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|apikey)"\\s*:\\s*"((?:[^"\\\\]|\\\\.)*)"',
+      { caseInsensitive: true },
+    ),
     hint: /pass|pwd|secret|token|key/i,
   },
 ];
@@ -46,7 +58,7 @@ export interface RedactorOptions {
   patterns: readonly RedactionPattern[];
   mask: string;
   /** Attribute keys matching this get the mask as value; undefined: none. */
-  secretKeys?: RegExp;
+  secretKeys?: Pattern;
 }
 
 export class Redactor {
@@ -69,7 +81,6 @@ export class Redactor {
     if (!re) return false;
     let v = this.keyVerdicts.get(k);
     if (v === undefined) {
-      re.lastIndex = 0;
       v = re.test(k);
       if (this.keyVerdicts.size >= 4096) this.keyVerdicts.clear();
       this.keyVerdicts.set(k, v);
@@ -87,14 +98,9 @@ export class Redactor {
     if (this.anyHint && !this.anyHint.test(s)) return { s, n };
     for (const p of this.o.patterns) {
       if (p.hint && !p.hint.test(s)) continue;
-      p.re.lastIndex = 0;
-      if (!p.re.test(s)) continue;
-      p.re.lastIndex = 0;
-      s = s.replace(p.re, (m) => {
-        if (m.length === 0) return m;
-        n++;
-        return this.o.mask;
-      });
+      const r = p.re.mask(s, this.o.mask);
+      s = r.s;
+      n += r.n;
     }
     return { s, n };
   }
@@ -128,24 +134,9 @@ export class Redactor {
 }
 
 /**
- * Compiles a user regex: JavaScript syntax; a leading "(?i)" (Go/PCRE style) means
- * case-insensitive. Throws with a message naming the pattern when it is invalid.
+ * Compiles a user pattern on the linear-time engine (util/pattern.ts): RE2 syntax; a leading
+ * "(?i)" means case-insensitive. Throws PatternError naming the pattern and what is unsupported.
  */
-export function compileUserRegex(src: string, global = false): RegExp {
-  let flags = global ? 'g' : '';
-  let body = src;
-  if (body.startsWith('(?i)')) {
-    body = body.slice(4);
-    flags += 'i';
-  }
-  try {
-    return new RegExp(body, flags);
-  } catch (err) {
-    throw new Error(
-      `invalid regular expression ${JSON.stringify(src)}: ${(err as Error).message}`,
-      {
-        cause: err,
-      },
-    );
-  }
+export function compileUserRegex(src: string): Pattern {
+  return Pattern.compile(src);
 }

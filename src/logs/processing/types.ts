@@ -25,6 +25,10 @@ export const PROCESSING_EVENTS = [
   'invalid_label',
   /** A redaction pattern or key masked something. */
   'redacted',
+  /** A label asked for more than the operator's setting (bytes, lines, flush time, rate): clamped. */
+  'label_clamped',
+  /** Processing one record took longer than logs.processing.record_budget_seconds. */
+  'over_budget',
 ] as const;
 export type ProcessingEvent = (typeof PROCESSING_EVENTS)[number];
 
@@ -32,6 +36,8 @@ export type ProcessingEvent = (typeof PROCESSING_EVENTS)[number];
 export interface ProcessingHooks {
   drop?(reason: ProcessingDropReason, n: number): void;
   event?(name: ProcessingEvent, n: number): void;
+  /** Seconds spent processing one pushed record (all stages); for a histogram. */
+  recordSeconds?(seconds: number): void;
   /** Called once per distinct cause (e.g. one invalid label of one container). */
   warnOnce?(cause: string, details: Record<string, unknown>, message: string): void;
 }

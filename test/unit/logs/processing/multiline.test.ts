@@ -8,6 +8,7 @@ import {
 import { AckTracker, ackSeqs } from '../../../../src/logs/ack.js';
 import { newRecord } from '../../../../src/logs/record.js';
 import type { LogRecord } from '../../../../src/logs/types.js';
+import { Pattern } from '../../../../src/util/pattern.js';
 
 const JAVA = [
   'java.lang.IllegalStateException: order 42 has no items',
@@ -167,7 +168,7 @@ describe('multiline presets', () => {
 
 describe('multiline start pattern', () => {
   it('a line matching the pattern starts a record; others continue it', () => {
-    const h = harness({ startPattern: /^\d{4}-\d\d-\d\d / });
+    const h = harness({ startPattern: Pattern.compile('^\\d{4}-\\d\\d-\\d\\d ') });
     for (const l of ['2024-01-01 a', 'cont 1', 'cont 2', '2024-01-01 b', '2024-01-01 c', 'x'])
       h.push(l);
     h.g.flushAll();
