@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { AgentContext } from '../agent.js';
 import type { Component, ComponentHealth } from '../component.js';
+import { containerSelection } from '../docker/selection.js';
 import type { ContainerInfo } from '../docker/types.js';
 import { NdjsonLogExporter } from '../exporters/ndjson.js';
 import { OtlpLogsExporter, otlpLogsUrl } from '../exporters/otlp-logs.js';
@@ -119,6 +120,7 @@ export class LogsComponent implements Component {
   private firstReconcileDone = false;
   private stopped = false;
   private readonly drops = new Map<DropReason, number>();
+  private selected: ((c: ContainerInfo) => boolean) | undefined;
   private readonly m;
 
   constructor(private readonly o: LogsComponentOptions) {
@@ -328,6 +330,12 @@ export class LogsComponent implements Component {
   /** How the container's logs are read ('none': not at all). */
   private sourceOf(c: ContainerInfo): 'file' | 'api' | 'none' {
     if (!this.lp.enabled(c.labels)) return 'none';
+    // logs.include_containers / logs.exclude_containers (src/docker/selection.ts)
+    this.selected ??= containerSelection({
+      include: this.cfg.include_containers,
+      exclude: this.cfg.exclude_containers,
+    });
+    if (!this.selected(c)) return 'none';
     const docker = this.o.ctx.docker;
     if (!docker) return c.logDriver === 'json-file' && c.logPath !== '' ? 'file' : 'none';
     const s = logSourceFor(c, docker.endpoint);
