@@ -8,6 +8,7 @@ import { DockerClient } from './docker/client.js';
 import { Inventory } from './docker/inventory.js';
 import { OomTracker } from './collectors/oom.js';
 import { metricsFeature } from './collectors/metrics-feature.js';
+import { eventLoopLagRegistry, replacesFamily } from './collectors/event-loop.js';
 import { lifecycleFeature } from './collectors/lifecycle/index.js';
 import { createLogsComponent } from './logs/component.js';
 import { MetricsExporter, omitFamilies } from './exporters/prometheus.js';
@@ -65,9 +66,14 @@ export class Agent {
     // the event-loop delay monitor samples every 10 ms by default: 100 wake-ups a second cost
     // ~1 % of a core on an idle host; once a second is plenty for an agent
     collectDefaultMetrics({ register: processRegistry, eventLoopMonitoringPrecision: 1000 });
+    // its nodejs_eventloop_lag_p50... include that 1 s: served corrected by collectors/event-loop
+    const lagRegistry = eventLoopLagRegistry();
     metrics.addProvider({
       render: async () =>
-        omitFamilies(await processRegistry.metrics(), (name) => name.startsWith('nodejs_active_')),
+        omitFamilies(
+          await processRegistry.metrics(),
+          (name) => name.startsWith('nodejs_active_') || replacesFamily(name),
+        ) + (await lagRegistry.metrics()),
     });
     const docker = new DockerClient({
       host: config.docker.host,
