@@ -66,43 +66,58 @@ export function lagSeconds(
   };
 }
 
+/** Each figure covers the last one to two windows of ticks, whoever scrapes and how often. */
+export const EVENT_LOOP_WINDOW_MS = 30_000;
+
 /**
  * The corrected lag families in their own registry. A timer fires every `resolutionMs`; each
- * firing records how late it is (time since the previous firing minus the interval) in a
- * histogram that every scrape reads and resets. (monitorEventLoopDelay's own histogram forgets
- * the first interval after each reset, so a block right after a scrape would be lost.)
+ * firing records how late it is (time since the previous firing minus the interval). Ticks go
+ * into two histograms that rotate every `windowMs`; a scrape reports both together and resets
+ * nothing, so several scrapers (or a curl next to Prometheus) do not steal each other's samples.
+ * (monitorEventLoopDelay also forgets the first interval after each reset, so a block right after
+ * a scrape would be lost.)
  */
-export function eventLoopLagRegistry(resolutionMs = EVENT_LOOP_RESOLUTION_MS): Registry {
+export function eventLoopLagRegistry(
+  resolutionMs = EVENT_LOOP_RESOLUTION_MS,
+  windowMs = EVENT_LOOP_WINDOW_MS,
+): Registry {
   const registry = new Registry();
-  const h = createHistogram();
+  let current = createHistogram();
+  let previous = createHistogram();
   let prev = process.hrtime.bigint();
+  let rotated = prev;
   const interval = BigInt(resolutionMs) * 1_000_000n;
+  const window = BigInt(windowMs) * 1_000_000n;
   setInterval(() => {
     const now = process.hrtime.bigint();
     const late = now - prev - interval;
     prev = now;
-    h.record(late > 0n ? late : 1n); // the histogram takes values ≥ 1 (ns)
+    if (now - rotated >= window) {
+      previous = current;
+      current = createHistogram();
+      rotated = now;
+    }
+    current.record(late > 0n ? late : 1n); // the histogram takes values ≥ 1 (ns)
   }, resolutionMs).unref();
   const gauges = {} as Record<keyof typeof FAMILIES, Gauge>;
-  let last: Record<keyof typeof FAMILIES, number> | undefined;
   for (const [key, [name, help]] of Object.entries(FAMILIES) as Array<
     [keyof typeof FAMILIES, readonly [string, string]]
   >) {
     gauges[key] = new Gauge({
       name,
-      help: `${help} Seconds, sampled every ${resolutionMs / 1000} s, the sampling interval subtracted.`,
+      help: `${help} Seconds: how late a timer firing every ${resolutionMs / 1000} s was, over the last ${windowMs / 1000}–${(2 * windowMs) / 1000} s.`,
       registers: [registry],
-      // the first family's collect reads the histogram for all of them
+      // the first family's collect reads the histograms for all of them
       collect:
         key === 'min'
           ? () => {
-              // no sample since the last scrape (scrapes closer than the resolution): keep the
-              // last figures rather than report the histogram's empty state
-              last = lagSeconds(h, 0) ?? last;
-              h.reset();
-              if (last)
+              const both = createHistogram();
+              both.add(previous);
+              both.add(current);
+              const lag = lagSeconds(both, 0);
+              if (lag)
                 for (const k of Object.keys(gauges) as Array<keyof typeof FAMILIES>)
-                  gauges[k].set(last[k]);
+                  gauges[k].set(lag[k]);
             }
           : undefined,
     });

@@ -50,9 +50,10 @@ describe('event-loop lag', () => {
   });
 
   it('reports a blocked loop as its block, not as block + resolution', async () => {
-    const registry = eventLoopLagRegistry(20);
+    const registry = eventLoopLagRegistry(20, 10_000);
     await new Promise((r) => setTimeout(r, 100));
-    await registry.metrics(); // reset: start from a clean window
+    const before = await registry.metrics();
+    expect(value(before, 'nodejs_eventloop_lag_max_seconds')).toBeLessThan(0.1);
     const until = Date.now() + 150;
     while (Date.now() < until) {
       // block the event loop for 150 ms
@@ -63,5 +64,7 @@ describe('event-loop lag', () => {
     expect(max).toBeGreaterThanOrEqual(0.1);
     expect(max).toBeLessThan(0.15 + 0.5); // the 20 ms resolution is not in it twice over
     expect(value(text, 'nodejs_eventloop_lag_min_seconds')).toBeLessThan(max);
+    // reading does not reset: a second scraper sees the same window
+    expect(value(await registry.metrics(), 'nodejs_eventloop_lag_max_seconds')).toBe(max);
   });
 });
