@@ -80,7 +80,8 @@ describeDocker('cAdvisor parity, host series and container selection (issue 14)'
   let agent: AgentProcess;
   let rx: OtlpReceiver;
   let prom: PrometheusServer | undefined;
-  let agentStarted = 0;
+  /** When the agent last had more to do than an idle agent (start, the busy container). */
+  let quietSince = 0;
   const dataRoot = (): string => {
     const info = harness().docker;
     return info.available && info.dataRoot ? info.dataRoot : '/var/lib/docker';
@@ -129,7 +130,7 @@ describeDocker('cAdvisor parity, host series and container selection (issue 14)'
       runContainer([...common, '--name', names.other, otherImage, 'sleep', '3600']),
     ]);
     rx = await startOtlpReceiver();
-    agentStarted = Date.now();
+    quietSince = Date.now();
     agent = await startAgent({
       dockerHost: d.host,
       args: ['--docker-root', dataRoot(), '--metrics-fs-interval-seconds', '2'],
@@ -259,7 +260,11 @@ describeDocker('cAdvisor parity, host series and container selection (issue 14)'
   });
 
   it('a real Prometheus: id="/" CPU rate and working set within 10 % of /proc/stat and /proc/meminfo', async () => {
-    prom = await startPrometheus({ targets: [new URL(agent.url).host] });
+    // a scrape every 5 s: enough samples for rate()[1m], and the agent stays an idle agent
+    prom = await startPrometheus({
+      targets: [new URL(agent.url).host],
+      scrapeIntervalSeconds: 5,
+    });
     await prom.waitForTargets();
     await sleep(3_000);
     const tA = Date.now();
@@ -269,6 +274,9 @@ describeDocker('cAdvisor parity, host series and container selection (issue 14)'
     const tB = Date.now();
     const expectedCpu = (busyB - busyA) / 100 / ((tB - tA) / 1000);
     const expectedMem = meminfoWorkingSet();
+    // from here on the host is quieter: the event-loop test measures an idle agent
+    await getDocker().dockerOk(['rm', '-f', names.busy]);
+    quietSince = Date.now();
     const at = async (expr: string): Promise<number> => {
       const url = `${prom?.url}/api/v1/query?query=${encodeURIComponent(expr)}&time=${tB / 1000}`;
       const body = (await (await fetch(url)).json()) as {
@@ -293,13 +301,13 @@ describeDocker('cAdvisor parity, host series and container selection (issue 14)'
     if (!prom) throw new Error('Prometheus is not running (the previous test failed)');
     // steady state: the figures cover the last one to two windows, so start-up (module loading,
     // the first inventory sync) has left them two windows after the start; then two minutes
-    const left = agentStarted + 2 * EVENT_LOOP_WINDOW_MS + 125_000 - Date.now();
+    const left = quietSince + 2 * EVENT_LOOP_WINDOW_MS + 125_000 - Date.now();
     if (left > 0) await sleep(left);
     const max = await prom.query('max_over_time(nodejs_eventloop_lag_p99_seconds[2m])');
     const samples = await prom.query('count_over_time(nodejs_eventloop_lag_p99_seconds[2m])');
-    expect(Number(samples[0]?.value[1])).toBeGreaterThanOrEqual(100);
+    expect(Number(samples[0]?.value[1])).toBeGreaterThanOrEqual(20);
     const v = Number(max[0]?.value[1]);
     console.log(`max of nodejs_eventloop_lag_p99_seconds over 2 minutes: ${v}`);
     expect(v).toBeLessThan(0.05);
-  });
+  }, 300_000);
 });
