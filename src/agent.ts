@@ -4,10 +4,12 @@ import type { AddressInfo } from 'node:net';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Component, ComponentHealth } from './component.js';
 import type { Config } from './config/schema.js';
+import { containerSelection } from './docker/selection.js';
 import { DockerClient } from './docker/client.js';
 import { Inventory } from './docker/inventory.js';
 import { OomTracker } from './collectors/oom.js';
 import { metricsFeature } from './collectors/metrics-feature.js';
+import { eventLoopLagRegistry, replacesFamily } from './collectors/event-loop.js';
 import { lifecycleFeature } from './collectors/lifecycle/index.js';
 import { LogsComponent } from './logs/component.js';
 import { LogTelemetry } from './logs/telemetry.js';
@@ -83,6 +85,10 @@ function logsFeature(ctx: AgentContext): Component | undefined {
     logger: ctx.logger,
     inventory: ctx.inventory,
     docker: ctx.docker,
+    include: containerSelection({
+      include: config.logs.include_containers,
+      exclude: config.logs.exclude_containers,
+    }),
     exporter,
     telemetry: new LogTelemetry(ctx.metrics.registry, ctx.logger.child({ component: 'logs' })),
   });
@@ -118,9 +124,14 @@ export class Agent {
     // the event-loop delay monitor samples every 10 ms by default: 100 wake-ups a second cost
     // ~1 % of a core on an idle host; once a second is plenty for an agent
     collectDefaultMetrics({ register: processRegistry, eventLoopMonitoringPrecision: 1000 });
+    // its nodejs_eventloop_lag_p50... include that 1 s: served corrected by collectors/event-loop
+    const lagRegistry = eventLoopLagRegistry();
     metrics.addProvider({
       render: async () =>
-        omitFamilies(await processRegistry.metrics(), (name) => name.startsWith('nodejs_active_')),
+        omitFamilies(
+          await processRegistry.metrics(),
+          (name) => name.startsWith('nodejs_active_') || replacesFamily(name),
+        ) + (await lagRegistry.metrics()),
     });
     const docker = new DockerClient({
       host: config.docker.host,

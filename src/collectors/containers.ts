@@ -10,7 +10,10 @@ import { join } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { OomTracker } from './oom.js';
+import type { ContainerPredicate } from '../docker/selection.js';
 import type { ContainerInfo, ContainerSource } from '../docker/types.js';
+import type { FilesystemInfo, LayerUsage } from './fs-usage.js';
+import { readRootStats } from './root.js';
 import { OnceLogger, type Logger } from '../util/logger.js';
 import { detectCgroupLayout, type CgroupLayout } from './cgroup/detect.js';
 import {
@@ -70,6 +73,18 @@ export interface ContainerMetricsOptions {
    */
   maxOpenFiles?: number;
   /**
+   * Which containers get series (metrics.include_containers / exclude_containers and the
+   * harbormaster.metrics.enabled label); the others are not tracked at all: no cgroup reads.
+   */
+  selection?: ContainerPredicate;
+  /** Per-CPU container_cpu_usage_seconds_total{cpu="cpuNN"} (v1 and the root only). */
+  perCpu?: boolean;
+  /** Sizes of the writable layers (container_fs_* families), measured elsewhere on an interval. */
+  fsUsage?: {
+    usage(id: string): LayerUsage | undefined;
+    filesystem(): FilesystemInfo | undefined;
+  };
+  /**
    * Limits (cpu/memory/pids spec files) are read again when the inventory reports an update
    * (`docker update`) and at least this often (default 60 s).
    */
@@ -81,6 +96,8 @@ export type SkipReason = 'cgroup_vanished' | 'read_error';
 
 interface Tracked {
   info: ContainerInfo;
+  /** The host as cAdvisor's root container (`id="/"`), read from /proc. */
+  root: boolean;
   /** cAdvisor `id` label: the cgroup path. */
   cgroupPath: string;
   /** Escaped label pairs shared by every series of this container (UTF-8). */
@@ -102,7 +119,16 @@ interface Tracked {
 }
 
 type Group =
-  'cpu' | 'cpu_cfs' | 'memory' | 'disk_io' | 'network' | 'processes' | 'pressure' | 'spec' | 'misc';
+  | 'cpu'
+  | 'cpu_cfs'
+  | 'memory'
+  | 'disk_io'
+  | 'fs_usage'
+  | 'network'
+  | 'processes'
+  | 'pressure'
+  | 'spec'
+  | 'misc';
 
 interface ScalarFamily {
   kind: 'scalar';
@@ -114,6 +140,36 @@ interface ScalarFamily {
   suffix?: string;
   /** NaN leaves the container out. */
   value: (t: Tracked, now: number) => number;
+  /** Also one series per CPU (`cpu="cpuNN"`) when per-CPU usage is on. */
+  perCpu?: boolean;
+}
+/** A fixed set of series per container, each with its own extra labels. */
+interface MultiFamily {
+  kind: 'multi';
+  name: string;
+  type: MetricType;
+  help: string;
+  group: Group;
+  series: ReadonlyArray<{ labels: string; value: (t: Tracked) => number }>;
+}
+/** Per block device and operation (`device`, `major`, `minor`, `operation`). */
+interface DeviceOpFamily {
+  kind: 'device_op';
+  name: string;
+  type: MetricType;
+  help: string;
+  group: Group;
+  ops: ReadonlyArray<{ op: string; value: (d: DeviceIo) => number }>;
+}
+/** The writable layer on the filesystem of the Docker data root (`device`). */
+interface FsFamily {
+  kind: 'fs';
+  name: string;
+  type: MetricType;
+  help: string;
+  group: Group;
+  /** NaN leaves the container out. */
+  value: (u: LayerUsage, fs: FilesystemInfo) => number;
 }
 interface DeviceFamily {
   kind: 'device';
@@ -131,7 +187,8 @@ interface InterfaceFamily {
   group: Group;
   value: (i: InterfaceStats) => number;
 }
-type Family = ScalarFamily | DeviceFamily | InterfaceFamily;
+type Family =
+  ScalarFamily | DeviceFamily | InterfaceFamily | MultiFamily | DeviceOpFamily | FsFamily;
 
 const hasQuota = (t: Tracked): boolean => (t.spec?.cpuQuota ?? 0) !== 0;
 
@@ -145,6 +202,7 @@ export const CONTAINER_FAMILIES: readonly Family[] = [
     group: 'cpu',
     suffix: ',cpu="total"',
     value: (t) => t.stats.cpuTotal,
+    perCpu: true,
   },
   {
     kind: 'scalar',
@@ -229,6 +287,30 @@ export const CONTAINER_FAMILIES: readonly Family[] = [
     value: (t) => t.stats.memFailcnt,
   },
   {
+    kind: 'multi',
+    name: 'container_memory_failures_total',
+    type: 'counter',
+    help: 'Cumulative count of memory allocation failures.',
+    group: 'memory',
+    series: [
+      { labels: ',failure_type="pgfault",scope="container"', value: (t) => t.stats.pgfault },
+      { labels: ',failure_type="pgfault",scope="hierarchy"', value: (t) => t.stats.hierPgfault },
+      { labels: ',failure_type="pgmajfault",scope="container"', value: (t) => t.stats.pgmajfault },
+      {
+        labels: ',failure_type="pgmajfault",scope="hierarchy"',
+        value: (t) => t.stats.hierPgmajfault,
+      },
+    ],
+  },
+  {
+    kind: 'scalar',
+    name: 'container_memory_kernel_usage',
+    type: 'gauge',
+    help: 'Size of kernel memory allocated in bytes.',
+    group: 'memory',
+    value: (t) => t.stats.memKernel,
+  },
+  {
     kind: 'scalar',
     name: 'container_memory_usage_bytes',
     type: 'gauge',
@@ -283,6 +365,51 @@ export const CONTAINER_FAMILIES: readonly Family[] = [
     help: 'Cumulative count of writes completed',
     group: 'disk_io',
     value: (d) => d.writes,
+  },
+  {
+    kind: 'device_op',
+    name: 'container_blkio_device_usage_total',
+    type: 'counter',
+    help: 'Blkio device bytes usage, by operation.',
+    group: 'disk_io',
+    ops: [
+      { op: 'Read', value: (d) => d.readBytes },
+      { op: 'Write', value: (d) => d.writeBytes },
+    ],
+  },
+  {
+    kind: 'fs',
+    name: 'container_fs_usage_bytes',
+    type: 'gauge',
+    help: 'Number of bytes that are consumed by the container on this filesystem (its writable layer, measured every metrics.fs_interval_seconds).',
+    group: 'fs_usage',
+    value: (u) => u.bytes,
+  },
+  {
+    kind: 'fs',
+    name: 'container_fs_limit_bytes',
+    type: 'gauge',
+    help: 'Number of bytes that can be consumed by the container on this filesystem (the size of the filesystem holding the Docker data root).',
+    group: 'fs_usage',
+    value: (_u, fs) => fs.sizeBytes,
+  },
+  {
+    kind: 'fs',
+    name: 'container_fs_inodes_total',
+    // cAdvisor types this as a gauge; a gauge ending in _total fails `promtool check metrics`,
+    // so the name stays (dashboards use it) and the type is counter (the value is a constant).
+    type: 'counter',
+    help: 'Number of inodes of the filesystem holding the container’s writable layer.',
+    group: 'fs_usage',
+    value: (_u, fs) => fs.inodesTotal,
+  },
+  {
+    kind: 'fs',
+    name: 'container_fs_inodes_free',
+    type: 'gauge',
+    help: 'Number of available inodes of the filesystem holding the container’s writable layer.',
+    group: 'fs_usage',
+    value: (_u, fs) => fs.inodesFree,
   },
   {
     kind: 'interface',
@@ -474,7 +601,7 @@ export const CONTAINER_FAMILIES: readonly Family[] = [
     type: 'gauge',
     help: 'Start time of the container since unix epoch in seconds.',
     group: 'misc',
-    value: (t) => (t.info.startedAt || t.info.createdAt) / 1000,
+    value: (t) => (t.root ? NaN : (t.info.startedAt || t.info.createdAt) / 1000),
   },
   {
     kind: 'scalar',
@@ -487,6 +614,39 @@ export const CONTAINER_FAMILIES: readonly Family[] = [
 ];
 
 const ACTIVE_STATES = new Set(['running', 'paused']);
+
+/** The identity of cAdvisor's root container: only `id="/"`. */
+const ROOT_INFO: ContainerInfo = {
+  id: '/',
+  name: '',
+  image: '',
+  imageId: '',
+  labels: {},
+  state: 'running',
+  pid: 1,
+  createdAt: 0,
+  startedAt: 0,
+  finishedAt: 0,
+  restartCount: 0,
+  exitCode: 0,
+  oomKilled: false,
+  health: 'none',
+  healthFailingStreak: 0,
+  networkMode: 'host',
+  logDriver: '',
+  logPath: '',
+  cgroup: { v1: '/', v2: '/' },
+  spec: {
+    cpuShares: 0,
+    cpuPeriod: 0,
+    cpuQuota: 0,
+    nanoCpus: 0,
+    memoryLimit: 0,
+    memorySwap: 0,
+    memoryReservation: 0,
+    pidsLimit: 0,
+  },
+};
 
 /** Builds the escaped label pairs of a container: id, image, name, then allowlisted labels. */
 export function containerLabels(
@@ -516,6 +676,8 @@ interface FamilyOut {
   prefix: Buffer;
   /** `,cpu="total"} ` etc. for scalar families with extra labels. */
   suffixClose: Buffer | undefined;
+  /** Extra labels of each series of a multi family, closed. */
+  multi: Buffer[] | undefined;
   text: Buffer;
   openMetrics: Buffer;
 }
@@ -569,8 +731,18 @@ export class ContainerMetrics {
   private devNamesAt = 0;
   /** `,device="/dev/sda"} ` per `major:minor`, valid for the current devNames. */
   private devLabels = new Map<string, Buffer>();
+  private fsDevice: [string, Buffer] | undefined;
   /** `,interface="eth0"} ` per interface name. */
   private readonly ifLabels = new Map<string, Buffer>();
+  /** `,device=...,major=...,minor=...,operation="Read"} ` per `major:minor` and operation. */
+  private devOpLabels = new Map<string, Buffer[]>();
+  /** `,cpu="cpu00"} `... by CPU index. */
+  private readonly cpuLabels: Buffer[] = [];
+  private readonly selected: ContainerPredicate;
+  private readonly perCpu: boolean;
+  private readonly fsUsage: ContainerMetricsOptions['fsUsage'];
+  /** The host as the root container (`id="/"`); undefined when the `root` group is off. */
+  private readonly rootT: Tracked | undefined;
   private readonly m: {
     skipped: Counter<'reason'>;
     collections: Counter;
@@ -590,15 +762,21 @@ export class ContainerMetrics {
     this.includeLoopback = opts.includeLoopback ?? false;
     this.now = opts.now ?? Date.now;
     this.budget = new OpenFileBudget(opts.maxOpenFiles ?? defaultOpenFileBudget());
+    this.selected = opts.selection ?? (() => true);
+    this.perCpu = opts.perCpu ?? false;
+    this.fsUsage = opts.fsUsage;
     const off = new Set(opts.disabled ?? []);
     const enabled = CONTAINER_FAMILIES.filter((f) => !off.has(f.group) && !off.has(f.name));
-    this.families = enabled.map((f) => ({
-      family: f,
-      prefix: Buffer.from(f.name + '{'),
-      suffixClose: f.kind === 'scalar' && f.suffix ? Buffer.from(f.suffix + '} ') : undefined,
-      text: Buffer.from(header(f.name, f.type, f.help)),
-      openMetrics: Buffer.from(openMetricsHeader(f.name, f.type, f.help)),
-    }));
+    this.families = enabled
+      .filter((f) => f.kind !== 'fs' || opts.fsUsage !== undefined)
+      .map((f) => ({
+        family: f,
+        prefix: Buffer.from(f.name + '{'),
+        suffixClose: f.kind === 'scalar' && f.suffix ? Buffer.from(f.suffix + '} ') : undefined,
+        multi: f.kind === 'multi' ? f.series.map((x) => Buffer.from(x.labels + '} ')) : undefined,
+        text: Buffer.from(header(f.name, f.type, f.help)),
+        openMetrics: Buffer.from(openMetricsHeader(f.name, f.type, f.help)),
+      }));
     const on = (g: Group): boolean => enabled.some((f) => f.group === g);
     this.groups = {
       cpu: on('cpu') || on('cpu_cfs'),
@@ -606,6 +784,8 @@ export class ContainerMetrics {
       diskIo: on('disk_io'),
       processes: on('processes'),
       pressure: on('pressure'),
+      kernel: enabled.some((f) => f.name === 'container_memory_kernel_usage'),
+      perCpu: this.perCpu && enabled.some((f) => f.name === 'container_cpu_usage_seconds_total'),
     };
     this.networkOn = on('network');
     const registers = opts.registry ? [opts.registry] : [];
@@ -648,6 +828,39 @@ export class ContainerMetrics {
     } catch {
       this.hostNetns = undefined;
     }
+    if (!off.has('root')) {
+      const labels = Buffer.from(containerLabels(ROOT_INFO, '/', []));
+      this.rootT = {
+        ...this.newTracked(ROOT_INFO, '/', labels),
+        root: true,
+        dirs: {},
+      };
+    }
+  }
+
+  private newTracked(info: ContainerInfo, cgroupPath: string, labels: Buffer): Tracked {
+    return {
+      info,
+      root: false,
+      cgroupPath,
+      labels,
+      labelsClose: Buffer.concat([labels, CLOSE]),
+      dirs: {},
+      probe: undefined,
+      reader: undefined,
+      spec: undefined,
+      specAt: 0,
+      stats: emptyStats(),
+      net: [],
+      netns: undefined,
+      netDev: undefined,
+      ok: false,
+    };
+  }
+
+  /** Ids of the containers whose series are collected now (running or paused, selected). */
+  *activeIds(): Iterable<string> {
+    for (const t of this.tracked.values()) if (ACTIVE_STATES.has(t.info.state)) yield t.info.id;
   }
 
   /** Starts following the inventory. */
@@ -679,6 +892,15 @@ export class ContainerMetrics {
 
   private upsert(info: ContainerInfo): void {
     const prev = this.tracked.get(info.id);
+    if (!this.selected(info)) {
+      // excluded (or renamed into an exclude rule): not tracked, nothing read or kept open
+      if (prev) {
+        closeRun(prev);
+        this.tracked.delete(info.id);
+        this.setLast(undefined);
+      }
+      return;
+    }
     const cgroupPath = this.layout.mode === 'v2' ? info.cgroup.v2 : info.cgroup.v1;
     const sameRun =
       prev !== undefined &&
@@ -698,6 +920,7 @@ export class ContainerMetrics {
       : Buffer.from(containerLabels(info, cgroupPath, this.allowlist));
     const t: Tracked = {
       info,
+      root: false,
       cgroupPath,
       labels,
       labelsClose: sameLabels ? prev.labelsClose : Buffer.concat([labels, CLOSE]),
@@ -811,6 +1034,7 @@ export class ContainerMetrics {
       try {
         this.devNames = parseDiskstats(readText(join(this.procRoot, 'diskstats')));
         this.devLabels = new Map();
+        this.devOpLabels = new Map();
       } catch {
         // keep the old map
       }
@@ -827,6 +1051,12 @@ export class ContainerMetrics {
       if (this.devNames.has(dev)) this.devLabels.set(dev, b);
     }
     return b;
+  }
+
+  private fsDeviceLabel(device: string): Buffer {
+    if (this.fsDevice?.[0] !== device)
+      this.fsDevice = [device, Buffer.from(`,device="${escapeLabelValue(device)}"} `)];
+    return this.fsDevice[1];
   }
 
   private interfaceLabel(name: string): Buffer {
@@ -922,6 +1152,7 @@ export class ContainerMetrics {
     }
     if (this.networkOn) this.collectNetwork(active);
     if (this.budget.open > this.budget.limit) this.trimOpenFiles();
+    if (this.rootT) this.collectRoot(this.rootT, active);
     const now = this.now();
     const r = this.renderSamples(active, now);
     this.m.collections.inc();
@@ -930,6 +1161,56 @@ export class ContainerMetrics {
     // a collection that raced with inventory changes is served once, not cached
     if (!changed) this.setLast(r);
     return r;
+  }
+
+  /** Reads the host's counters into the root container and puts it first. */
+  private collectRoot(t: Tracked, active: Tracked[]): void {
+    try {
+      t.net = readRootStats(this.procRoot, t.stats, {
+        perCpu: this.groups.perCpu === true,
+        memory: this.groups.memory,
+        diskIo: this.groups.diskIo,
+        network: this.networkOn,
+        loopback: this.includeLoopback,
+      });
+      active.unshift(t);
+      this.once.reset('root');
+    } catch (err) {
+      this.m.skipped.inc({ reason: isMissing(err) ? 'cgroup_vanished' : 'read_error' });
+      this.once.warn(
+        'root',
+        { err: (err as Error).message, procRoot: this.procRoot },
+        'Reading the host counters (/proc/stat) failed; the id="/" series are left out.',
+      );
+    }
+  }
+
+  private cpuLabel(i: number): Buffer {
+    let b = this.cpuLabels[i];
+    if (b === undefined) {
+      b = Buffer.from(`,cpu="cpu${String(i).padStart(2, '0')}"} `);
+      this.cpuLabels[i] = b;
+    }
+    return b;
+  }
+
+  /** Label blocks of container_blkio_device_usage_total for one device, one per operation. */
+  private deviceOpLabels(dev: string, ops: DeviceOpFamily['ops']): Buffer[] {
+    let b = this.devOpLabels.get(dev);
+    if (b === undefined) {
+      const name = this.deviceName(dev); // may reset devLabels
+      const [major = '', minor = ''] = dev.split(':');
+      b = ops.map((o) =>
+        Buffer.from(
+          `,device="${escapeLabelValue(name)}",major="${escapeLabelValue(major)}",minor="${escapeLabelValue(minor)}",operation="${o.op}"} `,
+        ),
+      );
+      if (this.devNames.has(dev)) {
+        if (this.devOpLabels.size > 10_000) this.devOpLabels.clear();
+        this.devOpLabels.set(dev, b);
+      }
+    }
+    return b;
   }
 
   /** After running out of descriptors: close kept files until the (shrunk) budget holds. */
@@ -949,11 +1230,48 @@ export class ContainerMetrics {
       w.begin();
       if (f.kind === 'scalar') {
         const close = out.suffixClose;
+        const perCpu = f.perCpu === true && this.groups.perCpu === true;
         for (const t of active) {
           const v = f.value(t, now);
           if (v !== v) continue; // NaN: not available
           if (close) w.series(prefix, t.labels, close, v);
           else w.series2(prefix, t.labelsClose, v);
+          const cpus = perCpu ? t.stats.perCpu : undefined;
+          if (cpus)
+            for (let i = 0; i < cpus.length; i++)
+              w.series(prefix, t.labels, this.cpuLabel(i), cpus[i] as number);
+        }
+      } else if (f.kind === 'multi') {
+        const labels = out.multi as Buffer[];
+        for (const t of active) {
+          for (let i = 0; i < labels.length; i++) {
+            const v = (f.series[i] as MultiFamily['series'][number]).value(t);
+            if (v === v) w.series(prefix, t.labels, labels[i] as Buffer, v);
+          }
+        }
+      } else if (f.kind === 'device_op') {
+        for (const t of active) {
+          for (const d of t.stats.devices.values()) {
+            const labels = this.deviceOpLabels(d.dev, f.ops);
+            for (let i = 0; i < labels.length; i++)
+              w.series(
+                prefix,
+                t.labels,
+                labels[i] as Buffer,
+                (f.ops[i] as DeviceOpFamily['ops'][number]).value(d),
+              );
+          }
+        }
+      } else if (f.kind === 'fs') {
+        const fs = this.fsUsage?.filesystem();
+        if (fs) {
+          const close = this.fsDeviceLabel(fs.device);
+          for (const t of active) {
+            const u = t.root ? undefined : this.fsUsage?.usage(t.info.id);
+            if (!u) continue;
+            const v = f.value(u, fs);
+            if (v === v) w.series(prefix, t.labels, close, v);
+          }
         }
       } else if (f.kind === 'device') {
         for (const t of active) {

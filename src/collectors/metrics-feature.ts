@@ -4,20 +4,48 @@
  */
 import type { AgentContext } from '../agent.js';
 import type { Component, ComponentHealth } from '../component.js';
+import { containerSelection } from '../docker/selection.js';
 import { ContainerMetrics } from './containers.js';
 import { EngineMetrics } from './engine.js';
+import { WritableLayers } from './fs-usage.js';
 import { HostMetrics } from './host.js';
+import { MachineMetrics } from './machine.js';
 
 export class MetricsFeature implements Component {
   readonly name = 'metrics';
   readonly containers: ContainerMetrics;
   private readonly engine: EngineMetrics;
   private readonly host: HostMetrics;
+  private readonly layers: WritableLayers | undefined;
   private startError: string | undefined;
 
   constructor(ctx: AgentContext) {
     const cfg = ctx.config.metrics;
+    const off = new Set<string>(cfg.disabled_metrics);
+    const fsOn =
+      cfg.fs_interval_seconds > 0 &&
+      !off.has('fs_usage') &&
+      [
+        'container_fs_usage_bytes',
+        'container_fs_limit_bytes',
+        'container_fs_inodes_total',
+        'container_fs_inodes_free',
+      ].some((n) => !off.has(n));
+    // assigned after the collector it reads from
+    let layers: WritableLayers | undefined;
     this.containers = new ContainerMetrics({
+      selection: containerSelection({
+        include: cfg.include_containers,
+        exclude: cfg.exclude_containers,
+        optOutLabel: 'harbormaster.metrics.enabled',
+      }),
+      perCpu: cfg.per_cpu,
+      fsUsage: fsOn
+        ? {
+            usage: (id) => layers?.usage(id),
+            filesystem: () => layers?.filesystem(),
+          }
+        : undefined,
       inventory: ctx.inventory,
       logger: ctx.logger,
       registry: ctx.metrics.registry,
@@ -30,6 +58,18 @@ export class MetricsFeature implements Component {
       disabled: cfg.disabled_metrics,
       includeLoopback: cfg.include_loopback,
     });
+    if (fsOn) {
+      layers = new WritableLayers({
+        dockerRoot: ctx.config.docker_root,
+        procRoot: ctx.config.proc_root,
+        logger: ctx.logger,
+        registry: ctx.metrics.registry,
+        intervalMs: cfg.fs_interval_seconds * 1000,
+        budgetMs: cfg.fs_walk_budget_seconds * 1000,
+        containers: () => this.containers.activeIds(),
+      });
+    }
+    this.layers = layers;
     this.engine = new EngineMetrics({
       docker: ctx.docker,
       inventory: ctx.inventory,
@@ -47,6 +87,8 @@ export class MetricsFeature implements Component {
       disabled: cfg.disabled_metrics,
     });
     ctx.metrics.addProvider(this.containers);
+    const machine = new MachineMetrics(ctx.config.proc_root, cfg.disabled_metrics);
+    ctx.metrics.addProvider({ render: () => machine.render() });
     ctx.logger.info(
       {
         cgroupMode: this.containers.layout.mode,
@@ -59,12 +101,14 @@ export class MetricsFeature implements Component {
 
   async start(): Promise<void> {
     this.containers.start();
+    this.layers?.start();
     this.engine.start();
     await this.host.start();
   }
 
   stop(): Promise<void> {
     this.containers.stop();
+    this.layers?.stop();
     this.engine.stop();
     this.host.stop();
     return Promise.resolve();

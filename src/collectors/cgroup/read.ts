@@ -213,6 +213,24 @@ export function bufNumber(n: number): number {
   return i > a ? numberAt(a, i) : NaN;
 }
 
+/**
+ * Space-separated unsigned numbers (v1 `cpuacct.usage_percpu`) in the first n bytes of the shared
+ * buffer, each divided by `divisor`; reuses `into`.
+ */
+export function bufNumbers(n: number, divisor: number, into: number[] | undefined): number[] {
+  const out = into ?? [];
+  let k = 0;
+  let i = 0;
+  while (i < n) {
+    while (i < n && (buf[i] === 0x20 || buf[i] === 0x0a)) i++;
+    const a = i;
+    while (i < n && buf[i] !== 0x20 && buf[i] !== 0x0a) i++;
+    if (i > a) out[k++] = numberAt(a, i) / divisor;
+  }
+  out.length = k;
+  return out;
+}
+
 /** {@link bufNumber} of a file read by path. */
 export function readNumber(path: string): number {
   return bufNumber(readPath(path));

@@ -17,6 +17,7 @@ import {
   bufFlatKeyed,
   bufIoStatV2,
   bufNumber,
+  bufNumbers,
   bufPressure,
   keySet,
   readNumber,
@@ -48,6 +49,15 @@ export interface ContainerStats {
   memMaxUsage: number;
   /** NaN when unknown. */
   oomKills: number;
+  /** Page faults (minor + major) of the cgroup's own processes, and of its whole subtree. */
+  pgfault: number;
+  pgmajfault: number;
+  hierPgfault: number;
+  hierPgmajfault: number;
+  /** Kernel memory in bytes (v1 memory.kmem.usage_in_bytes, v2 memory.stat `kernel`); NaN when unknown. */
+  memKernel: number;
+  /** CPU time per CPU in seconds (v1 cpuacct.usage_percpu), when per-CPU usage is read. */
+  perCpu: number[] | undefined;
   devices: Map<string, DeviceIo>;
   processes: number;
   threads: number;
@@ -79,6 +89,12 @@ export function emptyStats(): ContainerStats {
     memFailcnt: 0,
     memMaxUsage: NaN,
     oomKills: NaN,
+    pgfault: NaN,
+    pgmajfault: NaN,
+    hierPgfault: NaN,
+    hierPgmajfault: NaN,
+    memKernel: NaN,
+    perCpu: undefined,
     devices: new Map(),
     processes: 0,
     threads: 0,
@@ -108,6 +124,10 @@ export interface Probe {
   maxUsage: boolean;
   oom: boolean;
   swap: boolean;
+  /** v1 memory.kmem.usage_in_bytes exists. */
+  kmem: boolean;
+  /** v1 cpuacct.usage_percpu exists. */
+  perCpu: boolean;
   pids: boolean;
   blkioFile: string | undefined;
   blkioOpsFile: string | undefined;
@@ -140,6 +160,8 @@ export function probe(layout: CgroupLayout, dirs: CgroupDirs): Probe {
       maxUsage: existsSync(join(u, 'memory.peak')),
       oom: existsSync(join(u, 'memory.events')),
       swap: existsSync(join(u, 'memory.swap.current')),
+      kmem: false,
+      perCpu: false,
       pids: existsSync(join(u, 'pids.current')),
       blkioFile: existsSync(join(u, 'io.stat')) ? join(u, 'io.stat') : undefined,
       blkioOpsFile: undefined,
@@ -165,6 +187,8 @@ export function probe(layout: CgroupLayout, dirs: CgroupDirs): Probe {
       dirs.memory !== undefined && existsSync(join(dirs.memory, 'memory.max_usage_in_bytes')),
     oom: dirs.memory !== undefined && existsSync(join(dirs.memory, 'memory.oom_control')),
     swap: true,
+    kmem: dirs.memory !== undefined && existsSync(join(dirs.memory, 'memory.kmem.usage_in_bytes')),
+    perCpu: dirs.cpuacct !== undefined && existsSync(join(dirs.cpuacct, 'cpuacct.usage_percpu')),
     pids: dirs.pids !== undefined && existsSync(join(dirs.pids, 'pids.current')),
     blkioFile,
     blkioOpsFile,
@@ -182,6 +206,10 @@ export interface ReadGroups {
   diskIo: boolean;
   processes: boolean;
   pressure: boolean;
+  /** container_memory_kernel_usage (v1: one more file). */
+  kernel?: boolean;
+  /** Per-CPU usage (v1: cpuacct.usage_percpu). */
+  perCpu?: boolean;
 }
 
 const CPUACCT_STAT = keySet('user', 'system');
@@ -192,6 +220,10 @@ const MEMORY_STAT_V1 = keySet(
   'total_mapped_file',
   'total_swap',
   'total_inactive_file',
+  'pgfault',
+  'pgmajfault',
+  'total_pgfault',
+  'total_pgmajfault',
 );
 const OOM_CONTROL = keySet('oom_kill');
 const CPU_STAT_V2 = keySet(
@@ -202,11 +234,19 @@ const CPU_STAT_V2 = keySet(
   'nr_throttled',
   'throttled_usec',
 );
-const MEMORY_STAT_V2 = keySet('anon', 'file', 'file_mapped', 'inactive_file');
+const MEMORY_STAT_V2 = keySet(
+  'anon',
+  'file',
+  'file_mapped',
+  'inactive_file',
+  'pgfault',
+  'pgmajfault',
+  'kernel',
+);
 const MEMORY_EVENTS = keySet('max', 'oom_kill');
 
 /** Scratch space for parsed values (NaN = not present in the file). */
-const vals = new Float64Array(8);
+const vals = new Float64Array(12);
 const clear = (): Float64Array => vals.fill(NaN);
 const has = (i: number): boolean => !Number.isNaN(vals[i]);
 const val = (i: number): number => vals[i] as number;
@@ -237,6 +277,8 @@ export class CgroupReader {
   private readonly cpuacctUsage: KeptFile | undefined;
   private readonly cpuacctStat: KeptFile | undefined;
   private readonly memFailcnt: KeptFile | undefined;
+  private readonly memKmem: KeptFile | undefined;
+  private readonly cpuPerCpu: KeptFile | undefined;
   private readonly blkioOps: KeptFile | undefined;
   // v2 only
   private readonly memSwap: KeptFile | undefined;
@@ -274,6 +316,7 @@ export class CgroupReader {
         if (dirs.cpuacct) {
           this.cpuacctUsage = f(dirs.cpuacct + '/cpuacct.usage');
           this.cpuacctStat = f(dirs.cpuacct + '/cpuacct.stat');
+          if (g.perCpu && pr.perCpu) this.cpuPerCpu = f(dirs.cpuacct + '/cpuacct.usage_percpu');
         }
         if (dirs.cpu) this.cpuStat = f(dirs.cpu + '/cpu.stat');
       }
@@ -282,6 +325,7 @@ export class CgroupReader {
         this.memUsage = f(m + '/memory.usage_in_bytes');
         this.memStat = f(m + '/memory.stat');
         this.memFailcnt = f(m + '/memory.failcnt');
+        if (g.kernel && pr.kmem) this.memKmem = f(m + '/memory.kmem.usage_in_bytes');
         if (pr.maxUsage) this.memMaxUsage = f(m + '/memory.max_usage_in_bytes');
         if (pr.oom) this.memOom = f(m + '/memory.oom_control');
       }
@@ -336,6 +380,7 @@ export class CgroupReader {
       if (has(0)) s.cpuUser = val(0) / USER_HZ;
       if (has(1)) s.cpuSystem = val(1) / USER_HZ;
     }
+    if (this.cpuPerCpu) s.perCpu = bufNumbers(this.cpuPerCpu.read(), 1e9, s.perCpu);
     if (this.cpuStat) {
       bufFlatKeyed(this.cpuStat.read(), CPU_STAT_V1, clear());
       if (has(0)) s.cfsPeriods = val(0);
@@ -351,7 +396,12 @@ export class CgroupReader {
       if (has(3)) s.memSwap = val(3);
       const inactiveFile = has(4) ? val(4) : 0;
       s.memWorkingSet = s.memUsage > inactiveFile ? s.memUsage - inactiveFile : 0;
+      s.pgfault = val(5);
+      s.pgmajfault = val(6);
+      s.hierPgfault = val(7);
+      s.hierPgmajfault = val(8);
       s.memFailcnt = bufNumber(this.memFailcnt.read());
+      if (this.memKmem) s.memKernel = bufNumber(this.memKmem.read());
       if (this.memMaxUsage) s.memMaxUsage = bufNumber(this.memMaxUsage.read());
       if (this.memOom) {
         bufFlatKeyed(this.memOom.read(), OOM_CONTROL, clear());
@@ -384,6 +434,10 @@ export class CgroupReader {
       if (has(2)) s.memMappedFile = val(2);
       const inactiveFile = has(3) ? val(3) : 0;
       s.memWorkingSet = s.memUsage > inactiveFile ? s.memUsage - inactiveFile : 0;
+      // v2 has no per-cgroup-only counters: both scopes are the subtree's (as cAdvisor does)
+      s.pgfault = s.hierPgfault = val(4);
+      s.pgmajfault = s.hierPgmajfault = val(5);
+      s.memKernel = val(6);
       if (this.memSwap) s.memSwap = bufNumber(this.memSwap.read());
       if (this.memMaxUsage) s.memMaxUsage = bufNumber(this.memMaxUsage.read());
       if (this.memOom) {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { durationSeconds, section } from './core.js';
 import { processingSection } from '../../logs/processing/config.js';
+import { selectionRulesSchema } from '../../docker/selection.js';
 
 /** Log shipping: tail json-file logs, enrich, export over OTLP (or NDJSON). */
 export const logsSection = section({
@@ -35,6 +36,12 @@ export const logsSection = section({
       'com.docker.swarm.task.name',
     ])
     .describe('Container labels copied onto the log resource as container.label.<key>.'),
+  include_containers: selectionRulesSchema(
+    'Only the logs of these containers are shipped (rules name:<glob>, image:<glob>, label:<key>=<glob>, label:<key>; * and ? wildcards); empty means every container.',
+  ),
+  exclude_containers: selectionRulesSchema(
+    'Containers whose logs are not shipped (same rule syntax as include_containers); applied after include_containers.',
+  ),
   max_line_bytes: z
     .number()
     .int()

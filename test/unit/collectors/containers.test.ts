@@ -13,7 +13,9 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { OomTracker } from '../../../src/collectors/oom.js';
 import { ContainerMetrics } from '../../../src/collectors/containers.js';
+import { containerSelection } from '../../../src/docker/selection.js';
 import { detectCgroupLayout } from '../../../src/collectors/cgroup/detect.js';
+import { MachineMetrics } from '../../../src/collectors/machine.js';
 import { toOpenMetrics } from '../../../src/exporters/prometheus.js';
 import {
   FIXTURES,
@@ -41,6 +43,8 @@ function collector(
     labelAllowlist: ALLOW,
     minIntervalMs: 0,
     now: () => NOW,
+    // the host's id="/" series are in the golden files; the other tests are about containers
+    disabled: ['root'],
     ...extra,
   });
 }
@@ -52,15 +56,38 @@ const SHAPES = [
   { shape: 'v2-systemd', driver: 'systemd', mode: 'v2' },
 ] as const;
 
+/** A writable layer of 20 MiB + 4 KiB in 12 entries on a 100 GiB filesystem (fixed figures). */
+const FS_USAGE = {
+  usage: (id: string) =>
+    id === FIXTURE_ID ? { bytes: 20 * 1024 * 1024 + 4096, inodes: 12, at: NOW } : undefined,
+  filesystem: () => ({
+    device: '/dev/sda1',
+    sizeBytes: 100 * 2 ** 30,
+    inodesTotal: 6_553_600,
+    inodesFree: 6_000_000,
+  }),
+};
+
+/** The part of a golden file the container collector renders (machine_* follows it). */
+function containerPart(golden: string): string {
+  const i = golden.indexOf('# HELP machine_');
+  return i < 0 ? golden : golden.slice(0, i);
+}
+
 describe('container metrics from cgroup fixture trees', () => {
   for (const { shape, driver, mode } of SHAPES) {
     it(`${shape}: matches the golden exposition and passes promtool`, async () => {
       const root = join(FIXTURES, shape, 'sys/fs/cgroup');
       expect(detectCgroupLayout(root).mode).toBe(mode);
       const oom = new OomTracker(() => 0); // the agent watched the run start: count from 0
-      const c = collector(shape, new StaticSource([containerInfo({ driver })]), { oom });
+      const c = collector(shape, new StaticSource([containerInfo({ driver })]), {
+        oom,
+        disabled: [],
+        perCpu: true,
+        fsUsage: FS_USAGE,
+      });
       c.start();
-      const text = await c.render();
+      const text = (await c.render()) + new MachineMetrics(join(FIXTURES, shape, 'proc')).render();
       const golden = join(FIXTURES, `${shape}.golden.prom`);
       if (process.env.UPDATE_GOLDEN || !existsSync(golden)) writeFileSync(golden, text);
       expect(text).toBe(readFileSync(golden, 'utf8'));
@@ -128,6 +155,39 @@ describe('container metrics from cgroup fixture trees', () => {
     expect(text).toContain('container_memory_rss');
   });
 
+  it('leaves excluded containers out without reading their cgroups', async () => {
+    const registry = new Registry();
+    const ghost = 'dead'.repeat(16); // no cgroup in the fixture: reading it would be counted
+    const src = new StaticSource([
+      containerInfo(),
+      containerInfo({ id: ghost, name: 'tmp-job' }),
+      containerInfo({
+        id: 'beef'.repeat(16),
+        name: 'quiet',
+        labels: { 'harbormaster.metrics.enabled': 'false' },
+      }),
+    ]);
+    const c = collector('v1-cgroupfs', src, {
+      registry,
+      selection: containerSelection({
+        exclude: ['name:tmp-*'],
+        optOutLabel: 'harbormaster.metrics.enabled',
+      }),
+    });
+    c.start();
+    const text = await c.render();
+    expect(text).toContain('name="web-1"');
+    expect(text).not.toContain('tmp-job');
+    expect(text).not.toContain('quiet');
+    const m = await registry.getSingleMetricAsString('harbormaster_cgroup_skipped_total');
+    expect(m).toContain('harbormaster_cgroup_skipped_total{reason="cgroup_vanished"} 0');
+    expect([...c.activeIds()]).toEqual([FIXTURE_ID]);
+    // a rename into an exclude rule drops the series at the next scrape
+    src.set(containerInfo({ name: 'tmp-web' }));
+    expect(await c.render()).toBe('');
+    expect(c.openFiles()).toBe(0);
+  });
+
   it('does not duplicate network series for host or shared namespaces', async () => {
     const other = 'beef'.repeat(16);
     const src = new StaticSource([
@@ -178,11 +238,15 @@ describe('kept-open cgroup files', () => {
 
   for (const shape of ['v1-cgroupfs', 'v2-cgroupfs']) {
     it(`${shape}: renders the same with files kept open, opened per read, and in OpenMetrics`, async () => {
-      const kept = collector(shape, new StaticSource([containerInfo()]));
-      const perRead = collector(shape, new StaticSource([containerInfo()]), { maxOpenFiles: 0 });
+      const opts = { perCpu: true, fsUsage: FS_USAGE, disabled: [] };
+      const kept = collector(shape, new StaticSource([containerInfo()]), opts);
+      const perRead = collector(shape, new StaticSource([containerInfo()]), {
+        ...opts,
+        maxOpenFiles: 0,
+      });
       kept.start();
       perRead.start();
-      const golden = readFileSync(join(FIXTURES, `${shape}.golden.prom`), 'utf8');
+      const golden = containerPart(readFileSync(join(FIXTURES, `${shape}.golden.prom`), 'utf8'));
       expect(await kept.render()).toBe(golden);
       expect(kept.openFiles()).toBeGreaterThan(10);
       expect(await kept.render()).toBe(golden); // second read of the same descriptors (pread at 0)
@@ -210,6 +274,7 @@ describe('kept-open cgroup files', () => {
         labelAllowlist: ALLOW,
         minIntervalMs: 0,
         now: () => NOW,
+        disabled: ['root'],
       });
       c.start();
       expect(await c.render()).toContain('container_memory_failcnt{');

@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import {
+  eventLoopLagRegistry,
+  lagSeconds,
+  replacesFamily,
+} from '../../../src/collectors/event-loop.js';
+import { omitFamilies } from '../../../src/exporters/prometheus.js';
+
+function value(text: string, name: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(name + ' '));
+  if (!line) throw new Error(`${name} missing in:\n${text}`);
+  return Number(line.slice(name.length + 1));
+}
+
+describe('event-loop lag', () => {
+  it('subtracts the sampling resolution (an idle 1 s sampler reads ~0, not ~1)', () => {
+    const idle = {
+      count: 60,
+      min: 1_000_050_000,
+      max: 1_003_000_000,
+      mean: 1_000_400_000,
+      stddev: 300_000,
+      percentile: (p: number) => (p === 99 ? 1_002_000_000 : 1_000_200_000),
+    };
+    const lag = lagSeconds(idle, 1000);
+    expect(lag?.p50).toBeCloseTo(0.0002, 9);
+    expect(lag?.p99).toBeCloseTo(0.002, 9);
+    expect(lag?.min).toBeCloseTo(0.00005, 9);
+    expect(lag?.max).toBeCloseTo(0.003, 9);
+    expect(lag?.stddev).toBeCloseTo(0.0003, 9);
+    // a timer that fired early by scheduling noise is no negative lag
+    expect(lagSeconds({ ...idle, min: 999_000_000 }, 1000)?.min).toBe(0);
+    // nothing sampled: no figures (the registry keeps the last ones)
+    expect(lagSeconds({ ...idle, count: 0 }, 1000)).toBeUndefined();
+  });
+
+  it('replaces exactly the histogram families of prom-client', () => {
+    const text = [
+      '# HELP nodejs_eventloop_lag_seconds x',
+      '# TYPE nodejs_eventloop_lag_seconds gauge',
+      'nodejs_eventloop_lag_seconds 0.001',
+      '# HELP nodejs_eventloop_lag_p50_seconds x',
+      '# TYPE nodejs_eventloop_lag_p50_seconds gauge',
+      'nodejs_eventloop_lag_p50_seconds 1.0001',
+      '',
+    ].join('\n');
+    const kept = omitFamilies(text, replacesFamily);
+    expect(kept).toContain('nodejs_eventloop_lag_seconds 0.001');
+    expect(kept).not.toContain('p50');
+  });
+
+  it('reports a blocked loop as its block, not as block + resolution', async () => {
+    const registry = eventLoopLagRegistry(20, 10_000);
+    await new Promise((r) => setTimeout(r, 100));
+    const before = await registry.metrics();
+    expect(value(before, 'nodejs_eventloop_lag_max_seconds')).toBeLessThan(0.1);
+    const until = Date.now() + 150;
+    while (Date.now() < until) {
+      // block the event loop for 150 ms
+    }
+    await new Promise((r) => setTimeout(r, 60));
+    const text = await registry.metrics();
+    const max = value(text, 'nodejs_eventloop_lag_max_seconds');
+    expect(max).toBeGreaterThanOrEqual(0.1);
+    expect(max).toBeLessThan(0.15 + 0.5); // the 20 ms resolution is not in it twice over
+    expect(value(text, 'nodejs_eventloop_lag_min_seconds')).toBeLessThan(max);
+    // reading does not reset: a second scraper sees the same window
+    expect(value(await registry.metrics(), 'nodejs_eventloop_lag_max_seconds')).toBe(max);
+  });
+});
