@@ -22,7 +22,7 @@ import {
   type ReadableSpan,
   type SpanExporter,
   type TimedEvent,
-} from '@opentelemetry/sdk-trace-base';
+} from '@opentelemetry/sdk-trace';
 import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import { OnceLogger, type Logger } from '../util/logger.js';
@@ -238,7 +238,8 @@ export class RunSpanExporter {
       shutdown: () => inner.shutdown(),
       forceFlush: () => inner.forceFlush?.() ?? Promise.resolve(),
     };
-    this.processor = new BatchSpanProcessor(counting, {
+    this.processor = new BatchSpanProcessor({
+      exporter: counting,
       scheduledDelayMillis: Math.round(opts.config.lifecycle.traces_batch_delay_seconds * 1000),
       exportTimeoutMillis: timeoutMillis + 1000,
       maxQueueSize: 2048,
