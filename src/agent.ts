@@ -5,6 +5,7 @@ import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Component, ComponentHealth } from './component.js';
 import type { Config } from './config/schema.js';
 import { DockerClient } from './docker/client.js';
+import { ResourceIdentity } from './docker/identity.js';
 import { Inventory } from './docker/inventory.js';
 import { OomTracker } from './collectors/oom.js';
 import { metricsFeature } from './collectors/metrics-feature.js';
@@ -22,7 +23,10 @@ export interface AgentContext {
   metrics: MetricsExporter;
   docker: DockerClient;
   inventory: Inventory;
-  hostName: string;
+  /** host.name as ResourceIdentity resolves it (the daemon's Name once it has answered). */
+  readonly hostName: string;
+  /** The one module that turns the host and containers into resource attributes. */
+  identity: ResourceIdentity;
   /** Shared by the cgroup collector and lifecycle: OOM kills without double counting. */
   oom: OomTracker;
 }
@@ -83,13 +87,24 @@ export class Agent {
       removedGraceMs: config.docker.removed_grace_seconds * 1000,
       maxBackoffMs: config.docker.reconnect_max_backoff_seconds * 1000,
     });
+    const identity = new ResourceIdentity({
+      hostName: config.host_name,
+      daemonInfo: () => inventory.engine()?.info,
+      fallbackHostName: hostname(),
+      resourceAttributes: config.otlp.resource_attributes,
+      serviceName: config.otlp.service_name,
+      version: VERSION,
+    });
     this.ctx = {
       config,
       logger,
       metrics,
       docker,
       inventory,
-      hostName: config.host_name || hostname(),
+      get hostName() {
+        return identity.hostName();
+      },
+      identity,
       oom: new OomTracker(),
     };
     this.components.push(inventory);

@@ -591,7 +591,8 @@ export function createLogsComponent(ctx: AgentContext): Component | undefined {
       );
     exporter = new OtlpLogsExporter({
       url,
-      protocol: ctx.config.otlp.protocol,
+      // gRPC for logs is wired with the log pipeline v2 (src/exporters/otlp-grpc-logs.ts)
+      protocol: ctx.config.otlp.protocol === 'http/json' ? 'http/json' : 'http/protobuf',
       headers: ctx.config.otlp.headers,
       compression: ctx.config.otlp.compression,
       timeoutMs: ctx.config.otlp.timeout_seconds * 1000,
