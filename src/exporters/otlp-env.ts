@@ -4,7 +4,7 @@
  * (https://opentelemetry.io/docs/specs/otel/protocol/exporter/): each of ENDPOINT, HEADERS,
  * TIMEOUT, COMPRESSION, PROTOCOL, CERTIFICATE, CLIENT_KEY and CLIENT_CERTIFICATE is taken from
  * the signal's own setting (`OTEL_EXPORTER_OTLP_LOGS_*`, `otlp.logs_*`) when that is set, else
- * from the generic one. The config loader has already mapped the variables onto the keys
+ * from the generic one; headers are merged key by key, the signal's winning. The config loader has already mapped the variables onto the keys
  * (HARBORMASTER_OTLP_* beats OTEL_* beats the file).
  *
  * Endpoints: a signal endpoint is used as is; the generic one gets `/v1/<signal>` appended for
@@ -166,7 +166,9 @@ export function resolveOtlpSignal(
     }
     return checkHeaders(out, `${keyOf(s, 'headers')} (${envOf(s, 'HEADERS')})`);
   };
-  const headers = headersFrom(signal) ?? headersFrom(undefined) ?? {};
+  // the signal's own headers win key by key over the generic ones (as the OpenTelemetry JS
+  // exporters merge them, so logs and traces agree)
+  const headers = { ...headersFrom(undefined), ...headersFrom(signal) };
 
   const warnings: string[] = [];
   const pem = (k: 'certificate' | 'client_key' | 'client_certificate'): Buffer | undefined => {

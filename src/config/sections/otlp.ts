@@ -23,12 +23,12 @@ function signalKeys<S extends 'logs' | 'traces'>(signal: S) {
     [`${signal}_headers`]: z
       .record(z.string(), z.string())
       .optional()
-      .describe(`Headers (gRPC metadata) for ${signal}, replacing headers (${V}_HEADERS).`),
+      .describe(`Headers (gRPC metadata) for ${signal}, added to headers and winning over a generic header of the same name (${V}_HEADERS).`),
     [`${signal}_headers_file`]: z
       .string()
       .default('')
       .describe(
-        `File with ${signal} headers in the k1=v1,k2=v2 form (e.g. a Docker secret), replacing headers_file.`,
+        `File with ${signal} headers in the k1=v1,k2=v2 form (e.g. a Docker secret), added like ${signal}_headers.`,
       ),
     [`${signal}_compression`]: z
       .enum(COMPRESSIONS)

@@ -102,14 +102,14 @@ describe('resolveOtlpSignal: endpoints', () => {
 describe('resolveOtlpSignal: headers, timeout, compression', () => {
   const base = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' };
 
-  it('percent-decodes headers; a signal value replaces the generic one', () => {
+  it('percent-decodes headers; a signal header wins over the generic one of the same name', () => {
     const r = both({
       ...base,
       OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Basic%20YWI6Y2Q%3D,x-tenant=a',
       OTEL_EXPORTER_OTLP_TRACES_HEADERS: 'x-tenant=traces-only',
     });
     expect(r.logs?.headers).toEqual({ authorization: 'Basic YWI6Y2Q=', 'x-tenant': 'a' });
-    expect(r.traces?.headers).toEqual({ 'x-tenant': 'traces-only' });
+    expect(r.traces?.headers).toEqual({ authorization: 'Basic YWI6Y2Q=', 'x-tenant': 'traces-only' });
   });
 
   it('adds headers from a file (commas or newlines, e.g. a Docker secret)', () => {
@@ -126,7 +126,12 @@ describe('resolveOtlpSignal: headers, timeout, compression', () => {
       authorization: 'Bearer s3cr3t',
       'x-scope': 'team-a',
     });
-    expect(r.logs?.headers).toEqual({ 'x-logs-token': 'abc' });
+    expect(r.logs?.headers).toEqual({
+      'x-static': '1',
+      authorization: 'Bearer s3cr3t',
+      'x-scope': 'team-a',
+      'x-logs-token': 'abc',
+    });
   });
 
   it('names the key, the variable and the file when a headers file is unusable', () => {
