@@ -30,7 +30,7 @@ export interface TlsServerOptions {
 }
 
 export interface GrpcBehaviour {
-  /** gRPC status to answer (0 = OK). Calls answered with an error are not kept in logs()/traces(). */
+  /** gRPC status to answer (0 = OK, else a grpc-js `status` value). Calls answered with an error are not kept in logs()/traces(). */
   code: number;
   details?: string;
   /** Adds a google.rpc.RetryInfo with this delay to the error's status details. */
@@ -122,7 +122,7 @@ export async function startOtlpGrpcReceiver(
       for (const [k, v] of Object.entries(call.metadata.getMap()))
         md[k] = typeof v === 'string' ? v : v.toString('base64');
       calls.push({ kind, code: b.code, metadata: md, bytes: call.request.length });
-      if (b.code !== GrpcStatus.OK) {
+      if (b.code !== 0) {
         const trailer = new Metadata();
         if (b.retryDelayMs !== undefined)
           trailer.set(

@@ -23,7 +23,9 @@ function signalKeys<S extends 'logs' | 'traces'>(signal: S) {
     [`${signal}_headers`]: z
       .record(z.string(), z.string())
       .optional()
-      .describe(`Headers (gRPC metadata) for ${signal}, added to headers and winning over a generic header of the same name (${V}_HEADERS).`),
+      .describe(
+        `Headers (gRPC metadata) for ${signal}, added to headers and winning over a generic header of the same name (${V}_HEADERS).`,
+      ),
     [`${signal}_headers_file`]: z
       .string()
       .default('')

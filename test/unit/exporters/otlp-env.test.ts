@@ -109,7 +109,10 @@ describe('resolveOtlpSignal: headers, timeout, compression', () => {
       OTEL_EXPORTER_OTLP_TRACES_HEADERS: 'x-tenant=traces-only',
     });
     expect(r.logs?.headers).toEqual({ authorization: 'Basic YWI6Y2Q=', 'x-tenant': 'a' });
-    expect(r.traces?.headers).toEqual({ authorization: 'Basic YWI6Y2Q=', 'x-tenant': 'traces-only' });
+    expect(r.traces?.headers).toEqual({
+      authorization: 'Basic YWI6Y2Q=',
+      'x-tenant': 'traces-only',
+    });
   });
 
   it('adds headers from a file (commas or newlines, e.g. a Docker secret)', () => {
