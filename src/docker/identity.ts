@@ -112,7 +112,10 @@ export class ResourceIdentity {
    * Resource of a container's telemetry (its logs and its runs as spans). `allow` lists the
    * container labels exported as `container.label.<key>`.
    */
-  container(c: ContainerInfo, allow: readonly string[] = []): ResourceAttributes {
+  container(
+    c: Pick<ContainerInfo, 'id' | 'name' | 'image' | 'imageId' | 'labels'>,
+    allow: readonly string[] = [],
+  ): ResourceAttributes {
     const img = imageNameAndTags(c.image);
     const svc = containerService(c.labels, c.name);
     const out: ResourceAttributes = { ...this.extra, ...this.host() };

@@ -24,4 +24,8 @@ export const lifecycleSection = section({
     .positive()
     .default(1)
     .describe('How long finished run spans are batched before an OTLP export request is sent.'),
+  traces_retry_max_seconds: durationSeconds(
+    300,
+    'How long a batch of run spans is retried while the receiver is unavailable (UNAVAILABLE, 503, connection refused...) before it is dropped and counted.',
+  ),
 });
