@@ -152,7 +152,8 @@ describe('LifecycleTracker', () => {
     t.onDockerEvent(ev('die', T0 + 5000, { exitCode: '0' }));
     expect(
       runs[0]?.events.map(
-        (e) => `${e.name}:${String(e.attributes?.['container.health.status'] ?? '')}`,
+        (e) =>
+          `${e.name}:${JSON.stringify(e.attributes?.['container.health.status'] ?? '').replaceAll('"', '')}`,
       ),
     ).toEqual(['health_status:healthy', 'pause:', 'unpause:', 'health_status:unhealthy']);
   });
