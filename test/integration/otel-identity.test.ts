@@ -1,4 +1,4 @@
-// Issue 13, acceptance 1 and 2 (spans): the agent, running with a hostname of its own (as in a
+// Issue 13, acceptance 1 and 2 (spans; host.name on logs too): the agent, running with a hostname of its own (as in a
 // container: a private UTS namespace), reports host.name = the daemon's name; a compose-labelled
 // container's run spans carry service.name / service.namespace from its labels; the
 // OTEL_RESOURCE_ATTRIBUTES entries are on every span resource. Real private dockerd, the built
@@ -18,7 +18,12 @@ import {
   waitFor,
   type AgentProcess,
 } from './harness/index.js';
-import { allSpans, startOtlpReceiver, type OtlpReceiver } from '../support/otlp-receiver.js';
+import {
+  allLogRecords,
+  allSpans,
+  startOtlpReceiver,
+  type OtlpReceiver,
+} from '../support/otlp-receiver.js';
 
 const AGENT_HOSTNAME = 'hm-agent-own-uts';
 
@@ -55,15 +60,18 @@ describeDocker('resource identity on spans (issue 13)', () => {
     daemon = JSON.parse(
       await getDocker().dockerOk(['info', '--format', '{{json .}}']),
     ) as typeof daemon;
+    const info = harness().docker;
     agent = await startAgent({
       dockerHost: getDocker().host,
       cliPath: await utsWrapper(dir),
+      args: ['--docker-root', info.available ? info.dataRoot : '/var/lib/docker'],
       env: {
         OTEL_EXPORTER_OTLP_ENDPOINT: rx.url,
         OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '',
         OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: '',
         HARBORMASTER_HOST_NAME: '',
-        HARBORMASTER_LOGS_ENABLED: 'false',
+        HARBORMASTER_LOGS_BATCH_DELAY_SECONDS: '0.05',
+        HARBORMASTER_LOGS_POLL_INTERVAL_SECONDS: '0.1',
         OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment=prod,team=a%2Cb',
       },
     });
@@ -86,7 +94,12 @@ describeDocker('resource identity on spans (issue 13)', () => {
   it("names the host after the daemon, not the agent's own hostname, and adds OTEL_RESOURCE_ATTRIBUTES", async () => {
     expect(daemon.Name).not.toBe(AGENT_HOSTNAME);
     const name = uniqueName('hm-id-plain');
-    await runContainer(['--name', name, TEST_IMAGE, 'sh', '-c', 'exit 3'], { allowFailure: true });
+    await runContainer(
+      ['--name', name, TEST_IMAGE, 'sh', '-c', 'echo hm-identity-line; sleep 1; exit 3'],
+      {
+        allowFailure: true,
+      },
+    );
     const [span] = await waitFor(
       () => (spansNamed(name).length > 0 ? spansNamed(name) : undefined),
       30_000,
@@ -103,6 +116,18 @@ describeDocker('resource identity on spans (issue 13)', () => {
       'container.name': name,
     });
     expect(span?.resource['service.namespace']).toBeUndefined();
+    // log records of the same container name the same host (service.* and
+    // OTEL_RESOURCE_ATTRIBUTES on logs come with the log pipeline v2)
+    const [rec] = await waitFor(
+      () => {
+        const l = allLogRecords(rx.logs()).filter((r) => r.resource['container.name'] === name);
+        return l.length > 0 ? l : undefined;
+      },
+      30_000,
+      200,
+      'a log record of the plain container',
+    );
+    expect(rec?.resource['host.name']).toBe(daemon.Name);
   });
 
   it('takes service.name and service.namespace from compose labels', async () => {
