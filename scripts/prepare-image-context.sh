@@ -4,7 +4,7 @@
 # image builds without network access (air-gapped hosts, CI without a package registry).
 #
 #   scripts/prepare-image-context.sh /tmp/hm-ctx
-#   docker build --target from-context --build-arg BASE_IMAGE=node:20-bookworm-slim \
+#   docker build --target from-context --build-arg BASE_IMAGE=node:26-bookworm-slim \
 #     -t harbormaster:local /tmp/hm-ctx
 #
 # Set SKIP_BUILD=1 to reuse an existing dist/. node_modules must already be installed (npm ci).

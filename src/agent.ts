@@ -6,6 +6,7 @@ import type { Component, ComponentHealth } from './component.js';
 import type { Config } from './config/schema.js';
 import { containerSelection } from './docker/selection.js';
 import { DockerClient } from './docker/client.js';
+import { ResourceIdentity } from './docker/identity.js';
 import { Inventory } from './docker/inventory.js';
 import { OomTracker } from './collectors/oom.js';
 import { metricsFeature } from './collectors/metrics-feature.js';
@@ -18,7 +19,7 @@ import { NdjsonLogExporter } from './exporters/ndjson.js';
 import { OtlpLogsExporter, otlpLogsUrl } from './exporters/otlp-logs.js';
 import { MetricsExporter, omitFamilies } from './exporters/prometheus.js';
 import { spanSpoolFor } from './exporters/span-spool.js';
-import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { SpanExporter } from '@opentelemetry/sdk-trace';
 import { createApp } from './server/app.js';
 import type { Logger } from './util/logger.js';
 import { VERSION } from './version.js';
@@ -30,7 +31,10 @@ export interface AgentContext {
   metrics: MetricsExporter;
   docker: DockerClient;
   inventory: Inventory;
-  hostName: string;
+  /** host.name as ResourceIdentity resolves it (the daemon's Name once it has answered). */
+  readonly hostName: string;
+  /** The one module that turns the host and containers into resource attributes. */
+  identity: ResourceIdentity;
   /** Shared by the cgroup collector and lifecycle: OOM kills without double counting. */
   oom: OomTracker;
   /** Keeps run spans the OTLP receiver does not take (state-dir spool); undefined: off. */
@@ -57,7 +61,7 @@ export function buildLogExporter(config: Config): LogExporter | undefined {
       );
     return new OtlpLogsExporter({
       url,
-      protocol: config.otlp.protocol,
+      protocol: config.otlp.protocol === 'http/json' ? 'http/json' : 'http/protobuf',
       headers: config.otlp.headers,
       compression: config.otlp.compression,
       timeoutMs: config.otlp.timeout_seconds * 1000,
@@ -149,13 +153,24 @@ export class Agent {
       heartbeatMs: config.docker.heartbeat_seconds * 1000,
       heartbeatTimeoutMs: config.docker.heartbeat_timeout_seconds * 1000,
     });
+    const identity = new ResourceIdentity({
+      hostName: config.host_name,
+      daemonInfo: () => inventory.engine()?.info,
+      fallbackHostName: hostname(),
+      resourceAttributes: config.otlp.resource_attributes,
+      serviceName: config.otlp.service_name,
+      version: VERSION,
+    });
     this.ctx = {
       config,
       logger,
       metrics,
       docker,
       inventory,
-      hostName: config.host_name || hostname(),
+      get hostName() {
+        return identity.hostName();
+      },
+      identity,
       oom: new OomTracker(),
       wrapSpanExporter: spanSpoolFor(config, logger, metrics.registry),
     };

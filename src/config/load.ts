@@ -32,7 +32,36 @@ export const ENV_ALIASES: Record<string, string[]> = {
   'otlp.headers': ['OTEL_EXPORTER_OTLP_HEADERS'],
   'otlp.compression': ['OTEL_EXPORTER_OTLP_COMPRESSION'],
   'otlp.timeout_seconds': ['OTEL_EXPORTER_OTLP_TIMEOUT'],
+  'otlp.headers_file': ['OTEL_EXPORTER_OTLP_HEADERS_FILE'],
+  'otlp.certificate': ['OTEL_EXPORTER_OTLP_CERTIFICATE'],
+  'otlp.client_key': ['OTEL_EXPORTER_OTLP_CLIENT_KEY'],
+  'otlp.client_certificate': ['OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE'],
+  ...signalAliases('logs'),
+  ...signalAliases('traces'),
+  'otlp.resource_attributes': ['OTEL_RESOURCE_ATTRIBUTES'],
+  'otlp.service_name': ['OTEL_SERVICE_NAME'],
+  'otlp.sdk_disabled': ['OTEL_SDK_DISABLED'],
+  'otlp.logs_exporter': ['OTEL_LOGS_EXPORTER'],
+  'otlp.traces_exporter': ['OTEL_TRACES_EXPORTER'],
 };
+
+/** OTEL_EXPORTER_OTLP_<SIGNAL>_* variables of the per-signal otlp keys. */
+function signalAliases(signal: 'logs' | 'traces'): Record<string, string[]> {
+  const v = `OTEL_EXPORTER_OTLP_${signal.toUpperCase()}`;
+  const out: Record<string, string[]> = {};
+  for (const [key, suffix] of [
+    ['protocol', 'PROTOCOL'],
+    ['headers', 'HEADERS'],
+    ['headers_file', 'HEADERS_FILE'],
+    ['compression', 'COMPRESSION'],
+    ['timeout_seconds', 'TIMEOUT'],
+    ['certificate', 'CERTIFICATE'],
+    ['client_key', 'CLIENT_KEY'],
+    ['client_certificate', 'CLIENT_CERTIFICATE'],
+  ] as const)
+    out[`otlp.${signal}_${key}`] = [`${v}_${suffix}`];
+  return out;
+}
 
 interface ZodInternals {
   _zod: {
@@ -270,11 +299,11 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
     if (raw === undefined || source === undefined) continue;
     let value = coerce(leaf.kind, raw);
     if (
-      dotted === 'otlp.timeout_seconds' &&
-      source === 'env OTEL_EXPORTER_OTLP_TIMEOUT' &&
+      /^otlp\.(\w+_)?timeout_seconds$/.test(dotted) &&
+      source.startsWith('env OTEL_') &&
       typeof value === 'number'
     )
-      value = value / 1000; // the standard variable is in milliseconds
+      value = value / 1000; // the standard variables are in milliseconds
     setPath(merged, leaf.path, value);
     sources[dotted] = source;
   }

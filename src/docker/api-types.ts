@@ -51,6 +51,7 @@ export interface ApiInfo {
   CgroupVersion?: string;
   DockerRootDir?: string;
   OperatingSystem?: string;
+  OSType?: string;
   KernelVersion?: string;
   NCPU?: number;
   MemTotal?: number;

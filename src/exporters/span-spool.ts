@@ -23,7 +23,7 @@ import type {
 } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import type { ReadableSpan, SpanExporter, TimedEvent } from '@opentelemetry/sdk-trace-base';
+import type { ReadableSpan, SpanExporter, TimedEvent } from '@opentelemetry/sdk-trace';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { OnceLogger, type Logger } from '../util/logger.js';
 
@@ -85,12 +85,18 @@ export class SpanSpool implements SpanExporter {
     this.log = new OnceLogger(o.logger.child({ component: 'span-spool' }));
     this.retryMs = o.minRetryMs ?? 1000;
     const registers = o.registry ? [o.registry] : [];
-    this.dropped = new Counter({
-      name: 'harbormaster_otlp_spans_dropped_total',
-      help: 'Container run spans that could not be delivered nor kept in the spool, by reason (spool_full, spool_write_failed, spool_corrupt).',
-      labelNames: ['reason'],
-      registers,
-    });
+    // The traces exporter (otlp-traces.ts) registers the same family for what it gives up on;
+    // one family, reasons from both.
+    const existing = o.registry?.getSingleMetric('harbormaster_otlp_spans_dropped_total');
+    this.dropped =
+      existing instanceof Counter
+        ? (existing as Counter<'reason'>)
+        : new Counter({
+            name: 'harbormaster_otlp_spans_dropped_total',
+            help: 'Container run spans given up on, by reason: refused for good (failure), unavailable past lifecycle.traces_retry_max_seconds without a spool (retries_exhausted), or neither delivered nor kept in the spool (spool_full, spool_write_failed, spool_corrupt).',
+            labelNames: ['reason'],
+            registers,
+          });
     for (const r of SPAN_DROP_REASONS) this.dropped.inc({ reason: r }, 0);
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- prom-client collect() binds its own this
     const self = this;

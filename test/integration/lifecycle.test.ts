@@ -169,7 +169,7 @@ describeDocker('container lifecycle (issue 4)', () => {
     const s = spans[0]!;
     expect(s.status?.code).toBe(STATUS_CODE_ERROR);
     expect(s.events.map((e) => e.name)).toContain('oom');
-    expect(attrs(s.attributes)['container.oom_killed']).toBe(true);
+    expect(attrs(s.attributes)['docker.container.oom_killed']).toBe(true);
     // still exactly one after more scrapes (no double count from event + cgroup)
     await sleep(2500);
     const text = await metrics(agent);
@@ -232,7 +232,7 @@ describeDocker('container lifecycle (issue 4)', () => {
     expect(ev).toEqual(['healthy', 'unhealthy']);
     const kill = spans[0]!.events.find((e) => e.name === 'kill');
     expect(attrs(kill?.attributes).signal).toBe('SIGKILL');
-    expect(attrs(spans[0]!.attributes)['container.exit.signal']).toBe('SIGKILL');
+    expect(attrs(spans[0]!.attributes)['harbormaster.run.exit_signal']).toBe('SIGKILL');
   });
 
   it('4. docker restart, and stop followed by start, each count one restart', async () => {

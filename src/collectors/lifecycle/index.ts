@@ -193,7 +193,9 @@ export class LifecycleCollector implements Component, ExpositionProvider {
     this.disabled = disabledMetrics(ctx);
     this.spans = createRunSpanExporter({
       config: ctx.config,
-      hostName: ctx.hostName,
+      identity: ctx.identity,
+      containerInfo: (id) => ctx.inventory.get(id),
+      labelAllowlist: this.allow,
       logger: ctx.logger,
       registry: ctx.metrics.registry,
       wrapExporter: ctx.wrapSpanExporter,
@@ -216,7 +218,11 @@ export class LifecycleCollector implements Component, ExpositionProvider {
       },
     });
     ctx.metrics.addProvider(this);
-    if (this.spans) log.info({ url: this.spans.url }, 'Container runs are exported as OTLP spans.');
+    if (this.spans)
+      log.info(
+        { url: this.spans.url, protocol: this.spans.protocol },
+        'Container runs are exported as OTLP spans.',
+      );
   }
 
   render(): string {

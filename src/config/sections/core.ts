@@ -34,7 +34,9 @@ export const coreShape = {
   host_name: z
     .string()
     .default('')
-    .describe('host.name reported on logs and traces; empty means the machine hostname.'),
+    .describe(
+      "host.name reported on logs and traces; empty means the Docker daemon's name (docker info), else the machine hostname.",
+    ),
   cgroup_root: z
     .string()
     .min(1)

@@ -32,4 +32,8 @@ export const lifecycleSection = section({
     .describe(
       'Run spans that the OTLP receiver does not take are kept in <state_dir>/spans up to this many bytes and sent when it is back (surviving agent restarts); beyond it they are dropped and counted in harbormaster_otlp_spans_dropped_total. 0: no spool.',
     ),
+  traces_retry_max_seconds: durationSeconds(
+    300,
+    'How long a batch of run spans is retried while the receiver is unavailable (UNAVAILABLE, 503, connection refused...) before it is dropped and counted.',
+  ),
 });

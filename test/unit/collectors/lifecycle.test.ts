@@ -4,7 +4,8 @@ import { renderLifecycle } from '../../../src/collectors/lifecycle/index.js';
 import type { ContainerInfo, DockerEvent } from '../../../src/docker/types.js';
 import { makeContainerInfo } from '../../support/container-info.js';
 import type { ContainerRun } from '../../../src/exporters/otlp-traces.js';
-import { runToSpan, splitImage, traceIdFor } from '../../../src/exporters/otlp-traces.js';
+import { imageNameAndTags } from '../../../src/docker/image-ref.js';
+import { runToSpan, traceIdFor } from '../../../src/exporters/otlp-traces.js';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { SpanStatusCode } from '@opentelemetry/api';
 
@@ -151,7 +152,8 @@ describe('LifecycleTracker', () => {
     t.onDockerEvent(ev('die', T0 + 5000, { exitCode: '0' }));
     expect(
       runs[0]?.events.map(
-        (e) => `${e.name}:${String(e.attributes?.['container.health.status'] ?? '')}`,
+        (e) =>
+          `${e.name}:${JSON.stringify(e.attributes?.['container.health.status'] ?? '').replaceAll('"', '')}`,
       ),
     ).toEqual(['health_status:healthy', 'pause:', 'unpause:', 'health_status:unhealthy']);
   });
@@ -222,11 +224,11 @@ describe('run spans', () => {
   it('derive the trace id from the container id and carry status, attributes and events', () => {
     expect(traceIdFor(ID)).toBe('a'.repeat(32));
     expect(traceIdFor('not-hex')).toMatch(/^[0-9a-f]{32}$/);
-    expect(splitImage('reg:5000/a/b:1.2@sha256:abc')).toEqual({
+    expect(imageNameAndTags(`reg:5000/a/b:1.2@sha256:${'ab'.repeat(32)}`)).toEqual({
       name: 'reg:5000/a/b',
       tags: ['1.2'],
     });
-    expect(splitImage('busybox')).toEqual({ name: 'busybox', tags: ['latest'] });
+    expect(imageNameAndTags('busybox')).toEqual({ name: 'busybox', tags: ['latest'] });
     const span = runToSpan(
       {
         containerId: ID,

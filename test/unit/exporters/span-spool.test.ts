@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { runToSpan } from '../../../src/exporters/otlp-traces.js';
 import { SpanSpool } from '../../../src/exporters/span-spool.js';
 import {
