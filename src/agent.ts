@@ -9,6 +9,7 @@ import { Inventory } from './docker/inventory.js';
 import { OomTracker } from './collectors/oom.js';
 import { metricsFeature } from './collectors/metrics-feature.js';
 import { lifecycleFeature } from './collectors/lifecycle/index.js';
+import { securityFeature } from './collectors/security.js';
 import { createLogsComponent } from './logs/component.js';
 import { MetricsExporter, omitFamilies } from './exporters/prometheus.js';
 import { createApp } from './server/app.js';
@@ -33,7 +34,12 @@ export type ComponentFactory = (ctx: AgentContext) => Component | undefined;
 /**
  * Feature components, in start order (stopped in reverse). Each issue's feature adds its factory here.
  */
-const FEATURES: ComponentFactory[] = [metricsFeature, lifecycleFeature, createLogsComponent];
+const FEATURES: ComponentFactory[] = [
+  metricsFeature,
+  lifecycleFeature,
+  createLogsComponent,
+  securityFeature,
+];
 
 export function parseListen(listen: string): { host: string; port: number } {
   const idx = listen.lastIndexOf(':');
