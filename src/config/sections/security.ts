@@ -41,6 +41,12 @@ export const securitySection = section({
     .describe(
       'Checks a container may exempt itself from with the label harbormaster.security.allow=<check>,…; labels only tighten, so by default none (a label alone never hides a finding).',
     ),
+  exec_audit: z
+    .boolean()
+    .default(true)
+    .describe(
+      'Send an OTLP log record (command redacted like log lines, user, privileged, tty, exit code) when a docker exec starts and ends in a container (needs an OTLP logs endpoint and lifecycle.enabled).',
+    ),
   engine_interval_seconds: z
     .number()
     .min(10)
