@@ -379,8 +379,9 @@ export class SecurityMetrics implements ExpositionProvider {
       const t = renderEnginePosture(ep, this.off);
       if (t) chunks.push(Buffer.from(t));
     }
-    this.cached = chunks;
-    return chunks;
+    // one Buffer: thousands of small chunks would cost a write each when the response is sent
+    this.cached = [Buffer.concat(chunks)];
+    return this.cached;
   }
 
   render(): string {
