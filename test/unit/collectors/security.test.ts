@@ -9,7 +9,14 @@ import {
   parseAllowRule,
   type SecurityCheck,
 } from '../../../src/collectors/security-posture.js';
-import { SecurityMetrics } from '../../../src/collectors/security.js';
+import {
+  SecurityMetrics,
+  enginePostureFromInfo,
+  renderEnginePosture,
+  selfContainerId,
+} from '../../../src/collectors/security.js';
+import { loadConfig } from '../../../src/config/load.js';
+import type { EngineInfo } from '../../../src/docker/inventory.js';
 import { StaticSource, containerInfo, promtoolCheck, silentLogger } from './helpers.js';
 
 /** A running container as `docker run <flags>` would leave it in inspect (HostConfig subset). */
@@ -252,5 +259,94 @@ describe('allow lists', () => {
     src.set({ ...info, state: 'running', security: inspected({}).security });
     expect(m.render()).toContain('container_security_privileged{');
     expect(m.render()).not.toContain('check="privileged"');
+  });
+});
+
+describe('security configuration and engine posture', () => {
+  it('rejects bad allow entries and label checks, naming them and their source', () => {
+    expect(() =>
+      loadConfig({
+        env: {
+          HARBORMASTER_SECURITY_ALLOW: 'privileged@name=ok,root@name=x',
+          HARBORMASTER_SECURITY_LABEL_ALLOW_CHECKS: 'docker_socket,everything',
+        },
+      }),
+    ).toThrow(
+      /security\.allow\.1: expected <check>@name=<glob>[\s\S]*HARBORMASTER_SECURITY_ALLOW[\s\S]*security\.label_allow_checks\.1: expected a check name/,
+    );
+    const ok = loadConfig({
+      env: { HARBORMASTER_SECURITY_ALLOW: 'docker_socket@image=portainer/*' },
+    });
+    expect(ok.config.security.allow).toEqual(['docker_socket@image=portainer/*']);
+    expect(ok.config.security.label_allow_checks).toEqual([]);
+  });
+
+  it('reads remapping, rootless and the default seccomp profile from /info', () => {
+    const engine = (opts: string[], live = false) => ({
+      apiVersion: '1.43',
+      serverVersion: '24.0.7',
+      storageDriver: 'overlay2',
+      cgroupDriver: 'cgroupfs',
+      cgroupVersion: '1',
+      dockerRootDir: '/var/lib/docker',
+      info: { SecurityOptions: opts, LiveRestoreEnabled: live },
+    });
+    const p = enginePostureFromInfo(
+      engine(['name=seccomp,profile=builtin', 'name=userns', 'name=apparmor'], true),
+      { tcpWithoutTls: true, icc: false, buildTimeMs: Date.UTC(2024, 0, 2) },
+    )!;
+    expect(p).toMatchObject({
+      usernsRemap: true,
+      rootless: false,
+      seccompDefault: true,
+      liveRestore: true,
+      icc: false,
+      tcpWithoutTls: true,
+    });
+    const text = renderEnginePosture(p, new Set(['docker_engine_security_rootless']));
+    expect(promtoolCheck(text)).toEqual({ code: 0, output: '' });
+    expect(text).toContain('docker_engine_security_userns_remap 1\n');
+    expect(text).toContain('docker_engine_security_tcp_without_tls 1\n');
+    expect(text).toContain(
+      `docker_engine_security_build_timestamp_seconds ${Date.UTC(2024, 0, 2) / 1000}\n`,
+    );
+    expect(text).not.toContain('docker_engine_security_rootless');
+    const bare = enginePostureFromInfo(
+      engine(['name=rootless', 'name=seccomp,profile=unconfined']),
+      {
+        tcpWithoutTls: false,
+      },
+    )!;
+    expect(bare).toMatchObject({ rootless: true, seccompDefault: false, icc: undefined });
+    expect(renderEnginePosture(bare, new Set())).not.toContain('docker_engine_security_icc');
+  });
+
+  it('re-judges root when the engine turns out to remap users', () => {
+    const src = new StaticSource([inspected({})]);
+    const daemon: { engine?: EngineInfo } = {};
+    const m = new SecurityMetrics({
+      inventory: Object.assign(src, { engine: () => daemon.engine }),
+      logger: silentLogger,
+    });
+    m.start();
+    expect(m.findings(containerInfo().id)?.failed).toContain('run_as_root');
+    daemon.engine = {
+      apiVersion: '1.43',
+      serverVersion: '24.0.7',
+      storageDriver: 'overlay2',
+      cgroupDriver: 'cgroupfs',
+      cgroupVersion: '1',
+      dockerRootDir: '/var/lib/docker',
+      info: { SecurityOptions: ['name=userns'] },
+    };
+    expect(m.render()).toMatch(/container_security_run_as_root\{[^}]*\} 0/);
+    expect(m.findings(containerInfo().id)?.failed).not.toContain('run_as_root');
+  });
+
+  it("recognises the agent's own container from its mountinfo", () => {
+    const id = 'f'.repeat(64);
+    const mountinfo = `1 0 8:1 / / rw - overlay overlay rw\n2 1 8:1 /var/lib/docker/containers/${id}/hostname /etc/hostname rw - ext4 /dev/sda1 rw\n`;
+    expect(selfContainerId(mountinfo)).toBe(id);
+    expect(selfContainerId('1 0 8:1 / / rw - ext4 /dev/sda1 rw\n')).toBeUndefined();
   });
 });
