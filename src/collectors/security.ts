@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { Counter, type Registry } from 'prom-client';
 import type { AgentContext } from '../agent.js';
 import type { Component, ComponentHealth } from '../component.js';
-import type { DockerClient } from '../docker/client.js';
+import { DockerError, type DockerClient } from '../docker/client.js';
 import type { EngineInfo } from '../docker/inventory.js';
 import type { ContainerInfo, ContainerSource } from '../docker/types.js';
 import type { ExpositionChunks, ExpositionProvider } from '../exporters/prometheus.js';
@@ -462,11 +462,13 @@ export class SecurityFeature implements Component {
     return Promise.resolve();
   }
 
-  private async fetch<T>(request: string, path: string): Promise<T | undefined> {
+  /** The response; null when the object does not exist (a daemon run with --bridge=none). */
+  private async fetch<T>(request: string, path: string): Promise<T | null | undefined> {
     try {
       return await this.docker.get<T>(path, undefined, this.controller.signal);
     } catch (err) {
       if (this.controller.signal.aborted) return undefined;
+      if (err instanceof DockerError && err.reason === 'not_found') return null;
       this.errors.inc({ request });
       const msg = err instanceof Error ? err.message : String(err);
       this.once.warn(
@@ -489,7 +491,7 @@ export class SecurityFeature implements Component {
     if (bridge) {
       const v = bridge.Options?.['com.docker.network.bridge.enable_icc'];
       next.icc = v === undefined ? true : v === 'true';
-    }
+    } else if (bridge === null) next.icc = undefined; // no default bridge: nothing to judge
     this.extra = next;
     this.metrics.invalidate();
   }

@@ -337,4 +337,29 @@ describeDocker('security posture and exec audit (issue 18)', () => {
       await prom.query(`ALERTS{alertname="ContainerPrivilegedRunning",name="${allowedName}"}`),
     ).toEqual([]);
   });
+  it('5. the engine posture comes from /info, /version and the agent settings', async () => {
+    const text = await metrics();
+    const v = (name: string): number | undefined => {
+      const l = text.split('\n').find((x) => x.startsWith(name + ' '));
+      return l === undefined ? undefined : Number(l.slice(name.length + 1));
+    };
+    const opts = JSON.parse(
+      await d.dockerOk(['info', '--format', '{{json .SecurityOptions}}']),
+    ) as string[];
+    expect(v('docker_engine_security_userns_remap')).toBe(
+      opts.some((o) => o.includes('name=userns')) ? 1 : 0,
+    );
+    expect(v('docker_engine_security_rootless')).toBe(0);
+    expect(v('docker_engine_security_seccomp_default_profile')).toBe(
+      opts.some((o) => /name=seccomp,profile=(default|builtin)/.test(o)) ? 1 : 0,
+    );
+    expect(v('docker_engine_security_live_restore')).toBe(0);
+    expect(v('docker_engine_security_tcp_without_tls')).toBe(0);
+    const built = v('docker_engine_security_build_timestamp_seconds');
+    expect(built).toBeGreaterThan(Date.UTC(2015, 0, 1) / 1000);
+    expect(built).toBeLessThan(Date.now() / 1000 + 86_400);
+    // the test daemon runs with --bridge=none: no default bridge, nothing to judge, no error
+    expect(v('docker_engine_security_icc')).toBeUndefined();
+    expect(text).not.toMatch(/harbormaster_security_engine_errors_total\{[^}]*\} [1-9]/);
+  });
 });
