@@ -26,7 +26,15 @@ export interface ApiContainerInspect {
     FinishedAt?: string;
     Health?: { Status?: string; FailingStreak?: number };
   };
-  Config?: { Image?: string; Labels?: Record<string, string> | null; User?: string };
+  Config?: {
+    Image?: string;
+    Labels?: Record<string, string> | null;
+    User?: string;
+    /** `["CMD-SHELL", "curl -f …"]`, `["CMD", "bin", "arg"]` or `["NONE"]`. */
+    Healthcheck?: { Test?: string[] | null } | null;
+    /** SHELL of the image (used for CMD-SHELL health checks), default `["/bin/sh", "-c"]`. */
+    Shell?: string[] | null;
+  };
   /** Mounts as the daemon resolved them (binds, volumes, tmpfs). */
   Mounts?: Array<{
     Type?: string;

@@ -99,6 +99,18 @@ function normalizeCap(c: string): string {
   return u.startsWith('CAP_') ? u.slice(4) : u;
 }
 
+/** The command line of a container's health probes, as exec events show it ('' for none). */
+function healthCheckCommand(c: ApiContainerInspect): string {
+  const test = c.Config?.Healthcheck?.Test ?? [];
+  const [kind, ...rest] = test;
+  if (kind === 'CMD') return rest.join(' ');
+  if (kind === 'CMD-SHELL') {
+    const shell = c.Config?.Shell?.length ? c.Config.Shell : ['/bin/sh', '-c'];
+    return [...shell, rest.join(' ')].join(' ');
+  }
+  return '';
+}
+
 /** The security settings of an inspect response (collectors/security.ts turns them into posture). */
 export function securityFromInspect(c: ApiContainerInspect): ContainerSecurity {
   const hc = c.HostConfig ?? {};
@@ -121,6 +133,7 @@ export function securityFromInspect(c: ApiContainerInspect): ContainerSecurity {
         destination: m.Destination ?? '',
         readOnly: m.RW === false,
       })),
+    healthCheckCommand: healthCheckCommand(c),
   };
 }
 

@@ -96,6 +96,11 @@ export interface ContainerSecurity {
   readonly cgroupnsMode: string;
   /** Bind mounts (volumes and tmpfs are left out: they are not host paths). */
   readonly binds: readonly BindMount[];
+  /**
+   * The health check command as the daemon's exec events show it (`/bin/sh -c curl -f …`), ''
+   * without one: its probes run as execs and are not someone running `docker exec`.
+   */
+  readonly healthCheckCommand?: string;
 }
 
 export interface ContainerSpec {

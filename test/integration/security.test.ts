@@ -308,6 +308,35 @@ describeDocker('security posture and exec audit (issue 18)', () => {
     ]);
   });
 
+  it('3b. health-check probes (execs the daemon runs itself) are neither counted nor audited', async () => {
+    const name = await started(['--health-cmd', 'true', '--health-interval', '1s']);
+    const id = (await d.docker(['inspect', '-f', '{{.Id}}', name])).stdout.trim();
+    // several probes have run once the container is healthy and the daemon reports it
+    await waitFor(
+      async () =>
+        (await d.docker(['inspect', '-f', '{{.State.Health.Status}}', name])).stdout.trim() ===
+          'healthy' &&
+        Number((await d.docker(['inspect', '-f', '{{len .State.Health.Log}}', name])).stdout) >= 2,
+      30_000,
+      200,
+      'two health probes',
+    );
+    // the agent has handled the probes' exec events once it reports the health_status event
+    // that follows them in the event stream
+    const text = await waitFor(
+      async () => {
+        const t = await metrics();
+        return value(t, 'container_health_state', name, 'state="healthy"') === 1 && t;
+      },
+      30_000,
+      200,
+      'the agent to report healthy',
+    );
+    for (const action of ['exec_create', 'exec_start', 'exec_die'])
+      expect(value(text, 'container_exec_total', name, `action="${action}"`), action).toBe(0);
+    expect(allLogRecords(rx.logs()).filter((l) => l.resource['container.id'] === id)).toEqual([]);
+  });
+
   it('4. the security rules load in Prometheus and the privileged alert fires for a privileged container', async () => {
     const name = await started(['--privileged']);
     const rules = (await (await fetch(`${prom.url}/api/v1/rules`)).json()) as {

@@ -2,8 +2,8 @@
  * The exec audit trail: `docker exec` into a container (exec_create → exec_start → exec_die)
  * becomes audit records (who ran what, how, with which result) handed to an AuditSink.
  *
- * Only execs whose exec_create was seen are audited: the daemon's own health probes run as
- * execs too but only emit exec_start / exec_die, so they are not mistaken for people. The user,
+ * The daemon's own health probes run as execs too: an exec whose command is the container's
+ * health check command is not audited (nor are start/die of execs whose create was not seen). The user,
  * privileged and tty flags are not in the events: one GET /exec/<id>/json per exec (at create)
  * reads them. The command is redacted with the log redaction rules before it leaves this module.
  */
@@ -11,6 +11,7 @@ import type { Counter } from 'prom-client';
 import { baseAction } from '../../docker/events.js';
 import type { ContainerInfo, DockerEvent } from '../../docker/types.js';
 import { OnceLogger, type Logger } from '../../util/logger.js';
+import { isHealthProbe } from './tracker.js';
 
 /** One audit record of an exec. */
 export interface ExecAuditRecord {
@@ -103,14 +104,6 @@ export class ExecAuditor {
       o.errors?.inc({ reason: r }, 0);
   }
 
-  /** True when an exec event belongs to an exec created through the API (not a health probe). */
-  isAudited(ev: DockerEvent): boolean {
-    const base = baseAction(ev.Action ?? '');
-    if (base === 'exec_create') return true;
-    const id = ev.Actor?.Attributes?.execID;
-    return id !== undefined && this.pending.has(id);
-  }
-
   onDockerEvent(ev: DockerEvent): void {
     if (ev.Type !== 'container') return;
     const base = baseAction(ev.Action ?? '');
@@ -129,6 +122,7 @@ export class ExecAuditor {
       return;
     }
     if (base === 'exec_create') {
+      if (isHealthProbe(this.o.container(containerId), ev.Action)) return;
       if (this.pending.size >= MAX_PENDING) {
         const oldest = this.pending.keys().next().value;
         if (oldest !== undefined) this.pending.delete(oldest);

@@ -277,15 +277,17 @@ export class LifecycleTracker {
   }
 
   /**
-   * Counts an exec event and adds it to the run span. Health probes run as execs too but the
-   * daemon emits no exec_create for them: start/die of an exec whose create was not seen are
-   * ignored (when the daemon sends no execID at all, only creates are counted).
+   * Counts an exec event and adds it to the run span. Health probes run as execs too: an
+   * exec_create whose command is the container's health check command is not counted, and
+   * start/die of an exec whose create was not counted are ignored (when the daemon sends no
+   * execID at all, only creates are counted).
    */
   private onExec(c: TrackedContainer, base: ExecAction, ev: DockerEvent, ms: number): void {
     const attrs = ev.Actor.Attributes ?? {};
     const execId = attrs.execID;
     const open = (c.openExecs ??= new Set());
     if (base === 'exec_create') {
+      if (isHealthProbe(c.info, ev.Action)) return;
       if (execId) {
         if (open.size >= MAX_OPEN_EXECS) {
           const oldest = open.values().next().value;
@@ -466,6 +468,14 @@ export class LifecycleTracker {
   served(): TrackedContainer[] {
     return this.containers().filter((c) => c.info !== undefined);
   }
+}
+
+/** An exec_create of the container's own health check (the daemon's probe, not a person). */
+export function isHealthProbe(info: ContainerInfo | undefined, action: string): boolean {
+  const probe = info?.security?.healthCheckCommand;
+  if (!probe) return false;
+  const colon = action.indexOf(':');
+  return colon >= 0 && action.slice(colon + 1).trim() === probe.trim();
 }
 
 /** A run is in progress (a `restarting` container is waiting between runs). */

@@ -11,12 +11,14 @@ import { OtlpAuditSink } from '../../../src/collectors/lifecycle/audit-otlp.js';
 import {
   LifecycleTracker,
   MAX_EXEC_SPAN_EVENTS,
+  isHealthProbe,
 } from '../../../src/collectors/lifecycle/tracker.js';
 import { renderLifecycle } from '../../../src/collectors/lifecycle/index.js';
 import { loadConfig } from '../../../src/config/load.js';
 import { buildRedactor } from '../../../src/logs/processing/processor.js';
 import type { ContainerRun } from '../../../src/exporters/otlp-traces.js';
 import type { DockerEvent } from '../../../src/docker/types.js';
+import { securityFromInspect } from '../../../src/docker/inventory.js';
 import { makeContainerInfo } from '../../support/container-info.js';
 import {
   allLogRecords,
@@ -29,7 +31,16 @@ import { silentLogger } from './helpers.js';
 
 const ID = 'c'.repeat(64);
 const T0 = 1_750_000_000_000;
-const info = makeContainerInfo({ id: ID, name: 'db', image: 'postgres:16', startedAt: T0 });
+const info = makeContainerInfo({
+  id: ID,
+  name: 'db',
+  image: 'postgres:16',
+  startedAt: T0,
+  security: securityFromInspect({
+    Id: ID,
+    Config: { Healthcheck: { Test: ['CMD-SHELL', 'pg_isready'] } },
+  }),
+});
 const config = loadConfig({ env: {} }).config;
 const redactor = buildRedactor(config.logs.processing.redaction);
 const redact = (s: string): string => redactor.redact(s).s;
@@ -52,8 +63,9 @@ const execEvents = (execID: string, exitCode: string, at = T0 + 5000): DockerEve
   ev('exec_die', at + 900, { execID, exitCode }),
 ];
 
-/** Health probes: exec_start / exec_die only (the daemon emits no exec_create for them). */
+/** A health probe: an exec of the container's health check command, run by the daemon. */
 const probeEvents = (execID: string, at = T0 + 7000): DockerEvent[] => [
+  ev('exec_create: /bin/sh -c pg_isready', at, { execID }),
   ev('exec_start: /bin/sh -c pg_isready', at, { execID }),
   ev('exec_die', at + 50, { execID, exitCode: '0' }),
 ];
@@ -251,5 +263,33 @@ describe('OTLP audit sink', () => {
     expect(await registry.metrics()).toContain(
       'harbormaster_exec_audit_records_total{outcome="exported"} 2',
     );
+  });
+});
+
+describe('health probes', () => {
+  const withCheck = (Test: string[], Shell?: string[]) =>
+    makeContainerInfo({
+      id: ID,
+      security: securityFromInspect({ Id: ID, Config: { Healthcheck: { Test }, Shell } }),
+    });
+
+  it('are told from people by the health check command, in every form', () => {
+    expect(
+      isHealthProbe(withCheck(['CMD', 'pg_isready', '-q']), 'exec_create: pg_isready -q'),
+    ).toBe(true);
+    expect(
+      isHealthProbe(withCheck(['CMD-SHELL', 'curl -f x']), 'exec_create: /bin/sh -c curl -f x'),
+    ).toBe(true);
+    expect(
+      isHealthProbe(
+        withCheck(['CMD-SHELL', 'exit 0'], ['/bin/bash', '-o', 'pipefail', '-c']),
+        'exec_create: /bin/bash -o pipefail -c exit 0',
+      ),
+    ).toBe(true);
+    expect(isHealthProbe(withCheck(['CMD', 'pg_isready']), 'exec_create: psql -c drop')).toBe(
+      false,
+    );
+    expect(isHealthProbe(withCheck(['NONE']), 'exec_create: ')).toBe(false);
+    expect(isHealthProbe(info, 'exec_create: sh')).toBe(false);
   });
 });
