@@ -7,6 +7,7 @@ import { runLogsBench } from './logs-throughput.js';
 import { runMetricsBench } from './metrics-collection.js';
 import { runPatternsBench } from './patterns.js';
 import { runRealContainersBench } from './real-containers.js';
+import { runSecurityBench } from './security-posture.js';
 
 const quick = process.argv.includes('--quick');
 const only = process.argv
@@ -31,6 +32,7 @@ if (want('metrics')) results.metricsCollection = await runMetricsBench({ quick }
 if (want('real')) results.realContainers = await runRealContainersBench({ quick });
 if (want('logs')) results.logs = await runLogsBench({ quick });
 if (want('patterns')) results.patterns = runPatternsBench({ quick });
+if (want('security')) results.securityPosture = await runSecurityBench({ quick });
 
 const dir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 mkdirSync(dir, { recursive: true });

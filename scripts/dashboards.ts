@@ -476,6 +476,190 @@ export const DASHBOARDS: DashboardSpec[] = [
       },
     ],
   },
+  // Security posture and the exec audit trail (issue 18).
+  {
+    file: 'security.json',
+    title: 'Security (Harbormaster)',
+    description:
+      'Container security findings by severity and check (CIS Docker Benchmark), risky settings, allow-list exemptions, engine posture and docker exec activity.',
+    tags: ['harbormaster', 'docker', 'security'],
+    variables: [
+      {
+        name: 'instance',
+        label: 'Host',
+        query: 'label_values(harbormaster_build_info, instance)',
+        multi: true,
+        includeAll: true,
+      },
+    ],
+    rows: [
+      {
+        title: 'Findings',
+        panels: [
+          {
+            title: 'Critical findings',
+            type: 'stat',
+            w: 6,
+            description: 'Privileged containers and Docker socket mounts outside the allow lists.',
+            targets: [
+              {
+                expr: `sum(container_security_findings{${sel}, severity="critical"}) or vector(0)`,
+              },
+            ],
+          },
+          {
+            title: 'High findings',
+            type: 'stat',
+            w: 6,
+            targets: [
+              { expr: `sum(container_security_findings{${sel}, severity="high"}) or vector(0)` },
+            ],
+          },
+          {
+            title: 'Exempted by allow lists',
+            type: 'stat',
+            w: 6,
+            description: 'Failed checks that security.allow or an allowed label exempts.',
+            targets: [{ expr: `sum(container_security_findings_allowed{${sel}}) or vector(0)` }],
+          },
+          {
+            title: 'Containers with findings',
+            type: 'stat',
+            w: 6,
+            targets: [
+              {
+                expr: `count(count by (instance, id) (container_security_findings{${sel}})) or vector(0)`,
+              },
+            ],
+          },
+          {
+            title: 'Findings by check',
+            type: 'bargauge',
+            w: 12,
+            targets: [
+              {
+                expr: `sort_desc(sum by (check, severity) (container_security_findings{${sel}}))`,
+                legendFormat: '{{check}} ({{severity}})',
+                instant: true,
+              },
+            ],
+          },
+          {
+            title: 'Containers and their findings',
+            type: 'table',
+            w: 12,
+            description: 'One row per failed check of a running container, with its CIS id.',
+            targets: [
+              {
+                expr: `sum by (instance, name, image, check, severity, cis) (container_security_findings{${sel}})`,
+              },
+            ],
+          },
+        ],
+      },
+      {
+        title: 'Risky settings',
+        panels: [
+          {
+            title: 'Running containers by risky setting',
+            type: 'timeseries',
+            w: 12,
+            targets: [
+              {
+                expr: `sum(container_security_privileged{${sel}})`,
+                legendFormat: 'privileged',
+              },
+              {
+                expr: `sum(container_security_docker_socket_mounted{${sel}})`,
+                legendFormat: 'Docker socket',
+              },
+              {
+                expr: `sum(container_security_run_as_root{${sel}})`,
+                legendFormat: 'root',
+              },
+              {
+                expr: `count(count by (instance, id) (container_security_host_namespace{${sel}})) or vector(0)`,
+                legendFormat: 'host namespace',
+              },
+              {
+                expr: `sum(container_security_memory_unlimited{${sel}})`,
+                legendFormat: 'no memory limit',
+              },
+            ],
+          },
+          {
+            title: 'Added capabilities, sensitive mounts and host namespaces',
+            type: 'table',
+            w: 12,
+            targets: [
+              {
+                expr: `count by (capability) (container_security_capability_added{${sel}}) or count by (path) (container_security_sensitive_mount{${sel}}) or count by (namespace) (container_security_host_namespace{${sel}}) or vector(0)`,
+              },
+            ],
+          },
+        ],
+      },
+      {
+        title: 'Engine',
+        panels: [
+          {
+            title: 'Engine posture',
+            type: 'table',
+            w: 16,
+            description:
+              'userns_remap, seccomp_default_profile, live_restore: 1 is good; icc, tcp_without_tls: 1 is a CIS failure.',
+            targets: [
+              {
+                expr: `{__name__=~"docker_engine_security_(userns_remap|rootless|seccomp_default_profile|live_restore|icc|tcp_without_tls)", ${sel}}`,
+              },
+            ],
+          },
+          {
+            title: 'Engine age',
+            type: 'stat',
+            unit: 's',
+            w: 8,
+            description: 'Time since the running engine was built (from /version).',
+            targets: [
+              {
+                expr: `time() - docker_engine_security_build_timestamp_seconds{${sel}}`,
+                legendFormat: '{{instance}}',
+              },
+            ],
+          },
+        ],
+      },
+      {
+        title: 'docker exec',
+        panels: [
+          {
+            title: 'Execs started per container',
+            type: 'timeseries',
+            w: 12,
+            description:
+              'docker exec into containers (health probes excluded). The audit records in the log store say who ran what.',
+            targets: [
+              {
+                expr: `sum by (instance, name) (increase(container_exec_total{${sel}, action="exec_start"}[$__rate_interval]))`,
+                legendFormat: '{{name}}',
+              },
+            ],
+          },
+          {
+            title: 'Exec audit records',
+            type: 'timeseries',
+            w: 12,
+            targets: [
+              {
+                expr: `sum by (outcome) (increase(harbormaster_exec_audit_records_total{${sel}}[$__rate_interval]))`,
+                legendFormat: '{{outcome}}',
+              },
+            ],
+          },
+        ],
+      },
+    ],
+  },
 ];
 
 type Json = Record<string, unknown>;

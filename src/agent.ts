@@ -17,6 +17,7 @@ import { LogTelemetry } from './logs/telemetry.js';
 import type { LogExporter } from './logs/types.js';
 import { NdjsonLogExporter } from './exporters/ndjson.js';
 import { OtlpLogsExporter, otlpLogsUrl } from './exporters/otlp-logs.js';
+import { securityFeature } from './collectors/security.js';
 import { MetricsExporter, omitFamilies } from './exporters/prometheus.js';
 import { spanSpoolFor } from './exporters/span-spool.js';
 import type { SpanExporter } from '@opentelemetry/sdk-trace';
@@ -47,7 +48,12 @@ export type ComponentFactory = (ctx: AgentContext) => Component | undefined;
 /**
  * Feature components, in start order (stopped in reverse). Each issue's feature adds its factory here.
  */
-const FEATURES: ComponentFactory[] = [metricsFeature, lifecycleFeature, logsFeature];
+const FEATURES: ComponentFactory[] = [
+  metricsFeature,
+  lifecycleFeature,
+  logsFeature,
+  securityFeature,
+];
 
 /** The log exporter the config asks for; undefined when logs have nowhere to go. */
 export function buildLogExporter(config: Config): LogExporter | undefined {

@@ -26,8 +26,33 @@ export interface ApiContainerInspect {
     FinishedAt?: string;
     Health?: { Status?: string; FailingStreak?: number };
   };
-  Config?: { Image?: string; Labels?: Record<string, string> | null };
+  Config?: {
+    Image?: string;
+    Labels?: Record<string, string> | null;
+    User?: string;
+    /** `["CMD-SHELL", "curl -f …"]`, `["CMD", "bin", "arg"]` or `["NONE"]`. */
+    Healthcheck?: { Test?: string[] | null } | null;
+    /** SHELL of the image (used for CMD-SHELL health checks), default `["/bin/sh", "-c"]`. */
+    Shell?: string[] | null;
+  };
+  /** Mounts as the daemon resolved them (binds, volumes, tmpfs). */
+  Mounts?: Array<{
+    Type?: string;
+    Source?: string;
+    Destination?: string;
+    RW?: boolean;
+  }> | null;
   HostConfig?: {
+    Privileged?: boolean;
+    UsernsMode?: string;
+    CapAdd?: string[] | null;
+    CapDrop?: string[] | null;
+    SecurityOpt?: string[] | null;
+    ReadonlyRootfs?: boolean;
+    PidMode?: string;
+    IpcMode?: string;
+    UTSMode?: string;
+    CgroupnsMode?: string;
     NetworkMode?: string;
     CgroupParent?: string;
     LogConfig?: { Type?: string; Config?: Record<string, string> };
@@ -60,4 +85,7 @@ export interface ApiInfo {
   ContainersPaused?: number;
   ContainersStopped?: number;
   Images?: number;
+  /** e.g. `name=seccomp,profile=builtin`, `name=userns`, `name=rootless`, `name=apparmor`. */
+  SecurityOptions?: string[] | null;
+  LiveRestoreEnabled?: boolean;
 }

@@ -10,6 +10,7 @@ import {
   CONTAINER_STATES,
   HEALTH_STATES,
   type ContainerInfo,
+  type ContainerSecurity,
   type ContainerSource,
   type ContainerState,
   type DockerEvent,
@@ -95,6 +96,51 @@ export function fromInspect(c: ApiContainerInspect, cgroupDriver: string): Conta
       memoryReservation: hc.MemoryReservation ?? 0,
       pidsLimit: hc.PidsLimit ?? 0,
     },
+    security: securityFromInspect(c),
+  };
+}
+
+/** `cap_net_admin` / `CAP_NET_ADMIN` / `net_admin` → `NET_ADMIN`. */
+function normalizeCap(c: string): string {
+  const u = c.trim().toUpperCase();
+  return u.startsWith('CAP_') ? u.slice(4) : u;
+}
+
+/** The command line of a container's health probes, as exec events show it ('' for none). */
+function healthCheckCommand(c: ApiContainerInspect): string {
+  const test = c.Config?.Healthcheck?.Test ?? [];
+  const [kind, ...rest] = test;
+  if (kind === 'CMD') return rest.join(' ');
+  if (kind === 'CMD-SHELL') {
+    const shell = c.Config?.Shell?.length ? c.Config.Shell : ['/bin/sh', '-c'];
+    return [...shell, rest.join(' ')].join(' ');
+  }
+  return '';
+}
+
+/** The security settings of an inspect response (collectors/security.ts turns them into posture). */
+export function securityFromInspect(c: ApiContainerInspect): ContainerSecurity {
+  const hc = c.HostConfig ?? {};
+  return {
+    privileged: hc.Privileged ?? false,
+    user: (c.Config?.User ?? '').trim(),
+    usernsMode: hc.UsernsMode ?? '',
+    capAdd: (hc.CapAdd ?? []).map(normalizeCap),
+    capDrop: (hc.CapDrop ?? []).map(normalizeCap),
+    securityOpt: [...(hc.SecurityOpt ?? [])],
+    readOnlyRootfs: hc.ReadonlyRootfs ?? false,
+    pidMode: hc.PidMode ?? '',
+    ipcMode: hc.IpcMode ?? '',
+    utsMode: hc.UTSMode ?? '',
+    cgroupnsMode: hc.CgroupnsMode ?? '',
+    binds: (c.Mounts ?? [])
+      .filter((m) => m.Type === 'bind' && typeof m.Source === 'string')
+      .map((m) => ({
+        source: m.Source ?? '',
+        destination: m.Destination ?? '',
+        readOnly: m.RW === false,
+      })),
+    healthCheckCommand: healthCheckCommand(c),
   };
 }
 

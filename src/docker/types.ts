@@ -57,6 +57,50 @@ export interface ContainerInfo {
   readonly cgroup: CgroupPaths;
   /** Resource limits as configured (HostConfig), for spec metrics. 0 means unset. */
   readonly spec: ContainerSpec;
+  /**
+   * Security-relevant settings from inspect (HostConfig, Config.User, Mounts), for the posture
+   * metrics of collectors/security.ts. Undefined when not known (e.g. a hand-made entry).
+   */
+  readonly security?: ContainerSecurity;
+}
+
+/** A bind mount of a host path into a container. */
+export interface BindMount {
+  /** Host path (`Mounts[].Source`). */
+  readonly source: string;
+  /** Path inside the container. */
+  readonly destination: string;
+  readonly readOnly: boolean;
+}
+
+/** Security settings of a container as configured (what `docker run` flags set). */
+export interface ContainerSecurity {
+  /** `--privileged`. */
+  readonly privileged: boolean;
+  /** `Config.User` as given (`''`, `root`, `0`, `1000:1000`, `app`...). */
+  readonly user: string;
+  /** `HostConfig.UsernsMode` (`''`, or `host` to opt out of the daemon's user-namespace remapping). */
+  readonly usernsMode: string;
+  /** `--cap-add` values, upper case, without the `CAP_` prefix (`NET_ADMIN`, `ALL`). */
+  readonly capAdd: readonly string[];
+  /** `--cap-drop` values, normalized like capAdd. */
+  readonly capDrop: readonly string[];
+  /** `--security-opt` entries as given (`seccomp=unconfined`, `no-new-privileges`...). */
+  readonly securityOpt: readonly string[];
+  /** `--read-only`. */
+  readonly readOnlyRootfs: boolean;
+  /** `HostConfig.PidMode`, `IpcMode`, `UTSMode`, `CgroupnsMode` (`host` shares the host's). */
+  readonly pidMode: string;
+  readonly ipcMode: string;
+  readonly utsMode: string;
+  readonly cgroupnsMode: string;
+  /** Bind mounts (volumes and tmpfs are left out: they are not host paths). */
+  readonly binds: readonly BindMount[];
+  /**
+   * The health check command as the daemon's exec events show it (`/bin/sh -c curl -f …`), ''
+   * without one: its probes run as execs and are not someone running `docker exec`.
+   */
+  readonly healthCheckCommand?: string;
 }
 
 export interface ContainerSpec {

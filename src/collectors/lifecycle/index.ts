@@ -8,9 +8,19 @@ import type { ApiContainerInspect } from '../../docker/api-types.js';
 import { HEALTH_STATES, type DockerEvent, type HealthState } from '../../docker/types.js';
 import { createRunSpanExporter, type RunSpanExporter } from '../../exporters/otlp-traces.js';
 import type { ExpositionProvider } from '../../exporters/prometheus.js';
+import { Counter } from 'prom-client';
 import { OnceLogger } from '../../util/logger.js';
 import { formatValue, header, labelPairs, sanitizeLabelName } from '../exposition.js';
-import { HEALTH_SET, LifecycleTracker, STATE_SET, type TrackedContainer } from './tracker.js';
+import { buildRedactor } from '../../logs/processing/processor.js';
+import { createOtlpAuditSink } from './audit-otlp.js';
+import { ExecAuditor, type ApiExecInspect, type AuditSink } from './exec-audit.js';
+import {
+  EXEC_ACTIONS,
+  HEALTH_SET,
+  LifecycleTracker,
+  STATE_SET,
+  type TrackedContainer,
+} from './tracker.js';
 
 export { LifecycleTracker } from './tracker.js';
 
@@ -26,6 +36,7 @@ export const LIFECYCLE_METRICS = {
   failingStreak: 'container_health_failing_streak',
   imagePulls: 'docker_engine_image_pulls_total',
   imageDeletes: 'docker_engine_image_deletes_total',
+  exec: 'container_exec_total',
 } as const;
 
 export interface LifecycleRenderOptions {
@@ -140,6 +151,18 @@ export function renderLifecycle(
     'Consecutive failed health checks of the container (0 without a health check).',
     (c) => c.failingStreak,
   );
+  if (on(M.exec)) {
+    let body = '';
+    for (const { c, base } of rows)
+      for (const a of EXEC_ACTIONS)
+        body += `${M.exec}{${labelPairs([...base, ['action', a]])}} ${c.execs?.[a] ?? 0}\n`;
+    out +=
+      header(
+        M.exec,
+        'counter',
+        'docker exec events of the container seen by the agent, by action (exec_create, exec_start, exec_die); health-check probes are not counted. CIS 5.22/5.23: the exec audit records say who ran what.',
+      ) + body;
+  }
   if (on(M.imagePulls))
     out +=
       header(
@@ -184,6 +207,8 @@ export class LifecycleCollector implements Component, ExpositionProvider {
   private stopped = false;
   private readonly probeReads = new Map<string, NodeJS.Timeout>();
   private controller = new AbortController();
+  private readonly auditSink: AuditSink | undefined;
+  private readonly auditor: ExecAuditor | undefined;
 
   constructor(ctx: AgentContext) {
     this.ctx = ctx;
@@ -201,7 +226,10 @@ export class LifecycleCollector implements Component, ExpositionProvider {
       wrapExporter: ctx.wrapSpanExporter,
     });
     const allow = this.allow;
+    const redactor = buildRedactor(ctx.config.logs.processing.redaction);
+    const redact = (s: string): string => redactor.redact(s).s;
     this.tracker = new LifecycleTracker({
+      redact,
       removedGraceMs: ctx.config.lifecycle.removed_grace_seconds * 1000,
       spanLabels: (info) => {
         const out: Record<string, string> = {};
@@ -218,6 +246,37 @@ export class LifecycleCollector implements Component, ExpositionProvider {
       },
     });
     ctx.metrics.addProvider(this);
+    if (ctx.config.security.exec_audit) {
+      this.auditSink = createOtlpAuditSink({
+        config: ctx.config,
+        hostName: ctx.hostName,
+        labelAllowlist: allow,
+        logger: ctx.logger,
+        registry: ctx.metrics.registry,
+      });
+      if (this.auditSink) {
+        const errors = new Counter({
+          name: 'harbormaster_exec_audit_errors_total',
+          help: 'Problems building exec audit records, by reason (inspect_failed: user/privileged/tty unknown; forgotten: too many execs open; no_exec_id: the daemon sends no execID).',
+          labelNames: ['reason'],
+          registers: [ctx.metrics.registry],
+        });
+        this.auditor = new ExecAuditor({
+          inspectExec: (id, signal) =>
+            ctx.docker.get<ApiExecInspect>(
+              `/exec/${encodeURIComponent(id)}/json`,
+              undefined,
+              signal,
+            ),
+          container: (id) => ctx.inventory.get(id),
+          sink: this.auditSink,
+          redact,
+          logger: ctx.logger,
+          errors,
+        });
+        log.info('docker exec into containers is audited as OTLP log records.');
+      }
+    }
     if (this.spans)
       log.info(
         { url: this.spans.url, protocol: this.spans.protocol },
@@ -249,6 +308,7 @@ export class LifecycleCollector implements Component, ExpositionProvider {
       inv.onDockerEvent((ev) =>
         this.guard('event', () => {
           this.tracker.onDockerEvent(ev);
+          this.auditor?.onDockerEvent(ev);
           this.afterProbe(ev);
         }),
       ),
@@ -322,8 +382,9 @@ export class LifecycleCollector implements Component, ExpositionProvider {
     this.controller.abort();
     for (const t of this.probeReads.values()) clearTimeout(t);
     this.probeReads.clear();
+    this.auditor?.stop();
     // finished runs still queued are sent; runs still going are not given a fake end
-    await this.spans?.shutdown();
+    await Promise.all([this.spans?.shutdown(), this.auditSink?.shutdown?.()]);
   }
 
   health(): ComponentHealth {

@@ -86,7 +86,18 @@ export interface TrackedContainer {
   /** OOM events waiting for the run's inspect StartedAt. */
   pendingOom?: { approxStartMs: number; count: number };
   removedAt?: number;
+  /** `docker exec` events of this container (execs created through the API; not health probes). */
+  execs?: Record<ExecAction, number>;
+  /** Ids of execs created and not yet ended (bounded; health probes never appear here). */
+  openExecs?: Set<string>;
 }
+
+export const EXEC_ACTIONS = ['exec_create', 'exec_start', 'exec_die'] as const;
+export type ExecAction = (typeof EXEC_ACTIONS)[number];
+/** Exec ids remembered per container between create and die. */
+const MAX_OPEN_EXECS = 256;
+/** Exec events kept on one run span (a container exec'd into every few seconds would grow it without end). */
+export const MAX_EXEC_SPAN_EVENTS = 128;
 
 export interface TrackerHooks {
   /** A run finished (die). */
@@ -107,6 +118,8 @@ export interface TrackerOptions {
   now?: () => number;
   /** Allowlisted labels to put on spans. */
   spanLabels?: (info: ContainerInfo) => Record<string, string>;
+  /** Masks secrets in exec commands before they go on a span (the log redaction rules). */
+  redact?: (s: string) => string;
 }
 
 function eventMs(ev: DockerEvent): number {
@@ -121,8 +134,10 @@ export class LifecycleTracker {
   private readonly graceMs: number;
   private readonly now: () => number;
   private readonly spanLabels: (info: ContainerInfo) => Record<string, string>;
+  private readonly redact: (s: string) => string;
 
   constructor(opts: TrackerOptions = {}) {
+    this.redact = opts.redact ?? ((s) => s);
     this.hooks = opts.hooks ?? {};
     this.graceMs = opts.removedGraceMs ?? 60_000;
     this.now = opts.now ?? Date.now;
@@ -240,6 +255,11 @@ export class LifecycleTracker {
           t.run?.events.push({ name: base, timeMs: ms });
         }
         return;
+      case 'exec_create':
+      case 'exec_start':
+      case 'exec_die':
+        if (t) this.onExec(t, base, ev, ms);
+        return;
       case 'health_status': {
         const status = action.slice(action.indexOf(':') + 1).trim();
         if (!t || !['starting', 'healthy', 'unhealthy'].includes(status)) return;
@@ -254,6 +274,47 @@ export class LifecycleTracker {
       default:
         return;
     }
+  }
+
+  /**
+   * Counts an exec event and adds it to the run span. Health probes run as execs too: an
+   * exec_create whose command is the container's health check command is not counted, and
+   * start/die of an exec whose create was not counted are ignored (when the daemon sends no
+   * execID at all, only creates are counted).
+   */
+  private onExec(c: TrackedContainer, base: ExecAction, ev: DockerEvent, ms: number): void {
+    const attrs = ev.Actor.Attributes ?? {};
+    const execId = attrs.execID;
+    const open = (c.openExecs ??= new Set());
+    if (base === 'exec_create') {
+      if (isHealthProbe(c.info, ev.Action)) return;
+      if (execId) {
+        if (open.size >= MAX_OPEN_EXECS) {
+          const oldest = open.values().next().value;
+          if (oldest !== undefined) open.delete(oldest);
+        }
+        open.add(execId);
+      }
+    } else if (!execId || !open.has(execId)) return;
+    else if (base === 'exec_die') open.delete(execId);
+    const execs = (c.execs ??= { exec_create: 0, exec_start: 0, exec_die: 0 });
+    execs[base] += 1;
+    const run = c.run;
+    if (!run) return;
+    let n = 0;
+    for (const e of run.events) if (e.name.startsWith('exec_')) n++;
+    if (n >= MAX_EXEC_SPAN_EVENTS) return;
+    const a: Record<string, string | number> = {};
+    if (execId) a['container.exec.id'] = execId;
+    if (base === 'exec_create') {
+      const colon = ev.Action.indexOf(':');
+      a['process.command_line'] = this.redact(colon >= 0 ? ev.Action.slice(colon + 1).trim() : '');
+    }
+    if (base === 'exec_die' && attrs.exitCode !== undefined) {
+      const code = Number(attrs.exitCode);
+      if (Number.isFinite(code)) a['process.exit.code'] = code;
+    }
+    run.events.push({ name: base, timeMs: ms, attributes: a });
   }
 
   private flushPendingOom(c: TrackedContainer, startedAt: number): void {
@@ -407,6 +468,14 @@ export class LifecycleTracker {
   served(): TrackedContainer[] {
     return this.containers().filter((c) => c.info !== undefined);
   }
+}
+
+/** An exec_create of the container's own health check (the daemon's probe, not a person). */
+export function isHealthProbe(info: ContainerInfo | undefined, action: string): boolean {
+  const probe = info?.security?.healthCheckCommand;
+  if (!probe) return false;
+  const colon = action.indexOf(':');
+  return colon >= 0 && action.slice(colon + 1).trim() === probe.trim();
 }
 
 /** A run is in progress (a `restarting` container is waiting between runs). */
