@@ -197,7 +197,7 @@ export class RunSpanExporter {
     this.failures = counter(
       opts.registry,
       'harbormaster_otlp_export_failures_total',
-      'OTLP export requests that failed, by signal (logs, traces) and bounded reason.',
+      'OTLP trace export requests that failed, by signal (traces) and bounded reason. Failed log exports are counted in harbormaster_log_export_failures_total.',
       ['signal', 'reason'],
     );
     this.exported = counter(
