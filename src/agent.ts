@@ -12,6 +12,7 @@ import { lifecycleFeature } from './collectors/lifecycle/index.js';
 import { createLogsComponent } from './logs/component.js';
 import { MetricsExporter, omitFamilies } from './exporters/prometheus.js';
 import { createApp } from './server/app.js';
+import { createStatusFeature, type StatusFeature } from './server/status/wiring.js';
 import type { Logger } from './util/logger.js';
 import { VERSION } from './version.js';
 
@@ -48,6 +49,7 @@ export class Agent {
   private server: http.Server | undefined;
   private readonly controller = new AbortController();
   private stopping: Promise<void> | undefined;
+  private readonly status: StatusFeature | undefined;
   address: string | undefined;
 
   constructor(config: Config, logger: Logger, extra: ComponentFactory[] = []) {
@@ -97,6 +99,8 @@ export class Agent {
       const c = f(this.ctx);
       if (c) this.components.push(c);
     }
+    this.status = createStatusFeature(this.ctx, this.components, () => this.componentHealth());
+    if (this.status) this.components.push(this.status.sampler);
   }
 
   private componentHealth(): Record<string, ComponentHealth> {
@@ -112,6 +116,8 @@ export class Agent {
       ready: () => inventory.health(),
       components: () => this.componentHealth(),
       containers: () => inventory.list(),
+      status: this.status?.sources,
+      statusRefreshMs: config.status.refresh_seconds * 1000,
       onError: (err) => logger.warn({ err }, 'An HTTP request failed.'),
     });
     const { host, port } = parseListen(config.listen);

@@ -76,6 +76,15 @@ export interface ContainerMetricsOptions {
   specRefreshMs?: number;
 }
 
+/** One container's usage in the latest collection (see ContainerMetrics.usage). */
+export interface ContainerUsage {
+  id: string;
+  /** Cumulative CPU time in seconds. */
+  cpuSeconds: number;
+  /** Memory working set in bytes. */
+  memoryBytes: number;
+}
+
 /** Bounded reasons a container is left out of a collection. */
 export type SkipReason = 'cgroup_vanished' | 'read_error';
 
@@ -785,6 +794,25 @@ export class ContainerMetrics {
       this.inflight = undefined;
     });
     return this.inflight;
+  }
+
+  /**
+   * CPU and memory of every container in the latest collection, for the status page. A collection
+   * younger than `maxAgeMs` (usually a scrape's) is reused; otherwise one is made now.
+   */
+  async usage(maxAgeMs: number): Promise<ContainerUsage[]> {
+    const r = this.last;
+    if (!r || this.now() - r.at >= Math.max(maxAgeMs, this.minIntervalMs))
+      await this.collectShared();
+    const out: ContainerUsage[] = [];
+    for (const t of this.tracked.values())
+      if (t.ok)
+        out.push({
+          id: t.info.id,
+          cpuSeconds: t.stats.cpuTotal,
+          memoryBytes: t.stats.memWorkingSet,
+        });
+    return out;
   }
 
   /** One full collection (reads every active container and renders its series), now. */

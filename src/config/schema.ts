@@ -4,6 +4,7 @@ import { metricsSection } from './sections/metrics.js';
 import { otlpSection } from './sections/otlp.js';
 import { logsSection } from './sections/logs.js';
 import { lifecycleSection } from './sections/lifecycle.js';
+import { statusSection } from './sections/status.js';
 
 /** The one configuration schema: types, validation, defaults and docs. */
 export const configSchema = z.strictObject({
@@ -13,6 +14,7 @@ export const configSchema = z.strictObject({
   lifecycle: lifecycleSection,
   logs: logsSection,
   otlp: otlpSection,
+  status: statusSection,
 });
 
 export type Config = z.infer<typeof configSchema>;

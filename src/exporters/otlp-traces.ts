@@ -188,6 +188,9 @@ export class RunSpanExporter {
   private readonly failures: Counter;
   private readonly exported: Counter;
   private closed = false;
+  /** For the status page: when an export last succeeded (ms since the epoch), the last error. */
+  lastSuccessAt: number | undefined;
+  lastError: string | undefined;
 
   constructor(url: string, opts: RunSpanExporterOptions) {
     this.url = url;
@@ -248,11 +251,14 @@ export class RunSpanExporter {
 
   private onResult(n: number, res: ExportResult): void {
     if (res.code === ExportResultCode.SUCCESS) {
+      this.lastSuccessAt = Date.now();
+      this.lastError = undefined;
       this.exported.inc(n);
       this.once.reset('export');
       return;
     }
     const reason = failureReason(res.error);
+    this.lastError = `${reason}: ${res.error?.message ?? 'export failed'}`;
     this.failures.inc({ signal: 'traces', reason });
     this.once.warn(
       'export',

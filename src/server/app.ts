@@ -3,6 +3,7 @@ import Koa from 'koa';
 import type { ComponentHealth } from '../component.js';
 import type { ContainerInfo } from '../docker/types.js';
 import { wantsOpenMetrics, type MetricsExporter } from '../exporters/prometheus.js';
+import { statusRoutes, type StatusSources } from './status/index.js';
 
 export interface AppDeps {
   metrics: MetricsExporter;
@@ -12,6 +13,9 @@ export interface AppDeps {
   components: () => Record<string, ComponentHealth>;
   /** The inventory, for operators and tests (`GET /containers`). */
   containers: () => ContainerInfo[];
+  /** The status page (`/`) and `/api/v1/status`; without it `/` lists the endpoints. */
+  status?: StatusSources;
+  statusRefreshMs?: number;
   onError?: (err: unknown) => void;
 }
 
@@ -20,6 +24,7 @@ export function createApp(deps: AppDeps): Koa {
   const app = new Koa();
   app.silent = true;
   app.on('error', (err) => deps.onError?.(err));
+  if (deps.status) app.use(statusRoutes(deps.status, { refreshMs: deps.statusRefreshMs }));
   app.use(async (ctx) => {
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
       ctx.status = 405;
