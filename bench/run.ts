@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { runLogsBench } from './logs-throughput.js';
 import { runMetricsBench } from './metrics-collection.js';
 import { runRealContainersBench } from './real-containers.js';
+import { runStatusBench } from './status-page.js';
 
 const quick = process.argv.includes('--quick');
 const only = process.argv
@@ -29,6 +30,7 @@ const results: Record<string, unknown> = {
 if (want('metrics')) results.metricsCollection = await runMetricsBench({ quick });
 if (want('real')) results.realContainers = await runRealContainersBench({ quick });
 if (want('logs')) results.logs = await runLogsBench({ quick });
+if (want('status')) results.statusPage = await runStatusBench({ quick });
 
 const dir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 mkdirSync(dir, { recursive: true });

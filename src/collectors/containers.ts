@@ -800,19 +800,19 @@ export class ContainerMetrics {
    * CPU and memory of every container in the latest collection, for the status page. A collection
    * younger than `maxAgeMs` (usually a scrape's) is reused; otherwise one is made now.
    */
-  async usage(maxAgeMs: number): Promise<ContainerUsage[]> {
-    const r = this.last;
+  async usage(maxAgeMs: number): Promise<{ at: number; containers: ContainerUsage[] }> {
+    let r = this.last;
     if (!r || this.now() - r.at >= Math.max(maxAgeMs, this.minIntervalMs))
-      await this.collectShared();
-    const out: ContainerUsage[] = [];
+      r = await this.collectShared();
+    const containers: ContainerUsage[] = [];
     for (const t of this.tracked.values())
       if (t.ok)
-        out.push({
+        containers.push({
           id: t.info.id,
           cpuSeconds: t.stats.cpuTotal,
           memoryBytes: t.stats.memWorkingSet,
         });
-    return out;
+    return { at: r.at, containers };
   }
 
   /** One full collection (reads every active container and renders its series), now. */

@@ -12,11 +12,13 @@ export type { StatusSources } from './model.js';
 
 export interface UsageSamplerOptions {
   ring: UsageRing;
-  /** CPU and memory of every running container; may reuse a collection younger than maxAgeMs. */
-  sample: (maxAgeMs: number) => Promise<UsageSample[]>;
+  /**
+   * CPU and memory of every running container, and when they were read (ms); may reuse a
+   * collection younger than maxAgeMs (a scrape's).
+   */
+  sample: (maxAgeMs: number) => Promise<{ at: number; containers: UsageSample[] }>;
   intervalMs: number;
   logger: Logger;
-  now?: () => number;
 }
 
 /** Fills the usage ring every interval. Never throws: a failed round is logged once and skipped. */
@@ -25,20 +27,21 @@ export class UsageSampler implements Component {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private lastError: string | undefined;
+  private lastAt = 0;
   private readonly once: OnceLogger;
-  private readonly now: () => number;
 
   constructor(private readonly o: UsageSamplerOptions) {
     this.once = new OnceLogger(o.logger.child({ component: 'status' }));
-    this.now = o.now ?? Date.now;
   }
 
   /** One sampling round (also used by tests and the benchmark). */
   async tick(): Promise<void> {
     try {
-      // a collection up to half an interval old is fresh enough (usually a scrape's)
-      const samples = await this.o.sample(this.o.intervalMs / 2);
-      this.o.ring.record(this.now(), samples);
+      // a collection younger than the interval is reused (usually a scrape's); the ring records
+      // it at the time it was read, so rates stay right; one already recorded is not again
+      const { at, containers } = await this.o.sample(this.o.intervalMs);
+      if (at > this.lastAt) this.o.ring.record(at, containers);
+      this.lastAt = Math.max(this.lastAt, at);
       this.lastError = undefined;
       this.once.reset('sample');
     } catch (err) {

@@ -34,7 +34,10 @@ export function createStatusFeature(
   const ring = new UsageRing(ringSlots(cfg.history_minutes, cfg.sample_interval_seconds));
   const sampler = new UsageSampler({
     ring,
-    sample: (maxAgeMs) => (metrics ? metrics.containers.usage(maxAgeMs) : Promise.resolve([])),
+    sample: (maxAgeMs) =>
+      metrics
+        ? metrics.containers.usage(maxAgeMs)
+        : Promise.resolve({ at: Date.now(), containers: [] }),
     intervalMs: cfg.sample_interval_seconds * 1000,
     logger: ctx.logger,
   });

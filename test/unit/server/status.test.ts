@@ -6,7 +6,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MetricsExporter } from '../../../src/exporters/prometheus.js';
 import { createApp } from '../../../src/server/app.js';
 import { buildContainerDetail, buildStatus } from '../../../src/server/status/model.js';
+import { UsageSampler } from '../../../src/server/status/index.js';
 import { UsageRing } from '../../../src/server/status/ring.js';
+import { createLogger } from '../../../src/util/logger.js';
 import { makeContainerInfo } from '../../support/container-info.js';
 import { staticStatusSources } from '../../support/status-sources.js';
 
@@ -47,6 +49,46 @@ describe('usage ring', () => {
 
   it('rejects a size it cannot hold, naming it', () => {
     expect(() => new UsageRing(1)).toThrow(/slots must be an integer from 2 to 10000, got 1/);
+  });
+});
+
+describe('usage sampler', () => {
+  it('records each collection once, at the time it was read, and survives a failing round', async () => {
+    const ring = new UsageRing(10);
+    const rounds: Array<{ at: number; cpu: number } | Error> = [
+      { at: NOW, cpu: 1 },
+      { at: NOW, cpu: 1 }, // the same (scrape's) collection again: not recorded twice
+      new Error('cgroup root is gone'),
+      { at: NOW + 20_000, cpu: 6 },
+    ];
+    const sampler = new UsageSampler({
+      ring,
+      intervalMs: 15_000,
+      logger: createLogger('silent'),
+      sample: (maxAgeMs) => {
+        expect(maxAgeMs).toBe(15_000);
+        const r = rounds.shift()!;
+        if (r instanceof Error) return Promise.reject(r);
+        return Promise.resolve({
+          at: r.at,
+          containers: [{ id: 'a', cpuSeconds: r.cpu, memoryBytes: 1 }],
+        });
+      },
+    });
+    await sampler.tick();
+    await sampler.tick();
+    await sampler.tick();
+    expect(sampler.health()).toEqual({
+      ok: false,
+      detail: 'usage sampling failed: cgroup root is gone',
+    });
+    await sampler.tick();
+    expect(sampler.health().ok).toBe(true);
+    expect(ring.history('a')).toEqual({
+      times: [NOW, NOW + 20_000],
+      cpuCores: [null, 0.25],
+      memoryBytes: [1, 1],
+    });
   });
 });
 
