@@ -25,6 +25,7 @@ import pino from 'pino';
 import { ContainerMetrics } from '../src/collectors/containers.js';
 import type { ContainerInfo, ContainerSource } from '../src/docker/types.js';
 import { MetricsExporter } from '../src/exporters/prometheus.js';
+import { statusRoutes } from '../src/server/status/routes.js';
 import { createApp } from '../src/server/app.js';
 import {
   buildContainerDetail,
@@ -152,7 +153,7 @@ export async function runStatusBench(opts: {
     ready: () => ({ ok: true }),
     components: () => ({}),
     containers: () => infos,
-    status: sources,
+    routes: statusRoutes(sources),
   });
   // eslint-disable-next-line @typescript-eslint/no-misused-promises -- koa's request handler
   const server = http.createServer(app.callback());

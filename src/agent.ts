@@ -12,6 +12,7 @@ import { lifecycleFeature } from './collectors/lifecycle/index.js';
 import { createLogsComponent } from './logs/component.js';
 import { MetricsExporter, omitFamilies } from './exporters/prometheus.js';
 import { createApp } from './server/app.js';
+import { statusRoutes } from './server/status/routes.js';
 import { createStatusFeature, type StatusFeature } from './server/status/wiring.js';
 import type { Logger } from './util/logger.js';
 import { VERSION } from './version.js';
@@ -116,8 +117,9 @@ export class Agent {
       ready: () => inventory.health(),
       components: () => this.componentHealth(),
       containers: () => inventory.list(),
-      status: this.status?.sources,
-      statusRefreshMs: config.status.refresh_seconds * 1000,
+      routes: this.status
+        ? statusRoutes(this.status.sources, { refreshMs: config.status.refresh_seconds * 1000 })
+        : undefined,
       onError: (err) => logger.warn({ err }, 'An HTTP request failed.'),
     });
     const { host, port } = parseListen(config.listen);

@@ -3,7 +3,9 @@ import Koa from 'koa';
 import type { ComponentHealth } from '../component.js';
 import type { ContainerInfo } from '../docker/types.js';
 import { wantsOpenMetrics, type MetricsExporter } from '../exporters/prometheus.js';
-import { statusRoutes, type StatusSources } from './status/index.js';
+
+/** A GET route; another module registers its routes through AppDeps.routes. */
+export type RouteHandler = (ctx: Koa.Context) => void | Promise<void>;
 
 export interface AppDeps {
   metrics: MetricsExporter;
@@ -13,9 +15,8 @@ export interface AppDeps {
   components: () => Record<string, ComponentHealth>;
   /** The inventory, for operators and tests (`GET /containers`). */
   containers: () => ContainerInfo[];
-  /** The status page (`/`) and `/api/v1/status`; without it `/` lists the endpoints. */
-  status?: StatusSources;
-  statusRefreshMs?: number;
+  /** Extra GET routes by exact path (they override the built-in ones, e.g. a status page at `/`). */
+  routes?: Readonly<Record<string, RouteHandler>>;
   onError?: (err: unknown) => void;
 }
 
@@ -24,11 +25,16 @@ export function createApp(deps: AppDeps): Koa {
   const app = new Koa();
   app.silent = true;
   app.on('error', (err) => deps.onError?.(err));
-  if (deps.status) app.use(statusRoutes(deps.status, { refreshMs: deps.statusRefreshMs }));
   app.use(async (ctx) => {
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
       ctx.status = 405;
       ctx.set('Allow', 'GET, HEAD');
+      return;
+    }
+    const extra =
+      deps.routes && Object.hasOwn(deps.routes, ctx.path) ? deps.routes[ctx.path] : undefined;
+    if (extra) {
+      await extra(ctx);
       return;
     }
     switch (ctx.path) {

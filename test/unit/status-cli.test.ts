@@ -4,6 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MetricsExporter } from '../../src/exporters/prometheus.js';
+import { statusRoutes } from '../../src/server/status/routes.js';
 import { createApp } from '../../src/server/app.js';
 import type { StatusDocument } from '../../src/server/status/model.js';
 import { runStatus, urlForListen } from '../../src/status-cli.js';
@@ -49,7 +50,7 @@ async function agentLike(): Promise<string> {
     ready: () => ({ ok: true }),
     components: () => ({}),
     containers: () => infos,
-    status: sources,
+    routes: statusRoutes(sources),
   });
   const cb = app.callback();
   return listen((req, res) => void cb(req, res));

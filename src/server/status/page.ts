@@ -225,7 +225,7 @@ const SCRIPT = `
     if (!detailId) return;
     let d;
     try {
-      const res = await fetch('api/v1/status/containers/' + encodeURIComponent(detailId), { headers: { accept: 'application/json' } });
+      const res = await fetch('api/v1/status/container?id=' + encodeURIComponent(detailId), { headers: { accept: 'application/json' } });
       if (!res.ok) throw new Error(res.status + ' ' + res.statusText);
       d = await res.json();
     } catch (err) {

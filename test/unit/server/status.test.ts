@@ -4,6 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MetricsExporter } from '../../../src/exporters/prometheus.js';
+import { statusRoutes } from '../../../src/server/status/routes.js';
 import { createApp } from '../../../src/server/app.js';
 import { buildContainerDetail, buildStatus } from '../../../src/server/status/model.js';
 import { UsageSampler } from '../../../src/server/status/index.js';
@@ -177,7 +178,7 @@ describe('status routes', () => {
       ready: () => ({ ok: true }),
       components: () => ({}),
       containers: () => infos,
-      status: sources,
+      routes: statusRoutes(sources),
     });
     const handler = app.callback();
     server = http.createServer((req, res) => void handler(req, res));
@@ -212,9 +213,12 @@ describe('status routes', () => {
     const base = await serve(['web']);
     const doc = (await (await fetch(`${base}/api/v1/status`)).json()) as { schemaVersion: number };
     expect(doc.schemaVersion).toBe(1);
-    const one = await fetch(`${base}/api/v1/status/containers/${id(1)}`);
+    const one = await fetch(`${base}/api/v1/status/container?id=${id(1)}`);
     expect(((await one.json()) as { name: string }).name).toBe('web');
-    const missing = await fetch(`${base}/api/v1/status/containers/nope`);
+    const noId = await fetch(`${base}/api/v1/status/container`);
+    expect(noId.status).toBe(400);
+    expect(await noId.text()).toContain('/api/v1/status/container?id=ID');
+    const missing = await fetch(`${base}/api/v1/status/container?id=nope`);
     expect(missing.status).toBe(404);
     expect(await missing.text()).toContain('no container \\"nope\\"');
     // the other routes are still there
