@@ -13,6 +13,7 @@ import path from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { afterAll, expect, it } from 'vitest';
 import type { StatusDocument } from '../../src/server/status/model.js';
+import { startOtlpReceiver } from '../support/otlp-receiver.js';
 import {
   TEST_IMAGE,
   describeDocker,
@@ -29,11 +30,13 @@ const REFRESH_S = 1;
 
 let browser: Browser | undefined;
 let agent: AgentProcess | undefined;
+let receiver: Awaited<ReturnType<typeof startOtlpReceiver>> | undefined;
 const profile = mkdtempSync(path.join(tmpdir(), 'hm-chromium-'));
 
 afterAll(async () => {
   await browser?.close();
   if (agent && !agent.exit) await agent.stop();
+  await receiver?.close();
   rmSync(profile, { recursive: true, force: true });
 });
 
@@ -84,7 +87,7 @@ describeDocker('status page in a real browser', () => {
       TEST_IMAGE,
       'sh',
       '-c',
-      'while :; do i=0; while [ $i -lt 3000 ]; do i=$((i+1)); done; sleep 0.2; done',
+      'while :; do echo tick; i=0; while [ $i -lt 3000 ]; do i=$((i+1)); done; sleep 0.2; done',
     ]);
     await d.dockerOk(['run', '-d', ...label, '--name', names.worker, TEST_IMAGE, 'sleep', '600']);
     await d.dockerOk(['run', ...label, '--name', names.done, TEST_IMAGE, 'sh', '-c', 'exit 0']);
@@ -106,9 +109,18 @@ describeDocker('status page in a real browser', () => {
       'if [ -e /ran ]; then exec sleep 600; fi; touch /ran; sleep 1; tail /dev/zero',
     ]);
 
+    const engine = harness().docker;
+    const dataRoot = engine.available ? engine.dataRoot : '/var/lib/docker';
+    receiver = await startOtlpReceiver();
     agent = await startAgent({
       dockerHost: d.host,
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url },
       args: [
+        // the private dockerd keeps its containers' log files under its own data root
+        '--docker-root',
+        dataRoot,
+        '--logs-start-at',
+        'beginning',
         '--status-refresh-seconds',
         String(REFRESH_S),
         '--status-sample-interval-seconds',
@@ -214,6 +226,39 @@ describeDocker('status page in a real browser', () => {
     );
     console.log(`OOM kill and restart shown ${Date.now() - seenAt} ms after the API had them`);
 
+    // log shipping and the OTLP endpoints: lines read from the web container's log, the span of
+    // the OOM-killed run delivered
+    const linesCol = await columnIndex(page, 'lines');
+    try {
+      await waitFor(
+        async () => Number((await byName()).get(names.web)?.[linesCol]) > 0,
+        15_000,
+        200,
+        'log lines of the web container on the page',
+      );
+    } catch (err) {
+      const doc = await status(a);
+      const metrics = (await a.get('/metrics')).text
+        .split('\n')
+        .filter((l) => l.startsWith('harbormaster_log_lines_read_total'));
+      throw new Error(
+        `${(err as Error).message}; API: ${JSON.stringify({ logs: doc.logs, web: doc.containers.find((c) => c.name === names.web)?.logs, components: doc.components })}; metrics: ${metrics.join(' | ')}`,
+        { cause: err },
+      );
+    }
+    await waitFor(
+      async () => (await status(a)).otlp.find((o) => o.signal === 'traces')?.lastSuccessAt,
+      30_000,
+      250,
+      'a delivered span',
+    );
+    const otlpRows = await page.$$eval('#otlp-body tr', (trs) =>
+      trs.map((tr) => [...tr.children].map((td) => td.textContent ?? '')),
+    );
+    expect(otlpRows.map((r) => r[0]).sort()).toEqual(['logs', 'traces']);
+    expect(otlpRows.find((r) => r[0] === 'logs')?.[2]).toBe('ok');
+    expect(await page.$eval('#logs-facts', (e) => e.textContent)).toMatch(/queue: \d+ records/);
+
     // sorting: by name descending puts the names in reverse order
     const namesShown = async (): Promise<string[]> =>
       (await visibleRows(page)).map((r) => r.cells[0] ?? '');
@@ -275,7 +320,8 @@ describeDocker('status page in a real browser', () => {
     expect(live.status, live.stderr).toBe(0);
     for (const n of Object.values(names)) expect(live.stdout).toContain(n);
     expect(live.stdout).toMatch(/^Docker daemon: connected/m);
-    expect(live.stdout).toMatch(/^Log shipping: /m);
+    expect(live.stdout).toMatch(/^Log shipping: queue \d+ records/m);
+    expect(live.stdout).toContain(`OTLP logs: ${receiver.url}/v1/logs ok`);
     expect(live.stdout).toMatch(/LOG LINES +LOG BEHIND/);
     const json = cli(['--url', a.url, '--output', 'json']);
     expect(json.status).toBe(0);
