@@ -39,6 +39,7 @@ a{color:var(--acc)}
 .chart line.limit{stroke:var(--bad);stroke-dasharray:4 3}
 .chart text{fill:var(--mut);font-size:11px}
 .hidden{display:none}
+.scroll{overflow-x:auto}
 .pill{display:inline-block;padding:0 6px;border-radius:10px;border:1px solid var(--line)}
 `;
 
@@ -333,7 +334,7 @@ const BODY_2 = `
 <h2>Labels (allowlisted)</h2><table><tbody id="detail-labels"></tbody></table></section>
 <section><h2>Containers <span id="count" class="mut"></span></h2>
 <p><input id="filter" type="search" placeholder="Filter by name, image, state or health" aria-label="Filter containers"></p>
-<table id="containers"><thead><tr id="containers-head"></tr></thead><tbody id="containers-body"></tbody></table></section>
+<div class="scroll"><table id="containers"><thead><tr id="containers-head"></tr></thead><tbody id="containers-body"></tbody></table></div></section>
 </main>`;
 
 /** The page with `doc` embedded (`doc` is serialized here, once). */
