@@ -82,6 +82,8 @@ describeDocker('status page in a real browser', () => {
       ...label,
       '--name',
       names.web,
+      '--label',
+      'com.docker.compose.project=shop',
       '--memory',
       '64m',
       TEST_IMAGE,
@@ -305,6 +307,7 @@ describeDocker('status page in a real browser', () => {
     // the 64 MiB limit is drawn on the memory chart
     expect(await page.$$('#chart-mem line.limit')).toHaveLength(1);
     const labels = await page.$$eval('#detail-labels td', (tds) => tds.map((t) => t.textContent));
+    expect(labels).toEqual(['com.docker.compose.project', 'shop']); // on the default allowlist
     expect(labels.join(' ')).not.toContain('harbormaster.test'); // not on the allowlist
     await page.screenshot({ path: path.join(artifacts, 'container-view.png'), fullPage: true });
 
