@@ -8,6 +8,7 @@ import { runMetricsBench } from './metrics-collection.js';
 import { runPatternsBench } from './patterns.js';
 import { runRealContainersBench } from './real-containers.js';
 import { runSecurityBench } from './security-posture.js';
+import { runStatusBench } from './status-page.js';
 
 const quick = process.argv.includes('--quick');
 const only = process.argv
@@ -33,6 +34,7 @@ if (want('real')) results.realContainers = await runRealContainersBench({ quick 
 if (want('logs')) results.logs = await runLogsBench({ quick });
 if (want('patterns')) results.patterns = runPatternsBench({ quick });
 if (want('security')) results.securityPosture = await runSecurityBench({ quick });
+if (want('status')) results.statusPage = await runStatusBench({ quick });
 
 const dir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 mkdirSync(dir, { recursive: true });

@@ -1,5 +1,7 @@
 // Generates the Grafana dashboards in dashboards/ (run: npm run dashboards). The JSON files are
-// committed; a unit test checks they match this generator and validates them.
+// committed; a unit test checks they match this generator and validates them. The output is typed
+// against Grafana's own schema (@grafana/schema): a field Grafana would reject fails the build.
+import type { Dashboard, Panel, RowPanel, VariableModel } from '@grafana/schema';
 
 export interface Target {
   expr: string;
@@ -16,10 +18,14 @@ export interface PanelSpec {
   h?: number;
   description?: string;
   max?: number;
+  /** A data link on every series: to the container dashboard for the series' container. */
+  containerLink?: boolean;
 }
 
 export interface DashboardSpec {
   file: string;
+  /** Stable uid: links and bookmarks survive a re-import. */
+  uid: string;
   title: string;
   description: string;
   tags: string[];
@@ -31,27 +37,59 @@ export interface DashboardSpec {
     includeAll?: boolean;
   }>;
   rows: Array<{ title: string; panels: PanelSpec[] }>;
+  /** Links to other dashboards (time range and variables kept). */
+  links: Array<{ title: string; uid: string }>;
 }
 
 const DS = { type: 'prometheus', uid: '${datasource}' };
-const sel = 'instance=~"$instance"';
-const csel = 'instance=~"$instance", name=~"$container"';
+/** The compose project (or stack) of a container, as the default label allowlist exports it. */
+export const PROJECT_LABEL = 'container_label_com_docker_compose_project';
+export const UIDS = {
+  overview: 'harbormaster-overview',
+  container: 'harbormaster-container',
+  agent: 'harbormaster-agent',
+  security: 'harbormaster-security',
+} as const;
+/** Every series of an agent: the job(s) and host(s) picked in the variables. */
+const sel = 'job=~"$job", instance=~"$instance"';
+/** Per-container series of the picked compose project(s). */
+const psel = `${sel}, ${PROJECT_LABEL}=~"$project"`;
+const csel = `${sel}, name=~"$container"`;
+
+const JOB_VAR = {
+  name: 'job',
+  label: 'Job',
+  query: 'label_values(harbormaster_build_info, job)',
+  multi: true,
+  includeAll: true,
+};
+const INSTANCE_VAR = {
+  name: 'instance',
+  label: 'Host',
+  query: 'label_values(harbormaster_build_info{job=~"$job"}, instance)',
+  multi: true,
+  includeAll: true,
+};
+const PROJECT_VAR = {
+  name: 'project',
+  label: 'Compose project / stack',
+  query: `label_values(container_state{${sel}}, ${PROJECT_LABEL})`,
+  multi: true,
+  includeAll: true,
+};
 
 export const DASHBOARDS: DashboardSpec[] = [
   {
     file: 'docker-host-overview.json',
+    uid: UIDS.overview,
     title: 'Docker host overview (Harbormaster)',
     description:
       'Containers by state, top CPU and memory, restarts, OOM kills, health and Docker disk use.',
     tags: ['harbormaster', 'docker'],
-    variables: [
-      {
-        name: 'instance',
-        label: 'Host',
-        query: 'label_values(harbormaster_build_info, instance)',
-        multi: true,
-        includeAll: true,
-      },
+    variables: [JOB_VAR, INSTANCE_VAR, PROJECT_VAR],
+    links: [
+      { title: 'Container detail', uid: UIDS.container },
+      { title: 'Harbormaster agent', uid: UIDS.agent },
     ],
     rows: [
       {
@@ -62,7 +100,7 @@ export const DASHBOARDS: DashboardSpec[] = [
             type: 'stat',
             w: 12,
             targets: [
-              { expr: `sum by (state) (container_state{${sel}})`, legendFormat: '{{state}}' },
+              { expr: `sum by (state) (container_state{${psel}})`, legendFormat: '{{state}}' },
             ],
           },
           {
@@ -70,7 +108,7 @@ export const DASHBOARDS: DashboardSpec[] = [
             type: 'stat',
             w: 6,
             targets: [
-              { expr: `sum(container_health_state{${sel}, state="unhealthy"}) or vector(0)` },
+              { expr: `sum(container_health_state{${psel}, state="unhealthy"}) or vector(0)` },
             ],
           },
           {
@@ -86,24 +124,26 @@ export const DASHBOARDS: DashboardSpec[] = [
         panels: [
           {
             title: 'Top 10 CPU (cores)',
+            containerLink: true,
             type: 'timeseries',
             unit: 'short',
             w: 12,
             targets: [
               {
-                expr: `topk(10, sum by (instance, name) (rate(container_cpu_usage_seconds_total{${sel}, cpu="total"}[$__rate_interval])))`,
+                expr: `topk(10, sum by (instance, name) (rate(container_cpu_usage_seconds_total{${psel}, cpu="total"}[$__rate_interval])))`,
                 legendFormat: '{{name}}',
               },
             ],
           },
           {
             title: 'Top 10 memory working set',
+            containerLink: true,
             type: 'timeseries',
             unit: 'bytes',
             w: 12,
             targets: [
               {
-                expr: `topk(10, sum by (instance, name) (container_memory_working_set_bytes{${sel}}))`,
+                expr: `topk(10, sum by (instance, name) (container_memory_working_set_bytes{${psel}}))`,
                 legendFormat: '{{name}}',
               },
             ],
@@ -115,11 +155,12 @@ export const DASHBOARDS: DashboardSpec[] = [
         panels: [
           {
             title: 'Restarts (last hour)',
+            containerLink: true,
             type: 'bargauge',
             w: 8,
             targets: [
               {
-                expr: `sort_desc(sum by (instance, name) (increase(container_restarts_total{${sel}}[1h])) > 0)`,
+                expr: `sort_desc(sum by (instance, name) (increase(container_restarts_total{${psel}}[1h])) > 0)`,
                 legendFormat: '{{name}}',
                 instant: true,
               },
@@ -127,11 +168,12 @@ export const DASHBOARDS: DashboardSpec[] = [
           },
           {
             title: 'OOM kills (last hour)',
+            containerLink: true,
             type: 'bargauge',
             w: 8,
             targets: [
               {
-                expr: `sort_desc(sum by (instance, name) (increase(container_oom_events_total{${sel}}[1h])) > 0)`,
+                expr: `sort_desc(sum by (instance, name) (increase(container_oom_events_total{${psel}}[1h])) > 0)`,
                 legendFormat: '{{name}}',
                 instant: true,
               },
@@ -142,7 +184,7 @@ export const DASHBOARDS: DashboardSpec[] = [
             type: 'table',
             w: 8,
             targets: [
-              { expr: `container_health_state{${sel}, state="unhealthy"} == 1`, instant: true },
+              { expr: `container_health_state{${psel}, state="unhealthy"} == 1`, instant: true },
             ],
           },
         ],
@@ -181,17 +223,24 @@ export const DASHBOARDS: DashboardSpec[] = [
   },
   {
     file: 'container-detail.json',
+    uid: UIDS.container,
     title: 'Container detail (Harbormaster)',
     description:
       'One container: CPU against its limit and throttling, memory against its limit, network, block I/O, restarts, exit codes and health.',
     tags: ['harbormaster', 'docker', 'container'],
     variables: [
-      { name: 'instance', label: 'Host', query: 'label_values(harbormaster_build_info, instance)' },
+      JOB_VAR,
+      { ...INSTANCE_VAR, multi: false, includeAll: false },
+      PROJECT_VAR,
       {
         name: 'container',
         label: 'Container',
-        query: 'label_values(container_state{instance=~"$instance"}, name)',
+        query: `label_values(container_state{${psel}}, name)`,
       },
+    ],
+    links: [
+      { title: 'Docker host overview', uid: UIDS.overview },
+      { title: 'Harbormaster agent', uid: UIDS.agent },
     ],
     rows: [
       {
@@ -327,19 +376,13 @@ export const DASHBOARDS: DashboardSpec[] = [
   },
   {
     file: 'harbormaster-agent.json',
+    uid: UIDS.agent,
     title: 'Harbormaster agent health',
     description:
       "The agent's own cost and its log pipeline: collection cost, lines in and out, drops, export errors, bytes behind.",
     tags: ['harbormaster', 'agent'],
-    variables: [
-      {
-        name: 'instance',
-        label: 'Host',
-        query: 'label_values(harbormaster_build_info, instance)',
-        multi: true,
-        includeAll: true,
-      },
-    ],
+    variables: [JOB_VAR, INSTANCE_VAR],
+    links: [{ title: 'Docker host overview', uid: UIDS.overview }],
     rows: [
       {
         title: 'Agent',
@@ -350,7 +393,7 @@ export const DASHBOARDS: DashboardSpec[] = [
             w: 8,
             targets: [
               {
-                expr: `rate(process_cpu_seconds_total{${sel}, job=~".*harbormaster.*"}[$__rate_interval])`,
+                expr: `rate(process_cpu_seconds_total{${sel}}[$__rate_interval])`,
                 legendFormat: '{{instance}}',
               },
             ],
@@ -362,7 +405,7 @@ export const DASHBOARDS: DashboardSpec[] = [
             w: 8,
             targets: [
               {
-                expr: `process_resident_memory_bytes{${sel}, job=~".*harbormaster.*"}`,
+                expr: `process_resident_memory_bytes{${sel}}`,
                 legendFormat: '{{instance}}',
               },
             ],
@@ -447,8 +490,8 @@ export const DASHBOARDS: DashboardSpec[] = [
             w: 12,
             targets: [
               {
-                expr: `sum by (reason) (rate(harbormaster_log_export_failures_total{${sel}}[$__rate_interval]))`,
-                legendFormat: 'logs failed {{reason}}',
+                expr: `sum by (kind) (rate(harbormaster_log_export_failures_total{${sel}}[$__rate_interval]))`,
+                legendFormat: 'logs failed {{kind}}',
               },
               {
                 expr: `sum (rate(harbormaster_log_export_retries_total{${sel}}[$__rate_interval]))`,
@@ -479,19 +522,16 @@ export const DASHBOARDS: DashboardSpec[] = [
   // Security posture and the exec audit trail (issue 18).
   {
     file: 'security.json',
+    uid: UIDS.security,
+    links: [
+      { title: 'Docker host overview', uid: UIDS.overview },
+      { title: 'Container detail', uid: UIDS.container },
+    ],
     title: 'Security (Harbormaster)',
     description:
       'Container security findings by severity and check (CIS Docker Benchmark), risky settings, allow-list exemptions, engine posture and docker exec activity.',
     tags: ['harbormaster', 'docker', 'security'],
-    variables: [
-      {
-        name: 'instance',
-        label: 'Host',
-        query: 'label_values(harbormaster_build_info, instance)',
-        multi: true,
-        includeAll: true,
-      },
-    ],
+    variables: [JOB_VAR, INSTANCE_VAR],
     rows: [
       {
         title: 'Findings',
@@ -607,10 +647,18 @@ export const DASHBOARDS: DashboardSpec[] = [
             type: 'table',
             w: 16,
             description:
-              'userns_remap, seccomp_default_profile, live_restore: 1 is good; icc, tcp_without_tls: 1 is a CIS failure.',
+              'userns_remap, seccomp_default_profile, live_restore: 1 is good; tcp_without_tls: 1 is a CIS failure (docker_engine_security_icc, served where the default bridge exists, is left out: it has no series on a host without one).',
             targets: [
               {
-                expr: `{__name__=~"docker_engine_security_(userns_remap|rootless|seccomp_default_profile|live_restore|icc|tcp_without_tls)", ${sel}}`,
+                expr: [
+                  'userns_remap',
+                  'rootless',
+                  'seccomp_default_profile',
+                  'live_restore',
+                  'tcp_without_tls',
+                ]
+                  .map((f) => `docker_engine_security_${f}{${sel}}`)
+                  .join(' or '),
               },
             ],
           },
@@ -662,12 +710,26 @@ export const DASHBOARDS: DashboardSpec[] = [
   },
 ];
 
-type Json = Record<string, unknown>;
+/** Series → the container dashboard for its container and host, time range and job kept. */
+/** A field data link (the schema leaves `links` of a field config untyped). */
+interface DataLink {
+  title: string;
+  url: string;
+}
 
-export function renderDashboard(spec: DashboardSpec): Json {
+function containerDataLink(): DataLink {
+  return {
+    title: 'Container detail for ${__field.labels.name}',
+    url:
+      `/d/${UIDS.container}?\${__url_time_range}&\${job:queryparam}` +
+      '&var-instance=${__field.labels.instance}&var-container=${__field.labels.name}',
+  };
+}
+
+export function renderDashboard(spec: DashboardSpec): Dashboard {
   let id = 1;
   let y = 0;
-  const panels: Json[] = [];
+  const panels: Array<Panel | RowPanel> = [];
   for (const row of spec.rows) {
     panels.push({
       type: 'row',
@@ -699,6 +761,7 @@ export function renderDashboard(spec: DashboardSpec): Json {
           defaults: {
             unit: p.unit ?? 'short',
             ...(p.max !== undefined ? { max: p.max, min: 0 } : {}),
+            ...(p.containerLink ? { links: [containerDataLink()] } : {}),
           },
           overrides: [],
         },
@@ -728,7 +791,7 @@ export function renderDashboard(spec: DashboardSpec): Json {
     title: spec.title,
     description: spec.description,
     tags: spec.tags,
-    uid: null,
+    uid: spec.uid,
     editable: true,
     graphTooltip: 1,
     refresh: '30s',
@@ -736,7 +799,18 @@ export function renderDashboard(spec: DashboardSpec): Json {
     time: { from: 'now-6h', to: 'now' },
     timezone: 'browser',
     annotations: { list: [] },
-    links: [],
+    links: spec.links.map((l) => ({
+      title: l.title,
+      type: 'link',
+      url: `/d/${l.uid}`,
+      icon: 'dashboard',
+      keepTime: true,
+      includeVars: true,
+      asDropdown: false,
+      targetBlank: false,
+      tags: [],
+      tooltip: '',
+    })),
     templating: {
       list: [
         {
@@ -744,25 +818,22 @@ export function renderDashboard(spec: DashboardSpec): Json {
           label: 'Data source',
           type: 'datasource',
           query: 'prometheus',
-          current: {},
           hide: 0,
           refresh: 1,
           regex: '',
           options: [],
         },
-        ...spec.variables.map((v) => ({
+        ...spec.variables.map((v): VariableModel => ({
           name: v.name,
           label: v.label,
           type: 'query',
           datasource: DS,
           query: { query: v.query, refId: 'vars' },
-          definition: v.query,
           refresh: 2,
           sort: 1,
           multi: v.multi ?? false,
           includeAll: v.includeAll ?? false,
           ...(v.includeAll ? { allValue: '.*' } : {}),
-          current: {},
           hide: 0,
           options: [],
         })),
@@ -789,7 +860,7 @@ export function substitute(expr: string): string {
   return expr
     .replaceAll('$__rate_interval', '1m')
     .replaceAll('$__interval', '15s')
-    .replace(/\$(instance|container)/g, '.*');
+    .replace(/\$(job|instance|project|container)\b/g, '.*');
 }
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop() ?? '')) {

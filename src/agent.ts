@@ -22,6 +22,8 @@ import { MetricsExporter, omitFamilies } from './exporters/prometheus.js';
 import { spanSpoolFor } from './exporters/span-spool.js';
 import type { SpanExporter } from '@opentelemetry/sdk-trace';
 import { createApp } from './server/app.js';
+import { statusRoutes } from './server/status/routes.js';
+import { createStatusFeature, type StatusFeature } from './server/status/wiring.js';
 import type { Logger } from './util/logger.js';
 import { VERSION } from './version.js';
 
@@ -117,6 +119,7 @@ export class Agent {
   private server: http.Server | undefined;
   private readonly controller = new AbortController();
   private stopping: Promise<void> | undefined;
+  private readonly status: StatusFeature | undefined;
   address: string | undefined;
 
   constructor(config: Config, logger: Logger, extra: ComponentFactory[] = []) {
@@ -185,6 +188,8 @@ export class Agent {
       const c = f(this.ctx);
       if (c) this.components.push(c);
     }
+    this.status = createStatusFeature(this.ctx, this.components, () => this.componentHealth());
+    if (this.status) this.components.push(this.status.sampler);
   }
 
   private componentHealth(): Record<string, ComponentHealth> {
@@ -200,6 +205,9 @@ export class Agent {
       ready: () => inventory.health(),
       components: () => this.componentHealth(),
       containers: () => inventory.list(),
+      routes: this.status
+        ? statusRoutes(this.status.sources, { refreshMs: config.status.refresh_seconds * 1000 })
+        : undefined,
       onError: (err) => logger.warn({ err }, 'An HTTP request failed.'),
     });
     const { host, port } = parseListen(config.listen);

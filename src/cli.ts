@@ -3,6 +3,7 @@ import { stringify } from 'yaml';
 import { Agent } from './agent.js';
 import { ConfigError, listLeaves, loadConfig, type LoadedConfig } from './config/load.js';
 import { runDoctor } from './doctor.js';
+import { runStatus } from './status-cli.js';
 import { renderConfigReference } from './config/reference.js';
 import { createLogger } from './util/logger.js';
 import { redactSecrets } from './util/secrets.js';
@@ -16,6 +17,10 @@ Commands:
   config reference        Print the configuration reference (Markdown).
   doctor [--output json]  Check what the agent needs (daemon, socket, cgroups, /proc, logs, state, OTLP, port);
                           exit 0 all ok, 1 warnings, 3 failures.
+  status [--url URL] [--output json]
+                          Show a running agent's status: containers, log shipping, OTLP endpoints
+                          (default URL from --listen; credentials as http://USER:PASSWORD@HOST:PORT);
+                          exit 3 when the agent cannot be reached.
   version                 Print the version.
   help                    Show this help.
 
@@ -153,6 +158,11 @@ export async function main(argv: string[]): Promise<number> {
         return await runAgent(args);
       case 'doctor':
         return await runDoctor({
+          flags: args.flags,
+          file: args.configFile ?? (process.env.HARBORMASTER_CONFIG || undefined),
+        });
+      case 'status':
+        return await runStatus({
           flags: args.flags,
           file: args.configFile ?? (process.env.HARBORMASTER_CONFIG || undefined),
         });

@@ -91,6 +91,15 @@ export interface ContainerMetricsOptions {
   specRefreshMs?: number;
 }
 
+/** One container's usage in the latest collection (see ContainerMetrics.usage). */
+export interface ContainerUsage {
+  id: string;
+  /** Cumulative CPU time in seconds. */
+  cpuSeconds: number;
+  /** Memory working set in bytes. */
+  memoryBytes: number;
+}
+
 /** Bounded reasons a container is left out of a collection. */
 export type SkipReason = 'cgroup_vanished' | 'read_error';
 
@@ -1008,6 +1017,25 @@ export class ContainerMetrics {
       this.inflight = undefined;
     });
     return this.inflight;
+  }
+
+  /**
+   * CPU and memory of every container in the latest collection, for the status page. A collection
+   * younger than `maxAgeMs` (usually a scrape's) is reused; otherwise one is made now.
+   */
+  async usage(maxAgeMs: number): Promise<{ at: number; containers: ContainerUsage[] }> {
+    let r = this.last;
+    if (!r || this.now() - r.at >= Math.max(maxAgeMs, this.minIntervalMs))
+      r = await this.collectShared();
+    const containers: ContainerUsage[] = [];
+    for (const t of this.tracked.values())
+      if (t.ok)
+        containers.push({
+          id: t.info.id,
+          cpuSeconds: t.stats.cpuTotal,
+          memoryBytes: t.stats.memWorkingSet,
+        });
+    return { at: r.at, containers };
   }
 
   /** One full collection (reads every active container and renders its series), now. */

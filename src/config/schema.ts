@@ -5,6 +5,7 @@ import { otlpSection } from './sections/otlp.js';
 import { logsSection } from './sections/logs.js';
 import { lifecycleSection } from './sections/lifecycle.js';
 import { securitySection } from './sections/security.js';
+import { statusSection } from './sections/status.js';
 
 /** The one configuration schema: types, validation, defaults and docs. */
 export const configSchema = z.strictObject({
@@ -15,6 +16,7 @@ export const configSchema = z.strictObject({
   logs: logsSection,
   otlp: otlpSection,
   security: securitySection,
+  status: statusSection,
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -243,6 +243,9 @@ export class RunSpanExporter {
   private readonly resources = new Map<string, { key: string; resource: Resource }>();
   private readonly stopping = new AbortController();
   private closed = false;
+  /** For the status page: when an export last succeeded (ms since the epoch), the last error. */
+  lastSuccessAt: number | undefined;
+  lastError: string | undefined;
 
   constructor(
     settings: OtlpSignalSettings,
@@ -256,7 +259,7 @@ export class RunSpanExporter {
     this.failures = counter(
       opts.registry,
       'harbormaster_otlp_export_failures_total',
-      'OTLP export requests that failed, by signal (logs, traces) and bounded reason.',
+      'OTLP trace export requests that failed, by signal (traces) and bounded reason. Failed log exports are counted in harbormaster_log_export_failures_total.',
       ['signal', 'reason'],
     );
     this.exported = counter(
@@ -297,6 +300,8 @@ export class RunSpanExporter {
 
   private delivered(spans: readonly ReadableSpan[], res: ExportResult): ExportResult {
     if (res.code === ExportResultCode.SUCCESS) {
+      this.lastSuccessAt = Date.now();
+      this.lastError = undefined;
       this.exported.inc(spans.length);
       this.once.reset('export');
       this.once.reset('retry');
@@ -326,6 +331,7 @@ export class RunSpanExporter {
       const res = await this.attempt(inner, spans);
       if (res.code === ExportResultCode.SUCCESS) return this.delivered(spans, res);
       const reason = failureReason(res.error);
+      this.lastError = `${reason}: ${res.error?.message ?? 'export failed'}`;
       this.failures.inc({ signal: 'traces', reason });
       const { retry, afterMs } = isRetryable(res.error);
       const wait = afterMs ?? backoff;

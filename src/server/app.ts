@@ -4,6 +4,9 @@ import type { ComponentHealth } from '../component.js';
 import type { ContainerInfo } from '../docker/types.js';
 import { wantsOpenMetrics, type MetricsExporter } from '../exporters/prometheus.js';
 
+/** A GET route; another module registers its routes through AppDeps.routes. */
+export type RouteHandler = (ctx: Koa.Context) => void | Promise<void>;
+
 export interface AppDeps {
   metrics: MetricsExporter;
   /** Readiness: the inventory is synced with the daemon. */
@@ -12,6 +15,8 @@ export interface AppDeps {
   components: () => Record<string, ComponentHealth>;
   /** The inventory, for operators and tests (`GET /containers`). */
   containers: () => ContainerInfo[];
+  /** Extra GET routes by exact path (they override the built-in ones, e.g. a status page at `/`). */
+  routes?: Readonly<Record<string, RouteHandler>>;
   onError?: (err: unknown) => void;
 }
 
@@ -24,6 +29,12 @@ export function createApp(deps: AppDeps): Koa {
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
       ctx.status = 405;
       ctx.set('Allow', 'GET, HEAD');
+      return;
+    }
+    const extra =
+      deps.routes && Object.hasOwn(deps.routes, ctx.path) ? deps.routes[ctx.path] : undefined;
+    if (extra) {
+      await extra(ctx);
       return;
     }
     switch (ctx.path) {

@@ -59,6 +59,34 @@ describe('alert rules', () => {
     }
   });
 
+  it('link a runbook that is a heading of the README, overridable by an external label', () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    // GitHub's anchors: lower case, punctuation dropped, spaces to dashes
+    const anchors = new Set(
+      [...readme.matchAll(/^#{1,6} (.+)$/gm)].map((m) =>
+        (m[1] ?? '')
+          .toLowerCase()
+          .replace(/[^\w\- ]/g, '')
+          .replace(/ /g, '-'),
+      ),
+    );
+    const base =
+      '{{ or $externalLabels.harbormaster_runbook_url "https://github.com/harbormaster/harbormaster/blob/main/README.md" }}';
+    for (const a of alerts) {
+      const url = a.annotations?.runbook_url ?? '';
+      expect(url, `${a.alert} runbook_url`).toMatch(/#[a-z0-9-]+$/);
+      expect(url.startsWith(`${base}#`), `${a.alert}: ${url}`).toBe(true);
+      const anchor = url.slice(url.indexOf('#') + 1);
+      expect(anchors.has(anchor), `${a.alert}: README has no heading for #${anchor}`).toBe(true);
+    }
+  });
+
+  it('has a log-loss alert on logs Docker rotated away before they were read', () => {
+    const lost = alerts.find((a) => a.expr.includes('harbormaster_log_drops_total'));
+    expect(lost?.alert).toBe('HarbormasterLogsLost');
+    expect(lost?.expr).toContain('rotated_away');
+  });
+
   it('carry summary and description annotations', () => {
     expect(alerts.length).toBeGreaterThanOrEqual(10);
     for (const a of alerts) {

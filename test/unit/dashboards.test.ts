@@ -8,6 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import {
   DASHBOARDS,
+  PROJECT_LABEL,
+  UIDS,
   allExpressions,
   renderDashboard,
   substitute,
@@ -34,7 +36,9 @@ describe('dashboards', () => {
     const dash = JSON.parse(text) as Json;
     expect(typeof dash.title).toBe('string');
     expect(dash.schemaVersion).toBeGreaterThanOrEqual(36);
-    expect(dash.uid ?? null).toBeNull(); // Grafana assigns one on import
+    // a stable uid: links and bookmarks survive a re-import
+    expect(dash.uid).toBe(DASHBOARDS.find((d) => d.file === file)?.uid);
+    expect(dash.uid).toMatch(/^harbormaster-[a-z-]+$/);
     const vars = (dash.templating as { list: Json[] }).list;
     expect(vars[0]).toMatchObject({ name: 'datasource', type: 'datasource', query: 'prometheus' });
     const panels = dash.panels as Json[];
@@ -54,11 +58,55 @@ describe('dashboards', () => {
         expect(t.refId).toMatch(/^[A-H]$/);
       }
     }
-    // no datasource or dashboard UID of anyone's Grafana
+    // no datasource UID of anyone's Grafana: only the variable, and the dashboard's own uid
     const uids = [...text.matchAll(/"uid":\s*"([^"]*)"/g)].map((m) => m[1]);
-    expect(uids.every((u) => u === '${datasource}')).toBe(true);
+    expect(uids.filter((u) => u !== '${datasource}')).toEqual([dash.uid]);
     for (const v of vars.slice(1))
       expect(v.datasource).toEqual({ type: 'prometheus', uid: '${datasource}' });
+  });
+
+  it('have unique uids, and links between them that resolve and keep the time range', () => {
+    const uids = DASHBOARDS.map((d) => d.uid);
+    expect(new Set(uids).size).toBe(uids.length);
+    const byUid = new Map(DASHBOARDS.map((d) => [d.uid, renderDashboard(d)]));
+    const overview = byUid.get(UIDS.overview)!;
+    const container = byUid.get(UIDS.container)!;
+    // overview -> container (dashboard link and per-series data links) and back
+    expect(overview.links?.map((l) => l.url)).toContain(`/d/${UIDS.container}`);
+    expect(container.links?.map((l) => l.url)).toContain(`/d/${UIDS.overview}`);
+    for (const dash of byUid.values())
+      for (const l of dash.links ?? []) {
+        expect(byUid.has((l.url ?? '').replace('/d/', '')), l.url).toBe(true);
+        expect(l.keepTime, l.url).toBe(true);
+        expect(l.includeVars, l.url).toBe(true);
+      }
+    const dataLinks = JSON.stringify(overview.panels).match(/"url":"[^"]+"/g) ?? [];
+    expect(dataLinks.length).toBeGreaterThanOrEqual(2);
+    for (const u of dataLinks) {
+      expect(u).toContain(`/d/${UIDS.container}?`);
+      expect(u).toContain('${__url_time_range}');
+      expect(u).toContain('var-container=${__field.labels.name}');
+    }
+  });
+
+  it('select the job and compose project by variables, never a hard-coded job', () => {
+    for (const d of DASHBOARDS) {
+      const dash = renderDashboard(d);
+      const names = dash.templating?.list?.map((v) => v.name);
+      expect(names, d.file).toContain('job');
+      expect(names, d.file).toContain('instance');
+    }
+    const overview = renderDashboard(DASHBOARDS.find((d) => d.uid === UIDS.overview)!);
+    expect(overview.templating?.list?.map((v) => v.name)).toContain('project');
+    for (const { dashboard, panel, expr } of allExpressions()) {
+      expect(expr, `${dashboard} / ${panel}`).not.toMatch(/job=~?"[^$]/);
+      // every selector of the expression is scoped to the picked job(s)
+      const selectors = expr.match(/[a-z_:]+\{[^}]*\}/g) ?? [];
+      expect(selectors.length, `${dashboard} / ${panel}`).toBeGreaterThan(0);
+      for (const s of selectors) expect(s, `${dashboard} / ${panel}`).toContain('job=~"$job"');
+      if (dashboard === 'docker-host-overview.json' && /\bcontainer_/.test(expr))
+        expect(expr, panel).toContain(`${PROJECT_LABEL}=~"$project"`);
+    }
   });
 
   needPromtool('every expression parses as PromQL', () => {

@@ -196,7 +196,8 @@ export class LifecycleCollector implements Component, ExpositionProvider {
   readonly name = 'lifecycle';
   readonly tracker: LifecycleTracker;
   private readonly ctx: AgentContext;
-  private readonly spans: RunSpanExporter | undefined;
+  /** The OTLP span exporter, when traces are on (read by the status page). */
+  readonly spans: RunSpanExporter | undefined;
   private readonly once: OnceLogger;
   private readonly allow: string[];
   private readonly disabled: Set<string>;
