@@ -4,10 +4,13 @@ import { metricsSection } from './sections/metrics.js';
 import { otlpSection } from './sections/otlp.js';
 import { logsSection } from './sections/logs.js';
 import { lifecycleSection } from './sections/lifecycle.js';
+import { httpSection, webShape } from './sections/http.js';
 
 /** The one configuration schema: types, validation, defaults and docs. */
 export const configSchema = z.strictObject({
   ...coreShape,
+  ...webShape,
+  http: httpSection,
   docker: dockerSection,
   metrics: metricsSection,
   lifecycle: lifecycleSection,
