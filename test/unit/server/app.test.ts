@@ -46,7 +46,8 @@ async function serve(policy: AppPolicy, registry = new Registry()) {
     policy: () => policy,
     registry,
   });
-  const server = http.createServer(app.callback());
+  const handle = app.callback();
+  const server = http.createServer((req, res) => void handle(req, res));
   servers.push(server);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
@@ -127,7 +128,8 @@ describe('basic auth', () => {
       expect(reason).toBeTruthy();
     }
     const counts = await s.registry.getSingleMetric('harbormaster_http_auth_failures_total')?.get();
-    const by = Object.fromEntries((counts?.values ?? []).map((v) => [v.labels.reason, v.value]));
+    const by: Record<string, number> = {};
+    for (const v of counts?.values ?? []) by[String(v.labels.reason)] = v.value;
     expect(by).toEqual({ missing: 1, invalid: 2 });
     const ok = await s.get('/metrics', basic('prom', 's3cret'));
     expect(ok.status).toBe(200);
