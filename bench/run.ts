@@ -5,6 +5,7 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { runLogsBench } from './logs-throughput.js';
 import { runMetricsBench } from './metrics-collection.js';
+import { runCompressionBench } from './metrics-compression.js';
 import { runRealContainersBench } from './real-containers.js';
 
 const quick = process.argv.includes('--quick');
@@ -27,6 +28,7 @@ const results: Record<string, unknown> = {
 };
 
 if (want('metrics')) results.metricsCollection = await runMetricsBench({ quick });
+if (want('compression')) results.metricsCompression = await runCompressionBench({ quick });
 if (want('real')) results.realContainers = await runRealContainersBench({ quick });
 if (want('logs')) results.logs = await runLogsBench({ quick });
 
