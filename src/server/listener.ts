@@ -157,8 +157,10 @@ export class HttpListener {
       );
       for (const r of ['client_certificate', 'no_client_certificate', 'protocol'])
         this.m.handshakes.inc({ reason: r }, 0);
-      this.server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
-        const reason = handshakeFailureReason(err);
+      this.server.on('tlsClientError', (err: NodeJS.ErrnoException, s: TLSSocket) => {
+        // Node verifies a client certificate once OpenSSL is done and then resets the socket:
+        // the verification error is on the socket, the error itself only says ECONNRESET
+        const reason = s.authorizationError ? 'client_certificate' : handshakeFailureReason(err);
         this.m.handshakes.inc({ reason });
         this.once.warn(
           `tls:${reason}`,
