@@ -95,6 +95,7 @@ export class HttpListener {
   private cap: number;
   private readonly conns = new Map<Socket, Conn>();
   private sweeper: NodeJS.Timeout | undefined;
+  private capCheckedAt = 0;
   private readonly once: OnceLogger;
   private readonly m: {
     connections: Gauge;
@@ -187,22 +188,23 @@ export class HttpListener {
     this.server.prependListener('connection', (socket: Socket) => this.onConnection(socket));
   }
 
-  private computeCap(): number {
+  private computeCap(quiet = false): number {
     const limit = this.o.openFilesLimit ?? openFilesLimit();
     let cap = this.limits.maxConnections;
     if (limit !== undefined) {
       const room = limit - this.limits.reservedDescriptors;
       if (room < cap) {
         cap = Math.max(1, room);
-        this.o.logger.info(
-          {
-            openFilesLimit: limit,
-            reservedDescriptors: this.limits.reservedDescriptors,
-            maxConnections: this.limits.maxConnections,
-            cap,
-          },
-          'Client connections are capped below http.max_connections to keep descriptors for the agent.',
-        );
+        if (!quiet)
+          this.o.logger.info(
+            {
+              openFilesLimit: limit,
+              reservedDescriptors: this.limits.reservedDescriptors,
+              maxConnections: this.limits.maxConnections,
+              cap,
+            },
+            'Client connections are capped below http.max_connections to keep descriptors for the agent.',
+          );
       }
     }
     this.m.cap.set(cap);
@@ -267,6 +269,15 @@ export class HttpListener {
 
   private sweep(): void {
     const now = Date.now();
+    // the limit can change under a running process (prlimit): follow it
+    if (now - this.capCheckedAt >= 5000) {
+      this.capCheckedAt = now;
+      const cap = this.computeCap(true);
+      if (cap !== this.cap) {
+        this.o.logger.info({ cap, was: this.cap }, 'The HTTP connection cap changed.');
+        this.cap = cap;
+      }
+    }
     for (const c of [...this.conns.values()]) {
       this.observe(c, now);
       if (now - c.changedAt >= this.limits.idleTimeoutMs) {
