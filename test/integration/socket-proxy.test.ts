@@ -162,7 +162,7 @@ describeDocker('behind the HAProxy socket proxy (issue 12)', () => {
     expect(bodies()).toEqual([1, 2, 3, 4, 5].map((i) => `proxied line ${i}`));
     // nothing the agent does is refused by the proxy
     expect((await agent.get('/metrics')).text).not.toMatch(
-      /^harbormaster_docker_errors_total\{[^}]*\} [1-9]/m,
+      /^harbormaster_(docker|engine_metrics)_errors_total\{[^}]*\} [1-9]/m,
     );
   });
 
