@@ -133,57 +133,62 @@ describeDocker('SIGHUP reload (issue 12)', () => {
 
   // Needs the log pipeline's reload hook (agent.ts, "LOG PIPELINE RELOAD CALL SITE": the logs
   // component must implement reload({ processing, labelAllowlist, logSource })). Until then the
-  // agent names logs.processing.drop_pattern as needing a restart, and this test would fail.
-  it.skip('a changed drop regex applies to the next lines; no numbered line lost or sent twice', async () => {
-    const file = path.join(dir, 'drop.yaml');
-    const yaml = (pattern: string) =>
-      [
-        'logs:',
-        '  exporter: otlp',
-        '  batch_delay_seconds: 0.05',
-        '  poll_interval_seconds: 0.1',
-        '  processing:',
-        `    drop_pattern: '${pattern}'`,
-        'metrics:',
-        '  enabled: false',
-        '',
-      ].join('\n');
-    const a = await agentWith(file, yaml(' A$'), { OTEL_EXPORTER_OTLP_ENDPOINT: rx.url });
-    const name = uniqueName('hm-reload-drop');
-    const N = 3000;
-    const id = (
-      await runContainer([
-        '-d',
-        '--name',
-        name,
-        TEST_IMAGE,
-        'sh',
-        '-c',
-        `i=1; while [ $i -le ${N} ]; do if [ $((i % 2)) -eq 0 ]; then echo "line $i A"; else echo "line $i B"; fi; i=$((i+1)); usleep 2000; done; sleep 600`,
-      ])
-    ).stdout.trim();
-    const lines = () =>
-      allLogRecords(rx.logs())
-        .filter((r) => r.resource['container.id'] === id)
-        .map((r) => r.body?.stringValue ?? '');
-    await waitFor(() => lines().length > 200, 30_000, 100, 'the first lines');
-    writeFileSync(file, yaml(' B$'));
-    process.kill(a.pid, 'SIGHUP');
-    await a.waitForLog((r) => String(r.msg).startsWith('Configuration reloaded'), 10_000);
-    await waitFor(
-      () => lines().some((l) => l.endsWith(`line ${N} A`) || l.endsWith(`line ${N - 1} A`)),
-      60_000,
-      200,
-      'the last lines',
-    );
-    const got = lines().map((l) => /line (\d+) ([AB])$/.exec(l));
-    const nums = got.map((m) => Number(m?.[1]));
-    expect(new Set(nums).size).toBe(nums.length); // nothing sent twice
-    const firstA = Math.min(...got.filter((m) => m?.[2] === 'A').map((m) => Number(m?.[1])));
-    for (let i = 1; i <= N; i++) {
-      const isA = i % 2 === 0;
-      const expected = i < firstA ? !isA : isA; // old rule drops A, new rule drops B
-      expect(nums.includes(i), `line ${i}`).toBe(expected);
-    }
-  });
+  // agent names logs.processing.drop_pattern as needing a restart and this test fails (it
+  // times out waiting for the A lines). Run it with HM_TEST_LOGS_RELOAD=1; drop the switch once wired.
+  it.skipIf(!process.env.HM_TEST_LOGS_RELOAD)(
+    'a changed drop regex applies to the next lines; no numbered line lost or sent twice',
+    async () => {
+      const file = path.join(dir, 'drop.yaml');
+      const yaml = (pattern: string) =>
+        [
+          'logs:',
+          '  exporter: otlp',
+          '  batch_delay_seconds: 0.05',
+          '  poll_interval_seconds: 0.1',
+          '  processing:',
+          `    drop_pattern: '${pattern}'`,
+          'metrics:',
+          '  enabled: false',
+          '',
+        ].join('\n');
+      const a = await agentWith(file, yaml(' A$'), { OTEL_EXPORTER_OTLP_ENDPOINT: rx.url });
+      const name = uniqueName('hm-reload-drop');
+      const N = 3000;
+      const id = (
+        await runContainer([
+          '-d',
+          '--name',
+          name,
+          TEST_IMAGE,
+          'sh',
+          '-c',
+          `i=1; while [ $i -le ${N} ]; do if [ $((i % 2)) -eq 0 ]; then echo "line $i A"; else echo "line $i B"; fi; i=$((i+1)); usleep 2000; done; sleep 600`,
+        ])
+      ).stdout.trim();
+      const lines = () =>
+        allLogRecords(rx.logs())
+          .filter((r) => r.resource['container.id'] === id)
+          .map((r) => r.body?.stringValue ?? '');
+      await waitFor(() => lines().length > 200, 30_000, 100, 'the first lines');
+      writeFileSync(file, yaml(' B$'));
+      process.kill(a.pid, 'SIGHUP');
+      await a.waitForLog((r) => String(r.msg).startsWith('Configuration reloaded'), 10_000);
+      await waitFor(
+        () => lines().some((l) => l.endsWith(`line ${N} A`) || l.endsWith(`line ${N - 1} A`)),
+        60_000,
+        200,
+        'the last lines',
+      );
+      const got = lines().map((l) => /line (\d+) ([AB])$/.exec(l));
+      const nums = got.map((m) => Number(m?.[1]));
+      expect(new Set(nums).size).toBe(nums.length); // nothing sent twice
+      const firstA = Math.min(...got.filter((m) => m?.[2] === 'A').map((m) => Number(m?.[1])));
+      expect(Number.isFinite(firstA)).toBe(true); // the new rule took effect
+      for (let i = 1; i <= N; i++) {
+        const isA = i % 2 === 0;
+        const expected = i < firstA ? !isA : isA; // old rule drops A, new rule drops B
+        expect(nums.includes(i), `line ${i}`).toBe(expected);
+      }
+    },
+  );
 });
