@@ -72,13 +72,14 @@ export function createApp(deps: AppDeps): Koa {
   const authFailures = deps.registry
     ? new Counter({
         name: 'harbormaster_http_auth_failures_total',
-        help: 'Requests refused with 401 by basic auth, by reason (missing: no credentials, invalid: unknown user or wrong password).',
+        help: 'Requests refused by basic auth, by reason (missing, invalid: unknown user or wrong password, both 401; busy: 503 while too many password checks run at once).',
         labelNames: ['reason'],
         registers: [deps.registry],
       })
     : undefined;
   authFailures?.inc({ reason: 'missing' }, 0);
   authFailures?.inc({ reason: 'invalid' }, 0);
+  authFailures?.inc({ reason: 'busy' }, 0);
 
   const builtIn: Record<string, RouteHandler> = {
     '/healthz': (ctx) => {
@@ -161,6 +162,13 @@ export function createApp(deps: AppDeps): Koa {
     const p = policy();
     if (p.auth.enabled && !p.unauthenticatedPaths.includes(ctx.path)) {
       const result = await p.auth.check(ctx.get('authorization') || undefined);
+      if (result === 'busy') {
+        authFailures?.inc({ reason: result });
+        ctx.status = 503;
+        ctx.set('Retry-After', '1');
+        ctx.body = { error: 'too many password checks at once; retry' };
+        return;
+      }
       if (result !== 'ok') {
         authFailures?.inc({ reason: result });
         ctx.status = 401;

@@ -336,19 +336,26 @@ export function clientCertVerdict(t: TlsSettings, socket: tls.TLSSocket): string
   return undefined;
 }
 
-export type AuthResult = 'ok' | 'missing' | 'invalid';
+export type AuthResult = 'ok' | 'missing' | 'invalid' | 'busy';
 
 // compared against when the user is unknown, so unknown users cost as much as wrong passwords
 const DUMMY_HASH = '$2a$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi';
 const CACHE_MAX = 256;
+/** bcrypt compares at once, and waiting behind them; beyond that, answer 'busy' at once. */
+const COMPARES_RUNNING = 2;
+const COMPARES_WAITING = 32;
 
 /**
  * Basic auth against bcrypt hashes. bcrypt is slow on purpose (tens of milliseconds): verified
  * credentials are remembered (by a SHA-256 of user, password and hash, like the toolkit), so a
  * scraper's every request does not pay it; the async compare keeps the event loop responsive.
+ * Compares run two at a time with a short queue: a flood of wrong passwords costs at most two
+ * compares' worth of CPU and gets 'busy', while remembered credentials never wait.
  */
 export class BasicAuth {
   private readonly ok = new Set<string>();
+  private running = 0;
+  private readonly waiting: Array<() => void> = [];
   constructor(private readonly users: Readonly<Record<string, string>>) {}
 
   get enabled(): boolean {
@@ -371,7 +378,18 @@ export class BasicAuth {
       .update(hash ?? '')
       .digest('hex');
     if (hash !== undefined && this.ok.has(key)) return 'ok';
-    const match = await bcrypt.compare(password, hash ?? DUMMY_HASH);
+    if (this.running >= COMPARES_RUNNING) {
+      if (this.waiting.length >= COMPARES_WAITING) return 'busy';
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
+    this.running++;
+    let match: boolean;
+    try {
+      match = await bcrypt.compare(password, hash ?? DUMMY_HASH);
+    } finally {
+      this.running--;
+      this.waiting.shift()?.();
+    }
     if (!match || hash === undefined) return 'invalid';
     if (this.ok.size >= CACHE_MAX) this.ok.clear();
     this.ok.add(key);

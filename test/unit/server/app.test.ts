@@ -130,7 +130,7 @@ describe('basic auth', () => {
     const counts = await s.registry.getSingleMetric('harbormaster_http_auth_failures_total')?.get();
     const by: Record<string, number> = {};
     for (const v of counts?.values ?? []) by[String(v.labels.reason)] = v.value;
-    expect(by).toEqual({ missing: 1, invalid: 2 });
+    expect(by).toEqual({ missing: 1, invalid: 2, busy: 0 });
     const ok = await s.get('/metrics', basic('prom', 's3cret'));
     expect(ok.status).toBe(200);
     expect(ok.body.toString().startsWith(s.text)).toBe(true);

@@ -115,4 +115,17 @@ describe('BasicAuth', () => {
     expect(await auth.check(h('prom', 'right2'))).toBe('invalid');
     expect(await auth.check(h('prom', 'right:x'))).toBe('invalid');
   });
+
+  it('bounds the password checks a flood can start; remembered credentials never wait', async () => {
+    const auth = new BasicAuth({ prom: bcrypt.hashSync('right', 8) });
+    const h = (u: string, p: string): string =>
+      'Basic ' + Buffer.from(`${u}:${p}`).toString('base64');
+    expect(await auth.check(h('prom', 'right'))).toBe('ok');
+    const flood = Array.from({ length: 60 }, (_, i) => auth.check(h('prom', `wrong${i}`)));
+    // while 60 wrong passwords queue up, the scraper's remembered credentials pass at once
+    expect(await auth.check(h('prom', 'right'))).toBe('ok');
+    const results = await Promise.all(flood);
+    expect(results.filter((r) => r === 'busy').length).toBe(60 - 2 - 32);
+    expect(results.filter((r) => r === 'invalid').length).toBe(34);
+  });
 });
