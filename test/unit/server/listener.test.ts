@@ -1,16 +1,17 @@
-import { copyFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { ConfigProblem } from '../../../src/config/load.js';
 import { HttpListener, type HttpLimits } from '../../../src/server/listener.js';
 import { EMPTY_WEB_CONFIG, loadWebConfig, type WebConfig } from '../../../src/server/web-config.js';
 import { makePki } from './certs.js';
 
 const pki = makePki();
+afterAll(() => rmSync(pki.dir, { recursive: true, force: true }));
 const logger = pino({ level: 'silent' });
 const limits: HttpLimits = {
   idleTimeoutMs: 30_000,

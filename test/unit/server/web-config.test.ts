@@ -1,12 +1,13 @@
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import bcrypt from 'bcryptjs';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { ConfigProblem } from '../../../src/config/load.js';
 import { BasicAuth, loadWebConfig } from '../../../src/server/web-config.js';
 import { makePki } from './certs.js';
 
 const pki = makePki();
+afterAll(() => rmSync(pki.dir, { recursive: true, force: true }));
 let n = 0;
 function load(yaml: string): { web: ReturnType<typeof loadWebConfig>; problems: ConfigProblem[] } {
   const file = path.join(pki.dir, `w${n++}.yml`);
