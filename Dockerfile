@@ -38,7 +38,9 @@ ENV NODE_ENV=production \
 # default because shipping logs reads /var/lib/docker/containers/*/*-json.log (0640 root) and the
 # Docker socket is root:docker 0660; metrics-only deployments can run with
 # --user 10001:10001 --group-add <gid of the socket> -e HARBORMASTER_LOGS_ENABLED=false
-# (docs/deploy.md, "Running as a non-root user").
+# (README, "Running as a non-root user"). Nothing but the state volume is written, so every
+# deployment can add --read-only --cap-drop ALL --security-opt no-new-privileges
+# (test/integration/least-privilege.test.ts; deploy/compose.least-privilege.yaml).
 RUN mkdir -p /var/lib/harbormaster /app && chown 10001:10001 /var/lib/harbormaster
 VOLUME ["/var/lib/harbormaster"]
 WORKDIR /app

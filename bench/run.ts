@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { runLogsBench } from './logs-throughput.js';
 import { runMetricsBench } from './metrics-collection.js';
 import { runPatternsBench } from './patterns.js';
+import { runCompressionBench } from './metrics-compression.js';
 import { runRealContainersBench } from './real-containers.js';
 import { runSecurityBench } from './security-posture.js';
 import { runStatusBench } from './status-page.js';
@@ -30,6 +31,7 @@ const results: Record<string, unknown> = {
 };
 
 if (want('metrics')) results.metricsCollection = await runMetricsBench({ quick });
+if (want('compression')) results.metricsCompression = await runCompressionBench({ quick });
 if (want('real')) results.realContainers = await runRealContainersBench({ quick });
 if (want('logs')) results.logs = await runLogsBench({ quick });
 if (want('patterns')) results.patterns = runPatternsBench({ quick });

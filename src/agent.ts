@@ -1,7 +1,5 @@
-import http from 'node:http';
 import { hostname } from 'node:os';
-import type { AddressInfo } from 'node:net';
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Component, ComponentHealth } from './component.js';
 import type { Config } from './config/schema.js';
 import { containerSelection } from './docker/selection.js';
@@ -21,10 +19,15 @@ import { securityFeature } from './collectors/security.js';
 import { MetricsExporter, omitFamilies } from './exporters/prometheus.js';
 import { spanSpoolFor } from './exporters/span-spool.js';
 import type { SpanExporter } from '@opentelemetry/sdk-trace';
-import { createApp } from './server/app.js';
 import { statusRoutes } from './server/status/routes.js';
 import { createStatusFeature, type StatusFeature } from './server/status/wiring.js';
-import type { Logger } from './util/logger.js';
+import { createApp, type AppPolicy } from './server/app.js';
+import { HttpListener, type HttpLimits } from './server/listener.js';
+import { BasicAuth, loadWebConfig, type WebConfig } from './server/web-config.js';
+import { ConfigError, type ConfigProblem } from './config/load.js';
+import { applyReload, type LiveSettings, type ReloadReport } from './reload.js';
+import { MetricsFeature } from './collectors/metrics-feature.js';
+import { setLogLevel, type Logger } from './util/logger.js';
 import { VERSION } from './version.js';
 
 /** What every component factory gets: the shared parts of the agent. */
@@ -97,6 +100,7 @@ function logsFeature(ctx: AgentContext): Component | undefined {
     logger: ctx.logger,
     inventory: ctx.inventory,
     docker: ctx.docker,
+    logSource: config.docker.log_source,
     include: containerSelection({
       include: config.logs.include_containers,
       exclude: config.logs.exclude_containers,
@@ -105,6 +109,47 @@ function logsFeature(ctx: AgentContext): Component | undefined {
     telemetry: new LogTelemetry(ctx.metrics.registry, ctx.logger.child({ component: 'logs' })),
   });
 }
+
+/** The web config file of a configuration, validated; throws ConfigError naming the key. */
+export function readWebConfig(config: Config): WebConfig {
+  const problems: ConfigProblem[] = [];
+  const web = loadWebConfig(config.web_config_file, problems);
+  if (!web) throw new ConfigError(problems);
+  return web;
+}
+
+function httpLimits(config: Config): HttpLimits {
+  const h = config.http;
+  return {
+    idleTimeoutMs: h.idle_timeout_seconds * 1000,
+    headerTimeoutMs: h.header_timeout_seconds * 1000,
+    requestTimeoutMs: h.request_timeout_seconds * 1000,
+    maxConnections: h.max_connections,
+    reservedDescriptors: h.reserved_descriptors,
+  };
+}
+
+function appPolicy(config: Config, web: WebConfig): AppPolicy {
+  return {
+    auth: new BasicAuth(web.users),
+    headers: web.headers,
+    unauthenticatedPaths: config.http.unauthenticated_paths,
+    containersEndpoint: config.http.containers_endpoint,
+    labelAllowlist: config.metrics.label_allowlist,
+  };
+}
+
+/**
+ * What the log pipeline may take on SIGHUP. The logs component applies it through a
+ * `reload(options)` method; until it has one, these settings are named as needing a restart.
+ */
+export interface LogsReloadOptions {
+  processing: Config['logs']['processing'];
+  labelAllowlist: readonly string[];
+  logSource: Config['docker']['log_source'];
+}
+
+type LogsReload = (o: LogsReloadOptions) => void | Promise<void>;
 
 export function parseListen(listen: string): { host: string; port: number } {
   const idx = listen.lastIndexOf(':');
@@ -116,13 +161,18 @@ export function parseListen(listen: string): { host: string; port: number } {
 export class Agent {
   readonly ctx: AgentContext;
   private readonly components: Component[] = [];
-  private server: http.Server | undefined;
+  private listener: HttpListener | undefined;
+  private web: WebConfig;
+  private policy: AppPolicy;
+  private readonly reloads: Counter<'result'>;
   private readonly controller = new AbortController();
   private stopping: Promise<void> | undefined;
   private readonly status: StatusFeature | undefined;
   address: string | undefined;
 
   constructor(config: Config, logger: Logger, extra: ComponentFactory[] = []) {
+    this.web = readWebConfig(config);
+    this.policy = appPolicy(config, this.web);
     const metrics = new MetricsExporter();
     new Gauge({
       name: 'harbormaster_build_info',
@@ -170,6 +220,14 @@ export class Agent {
       serviceName: config.otlp.service_name,
       version: VERSION,
     });
+    this.reloads = new Counter({
+      name: 'harbormaster_config_reloads_total',
+      help: 'SIGHUP reloads of the configuration, by result (success, rejected: the file failed validation and the running configuration stayed).',
+      labelNames: ['result'],
+      registers: [metrics.registry],
+    });
+    this.reloads.inc({ result: 'success' }, 0);
+    this.reloads.inc({ result: 'rejected' }, 0);
     this.ctx = {
       config,
       logger,
@@ -208,29 +266,41 @@ export class Agent {
       routes: this.status
         ? statusRoutes(this.status.sources, { refreshMs: config.status.refresh_seconds * 1000 })
         : undefined,
+      policy: () => this.policy,
+      registry: metrics.registry,
       onError: (err) => logger.warn({ err }, 'An HTTP request failed.'),
     });
     const { host, port } = parseListen(config.listen);
     const handler = app.callback();
-    const server = http.createServer((req, res) => void handler(req, res));
-    server.keepAliveTimeout = 65_000;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) => {
-        reject(
-          new Error(
-            err.code === 'EADDRINUSE'
-              ? `cannot listen on ${config.listen}: the address is already in use (set --listen or HARBORMASTER_LISTEN to another port)`
-              : `cannot listen on ${config.listen}: ${err.message}`,
-            { cause: err },
-          ),
-        );
-      });
-      server.listen(port, host, () => resolve());
+    const listener = new HttpListener({
+      host,
+      port,
+      handler: (req, res) => void handler(req, res),
+      web: this.web,
+      limits: httpLimits(config),
+      logger: logger.child({ component: 'http' }),
+      registry: metrics.registry,
     });
-    this.server = server;
-    const addr = server.address() as AddressInfo;
-    this.address = `${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
-    logger.info({ address: this.address }, 'HTTP server listening');
+    try {
+      this.address = await listener.listen();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new Error(
+        code === 'EADDRINUSE'
+          ? `cannot listen on ${config.listen}: the address is already in use (set --listen or HARBORMASTER_LISTEN to another port)`
+          : `cannot listen on ${config.listen}: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+    this.listener = listener;
+    logger.info(
+      {
+        address: this.address,
+        tls: listener.tlsEnabled,
+        basicAuth: this.policy.auth.enabled,
+      },
+      'HTTP server listening',
+    );
     for (const c of this.components) {
       await c.start(this.controller.signal);
     }
@@ -273,14 +343,88 @@ export class Agent {
           clearTimeout(timer);
         }
       }
-      const server = this.server;
-      if (server) {
-        await new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeAllConnections();
-        });
-      }
+      await this.listener?.close();
     })();
     return this.stopping;
+  }
+
+  /** The settings that can change while running, each with the component that applies them. */
+  private liveSettings(): { groups: LiveSettings[]; web: LiveSettings } {
+    const web: LiveSettings = {
+      keys: ['web_config_file', 'http', 'metrics.label_allowlist'],
+      apply: (next) => {
+        const webConfig = readWebConfig(next);
+        const notes = this.listener?.reload(webConfig, httpLimits(next)) ?? [];
+        this.web = webConfig;
+        this.policy = appPolicy(next, webConfig);
+        return notes;
+      },
+    };
+    const groups: LiveSettings[] = [
+      { keys: ['log_level'], apply: (next) => setLogLevel(this.ctx.logger, next.log_level) },
+      web,
+      {
+        keys: ['metrics.label_allowlist'],
+        apply: (next) => {
+          for (const c of this.components)
+            if (c instanceof MetricsFeature)
+              c.reload({ labelAllowlist: next.metrics.label_allowlist });
+        },
+      },
+      {
+        keys: ['logs.processing', 'logs.label_allowlist', 'docker.log_source'],
+        apply: (next) => {
+          // >>> LOG PIPELINE RELOAD CALL SITE: the one place log settings reach the logs component.
+          const logs: (Component & { reload?: LogsReload }) | undefined = this.components.find(
+            (c) => c.name === 'logs',
+          );
+          if (!logs) return;
+          if (!logs.reload)
+            throw new Error('the log pipeline cannot take new settings while running yet');
+          return logs.reload({
+            processing: next.logs.processing,
+            labelAllowlist: next.logs.label_allowlist,
+            logSource: next.docker.log_source,
+          });
+        },
+      },
+    ];
+    return { groups, web };
+  }
+
+  /**
+   * SIGHUP: `load` re-reads and validates the configuration as at startup. A ConfigError leaves
+   * everything as it was (logged with every problem and its key); otherwise live settings are
+   * applied and the ones that need a restart are named.
+   */
+  async reload(load: () => Config): Promise<ReloadReport | undefined> {
+    const { logger } = this.ctx;
+    let next: Config;
+    try {
+      next = load();
+      readWebConfig(next);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      this.reloads.inc({ result: 'rejected' });
+      logger.error(
+        { problems: err.problems },
+        `Reload rejected; the running configuration stays. ${err.message}`,
+      );
+      return undefined;
+    }
+    const { groups, web } = this.liveSettings();
+    const report = await applyReload(this.ctx.config, next, groups, new Set([web]));
+    this.ctx.config = report.effective;
+    this.reloads.inc({ result: 'success' });
+    logger.info(
+      { changed: report.changed, applied: report.applied },
+      'Configuration reloaded (the web config file is re-read every time).',
+    );
+    if (report.restartNeeded.length)
+      logger.warn(
+        { settings: report.restartNeeded },
+        `These settings changed but keep their old value until a restart: ${report.restartNeeded.join('; ')}.`,
+      );
+    return report;
   }
 }

@@ -7,6 +7,7 @@ import { runStatus } from './status-cli.js';
 import { renderConfigReference } from './config/reference.js';
 import { createLogger } from './util/logger.js';
 import { redactSecrets } from './util/secrets.js';
+import { hashPassword } from './server/web-config.js';
 import { VERSION } from './version.js';
 
 const USAGE = `Usage: harbormaster [command] [options]
@@ -21,6 +22,8 @@ Commands:
                           Show a running agent's status: containers, log shipping, OTLP endpoints
                           (default URL from --listen; credentials as http://USER:PASSWORD@HOST:PORT);
                           exit 3 when the agent cannot be reached.
+  hash-password [--cost N] Read a password from stdin (or a prompt) and print its bcrypt hash for
+                          basic_auth_users in the web config file (cost 4-31, default 10).
   version                 Print the version.
   help                    Show this help.
 
@@ -95,6 +98,7 @@ async function runAgent(args: ParsedArgs): Promise<number> {
   try {
     agent = new Agent(config, logger);
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     logger.fatal({ err: (err as Error).message }, `Cannot start: ${(err as Error).message}`);
     return 1;
   }
@@ -127,6 +131,18 @@ async function runAgent(args: ParsedArgs): Promise<number> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  // SIGHUP: re-read and validate the configuration; one reload at a time, a HUP during one is queued
+  let reloading: Promise<void> = Promise.resolve();
+  process.on('SIGHUP', () => {
+    if (exiting) return;
+    logger.info({ signal: 'SIGHUP', file }, 'Reloading the configuration.');
+    reloading = reloading
+      .then(() => agent.reload(() => load(args, file).config))
+      .then(
+        () => undefined,
+        (err: unknown) => logger.error({ err }, 'Reload failed; the running configuration stays.'),
+      );
+  });
   try {
     await agent.start();
   } catch (err) {
@@ -137,6 +153,53 @@ async function runAgent(args: ParsedArgs): Promise<number> {
   return await new Promise<number>(() => {
     /* runs until a signal stops the process */
   });
+}
+
+/** Reads one line from stdin; on a terminal, prompts on stderr without echoing what is typed. */
+async function readPassword(): Promise<string> {
+  const stdin = process.stdin;
+  if (stdin.isTTY) {
+    process.stderr.write('Password: ');
+    stdin.setRawMode(true);
+  }
+  stdin.setEncoding('utf8');
+  let buf = '';
+  try {
+    for await (const chunk of stdin) {
+      buf += chunk as string;
+      if (stdin.isTTY && buf.includes('\u0003')) throw new Error('interrupted');
+      const nl = buf.search(/[\r\n]/);
+      if (nl >= 0) return buf.slice(0, nl);
+    }
+    return buf;
+  } finally {
+    if (stdin.isTTY) {
+      stdin.setRawMode(false);
+      process.stderr.write('\n');
+    }
+    stdin.pause();
+  }
+}
+
+async function runHashPassword(args: ParsedArgs): Promise<number> {
+  const raw = args.flags.cost ?? '10';
+  const cost = Number(raw);
+  for (const k of Object.keys(args.flags))
+    if (k !== 'cost') {
+      process.stderr.write(`hash-password: unknown flag --${k}; only --cost N is accepted\n`);
+      return 2;
+    }
+  if (!Number.isInteger(cost) || cost < 4 || cost > 31) {
+    process.stderr.write(`hash-password: --cost must be an integer from 4 to 31, got ${raw}\n`);
+    return 2;
+  }
+  const password = await readPassword();
+  if (password === '') {
+    process.stderr.write('hash-password: the password is empty (nothing was read from stdin)\n');
+    return 2;
+  }
+  process.stdout.write(`${await hashPassword(password, cost)}\n`);
+  return 0;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -166,6 +229,8 @@ export async function main(argv: string[]): Promise<number> {
           flags: args.flags,
           file: args.configFile ?? (process.env.HARBORMASTER_CONFIG || undefined),
         });
+      case 'hash-password':
+        return await runHashPassword(args);
       case 'version':
         process.stdout.write(`harbormaster ${VERSION}\n`);
         return 0;

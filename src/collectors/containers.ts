@@ -719,7 +719,7 @@ export class ContainerMetrics {
   private readonly procRoot: string;
   private readonly minIntervalMs: number;
   private readonly specRefreshMs: number;
-  private readonly allowlist: readonly string[];
+  private allowlist: readonly string[];
   private readonly families: readonly FamilyOut[];
   private readonly groups: ReadGroups;
   private readonly networkOn: boolean;
@@ -892,6 +892,16 @@ export class ContainerMetrics {
     this.unsubscribe?.();
     this.unsubscribe = undefined;
     for (const t of this.tracked.values()) closeRun(t);
+  }
+
+  /** SIGHUP: a new label allowlist; every container's label block is rebuilt for the next scrape. */
+  setLabelAllowlist(allowlist: readonly string[]): void {
+    this.allowlist = [...allowlist];
+    for (const t of this.tracked.values()) {
+      t.labels = Buffer.from(containerLabels(t.info, t.cgroupPath, this.allowlist));
+      t.labelsClose = Buffer.concat([t.labels, CLOSE]);
+    }
+    this.setLast(undefined);
   }
 
   /** Cgroup and /proc files currently kept open. */

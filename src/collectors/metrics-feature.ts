@@ -114,6 +114,11 @@ export class MetricsFeature implements Component {
     return Promise.resolve();
   }
 
+  /** SIGHUP: the settings that can change live. */
+  reload(opts: { labelAllowlist: readonly string[] }): void {
+    this.containers.setLabelAllowlist(opts.labelAllowlist);
+  }
+
   health(): ComponentHealth {
     return this.startError ? { ok: false, detail: this.startError } : { ok: true };
   }

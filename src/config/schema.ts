@@ -6,10 +6,13 @@ import { logsSection } from './sections/logs.js';
 import { lifecycleSection } from './sections/lifecycle.js';
 import { securitySection } from './sections/security.js';
 import { statusSection } from './sections/status.js';
+import { httpSection, webShape } from './sections/http.js';
 
 /** The one configuration schema: types, validation, defaults and docs. */
 export const configSchema = z.strictObject({
   ...coreShape,
+  ...webShape,
+  http: httpSection,
   docker: dockerSection,
   metrics: metricsSection,
   lifecycle: lifecycleSection,

@@ -140,6 +140,8 @@ export class LogsComponent implements Component {
   private firstReconcileDone = false;
   private stopped = false;
   private readonly t: LogTelemetry;
+  private processingCfg: ProcessingConfig;
+  private labelAllowlist: readonly string[];
 
   constructor(private readonly o: LogsComponentOptions) {
     this.cfg = o.logs;
@@ -151,6 +153,8 @@ export class LogsComponent implements Component {
       this.cfg.batch_max_bytes,
     );
     this.t.watchQueue(this.queue);
+    this.processingCfg = this.cfg.processing;
+    this.labelAllowlist = this.cfg.label_allowlist;
     this.lp = this.processor(this.cfg.processing);
   }
 
@@ -186,6 +190,34 @@ export class LogsComponent implements Component {
       e.proc.close();
       e.proc = this.containerProcessor(e.container);
     }
+  }
+
+  /**
+   * SIGHUP (agent.ts liveSettings): new processing rules apply to the next lines through
+   * reconfigure(); a new label allowlist to the resources of containers discovered from now on;
+   * the log source of running readers cannot change live (named in the result).
+   */
+  reload(o: {
+    processing: ProcessingConfig;
+    labelAllowlist: readonly string[];
+    logSource: 'auto' | 'file' | 'api';
+  }): string[] {
+    const notes: string[] = [];
+    if (JSON.stringify(o.processing) !== JSON.stringify(this.processingCfg)) {
+      this.processingCfg = o.processing;
+      this.reconfigure(o.processing);
+    }
+    if (JSON.stringify(o.labelAllowlist) !== JSON.stringify(this.labelAllowlist)) {
+      this.labelAllowlist = o.labelAllowlist;
+      notes.push(
+        'logs.label_allowlist applies to containers discovered after the reload; running ones keep their attributes until they restart',
+      );
+    }
+    if (o.logSource !== (this.o.logSource ?? 'auto'))
+      notes.push(
+        'docker.log_source needs a restart of the agent (running readers keep their source)',
+      );
+    return notes;
   }
 
   private containerProcessor(c: ContainerInfo): ContainerProcessor {
@@ -270,7 +302,7 @@ export class LogsComponent implements Component {
   }
 
   private resourceOf(c: ContainerInfo): LogResource {
-    return containerResource(c, this.o.hostName, this.cfg.label_allowlist);
+    return containerResource(c, this.o.hostName, this.labelAllowlist);
   }
 
   private ensure(c: ContainerInfo): void {

@@ -3,12 +3,16 @@ import { redactSecrets } from './secrets.js';
 
 export type { Logger };
 
+/** Every logger made by createLogger and its children, so a level change reaches them all. */
+const family = new WeakMap<Logger, Set<WeakRef<Logger>>>();
+
 /** The agent's own structured log: JSON lines on stderr. */
 export function createLogger(
   level: string = 'info',
   dest: DestinationStream = pino.destination({ dest: 2, sync: true }),
 ): Logger {
-  return pino(
+  const children = new Set<WeakRef<Logger>>();
+  const root = pino(
     {
       level,
       base: { app: 'harbormaster' },
@@ -18,9 +22,26 @@ export function createLogger(
           method.apply(this, args.map((a) => redactSecrets(a)) as Parameters<typeof method>);
         },
       },
+      onChild: (child) => {
+        children.add(new WeakRef(child));
+      },
     },
     dest,
   );
+  family.set(root, children);
+  return root;
+}
+
+/** Changes the level of a createLogger logger and of every child made from it (SIGHUP reload). */
+export function setLogLevel(root: Logger, level: string): void {
+  root.level = level;
+  const children = family.get(root);
+  if (!children) return;
+  for (const ref of [...children]) {
+    const child = ref.deref();
+    if (child) child.level = level;
+    else children.delete(ref);
+  }
 }
 
 /** A logger that logs each distinct cause once (hot paths: count always, log once). */

@@ -74,6 +74,12 @@ export const dockerSection = section({
     .describe(
       'Daemon address (unix:///path or tcp://host:port); empty means DOCKER_HOST or unix:///var/run/docker.sock.',
     ),
+  log_source: z
+    .enum(['auto', 'file', 'api'])
+    .default('auto')
+    .describe(
+      'How json-file container logs are read: file tails them under docker_root (also with a tcp:// daemon that is really local, e.g. behind a socket proxy); api streams them through the Engine API; auto reads files when the daemon is a unix socket, else the API. Other log drivers always use the API.',
+    ),
   api_version: z
     .string()
     .regex(/^(\d+\.\d+)?$/, 'expected an API version like 1.41, or empty to negotiate')
