@@ -47,7 +47,7 @@ function adapt(
       const [src = '', dst = '', ...rest] = next.split(':');
       let hostSide = src;
       if (src === '/var/run/docker.sock') hostSide = o.socket;
-      else if (src === '/var/lib/docker/containers') hostSide = `${o.dataRoot}/containers`;
+      else if (src === '/var/lib/docker') hostSide = o.dataRoot;
       else if (src === 'harbormaster-state') hostSide = o.volume;
       else if (src !== '/sys/fs/cgroup' && src !== '/proc')
         throw new Error(`the documented line mounts ${src}, which this test does not know`);
@@ -75,7 +75,7 @@ function adapt(
     [
       '/proc',
       '/sys/fs/cgroup',
-      '/var/lib/docker/containers',
+      '/var/lib/docker',
       '/var/run/docker.sock',
       'harbormaster-state',
       'otlp',
