@@ -125,9 +125,9 @@ export async function runStatusBench(opts: {
   exporter.addProvider(cm);
   const logs = new Map<string, LogShippingContainer>();
   for (const [i, c] of infos.entries())
-    logs.set(c.name, {
+    logs.set(c.id, {
       linesRead: 1000 * i,
-      linesShipped: null,
+      linesShipped: 990 * i,
       bytesBehind: i % 3 ? 0 : 4096,
       lastError: null,
     });
@@ -136,6 +136,8 @@ export async function runStatusBench(opts: {
       containers: logs,
       queue: { records: 10, bytes: 4096 },
       exported: 123456,
+      lastSuccessAt: Date.now(),
+      lastError: null,
       exportFailures: { retryable: 1, permanent: 0 },
       drops: { rotated_away: 0, malformed_record: 2 },
     },

@@ -132,6 +132,8 @@ export function renderStatusText(doc: StatusDocument, url: string): string {
     out +=
       `Log shipping: queue ${l.queue ? `${l.queue.records} records (${bytes(l.queue.bytes)})` : '-'}` +
       `, exported ${l.exported ?? '-'}` +
+      (l.lastSuccessAt ? `, last export ${new Date(l.lastSuccessAt).toISOString()}` : '') +
+      (l.lastError ? `, last export error: ${clean(l.lastError, 200)}` : '') +
       `, export failures ${fails.length ? fails.map(([k, n]) => `${k} ${n}`).join(', ') : 'none'}` +
       `, drops ${drops.length ? drops.map(([k, n]) => `${k} ${n}`).join(', ') : 'none'}\n`;
   }
@@ -149,9 +151,10 @@ export function renderStatusText(doc: StatusDocument, url: string): string {
       'OOM',
       'CPU',
       'MEMORY/LIMIT',
-      'LOG LINES',
+      'LOG SHIPPED',
       'LOG BEHIND',
       'LOG ERROR',
+      'FINDINGS',
     ],
     doc.containers.map((c) => [
       clean(c.name, 40),
@@ -164,9 +167,10 @@ export function renderStatusText(doc: StatusDocument, url: string): string {
       String(c.oomKills),
       c.cpuCores === null ? '-' : c.cpuCores.toFixed(2),
       bytes(c.memoryBytes) + (c.memoryLimitBytes ? `/${bytes(c.memoryLimitBytes)}` : ''),
-      c.logs ? String(c.logs.linesShipped ?? c.logs.linesRead) : '-',
+      c.logs ? `${c.logs.linesShipped}/${c.logs.linesRead}` : '-',
       c.logs ? bytes(c.logs.bytesBehind) : '-',
       c.logs?.lastError ? clean(c.logs.lastError, 60) : '-',
+      c.findings === null || c.findings === undefined ? '-' : String(c.findings),
     ]),
   );
   return out;

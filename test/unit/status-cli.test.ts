@@ -31,13 +31,27 @@ async function agentLike(): Promise<string> {
   const { sources, lifecycle } = staticStatusSources(infos, {
     logs: {
       containers: new Map([
-        ['web', { linesRead: 1234, linesShipped: null, bytesBehind: 2048, lastError: null }],
+        [
+          'a'.repeat(64),
+          { linesRead: 1234, linesShipped: 1200, bytesBehind: 2048, lastError: null },
+        ],
       ]),
       queue: { records: 5, bytes: 512 },
       exported: 1200,
+      lastSuccessAt: Date.UTC(2026, 0, 2, 3, 4, 5),
+      lastError: 'HTTP 503',
       exportFailures: { retryable: 3, permanent: 0 },
       drops: { rotated_away: 1, filter_drop: 0 },
     },
+    findings: new Map([
+      [
+        'a'.repeat(64),
+        [
+          { check: 'capabilities', severity: 'high', cis: '5.3', what: 'x', allowed: false },
+          { check: 'pids_limit', severity: 'low', cis: '5.28', what: 'y', allowed: true },
+        ],
+      ],
+    ]),
   });
   lifecycle.set('a'.repeat(64), {
     restarts: 4,
@@ -80,16 +94,16 @@ describe('harbormaster status', () => {
       /^OTLP logs: http:\/\/127.0.0.1:4318\/v1\/logs FAILING, last error: export retrying \(3\): HTTP 503$/m,
     );
     expect(r.out).toMatch(
-      /^Log shipping: queue 5 records \(512B\), exported 1200, export failures retryable 3, drops rotated_away 1$/m,
+      /^Log shipping: queue 5 records \(512B\), exported 1200, last export 2026-01-02T03:04:05.000Z, last export error: HTTP 503, export failures retryable 3, drops rotated_away 1$/m,
     );
     const lines = r.out.split('\n');
     const head = lines.find((l) => l.startsWith('NAME'));
     expect(head).toMatch(
-      /NAME +IMAGE +STATE +HEALTH +UPTIME +RESTARTS +LAST EXIT +OOM +CPU +MEMORY\/LIMIT +LOG LINES +LOG BEHIND +LOG ERROR/,
+      /NAME +IMAGE +STATE +HEALTH +UPTIME +RESTARTS +LAST EXIT +OOM +CPU +MEMORY\/LIMIT +LOG SHIPPED +LOG BEHIND +LOG ERROR +FINDINGS/,
     );
     const web = lines.find((l) => l.startsWith('web '));
     expect(web).toMatch(
-      /web +busybox:1.36 +running +none +\S+ +4 +137 OOM +2 +- +- +1234 +2.0KiB +-/,
+      /web +busybox:1.36 +running +none +\S+ +4 +137 OOM +2 +- +- +1200\/1234 +2.0KiB +- +1$/,
     );
     // a hostile name cannot drive the terminal
     expect(r.out).not.toContain('\u001b');
