@@ -264,6 +264,14 @@ describeDocker('status page in a real browser', () => {
     expect(otlpRows.map((r) => r[0]).sort()).toEqual(['logs', 'traces']);
     expect(otlpRows.find((r) => r[0] === 'logs')?.[2]).toBe('ok');
     expect(await page.$eval('#logs-facts', (e) => e.textContent)).toMatch(/queue: \d+ records/);
+    // the time of the last delivered log batch, from the log pipeline
+    await waitFor(
+      async () =>
+        /last export: \d/.test((await page.$eval('#logs-facts', (e) => e.textContent)) ?? ''),
+      REFRESH_S * 1000 + 1500,
+      100,
+      'the last log export time on the page',
+    );
 
     // sorting: by name descending puts the names in reverse order
     const namesShown = async (): Promise<string[]> =>

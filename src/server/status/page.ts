@@ -189,6 +189,8 @@ const SCRIPT = `
     else {
       lfact('queue', l.queue ? l.queue.records + ' records, ' + fmtBytes(l.queue.bytes) : '\\u2013');
       lfact('exported', l.exported === null ? '\\u2013' : String(l.exported));
+      lfact('last export', fmtTime(l.lastSuccessAt));
+      if (l.lastError) lfact('last export error', l.lastError, 'bad');
       const f = Object.entries(l.exportFailures).filter(([, n]) => n > 0);
       lfact('export failures', f.length ? f.map(([k, n]) => k + ' ' + n).join(', ') : 'none', f.length ? 'bad' : 'ok');
       const dr = Object.entries(l.drops).filter(([, n]) => n > 0);
