@@ -22,6 +22,9 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
+import { Registry } from 'prom-client';
+import { LogTelemetry } from '../src/logs/telemetry.js';
+import { telemetryLogSource } from '../src/server/status/log-source.js';
 import { ContainerMetrics } from '../src/collectors/containers.js';
 import type { ContainerInfo, ContainerSource } from '../src/docker/types.js';
 import { MetricsExporter } from '../src/exporters/prometheus.js';
@@ -30,7 +33,7 @@ import { createApp } from '../src/server/app.js';
 import {
   buildContainerDetail,
   buildStatus,
-  type LogShippingContainer,
+  type SecurityFinding,
 } from '../src/server/status/model.js';
 import { renderStatusPage } from '../src/server/status/page.js';
 import { makeContainerInfo } from '../test/support/container-info.js';
@@ -123,24 +126,37 @@ export async function runStatusBench(opts: {
     labelAllowlist: ['com.docker.compose.project', 'com.docker.compose.service'],
   });
   exporter.addProvider(cm);
-  const logs = new Map<string, LogShippingContainer>();
+  // log shipping through the real path: the pipeline's telemetry with a source per container,
+  // read by the status page's telemetryLogSource (a snapshot per request)
+  const telemetry = new LogTelemetry(new Registry(), pino({ level: 'silent' }));
+  for (const [i, c] of infos.entries()) {
+    const st = telemetry.addSource(c.id, c.name, 'file', () => (i % 3 ? 0 : 4096));
+    st.lines.stdout = 1000 * i;
+    st.shipped = 990 * i;
+  }
+  const findings = new Map<string, SecurityFinding[]>();
   for (const [i, c] of infos.entries())
-    logs.set(c.name, {
-      linesRead: 1000 * i,
-      linesShipped: null,
-      bytesBehind: i % 3 ? 0 : 4096,
-      lastError: null,
-    });
+    findings.set(c.id, [
+      {
+        check: 'run_as_root',
+        severity: 'medium',
+        cis: '4.1',
+        what: 'runs as root',
+        allowed: false,
+      },
+      {
+        check: 'pids_limit',
+        severity: 'low',
+        cis: '5.28',
+        what: 'no PIDs limit',
+        allowed: i % 2 === 0,
+      },
+    ]);
   const { sources, ring, lifecycle } = staticStatusSources(infos, {
-    logs: {
-      containers: logs,
-      queue: { records: 10, bytes: 4096 },
-      exported: 123456,
-      exportFailures: { retryable: 1, permanent: 0 },
-      drops: { rotated_away: 0, malformed_record: 2 },
-    },
     allowlist: ['com.docker.compose.project', 'com.docker.compose.service'],
+    findings,
   });
+  sources.logs = telemetryLogSource(telemetry);
   for (const [i, c] of infos.entries())
     lifecycle.set(c.id, {
       restarts: i % 4,

@@ -45,6 +45,8 @@ export interface AgentContext {
   oom: OomTracker;
   /** Keeps run spans the OTLP receiver does not take (state-dir spool); undefined: off. */
   wrapSpanExporter?: (exporter: SpanExporter) => SpanExporter;
+  /** The log path's metrics and per-container stats (made on first use: log shipping, status). */
+  readonly logTelemetry: LogTelemetry;
 }
 
 /** A factory returns undefined when its feature is switched off. */
@@ -106,7 +108,7 @@ function logsFeature(ctx: AgentContext): Component | undefined {
       exclude: config.logs.exclude_containers,
     }),
     exporter,
-    telemetry: new LogTelemetry(ctx.metrics.registry, ctx.logger.child({ component: 'logs' })),
+    telemetry: ctx.logTelemetry,
   });
 }
 
@@ -228,6 +230,7 @@ export class Agent {
     });
     this.reloads.inc({ result: 'success' }, 0);
     this.reloads.inc({ result: 'rejected' }, 0);
+    let logTelemetry: LogTelemetry | undefined;
     this.ctx = {
       config,
       logger,
@@ -240,6 +243,10 @@ export class Agent {
       identity,
       oom: new OomTracker(),
       wrapSpanExporter: spanSpoolFor(config, logger, metrics.registry),
+      get logTelemetry() {
+        logTelemetry ??= new LogTelemetry(metrics.registry, logger.child({ component: 'logs' }));
+        return logTelemetry;
+      },
     };
     this.components.push(inventory);
     for (const f of [...FEATURES, ...extra]) {

@@ -18,9 +18,10 @@ Commands:
   config reference        Print the configuration reference (Markdown).
   doctor [--output json]  Check what the agent needs (daemon, socket, cgroups, /proc, logs, state, OTLP, port);
                           exit 0 all ok, 1 warnings, 3 failures.
-  status [--url URL] [--output json]
+  status [--url URL] [--output json] [--ca-file FILE]
                           Show a running agent's status: containers, log shipping, OTLP endpoints
-                          (default URL from --listen; credentials as http://USER:PASSWORD@HOST:PORT);
+                          (default URL from --listen, https when the web config has TLS;
+                          credentials as https://USER:PASSWORD@HOST:PORT);
                           exit 3 when the agent cannot be reached.
   hash-password [--cost N] Read a password from stdin (or a prompt) and print its bcrypt hash for
                           basic_auth_users in the web config file (cost 4-31, default 10).

@@ -1,8 +1,9 @@
 /**
  * `harbormaster status [--url URL] [--output table|json] [--ca-file FILE]`: asks a running agent
  * for its status (`GET /api/v1/status`) and prints it. Without --url the address comes from the
- * configuration (`listen`), as `run` would use it. Credentials for basic auth go in the URL
- * (`http://user:password@host:9105`).
+ * configuration (`listen`, and https when its web config file serves TLS), as `run` would use
+ * it. Credentials for basic auth go in the URL (`https://user:password@host:9105`); --ca-file
+ * verifies an agent whose certificate a private CA signed.
  *
  * Exit status: 0 the agent answered; 1 it answered with an error (e.g. 401) or nonsense;
  * 2 usage; 3 it could not be reached.
@@ -11,6 +12,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { loadConfig } from './config/load.js';
+import { loadWebConfig } from './server/web-config.js';
 import type { StatusContainer, StatusDocument } from './server/status/model.js';
 
 export interface StatusCliOptions {
@@ -22,14 +24,17 @@ export interface StatusCliOptions {
   timeoutMs?: number;
 }
 
-/** The agent's URL for a `listen` address (a wildcard host means this machine). */
-export function urlForListen(listen: string): string {
+/**
+ * The agent's URL for a `listen` address (a wildcard host means this machine); https when the
+ * web config serves TLS.
+ */
+export function urlForListen(listen: string, tls = false): string {
   const idx = listen.lastIndexOf(':');
   let host = listen.slice(0, idx);
   const port = listen.slice(idx + 1);
   if (host === '' || host === '0.0.0.0') host = '127.0.0.1';
   if (host === '[::]' || host === '::') host = '[::1]';
-  return `http://${host}:${port}`;
+  return `${tls ? 'https' : 'http'}://${host}:${port}`;
 }
 
 interface Answer {
@@ -132,6 +137,8 @@ export function renderStatusText(doc: StatusDocument, url: string): string {
     out +=
       `Log shipping: queue ${l.queue ? `${l.queue.records} records (${bytes(l.queue.bytes)})` : '-'}` +
       `, exported ${l.exported ?? '-'}` +
+      (l.lastSuccessAt ? `, last export ${new Date(l.lastSuccessAt).toISOString()}` : '') +
+      (l.lastError ? `, last export error: ${clean(l.lastError, 200)}` : '') +
       `, export failures ${fails.length ? fails.map(([k, n]) => `${k} ${n}`).join(', ') : 'none'}` +
       `, drops ${drops.length ? drops.map(([k, n]) => `${k} ${n}`).join(', ') : 'none'}\n`;
   }
@@ -149,9 +156,10 @@ export function renderStatusText(doc: StatusDocument, url: string): string {
       'OOM',
       'CPU',
       'MEMORY/LIMIT',
-      'LOG LINES',
+      'LOG SHIPPED',
       'LOG BEHIND',
       'LOG ERROR',
+      'FINDINGS',
     ],
     doc.containers.map((c) => [
       clean(c.name, 40),
@@ -164,9 +172,10 @@ export function renderStatusText(doc: StatusDocument, url: string): string {
       String(c.oomKills),
       c.cpuCores === null ? '-' : c.cpuCores.toFixed(2),
       bytes(c.memoryBytes) + (c.memoryLimitBytes ? `/${bytes(c.memoryLimitBytes)}` : ''),
-      c.logs ? String(c.logs.linesShipped ?? c.logs.linesRead) : '-',
+      c.logs ? `${c.logs.linesShipped}/${c.logs.linesRead}` : '-',
       c.logs ? bytes(c.logs.bytesBehind) : '-',
       c.logs?.lastError ? clean(c.logs.lastError, 60) : '-',
+      c.findings === null || c.findings === undefined ? '-' : String(c.findings),
     ]),
   );
   return out;
@@ -194,7 +203,10 @@ export async function runStatus(opts: StatusCliOptions): Promise<number> {
   let base = urlFlag;
   if (!base) {
     const { config } = loadConfig({ file: opts.file, env: opts.env ?? process.env, flags });
-    base = urlForListen(config.listen);
+    // the web config says whether the agent serves TLS; an unreadable one is `run`'s problem
+    // (it refuses to start), here the URL falls back to http and the answer tells the rest
+    const web = loadWebConfig(config.web_config_file, []);
+    base = urlForListen(config.listen, web?.tls !== undefined);
   }
   let url: URL;
   try {

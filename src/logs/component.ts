@@ -239,7 +239,7 @@ export class LogsComponent implements Component {
       retryMaxMs: this.cfg.retry_max_seconds * 1000,
       hooks: {
         exported: (b) => this.t.exported(b),
-        exportFailure: (kind, err) => this.t.exportFailure(kind, err),
+        exportFailure: (kind, err, batch) => this.t.exportFailure(kind, err, batch),
         retry: () => this.t.retry(),
         drop: (r, n) => this.t.drop(r, n),
         warn: (c, obj, msg) => this.t.warn(c, obj, msg),

@@ -141,7 +141,8 @@ export class BoundedQueue implements RecordSink {
 
 export interface PipelineHooks {
   exported(batch: readonly LogRecord[]): void;
-  exportFailure(kind: 'retryable' | 'permanent', error?: Error): void;
+  /** A failed attempt at sending batch. */
+  exportFailure(kind: 'retryable' | 'permanent', error?: Error, batch?: readonly LogRecord[]): void;
   retry(): void;
   drop(reason: DropReason, n: number): void;
   warn(cause: string, obj: Record<string, unknown>, msg: string): void;
@@ -255,7 +256,7 @@ export class ExportLoop {
         return true;
       }
       if (res.status === 'failure') {
-        this.o.hooks.exportFailure('permanent', res.error);
+        this.o.hooks.exportFailure('permanent', res.error, batch);
         this.o.hooks.drop('export_rejected', batch.length);
         this.o.hooks.warn(
           `export-rejected:${res.error.message.slice(0, 40)}`,
@@ -265,7 +266,7 @@ export class ExportLoop {
         return true;
       }
       if (signal.aborted) return false;
-      this.o.hooks.exportFailure('retryable', res.error);
+      this.o.hooks.exportFailure('retryable', res.error, batch);
       this.consecutiveFailures++;
       this.lastError = res.error.message;
       this.o.hooks.warn(

@@ -18,6 +18,8 @@ export interface SourceStats {
   /** Records delivered (acknowledged by the exporter). */
   shipped: number;
   lastError: string | undefined;
+  /** The last export error of a batch with this source's records; cleared when one is delivered. */
+  lastExportError: string | undefined;
   /** Bytes written but not read yet (file sources; 0 when unknown). */
   behind(): number;
 }
@@ -34,6 +36,10 @@ export interface LogShippingSnapshot {
   drops: Partial<Record<DropReason, number>>;
   exported: number;
   lastExportError: string | undefined;
+  /** When a batch was last delivered (ms since the epoch); undefined: never. */
+  lastExportAt: number | undefined;
+  /** Failed export attempts by kind. */
+  exportFailures: Partial<Record<'retryable' | 'permanent', number>>;
   containers: {
     key: string;
     name: string;
@@ -43,6 +49,7 @@ export interface LogShippingSnapshot {
     linesShipped: number;
     bytesBehind: number;
     lastError: string | undefined;
+    lastExportError: string | undefined;
   }[];
 }
 
@@ -60,12 +67,15 @@ export class LogTelemetry {
   private readonly dropCounts = new Map<DropReason, number>();
   private exportedTotal = 0;
   private lastExportError: string | undefined;
+  private lastExportAt: number | undefined;
+  private readonly failureCounts = new Map<'retryable' | 'permanent', number>();
   private queue: QueueView | undefined;
   private readonly m;
 
   constructor(
     registry: Registry,
     private readonly log: Logger,
+    private readonly now: () => number = Date.now,
   ) {
     this.once = new OnceLogger(log);
     const registers = [registry];
@@ -206,6 +216,7 @@ export class LogTelemetry {
       bytes: { stdout: 0, stderr: 0 },
       shipped: 0,
       lastError: undefined,
+      lastExportError: undefined,
       behind,
       reported: {},
     };
@@ -268,20 +279,37 @@ export class LogTelemetry {
     this.m.exported.inc(batch.length);
     this.exportedTotal += batch.length;
     this.lastExportError = undefined;
-    let key = '';
+    this.lastExportAt = this.now();
+    this.eachSource(batch, (s) => {
+      s.shipped++;
+      s.lastExportError = undefined;
+    });
+  }
+
+  /** A failed attempt; with the batch, each of its sources remembers the error. */
+  exportFailure(
+    kind: 'retryable' | 'permanent',
+    error?: Error,
+    batch?: readonly LogRecord[],
+  ): void {
+    this.m.failures.inc({ kind });
+    this.failureCounts.set(kind, (this.failureCounts.get(kind) ?? 0) + 1);
+    if (!error) return;
+    this.lastExportError = error.message;
+    if (batch) this.eachSource(batch, (s) => (s.lastExportError = error.message));
+  }
+
+  /** fn once per record of a known source (records of one source come in runs). */
+  private eachSource(batch: readonly LogRecord[], fn: (s: SourceStats) => void): void {
+    let key: string | undefined;
     let s: SourceStats | undefined;
     for (const r of batch) {
       if (r.resource.key !== key) {
         key = r.resource.key;
         s = this.sources.get(key);
       }
-      if (s) s.shipped++;
+      if (s) fn(s);
     }
-  }
-
-  exportFailure(kind: 'retryable' | 'permanent', error?: Error): void {
-    this.m.failures.inc({ kind });
-    if (error) this.lastExportError = error.message;
   }
 
   private lastCheckpointWarnAt = -Infinity;
@@ -319,6 +347,8 @@ export class LogTelemetry {
       drops: Object.fromEntries(this.dropCounts),
       exported: this.exportedTotal,
       lastExportError: this.lastExportError,
+      lastExportAt: this.lastExportAt,
+      exportFailures: Object.fromEntries(this.failureCounts),
       containers: [...this.sources.values()].map((s) => ({
         key: s.key,
         name: s.name,
@@ -328,6 +358,7 @@ export class LogTelemetry {
         linesShipped: s.shipped,
         bytesBehind: s.behind(),
         lastError: s.lastError,
+        lastExportError: s.lastExportError,
       })),
     };
   }

@@ -2,7 +2,8 @@
 // Issue 15 acceptance 1 and 3: Debian's Chromium (driven by puppeteer-core) opens the status page
 // of a real agent on a real dockerd: the test containers appear with the right state, a container
 // OOM-killed during the test shows the kill and its restart within one refresh, the filter
-// narrows the table, sorting and in-place refresh work, the container view draws its charts; the
+// narrows the table, sorting and in-place refresh work, the container view draws its charts and
+// lists its security findings (a container run with --cap-add NET_ADMIN); the
 // page carries a strict CSP and the test fails on any console error or CSP violation. Screenshots
 // go to test-artifacts/status-page/. Then `harbormaster status` asks the same agent, and a
 // stopped one.
@@ -86,6 +87,9 @@ describeDocker('status page in a real browser', () => {
       'com.docker.compose.project=shop',
       '--memory',
       '64m',
+      // a security finding (capabilities beyond Docker's default set) for the table and the view
+      '--cap-add',
+      'NET_ADMIN',
       TEST_IMAGE,
       'sh',
       '-c',
@@ -260,6 +264,14 @@ describeDocker('status page in a real browser', () => {
     expect(otlpRows.map((r) => r[0]).sort()).toEqual(['logs', 'traces']);
     expect(otlpRows.find((r) => r[0] === 'logs')?.[2]).toBe('ok');
     expect(await page.$eval('#logs-facts', (e) => e.textContent)).toMatch(/queue: \d+ records/);
+    // the time of the last delivered log batch, from the log pipeline
+    await waitFor(
+      async () =>
+        /last export: \d/.test((await page.$eval('#logs-facts', (e) => e.textContent)) ?? ''),
+      REFRESH_S * 1000 + 1500,
+      100,
+      'the last log export time on the page',
+    );
 
     // sorting: by name descending puts the names in reverse order
     const namesShown = async (): Promise<string[]> =>
@@ -306,6 +318,18 @@ describeDocker('status page in a real browser', () => {
     expect(polyline?.split(' ').length).toBeGreaterThanOrEqual(3);
     // the 64 MiB limit is drawn on the memory chart
     expect(await page.$$('#chart-mem line.limit')).toHaveLength(1);
+    // its security findings, listed (the capability added at `docker run`), and counted in the table
+    const findings = await page.$$eval('#detail-findings tr', (trs) =>
+      trs.map((tr) => (tr as HTMLElement).dataset.check ?? ''),
+    );
+    expect(findings).toContain('capabilities');
+    const findingsCol = await columnIndex(page, 'findings');
+    const webRow = (await byName()).get(names.web);
+    expect(Number(webRow?.[findingsCol])).toBeGreaterThanOrEqual(1);
+    expect(Number(webRow?.[findingsCol])).toBe(findings.length);
+    expect(
+      await page.$eval('#detail-findings tr[data-check="capabilities"]', (tr) => tr.textContent),
+    ).toContain('5.3');
     const labels = await page.$$eval('#detail-labels td', (tds) => tds.map((t) => t.textContent));
     expect(labels).toEqual(['com.docker.compose.project', 'shop']); // on the default allowlist
     expect(labels.join(' ')).not.toContain('harbormaster.test'); // not on the allowlist
@@ -325,7 +349,7 @@ describeDocker('status page in a real browser', () => {
     expect(live.stdout).toMatch(/^Docker daemon: connected/m);
     expect(live.stdout).toMatch(/^Log shipping: queue \d+ records/m);
     expect(live.stdout).toContain(`OTLP logs: ${receiver.url}/v1/logs ok`);
-    expect(live.stdout).toMatch(/LOG LINES +LOG BEHIND/);
+    expect(live.stdout).toMatch(/LOG SHIPPED +LOG BEHIND +LOG ERROR +FINDINGS/);
     const json = cli(['--url', a.url, '--output', 'json']);
     expect(json.status).toBe(0);
     const doc = JSON.parse(json.stdout) as StatusDocument;

@@ -4,6 +4,7 @@ import type { ContainerInfo } from '../../src/docker/types.js';
 import type {
   LifecycleView,
   LogShippingSnapshot,
+  SecurityFinding,
   StatusSources,
 } from '../../src/server/status/model.js';
 import { UsageRing } from '../../src/server/status/ring.js';
@@ -16,7 +17,12 @@ export interface StaticStatus {
 
 export function staticStatusSources(
   containers: readonly ContainerInfo[],
-  opts: { now?: () => number; logs?: LogShippingSnapshot; allowlist?: string[] } = {},
+  opts: {
+    now?: () => number;
+    logs?: LogShippingSnapshot;
+    allowlist?: string[];
+    findings?: Map<string, SecurityFinding[]>;
+  } = {},
 ): StaticStatus {
   const ring = new UsageRing(60);
   const lifecycle = new Map<string, LifecycleView>();
@@ -40,7 +46,8 @@ export function staticStatusSources(
     lifecycle: (id) => lifecycle.get(id),
     usage: ring,
     usageIntervalSeconds: 15,
-    logs: logs ? { refresh: () => Promise.resolve(), snapshot: () => logs } : undefined,
+    logs: logs ? { snapshot: () => logs } : undefined,
+    findings: opts.findings ? (id) => opts.findings?.get(id) : undefined,
     otlp: () => [
       {
         signal: 'logs',

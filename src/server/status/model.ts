@@ -24,31 +24,45 @@ export interface LifecycleView {
 export interface LogShippingContainer {
   /** Records read from the container's log. */
   linesRead: number;
-  /** Records delivered to the receiver; null while the log side does not count them per container. */
-  linesShipped: number | null;
-  /** Bytes written to the log but not read yet. */
+  /** Records delivered to the receiver (acknowledged by the exporter). */
+  linesShipped: number;
+  /** Bytes written to the log but not read yet (0 for Engine API streams: unknown). */
   bytesBehind: number;
-  /** The last export error of this container's records; null when none is known. */
+  /**
+   * The last problem of this container's logs: the export error of a batch with its records
+   * (until one is delivered), else the last read problem; null when none.
+   */
   lastError: string | null;
 }
 
 export interface LogShippingSnapshot {
-  /** Keyed by container name (the log metrics are labelled `container_name`). */
+  /** Keyed by container id. */
   containers: ReadonlyMap<string, LogShippingContainer>;
   queue: { records: number; bytes: number };
   exported: number;
+  /** When a batch was last delivered, ms since the epoch; null: never. */
+  lastSuccessAt: number | null;
+  /** The last export error; null once a batch is delivered after it. */
+  lastError: string | null;
   exportFailures: Record<string, number>;
   drops: Record<string, number>;
 }
 
-/**
- * Read-only view of log shipping. Today it is filled from the agent's metrics registry
- * (registry-log-source.ts); the log pipeline can implement it directly (see README, status API).
- */
+/** Read-only view of log shipping; building it is cheap and synchronous (log-source.ts). */
 export interface LogShippingSource {
-  /** Brings the snapshot up to date (at most every few seconds; never throws). */
-  refresh(): Promise<void>;
-  snapshot(): LogShippingSnapshot | undefined;
+  snapshot(): LogShippingSnapshot;
+}
+
+/** A failed security check of a container (container_security_findings). */
+export interface SecurityFinding {
+  check: string;
+  severity: string;
+  /** CIS Docker Benchmark recommendation(s) it maps to. */
+  cis: string;
+  /** What is wrong, as a sentence fragment ("runs with --privileged"). */
+  what: string;
+  /** Exempted by an allow list (still shown, not counted). */
+  allowed: boolean;
 }
 
 export interface OtlpEndpointStatus {
@@ -84,6 +98,8 @@ export interface StatusSources {
   /** Seconds between two usage samples. */
   usageIntervalSeconds: number;
   logs?: LogShippingSource;
+  /** Failed security checks of a container; undefined when not judged (security off, not seen). */
+  findings?: (id: string) => readonly SecurityFinding[] | undefined;
   otlp: () => OtlpEndpointStatus[];
   /** Container label keys that may be shown (the operator's allowlist). */
   labelAllowlist: readonly string[];
@@ -108,6 +124,8 @@ export interface StatusContainer {
   /** 0 when unlimited. */
   memoryLimitBytes: number;
   logs: LogShippingContainer | null;
+  /** Failed security checks not exempted by an allow list; null when not judged. */
+  findings: number | null;
 }
 
 export interface StatusDocument {
@@ -127,6 +145,9 @@ export interface StatusDocument {
     enabled: boolean;
     queue: { records: number; bytes: number } | null;
     exported: number | null;
+    /** When a batch was last delivered, ms since the epoch; null: never or unknown. */
+    lastSuccessAt: number | null;
+    lastError: string | null;
     exportFailures: Record<string, number>;
     drops: Record<string, number>;
   };
@@ -140,6 +161,8 @@ export interface ContainerDetail extends StatusContainer {
   /** Allowlisted labels only. */
   labels: Record<string, string>;
   logDriver: string;
+  /** Every failed security check, exempted ones marked; null when not judged. */
+  securityFindings: SecurityFinding[] | null;
   history: UsageHistory & { intervalSeconds: number; windowSeconds: number };
 }
 
@@ -152,6 +175,12 @@ function statusContainer(
   const life = s.lifecycle?.(c.id);
   const use = s.usage.latest(c.id);
   const running = c.state === 'running' || c.state === 'paused';
+  const findings = s.findings?.(c.id);
+  let failed: number | null = null;
+  if (findings) {
+    failed = 0;
+    for (const f of findings) if (!f.allowed) failed++;
+  }
   return {
     id: c.id,
     name: c.name,
@@ -170,7 +199,8 @@ function statusContainer(
     cpuCores: running ? (use?.cpuCores ?? null) : null,
     memoryBytes: running ? (use?.memoryBytes ?? null) : null,
     memoryLimitBytes: c.spec.memoryLimit,
-    logs: logs?.containers.get(c.name) ?? null,
+    logs: logs?.containers.get(c.id) ?? null,
+    findings: failed,
   };
 }
 
@@ -201,6 +231,8 @@ export function buildStatus(s: StatusSources): StatusDocument {
       enabled: s.logs !== undefined,
       queue: logs?.queue ?? null,
       exported: logs?.exported ?? null,
+      lastSuccessAt: logs?.lastSuccessAt ?? null,
+      lastError: logs?.lastError ?? null,
       exportFailures: logs?.exportFailures ?? {},
       drops: logs?.drops ?? {},
     },
@@ -226,6 +258,7 @@ export function buildContainerDetail(s: StatusSources, id: string): ContainerDet
     runs: s.lifecycle?.(c.id)?.runs ?? 0,
     labels,
     logDriver: c.logDriver,
+    securityFindings: s.findings?.(c.id)?.slice() ?? null,
     history: {
       ...history,
       intervalSeconds: s.usageIntervalSeconds,

@@ -85,9 +85,10 @@ const SCRIPT = `
     { key: 'oom', title: 'OOM kills', num: true, get: (c) => c.oomKills, tone: (c) => (c.oomKills > 0 ? 'bad' : '') },
     { key: 'cpu', title: 'CPU (cores)', num: true, get: (c) => c.cpuCores ?? -1, show: (c) => fmtCores(c.cpuCores) },
     { key: 'mem', title: 'Memory / limit', num: true, get: (c) => c.memoryBytes ?? -1, show: (c) => fmtBytes(c.memoryBytes) + (c.memoryLimitBytes ? ' / ' + fmtBytes(c.memoryLimitBytes) : ''), tone: (c) => (c.memoryLimitBytes && c.memoryBytes > 0.9 * c.memoryLimitBytes ? 'bad' : '') },
-    { key: 'lines', title: 'Log lines', num: true, get: (c) => (c.logs ? (c.logs.linesShipped ?? c.logs.linesRead) : -1), show: (c) => (c.logs ? String(c.logs.linesShipped ?? c.logs.linesRead) : '\\u2013') },
+    { key: 'lines', title: 'Log lines shipped', num: true, get: (c) => (c.logs ? c.logs.linesShipped : -1), show: (c) => (c.logs ? String(c.logs.linesShipped) : '\\u2013') },
     { key: 'behind', title: 'Log behind', num: true, get: (c) => (c.logs ? c.logs.bytesBehind : -1), show: (c) => (c.logs ? fmtBytes(c.logs.bytesBehind) : '\\u2013'), tone: (c) => (c.logs && c.logs.bytesBehind > 0 ? 'warn' : '') },
     { key: 'logerr', title: 'Log error', get: (c) => (c.logs && c.logs.lastError) || '', cls: 'wrap', tone: () => 'bad' },
+    { key: 'findings', title: 'Findings', num: true, get: (c) => c.findings ?? -1, show: (c) => (c.findings === null || c.findings === undefined ? '\\u2013' : String(c.findings)), tone: (c) => (c.findings > 0 ? 'warn' : '') },
   ];
 
   let doc = JSON.parse($('hm-data').textContent);
@@ -188,6 +189,8 @@ const SCRIPT = `
     else {
       lfact('queue', l.queue ? l.queue.records + ' records, ' + fmtBytes(l.queue.bytes) : '\\u2013');
       lfact('exported', l.exported === null ? '\\u2013' : String(l.exported));
+      lfact('last export', fmtTime(l.lastSuccessAt));
+      if (l.lastError) lfact('last export error', l.lastError, 'bad');
       const f = Object.entries(l.exportFailures).filter(([, n]) => n > 0);
       lfact('export failures', f.length ? f.map(([k, n]) => k + ' ' + n).join(', ') : 'none', f.length ? 'bad' : 'ok');
       const dr = Object.entries(l.drops).filter(([, n]) => n > 0);
@@ -252,6 +255,16 @@ const SCRIPT = `
     const keys = Object.keys(d.labels).sort();
     if (!keys.length) { const tr = el('tr'); const td = el('td', 'no allowlisted labels', 'mut'); td.colSpan = 2; tr.append(td); lb.append(tr); }
     for (const k of keys) { const tr = el('tr'); tr.append(el('td', k), el('td', d.labels[k], 'wrap')); lb.append(tr); }
+    const fb = $('detail-findings');
+    fb.replaceChildren();
+    const fs = d.securityFindings;
+    if (!fs || !fs.length) { const tr = el('tr'); const td = el('td', fs ? 'no findings' : 'not judged (security posture is off)', 'mut'); td.colSpan = 4; tr.append(td); fb.append(tr); }
+    else for (const f of fs) {
+      const tr = el('tr');
+      tr.dataset.check = f.check;
+      tr.append(el('td', f.check), el('td', f.severity, f.allowed ? 'mut' : f.severity === 'critical' || f.severity === 'high' ? 'bad' : 'warn'), el('td', f.what + ' (CIS ' + f.cis + ')', 'wrap'), el('td', f.allowed ? 'allowed' : '', 'mut'));
+      fb.append(tr);
+    }
     const h = d.history;
     $('detail-window').textContent = 'last ' + Math.round(h.windowSeconds / 60) + ' minutes, every ' + h.intervalSeconds + ' s';
     chart($('chart-cpu'), h.times, h.cpuCores, fmtCores, 0);
@@ -331,6 +344,7 @@ const BODY_2 = `
 <p class="mut" id="detail-window"></p>
 <div class="charts"><div class="chart"><h2>CPU (cores)</h2><svg id="chart-cpu" role="img" aria-label="CPU over time"></svg></div>
 <div class="chart"><h2>Memory (working set; dashed: limit)</h2><svg id="chart-mem" role="img" aria-label="Memory over time"></svg></div></div>
+<h2>Security findings</h2><table><tbody id="detail-findings"></tbody></table>
 <h2>Labels (allowlisted)</h2><table><tbody id="detail-labels"></tbody></table></section>
 <section><h2>Containers <span id="count" class="mut"></span></h2>
 <p><input id="filter" type="search" placeholder="Filter by name, image, state or health" aria-label="Filter containers"></p>

@@ -29,21 +29,19 @@ export function statusRoutes(
 ): Record<string, StatusRouteHandler> {
   const refreshMs = opts.refreshMs ?? 3000;
   return {
-    '/': async (ctx) => {
+    '/': (ctx) => {
       common(ctx);
-      await sources.logs?.refresh();
       ctx.set('Content-Security-Policy', STATUS_PAGE_CSP);
       ctx.set('X-Frame-Options', 'DENY');
       ctx.type = 'text/html; charset=utf-8';
       ctx.body = renderStatusPage(buildStatus(sources), refreshMs);
     },
-    '/api/v1/status': async (ctx) => {
+    '/api/v1/status': (ctx) => {
       common(ctx);
-      await sources.logs?.refresh();
       ctx.type = 'application/json';
       ctx.body = JSON.stringify(buildStatus(sources));
     },
-    '/api/v1/status/container': async (ctx) => {
+    '/api/v1/status/container': (ctx) => {
       common(ctx);
       const id = typeof ctx.query.id === 'string' ? ctx.query.id : '';
       if (!id) {
@@ -53,7 +51,6 @@ export function statusRoutes(
         };
         return;
       }
-      await sources.logs?.refresh();
       const detail = buildContainerDetail(sources, id);
       if (!detail) {
         ctx.status = 404;

@@ -6,11 +6,13 @@ import type { AgentContext } from '../../agent.js';
 import type { Component, ComponentHealth } from '../../component.js';
 import { LifecycleCollector } from '../../collectors/lifecycle/index.js';
 import { MetricsFeature } from '../../collectors/metrics-feature.js';
+import { SecurityFeature } from '../../collectors/security.js';
+import { SECURITY_CHECKS, type SecurityCheck } from '../../collectors/security-posture.js';
 import { otlpLogsUrl } from '../../exporters/otlp-logs.js';
 import { VERSION } from '../../version.js';
 import { UsageSampler, ringSlots } from './index.js';
-import type { OtlpEndpointStatus, StatusSources } from './model.js';
-import { RegistryLogSource } from './registry-log-source.js';
+import type { OtlpEndpointStatus, SecurityFinding, StatusSources } from './model.js';
+import { telemetryLogSource } from './log-source.js';
 import { UsageRing } from './ring.js';
 
 export interface StatusFeature {
@@ -30,7 +32,9 @@ export function createStatusFeature(
   const lifecycle = components.find(
     (c): c is LifecycleCollector => c instanceof LifecycleCollector,
   );
+  const security = components.find((c): c is SecurityFeature => c instanceof SecurityFeature);
   const logsOn = components.some((c) => c.name === 'logs');
+  const logs = logsOn ? telemetryLogSource(ctx.logTelemetry) : undefined;
   const ring = new UsageRing(ringSlots(cfg.history_minutes, cfg.sample_interval_seconds));
   const sampler = new UsageSampler({
     ring,
@@ -47,12 +51,14 @@ export function createStatusFeature(
     const out: OtlpEndpointStatus[] = [];
     if (logsOn && logsUrl && ctx.config.logs.exporter !== 'ndjson') {
       const h = componentHealth().logs;
+      const snap = logs?.snapshot();
+      const lastError = snap?.lastError ?? (h && !h.ok ? (h.detail ?? 'failing') : null);
       out.push({
         signal: 'logs',
         url: logsUrl,
-        ok: h?.ok ?? false,
-        lastSuccessAt: null,
-        lastError: h && !h.ok ? (h.detail ?? 'failing') : null,
+        ok: lastError === null,
+        lastSuccessAt: snap?.lastSuccessAt ?? null,
+        lastError,
       });
     }
     const spans = lifecycle?.spans;
@@ -101,7 +107,19 @@ export function createStatusFeature(
       : undefined,
     usage: ring,
     usageIntervalSeconds: cfg.sample_interval_seconds,
-    logs: logsOn ? new RegistryLogSource(ctx.metrics.registry) : undefined,
+    logs,
+    findings: security
+      ? (id) => {
+          const f = security.metrics.findings(id);
+          if (!f) return undefined;
+          const row = (check: SecurityCheck, allowed: boolean): SecurityFinding => ({
+            check,
+            ...SECURITY_CHECKS[check],
+            allowed,
+          });
+          return [...f.failed.map((c) => row(c, false)), ...f.allowed.map((c) => row(c, true))];
+        }
+      : undefined,
     otlp,
     labelAllowlist: ctx.config.metrics.label_allowlist,
   };

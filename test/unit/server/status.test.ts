@@ -115,10 +115,12 @@ describe('status document', () => {
       now: () => NOW,
       logs: {
         containers: new Map([
-          ['web', { linesRead: 42, linesShipped: null, bytesBehind: 10, lastError: null }],
+          [web.id, { linesRead: 42, linesShipped: 40, bytesBehind: 10, lastError: null }],
         ]),
         queue: { records: 3, bytes: 300 },
         exported: 40,
+        lastSuccessAt: NOW - 1000,
+        lastError: null,
         exportFailures: { retryable: 2 },
         drops: { rotated_away: 1 },
       },
@@ -137,7 +139,7 @@ describe('status document', () => {
       cpuCores: 0.2,
       memoryBytes: 6 << 20,
       memoryLimitBytes: 64 << 20,
-      logs: { linesRead: 42, bytesBehind: 10 },
+      logs: { linesRead: 42, linesShipped: 40, bytesBehind: 10 },
     });
     // an exited container without lifecycle data falls back to what inspect said
     expect(doc.containers[0]).toMatchObject({
@@ -149,6 +151,8 @@ describe('status document', () => {
       enabled: true,
       queue: { records: 3, bytes: 300 },
       exported: 40,
+      lastSuccessAt: NOW - 1000,
+      lastError: null,
       exportFailures: { retryable: 2 },
       drops: { rotated_away: 1 },
     });
@@ -163,6 +167,31 @@ describe('status document', () => {
     expect(JSON.stringify(d)).not.toContain('hunter2');
     expect(d.history.windowSeconds).toBe(15 * 60);
     expect(buildContainerDetail(sources, id(77))).toBeUndefined();
+  });
+
+  it('counts security findings an allow list does not exempt, and lists them all in the view', () => {
+    const cap = {
+      check: 'capabilities',
+      severity: 'high',
+      cis: '5.3',
+      what: "has capabilities added beyond Docker's default set",
+      allowed: false,
+    };
+    const pids = { check: 'pids_limit', severity: 'low', cis: '5.28', what: 'x', allowed: true };
+    const { sources } = staticStatusSources([web, done], {
+      now: () => NOW,
+      findings: new Map([[web.id, [cap, pids]]]),
+    });
+    const doc = buildStatus(sources);
+    expect(doc.containers.map((c) => [c.name, c.findings])).toEqual([
+      ['batch', null],
+      ['web', 1],
+    ]);
+    expect(buildContainerDetail(sources, web.id)?.securityFindings).toEqual([cap, pids]);
+    expect(buildContainerDetail(sources, done.id)?.securityFindings).toBeNull();
+    // without the security feature nothing is judged
+    const off = staticStatusSources([web], { now: () => NOW }).sources;
+    expect(buildStatus(off).containers[0]?.findings).toBeNull();
   });
 });
 
