@@ -17,7 +17,16 @@ import { ensureTestImage } from './image.js';
 export * from './agent.js';
 export * from './context.js';
 export * from './dockerd.js';
-export { exec, pingDocker, sleep, tail, type ExecOptions, type ExecResult } from './exec.js';
+export {
+  exec,
+  listeningPorts,
+  pingDocker,
+  refusedPort,
+  sleep,
+  tail,
+  type ExecOptions,
+  type ExecResult,
+} from './exec.js';
 export * from './image.js';
 export * from './prometheus.js';
 
