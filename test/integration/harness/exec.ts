@@ -1,5 +1,6 @@
 // Small process helpers shared by the integration-test harness.
 import { spawn, type SpawnOptions } from 'node:child_process';
+import { randomInt } from 'node:crypto';
 import { access, constants, readFile, readdir, readlink } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
@@ -187,4 +188,32 @@ export async function refusedPort(): Promise<number> {
   });
   if (!refused) throw new Error(`127.0.0.1:${port} does not refuse connections on this host`);
   return port;
+}
+
+/**
+ * A loopback port for a server that must be told its port up front (the agent image's
+ * HEALTHCHECK reads it from HARBORMASTER_LISTEN; Swarm's Prometheus config names it). Chosen
+ * below the kernel's ephemeral range, so no server bound to port 0 (every other server of the
+ * tests) and no outgoing connection can hold it, and checked by a refused connection (not by
+ * binding and closing it).
+ */
+export async function portOutsideEphemeralRange(): Promise<number> {
+  const range = await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').catch(
+    () => '32768 60999',
+  );
+  const low = Number(range.trim().split(/\s+/)[0]) || 32768;
+  const from = Math.min(10_000, low - 1000);
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = from + randomInt(low - from);
+    const free = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(false);
+      });
+      s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ECONNREFUSED'));
+    });
+    if (free) return port;
+  }
+  throw new Error(`no free port below the ephemeral range (${low}) after 50 tries`);
 }

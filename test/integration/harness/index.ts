@@ -21,6 +21,7 @@ export {
   exec,
   listeningPorts,
   pingDocker,
+  portOutsideEphemeralRange,
   refusedPort,
   sleep,
   tail,
