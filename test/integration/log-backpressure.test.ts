@@ -44,6 +44,62 @@ describeDocker('log backpressure (small queue, receiver answering 503)', () => {
     await rm(stateDir, { recursive: true, force: true });
   });
 
+  // Runs first in this file: its container is then the only one on the daemon with logs.
+  it('drops and counts every record of a batch the receiver rejects with 400, once per record', async () => {
+    rx.setStatus(400);
+    const info = harness().docker;
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'hm-bp-400-'));
+    const a = await startAgent({
+      dockerHost: getDocker().host,
+      stateDir: dir,
+      args: ['--docker-root', info.available ? info.dataRoot : '/var/lib/docker'],
+      env: {
+        OTEL_EXPORTER_OTLP_ENDPOINT: rx.url,
+        HARBORMASTER_LOGS_BATCH_DELAY_SECONDS: '0.05',
+        HARBORMASTER_LOGS_POLL_INTERVAL_SECONDS: '0.1',
+        HARBORMASTER_METRICS_ENABLED: 'false',
+      },
+    });
+    let c400 = '';
+    try {
+      const M = 500;
+      c400 = (
+        await runContainer([
+          '-d',
+          '--name',
+          uniqueName('bp400'),
+          TEST_IMAGE,
+          'sh',
+          '-c',
+          `seq 1 ${M}; sleep 600`,
+        ])
+      ).stdout.trim();
+      const rejected = (t: string) =>
+        metric(t, /^harbormaster_log_drops_total\{reason="export_rejected"\} (\d+)$/m);
+      await waitFor(
+        async () => rejected((await a.get('/metrics')).text) === M,
+        30_000,
+        100,
+        `export_rejected drops to reach ${M}`,
+      );
+      const served400 = rx.requestLog().filter((r) => r.path === '/v1/logs' && r.status === 400);
+      expect(served400.length).toBeGreaterThanOrEqual(1);
+      const t = (await a.get('/metrics')).text;
+      // permanent: not retried, not exported
+      expect(t).toMatch(/^harbormaster_log_records_exported_total 0$/m);
+      expect(rx.logs()).toEqual([]);
+      // a failure logged once, naming the counter
+      const warned = a.logs().filter((l) => String(l.msg).includes('reason="export_rejected"'));
+      expect(warned).toHaveLength(1);
+    } finally {
+      await a.stop();
+      await rm(dir, { recursive: true, force: true });
+      // the next test's agent must tail its own container only
+      if (c400) await getDocker().docker(['rm', '-f', c400]);
+      rx.reset();
+    }
+  });
+
   it('fills the queue to its bound, leaves the backlog on disk, counts every 503, then delivers every line once', async () => {
     rx.setStatus(503, { retryAfter: 1 });
     const info = harness().docker;
@@ -55,6 +111,9 @@ describeDocker('log backpressure (small queue, receiver answering 503)', () => {
         OTEL_EXPORTER_OTLP_ENDPOINT: rx.url,
         HARBORMASTER_LOGS_QUEUE_MAX_BYTES: String(QUEUE_MAX),
         HARBORMASTER_LOGS_BATCH_MAX_BYTES: String(256 * 1024),
+        // a tailer checks for space before each read: small reads keep the overshoot of the
+        // bound to one read's records (default 256 KiB reads overshoot by ~600 KB of records)
+        HARBORMASTER_LOGS_READ_CHUNK_BYTES: '4096',
         HARBORMASTER_LOGS_BATCH_DELAY_SECONDS: '0.05',
         HARBORMASTER_LOGS_POLL_INTERVAL_SECONDS: '0.1',
         HARBORMASTER_LOGS_RETRY_MAX_SECONDS: '1',
