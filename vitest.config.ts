@@ -1,5 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
+// Unit tests run first and finish before the integration project starts (sequence.groupOrder):
+// the two never compete for this machine's cores, so integration timings do not depend on
+// whether unit tests happen to run alongside. Integration files run one at a time.
 export default defineConfig({
   test: {
     projects: [
@@ -8,6 +11,7 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           testTimeout: 20_000,
+          sequence: { groupOrder: 0 },
         },
       },
       {
@@ -19,6 +23,7 @@ export default defineConfig({
           hookTimeout: 300_000,
           fileParallelism: false,
           pool: 'forks',
+          sequence: { groupOrder: 1 },
         },
       },
     ],

@@ -610,7 +610,10 @@ export interface DoctorOptions {
   flags: Record<string, string>;
   file?: string;
   env?: NodeJS.ProcessEnv;
+  /** Where the report goes (default stdout). */
   write?: (s: string) => void;
+  /** Where usage errors go (default stderr). Doctor writes nothing past these two. */
+  writeError?: (s: string) => void;
 }
 
 /**
@@ -620,8 +623,9 @@ export interface DoctorOptions {
 export async function runDoctor(opts: DoctorOptions): Promise<number> {
   const { output = 'text', ...flags } = opts.flags;
   const write = opts.write ?? ((s: string) => process.stdout.write(s));
+  const writeError = opts.writeError ?? ((s: string) => process.stderr.write(s));
   if (output !== 'text' && output !== 'json') {
-    process.stderr.write(`doctor: --output must be text or json, not ${output}\n`);
+    writeError(`doctor: --output must be text or json, not ${output}\n`);
     return EXIT.usage;
   }
   const { config } = loadConfig({ file: opts.file, env: opts.env ?? process.env, flags });

@@ -116,13 +116,25 @@ describeDocker('daemon loss', () => {
       'docker ps -aq --filter name=churn- | head -150 | xargs docker rm >/dev/null',
     ].join('\n');
     // count what the daemon emits live (its replay buffer holds only 256 events)
-    const watcher = spawn('docker', ['events', '--format', '{{.Type}} {{.Action}}'], {
-      env: { ...process.env, DOCKER_HOST: d.host },
-      stdio: ['ignore', 'pipe', 'ignore'],
-    });
+    const watcher = spawn(
+      'docker',
+      ['events', '--format', '{{.Type}} {{.Action}} {{.Actor.Attributes.name}}'],
+      { env: { ...process.env, DOCKER_HOST: d.host }, stdio: ['ignore', 'pipe', 'ignore'] },
+    );
     let watched = '';
     watcher.stdout.on('data', (c: Buffer) => (watched += c.toString()));
-    await new Promise((res) => setTimeout(res, 300));
+    // attached once it reports an event we cause (instead of guessing how long that takes)
+    const marker = `attach-${process.pid}`;
+    await d.dockerOk(['create', '--network', 'none', '--name', marker, TEST_IMAGE, 'true']);
+    await waitFor(
+      () => watched.includes(`container create ${marker}`),
+      15_000,
+      20,
+      'docker events to attach',
+    );
+    await d.dockerOk(['rm', marker]);
+    await waitFor(() => watched.includes(`container destroy ${marker}`), 15_000, 20, 'marker gone');
+    watched = '';
     const churn = spawn('sh', ['-c', script], {
       env: { ...process.env, DOCKER_HOST: d.host },
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -131,7 +143,13 @@ describeDocker('daemon loss', () => {
     churn.stderr.on('data', (c: Buffer) => (churnErr += c.toString()));
     const code = await new Promise<number | null>((res) => churn.on('exit', res));
     expect(code, churnErr).toBe(0);
-    await new Promise((res) => setTimeout(res, 500)); // let the event watcher see the last ones
+    // the watcher has seen the churn's last event: the 150th destroy
+    await waitFor(
+      () => (watched.match(/^container destroy churn-/gm)?.length ?? 0) >= 150,
+      15_000,
+      20,
+      'the watcher to see the last removals',
+    );
     watcher.kill('SIGTERM');
     await new Promise((res) => watcher.on('exit', res));
     const eventCount = watched.split('\n').filter(Boolean).length;
@@ -174,7 +192,19 @@ describeDocker('daemon loss', () => {
     const agent = await startAgent({ dockerHost: d.host });
     expect((await agent.get('/healthz')).status).toBe(200);
     expect((await agent.get('/readyz')).status).toBe(503);
-    await new Promise((res) => setTimeout(res, 3_000)); // several reconnect attempts
+    // several reconnect attempts, each a counted error (polled, not a fixed wait)
+    await waitFor(
+      async () => {
+        const t = (await agent.get('/metrics')).text;
+        let n = 0;
+        for (const m of t.matchAll(/^harbormaster_docker_errors_total\{[^}]*\} (\d+)$/gm))
+          n += Number(m[1]);
+        return n >= 3;
+      },
+      15_000,
+      100,
+      'three failed connection attempts',
+    );
     const errors = agent.logs().filter((l) => l.level === 50);
     expect(errors).toHaveLength(1);
     expect(String(errors[0]?.msg)).toContain(d.socketPath);

@@ -4,7 +4,6 @@
 // Root bypasses file permissions, so the permission cases run doctor as uid/gid 65534.
 import { spawn } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -12,6 +11,7 @@ import {
   describeDocker,
   getDocker,
   harness,
+  refusedPort,
   runContainer,
   TEST_IMAGE,
   uniqueName,
@@ -72,14 +72,6 @@ function check(r: Report, id: string): Check {
   return c;
 }
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
 describeDocker('harbormaster doctor', () => {
   let tmp: string;
   let rx: OtlpReceiver;
@@ -113,7 +105,8 @@ describeDocker('harbormaster doctor', () => {
       '--otlp-endpoint',
       rx.url,
       '--listen',
-      `127.0.0.1:${await freePort()}`,
+      // port 0: the check binds it like the agent would (any free port)
+      '127.0.0.1:0',
     ];
   }
 
@@ -207,7 +200,7 @@ describeDocker('harbormaster doctor', () => {
   });
 
   it('fails with a fix when the OTLP endpoint is unreachable', async () => {
-    const closed = await freePort();
+    const closed = await refusedPort();
     const args = await goodArgs();
     args[5] = `http://127.0.0.1:${closed}`;
     const { code, report } = await doctor(args, { env: { DOCKER_HOST: getDocker().host } });

@@ -2,10 +2,10 @@
 // offline from-context target), and the image, started with the documented `docker run` line
 // (adapted to the private dockerd's socket and data root, host networking instead of -p),
 // serves metrics for the other containers and ships their logs over OTLP.
-import { createServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   describeDocker,
+  portOutsideEphemeralRange,
   runContainer,
   startOwnDockerd,
   TEST_IMAGE,
@@ -16,14 +16,6 @@ import {
 } from './harness/index.js';
 import { allLogRecords, startOtlpReceiver, type OtlpReceiver } from '../support/otlp-receiver.js';
 import { AGENT_IMAGE, buildAgentImage, documentedDockerRun } from './image-build.js';
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 /** Maps the documented argv onto the private daemon; every documented mount must be handled. */
 function adapt(
@@ -147,7 +139,7 @@ describeDocker('container image (Dockerfile, documented docker run line)', () =>
       ],
       { docker: d },
     );
-    const port = await freePort();
+    const port = await portOutsideEphemeralRange();
     url = `http://127.0.0.1:${port}`;
     const args = adapt(await documentedDockerRun(), {
       socket: d.socketPath,

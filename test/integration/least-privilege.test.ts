@@ -7,7 +7,7 @@ import { startOtlpReceiver, allLogRecords, type OtlpReceiver } from '../support/
 import { buildAgentImage } from './image-build.js';
 import {
   describeDocker,
-  freePort,
+  portOutsideEphemeralRange,
   runContainer,
   startOwnDockerd,
   TEST_IMAGE,
@@ -44,7 +44,7 @@ describeDocker('least-privilege container (issue 12)', () => {
       )
     ).stdout.trim();
     const gid = (await stat(d.socketPath)).gid;
-    const port = await freePort();
+    const port = await portOutsideEphemeralRange();
     url = `http://127.0.0.1:${port}`;
     await d.dockerOk([
       'run',

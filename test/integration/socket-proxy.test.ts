@@ -8,7 +8,7 @@ import { allLogRecords, startOtlpReceiver, type OtlpReceiver } from '../support/
 import {
   describeDocker,
   exec,
-  freePort,
+  portOutsideEphemeralRange,
   getDocker,
   harness,
   pingDocker,
@@ -41,7 +41,7 @@ describeDocker('behind the HAProxy socket proxy (issue 12)', () => {
   beforeAll(async () => {
     const d = getDocker();
     const socket = d.host.replace(/^unix:\/\//, '');
-    const port = await freePort();
+    const port = await portOutsideEphemeralRange();
     proxyUrl = `tcp://127.0.0.1:${port}`;
     proxy = spawn(
       'haproxy',

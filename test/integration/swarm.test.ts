@@ -4,12 +4,13 @@
 // discovery (dockerswarm_sd_configs, role nodes: see that file for why not role tasks).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   describeDocker,
+  listeningPorts,
+  portOutsideEphemeralRange,
   harness,
   runContainer,
   startOwnDockerd,
@@ -20,14 +21,6 @@ import {
 } from './harness/index.js';
 import { which } from './harness/exec.js';
 import { AGENT_IMAGE, buildAgentImage } from './image-build.js';
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 describeDocker('Swarm stack (deploy/swarm)', () => {
   let d: PrivateDockerd;
@@ -42,7 +35,7 @@ describeDocker('Swarm stack (deploy/swarm)', () => {
     tmp = await mkdtemp(path.join(os.tmpdir(), 'hm-swarm-'));
     const { buildMs } = await buildAgentImage(d);
     process.stderr.write(`[swarm.test] image build: ${buildMs} ms\n`);
-    const listen = await freePort();
+    const listen = await portOutsideEphemeralRange();
     await d.dockerOk(
       ['swarm', 'init', '--advertise-addr', '127.0.0.1', '--listen-addr', `127.0.0.1:${listen}`],
       { timeoutMs: 60_000 },
@@ -63,7 +56,7 @@ describeDocker('Swarm stack (deploy/swarm)', () => {
 
   it('runs the agent as a global service whose task serves metrics, found by Swarm service discovery', async () => {
     const repo = harness().repoRoot;
-    const port = await freePort();
+    const port = await portOutsideEphemeralRange();
     // No registry here: the Prometheus service of the stack gets no task (replicas 0) so nothing
     // is pulled; the real Prometheus runs on the host below with the stack's prometheus.yml.
     const override = path.join(tmp, 'override.yaml');
@@ -159,18 +152,27 @@ describeDocker('Swarm stack (deploy/swarm)', () => {
         .replace('$1:9105', `$1:${port}`);
       expect(cfg).toContain(d.host);
       await writeFile(path.join(tmp, 'prometheus.yml'), cfg);
-      const promPort = await freePort();
       prometheus = spawn(
         promBin,
         [
           `--config.file=${path.join(tmp, 'prometheus.yml')}`,
           `--storage.tsdb.path=${path.join(tmp, 'tsdb')}`,
-          `--web.listen-address=127.0.0.1:${promPort}`,
+          '--web.listen-address=127.0.0.1:0', // port read back from /proc below
         ],
         { stdio: ['ignore', 'ignore', 'pipe'] },
       );
       let promLog = '';
       prometheus.stderr?.on('data', (b: Buffer) => (promLog += b.toString()));
+      const promPid = prometheus.pid ?? 0;
+      const promPort = await waitFor(
+        async () => {
+          const p = await listeningPorts(promPid);
+          return p.length === 1 ? p[0] : undefined;
+        },
+        30_000,
+        100,
+        'Prometheus to listen',
+      );
       let lastTargets = '';
       const target = await waitFor(
         async () => {

@@ -15,7 +15,7 @@ import { makePki, type TestPki } from '../unit/server/certs.js';
 import {
   describeDocker,
   exec,
-  freePort,
+  portOutsideEphemeralRange,
   getDocker,
   runContainer,
   startAgent,
@@ -123,7 +123,7 @@ describeDocker('secured endpoint (issue 12)', () => {
 
   it('is scraped by a real Prometheus with its own tls_config and basic_auth: the target is up', async () => {
     promDir = await mkdtemp(path.join(os.tmpdir(), 'hm-prom-tls-'));
-    const port = await freePort();
+    const port = await portOutsideEphemeralRange();
     writeFileSync(
       path.join(promDir, 'prometheus.yml'),
       [

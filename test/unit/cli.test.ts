@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tempDir } from '../support/tmp.js';
 
 const CLI = join(import.meta.dirname, '../../src/cli.ts');
 
@@ -16,7 +16,7 @@ function cli(args: string[], env: Record<string, string> = {}) {
 }
 
 function tmpFile(text: string): string {
-  const f = join(mkdtempSync(join(tmpdir(), 'hm-cli-')), 'harbormaster.yaml');
+  const f = join(tempDir('hm-cli'), 'harbormaster.yaml');
   writeFileSync(f, text);
   return f;
 }

@@ -1,8 +1,7 @@
 // Grafana dashboards: generated, current, structurally valid, datasource by variable, no
 // hard-coded UIDs, and every PromQL expression parses (promtool, via a rules file).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -14,6 +13,7 @@ import {
   renderDashboard,
   substitute,
 } from '../../scripts/dashboards.js';
+import { tempDir } from '../support/tmp.js';
 
 const dir = new URL('../../dashboards/', import.meta.url).pathname;
 const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
@@ -119,7 +119,7 @@ describe('dashboards', () => {
         },
       ],
     };
-    const tmp = mkdtempSync(join(tmpdir(), 'hm-dash-'));
+    const tmp = tempDir('hm-dash');
     writeFileSync(join(tmp, 'rules.yml'), stringify(rules));
     const r = spawnSync('promtool', ['check', 'rules', join(tmp, 'rules.yml')], {
       encoding: 'utf8',

@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { diagnose, EXIT, renderReport, runDoctor, type DoctorReport } from '../../src/doctor.js';
 
@@ -109,16 +109,55 @@ describe('doctor', () => {
 
   it('prints JSON with --output json, and rejects other formats with the usage status', async () => {
     let out = '';
+    let err = '';
     const code = await runDoctor({
       flags: { ...flags(), output: 'json' },
       env: {},
       write: (s) => (out += s),
+      writeError: (s) => (err += s),
     });
+    // the fixture has no daemon socket: two failures, so the exit status is "fail"
+    expect(code).toBe(EXIT.fail);
     const parsed = JSON.parse(out) as DoctorReport;
-    expect(parsed.exitCode).toBe(code);
-    expect(parsed.checks).toHaveLength(8);
-    expect(await runDoctor({ flags: { output: 'xml' }, env: {}, write: () => undefined })).toBe(
-      EXIT.usage,
-    );
+    expect(parsed.exitCode).toBe(EXIT.fail);
+    expect(parsed.summary).toEqual({ ok: 5, warn: 1, fail: 2 });
+    expect(parsed.checks.map((c) => c.id)).toEqual([
+      'daemon',
+      'socket',
+      'cgroup',
+      'proc',
+      'logs',
+      'state',
+      'otlp',
+      'listen',
+    ]);
+    expect(err).toBe('');
+
+    out = '';
+    const usage = await runDoctor({
+      flags: { output: 'xml' },
+      env: {},
+      write: (s) => (out += s),
+      writeError: (s) => (err += s),
+    });
+    expect(usage).toBe(EXIT.usage);
+    expect(err).toBe('doctor: --output must be text or json, not xml\n');
+    expect(out).toBe('');
+  });
+
+  it('writes only through its writers (nothing on the process streams)', async () => {
+    const spies = [vi.spyOn(process.stdout, 'write'), vi.spyOn(process.stderr, 'write')];
+    try {
+      let out = '';
+      let err = '';
+      const w = { write: (s: string) => (out += s), writeError: (s: string) => (err += s) };
+      await runDoctor({ flags: flags(), env: {}, ...w });
+      await runDoctor({ flags: { output: 'yaml' }, env: {}, ...w });
+      expect(out.startsWith('FAIL  1. ')).toBe(true);
+      expect(err).toContain('not yaml');
+      for (const spy of spies) expect(spy).not.toHaveBeenCalled();
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
   });
 });

@@ -1,7 +1,9 @@
 // Small process helpers shared by the integration-test harness.
 import { spawn, type SpawnOptions } from 'node:child_process';
-import { access, constants } from 'node:fs/promises';
+import { randomInt } from 'node:crypto';
+import { access, constants, readFile, readdir, readlink } from 'node:fs/promises';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 
 export interface ExecResult {
@@ -140,4 +142,78 @@ export function dockerCliEnv(host: string, configDir?: string): NodeJS.ProcessEn
   delete env.DOCKER_CERT_PATH;
   if (configDir !== undefined) env.DOCKER_CONFIG = configDir;
   return env;
+}
+
+/**
+ * TCP ports on 127.0.0.1 (or any address) a process listens on, read from /proc: how the harness
+ * learns the port of a server it started with port 0 (Prometheus, dockerd) instead of picking a
+ * "free" port first and hoping nobody takes it before the server binds it.
+ */
+export async function listeningPorts(pid: number): Promise<number[]> {
+  const inodes = new Set<string>();
+  const fdDir = `/proc/${pid}/fd`;
+  for (const fd of await readdir(fdDir).catch(() => [] as string[])) {
+    const target = await readlink(path.join(fdDir, fd)).catch(() => '');
+    const m = /^socket:\[(\d+)\]$/.exec(target);
+    if (m?.[1]) inodes.add(m[1]);
+  }
+  const ports: number[] = [];
+  for (const table of ['tcp', 'tcp6']) {
+    const text = await readFile(`/proc/${pid}/net/${table}`, 'utf8').catch(() => '');
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      // f[1] local address HEX:PORT, f[3] state (0A = LISTEN), f[9] inode
+      if (f[3] === '0A' && f[9] !== undefined && inodes.has(f[9])) {
+        ports.push(parseInt(f[1]?.split(':')[1] ?? '', 16));
+      }
+    }
+  }
+  return [...new Set(ports)].sort((a, b) => a - b);
+}
+
+/**
+ * A loopback port that refuses connections, for "endpoint unreachable" tests. Port 1 (tcpmux) is
+ * privileged and outside the ephemeral range, so no server of a test (all bind port 0) can get
+ * it; the helper checks that it really refuses, so a host that serves it fails loudly.
+ */
+export async function refusedPort(): Promise<number> {
+  const port = 1;
+  const refused = await new Promise<boolean>((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ECONNREFUSED'));
+  });
+  if (!refused) throw new Error(`127.0.0.1:${port} does not refuse connections on this host`);
+  return port;
+}
+
+/**
+ * A loopback port for a server that must be told its port up front (the agent image's
+ * HEALTHCHECK reads it from HARBORMASTER_LISTEN; Swarm's Prometheus config names it). Chosen
+ * below the kernel's ephemeral range, so no server bound to port 0 (every other server of the
+ * tests) and no outgoing connection can hold it, and checked by a refused connection (not by
+ * binding and closing it).
+ */
+export async function portOutsideEphemeralRange(): Promise<number> {
+  const range = await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').catch(
+    () => '32768 60999',
+  );
+  const low = Number(range.trim().split(/\s+/)[0]) || 32768;
+  const from = Math.min(10_000, low - 1000);
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = from + randomInt(low - from);
+    const free = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(false);
+      });
+      s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ECONNREFUSED'));
+    });
+    if (free) return port;
+  }
+  throw new Error(`no free port below the ephemeral range (${low}) after 50 tries`);
 }

@@ -17,7 +17,17 @@ import { ensureTestImage } from './image.js';
 export * from './agent.js';
 export * from './context.js';
 export * from './dockerd.js';
-export { exec, pingDocker, sleep, tail, type ExecOptions, type ExecResult } from './exec.js';
+export {
+  exec,
+  listeningPorts,
+  pingDocker,
+  portOutsideEphemeralRange,
+  refusedPort,
+  sleep,
+  tail,
+  type ExecOptions,
+  type ExecResult,
+} from './exec.js';
 export * from './image.js';
 export * from './prometheus.js';
 
@@ -101,6 +111,28 @@ export async function runContainer(
     throw new Error(`docker ${full.join(' ')} failed (exit ${r.code}): ${r.stderr.trim()}`);
   }
   return r;
+}
+
+/** The daemon's own refusal of the journald driver (moby: daemon/logger/journald). */
+const JOURNALD_REFUSAL = /journald is not enabled on this host/;
+
+/**
+ * Decides what a failed `docker run --log-driver <driver>` means. The `local` driver needs nothing
+ * from the host, so its failure always fails the test. The journald driver needs a running
+ * systemd-journald (`.ci/run` starts one): with CI set its failure fails the test too; outside CI
+ * the test may skip, but only for the daemon's journald-specific refusal. Returns the skip note,
+ * or throws with the daemon's error.
+ */
+export function logDriverSkipNote(driver: string, run: ExecResult): string {
+  const err = run.stderr.trim();
+  if (driver === 'journald' && !process.env.CI && JOURNALD_REFUSAL.test(err)) {
+    return `the daemon refuses the journald driver here (no systemd-journald; .ci/run starts one): ${err.split('\n')[0] ?? ''}`;
+  }
+  throw new Error(
+    `docker run --log-driver ${driver} failed (exit ${run.code})` +
+      (process.env.CI && driver === 'journald' ? ' (CI is set: journald must work)' : '') +
+      `: ${err}`,
+  );
 }
 
 /** Removes every container labelled harbormaster.test=1 on the engine. */

@@ -2,11 +2,11 @@
 // 127.0.0.1 and answers PromQL queries.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll } from 'vitest';
 import { waitFor } from './agent.js';
+import { listeningPorts } from './exec.js';
 
 export interface PromSample {
   metric: Record<string, string>;
@@ -37,17 +37,6 @@ export interface PrometheusOptions {
   ruleFiles?: string[];
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 const running = new Set<PrometheusServer>();
 afterAll(async () => {
   await Promise.all([...running].map((p) => p.stop()));
@@ -56,8 +45,6 @@ afterAll(async () => {
 /** Starts /usr/bin/prometheus on a free loopback port with a temp config and storage. */
 export async function startPrometheus(opts: PrometheusOptions): Promise<PrometheusServer> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'hm-prom-'));
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
   const interval = opts.scrapeIntervalSeconds ?? 1;
   const config = [
     'global:',
@@ -85,13 +72,25 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
     [
       `--config.file=${path.join(dir, 'prometheus.yml')}`,
       `--storage.tsdb.path=${path.join(dir, 'data')}`,
-      `--web.listen-address=127.0.0.1:${port}`,
+      // port 0: the kernel picks a free port, read back from /proc (no pick-then-bind race)
+      '--web.listen-address=127.0.0.1:0',
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   child.stderr?.on('data', (c: Buffer) => {
     output = (output + c.toString()).slice(-20_000);
   });
+  const port = await waitFor(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`prometheus exited: ${output.slice(-2000)}`);
+      const ports = await listeningPorts(child.pid ?? 0);
+      return ports.length === 1 ? ports[0] : undefined;
+    },
+    30_000,
+    100,
+    'Prometheus to listen on its port',
+  );
+  const url = `http://127.0.0.1:${port}`;
   await waitFor(
     async () => {
       if (child.exitCode !== null) throw new Error(`prometheus exited: ${output.slice(-2000)}`);

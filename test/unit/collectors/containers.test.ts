@@ -1,12 +1,4 @@
-import {
-  cpSync,
-  existsSync,
-  mkdtempSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
@@ -16,12 +8,12 @@ import { ContainerMetrics } from '../../../src/collectors/containers.js';
 import { containerSelection } from '../../../src/docker/selection.js';
 import { detectCgroupLayout } from '../../../src/collectors/cgroup/detect.js';
 import { MachineMetrics } from '../../../src/collectors/machine.js';
-import { toOpenMetrics } from '../../../src/exporters/prometheus.js';
 import {
   FIXTURES,
   FIXTURE_ID,
   StaticSource,
   containerInfo,
+  expectGolden,
   promtoolCheck,
   silentLogger,
 } from './helpers.js';
@@ -88,10 +80,15 @@ describe('container metrics from cgroup fixture trees', () => {
       });
       c.start();
       const text = (await c.render()) + new MachineMetrics(join(FIXTURES, shape, 'proc')).render();
-      const golden = join(FIXTURES, `${shape}.golden.prom`);
-      if (process.env.UPDATE_GOLDEN || !existsSync(golden)) writeFileSync(golden, text);
-      expect(text).toBe(readFileSync(golden, 'utf8'));
+      expectGolden(join(FIXTURES, `${shape}.golden.prom`), text);
       expect(promtoolCheck(text)).toEqual({ code: 0, output: '' });
+      // the same collection in OpenMetrics (what Prometheus asks for), against its own golden
+      const om = await c.renderChunks(true);
+      expectGolden(
+        join(FIXTURES, `${shape}.golden.om`),
+        Buffer.concat(om.chunks).toString('utf8') + '# EOF\n',
+      );
+      om.release();
       // the cgroup OOM counter reaches the shared tracker
       expect(oom.total(FIXTURE_ID)).toBe(2);
     });
@@ -253,7 +250,9 @@ describe('kept-open cgroup files', () => {
       expect(await perRead.render()).toBe(golden);
       expect(perRead.openFiles()).toBe(0);
       const om = await kept.renderChunks(true);
-      expect(Buffer.concat(om.chunks).toString('utf8') + '# EOF\n').toBe(toOpenMetrics(golden));
+      expect(Buffer.concat(om.chunks).toString('utf8') + '# EOF\n').toBe(
+        readFileSync(join(FIXTURES, `${shape}.golden.om`), 'utf8'),
+      );
       om.release();
       kept.stop();
       expect(kept.openFiles()).toBe(0);

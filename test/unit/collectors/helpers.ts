@@ -1,6 +1,8 @@
 import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
+import { expect } from 'vitest';
 import type {
   ContainerInfo,
   ContainerSource,
@@ -79,4 +81,19 @@ export function promtoolCheck(text: string): { code: number; output: string } {
     const err = e as { status?: number; stdout?: string; stderr?: string };
     return { code: err.status ?? 1, output: `${err.stdout ?? ''}${err.stderr ?? ''}` };
   }
+}
+
+/**
+ * Compares text with a golden file. Goldens are written only on request and never under CI
+ * (`UPDATE_GOLDEN=1 npx vitest run --project unit test/unit/collectors/containers.test.ts`, then
+ * review the diff); a missing golden is a failure, so deleting one cannot make a test pass.
+ */
+export function expectGolden(file: string, text: string): void {
+  if (process.env.UPDATE_GOLDEN && !process.env.CI) writeFileSync(file, text);
+  if (!existsSync(file)) {
+    throw new Error(
+      `golden file ${file} is missing: create it with UPDATE_GOLDEN=1 (outside CI) and review it`,
+    );
+  }
+  expect(text).toBe(readFileSync(file, 'utf8'));
 }

@@ -1,12 +1,12 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, listLeaves, loadConfig } from '../../../src/config/load.js';
 import { renderConfigReference } from '../../../src/config/reference.js';
+import { tempDir } from '../../support/tmp.js';
 
 function tmpFile(text: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'hm-config-'));
+  const dir = tempDir('hm-config');
   const f = join(dir, 'config.yaml');
   writeFileSync(f, text);
   return f;

@@ -1,11 +1,10 @@
 // API version negotiation against daemons that cannot run here (newer Engines): a minimal
 // server on a unix socket answers /_ping like they do, and records what the client asks for.
 import http from 'node:http';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DockerClient, DockerError } from '../../../src/docker/client.js';
+import { tempDir } from '../../support/tmp.js';
 
 const servers: http.Server[] = [];
 afterEach(() => {
@@ -13,7 +12,7 @@ afterEach(() => {
 });
 
 async function fakeDaemon(apiVersion: string, minVersion: string) {
-  const sock = join(mkdtempSync(join(tmpdir(), 'hm-neg-')), 'd.sock');
+  const sock = join(tempDir('hm-neg'), 'd.sock');
   const seen: string[] = [];
   const server = http.createServer((req, res) => {
     seen.push(`${req.method} ${req.url}`);
