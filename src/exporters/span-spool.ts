@@ -90,7 +90,7 @@ export class SpanSpool implements SpanExporter {
     const existing = o.registry?.getSingleMetric('harbormaster_otlp_spans_dropped_total');
     this.dropped =
       existing instanceof Counter
-        ? (existing as Counter<'reason'>)
+        ? existing
         : new Counter({
             name: 'harbormaster_otlp_spans_dropped_total',
             help: 'Container run spans given up on, by reason: refused for good (failure), unavailable past lifecycle.traces_retry_max_seconds without a spool (retries_exhausted), or neither delivered nor kept in the spool (spool_full, spool_write_failed, spool_corrupt).',
