@@ -14,7 +14,8 @@ import { LogsComponent } from './logs/component.js';
 import { LogTelemetry } from './logs/telemetry.js';
 import type { LogExporter } from './logs/types.js';
 import { NdjsonLogExporter } from './exporters/ndjson.js';
-import { OtlpLogsExporter, otlpLogsUrl } from './exporters/otlp-logs.js';
+import { otlpSignalDisabled, resolveOtlpSignal } from './exporters/otlp-env.js';
+import { otlpLogsExporter } from './exporters/otlp-logs.js';
 import { securityFeature } from './collectors/security.js';
 import { MetricsExporter, omitFamilies } from './exporters/prometheus.js';
 import { spanSpoolFor } from './exporters/span-spool.js';
@@ -62,23 +63,30 @@ const FEATURES: ComponentFactory[] = [
   securityFeature,
 ];
 
-/** The log exporter the config asks for; undefined when logs have nowhere to go. */
-export function buildLogExporter(config: Config): LogExporter | undefined {
-  const url = otlpLogsUrl(config.otlp);
+/**
+ * The log exporter the config asks for; undefined when logs have nowhere to go. OTLP settings come
+ * from the same resolver as the traces exporter (src/exporters/otlp-env.ts): endpoint, headers
+ * (and their files), timeout, compression, protocol (grpc uses the gRPC transport), certificate
+ * and client certificate/key; OTEL_SDK_DISABLED / OTEL_LOGS_EXPORTER=none switch OTLP logs off.
+ * Warnings about settings without effect are logged here, once. Throws OtlpSettingsError for
+ * settings that cannot work (naming the key and the variable).
+ */
+export function buildLogExporter(config: Config, logger?: Logger): LogExporter | undefined {
   const cfg = config.logs;
-  const kind = cfg.exporter === 'auto' ? (url ? 'otlp' : undefined) : cfg.exporter;
+  const off = otlpSignalDisabled(config.otlp, 'logs');
+  if (off && cfg.exporter !== 'ndjson') {
+    logger?.info(`Logs are not exported over OTLP: ${off}.`);
+    return undefined;
+  }
+  const settings = cfg.exporter === 'ndjson' ? undefined : resolveOtlpSignal(config.otlp, 'logs');
+  const kind = cfg.exporter === 'auto' ? (settings ? 'otlp' : undefined) : cfg.exporter;
   if (kind === 'otlp') {
-    if (!url)
+    if (!settings)
       throw new Error(
         'logs.exporter is otlp but no OTLP endpoint is set (otlp.endpoint, otlp.logs_endpoint or OTEL_EXPORTER_OTLP_ENDPOINT)',
       );
-    return new OtlpLogsExporter({
-      url,
-      protocol: config.otlp.protocol === 'http/json' ? 'http/json' : 'http/protobuf',
-      headers: config.otlp.headers,
-      compression: config.otlp.compression,
-      timeoutMs: config.otlp.timeout_seconds * 1000,
-    });
+    for (const w of settings.warnings) logger?.warn(w);
+    return otlpLogsExporter(settings);
   }
   if (kind === 'ndjson') return new NdjsonLogExporter(cfg.ndjson_path);
   return undefined;
@@ -88,7 +96,7 @@ export function buildLogExporter(config: Config): LogExporter | undefined {
 function logsFeature(ctx: AgentContext): Component | undefined {
   const { config } = ctx;
   if (!config.logs.enabled) return undefined;
-  const exporter = buildLogExporter(config);
+  const exporter = buildLogExporter(config, ctx.logger);
   if (!exporter) {
     ctx.logger.info('Log shipping is off: no OTLP logs endpoint and logs.exporter is not ndjson.');
     return undefined;
@@ -98,7 +106,7 @@ function logsFeature(ctx: AgentContext): Component | undefined {
     stateDir: config.state_dir,
     dockerRoot: config.docker_root,
     shutdownTimeoutSeconds: config.shutdown_timeout_seconds,
-    hostName: ctx.hostName,
+    identity: ctx.identity,
     logger: ctx.logger,
     inventory: ctx.inventory,
     docker: ctx.docker,

@@ -8,7 +8,9 @@
  * (src/exporters/otlp-env.ts). Nothing here throws; one channel is kept and reconnects by itself.
  */
 import { Client, type ServiceError } from '@grpc/grpc-js';
+import type { ExportResult } from '../logs/types.js';
 import type { OtlpSignalSettings } from './otlp-env.js';
+import type { LogsTransport } from './otlp-logs.js';
 import {
   classifyGrpcError,
   grpcAddress,
@@ -105,5 +107,33 @@ export class OtlpGrpcLogsTransport {
     if (this.closed) return;
     this.closed = true;
     this.client.close();
+  }
+}
+
+/**
+ * The gRPC transport in the log pipeline's LogsTransport contract (the body is the protobuf
+ * encoding; the content type is implied by gRPC). A partial success becomes `rejected` with the
+ * receiver's message, which the export loop drops and counts as `export_rejected`, as on HTTP.
+ */
+export class GrpcLogsTransport implements LogsTransport {
+  readonly name = 'otlp-grpc';
+  private readonly grpc: OtlpGrpcLogsTransport;
+
+  constructor(settings: OtlpSignalSettings) {
+    this.grpc = new OtlpGrpcLogsTransport(settings);
+  }
+
+  async send(body: Buffer, _contentType: string, signal: AbortSignal): Promise<ExportResult> {
+    const res = await this.grpc.send(body, signal);
+    if (res.status !== 'success') return res;
+    const ps = res.partialSuccess;
+    if (ps && ps.rejectedLogRecords > 0)
+      return { status: 'success', rejected: ps.rejectedLogRecords, message: ps.errorMessage };
+    return { status: 'success' };
+  }
+
+  shutdown(): Promise<void> {
+    this.grpc.close();
+    return Promise.resolve();
   }
 }

@@ -19,6 +19,8 @@ import { JsonLogsSerializer } from '@opentelemetry/otlp-transformer';
 import type { Config } from '../config/schema.js';
 import type { ExportResult, LogExporter, LogRecord } from '../logs/types.js';
 import { VERSION } from '../version.js';
+import type { OtlpSignalSettings, OtlpTls } from './otlp-env.js';
+import { GrpcLogsTransport } from './otlp-grpc-logs.js';
 import { SCOPE_NAME, encodeLogsRequest } from './otlp-logs-encode.js';
 
 const gzip = promisify(gzipCb);
@@ -29,6 +31,8 @@ export interface OtlpLogsExporterOptions {
   headers: Record<string, string>;
   compression: 'gzip' | 'none';
   timeoutMs: number;
+  /** CA / client certificate / client key for https:// endpoints (OTEL_EXPORTER_OTLP_CERTIFICATE, _CLIENT_*). */
+  tls?: OtlpTls;
 }
 
 /** Records → request bytes of one encoding. */
@@ -173,6 +177,26 @@ export function toSdkLogRecords(records: readonly LogRecord[]): unknown[] {
   });
 }
 
+/**
+ * The OTLP logs exporter of resolved settings (src/exporters/otlp-env.ts): protobuf over gRPC for
+ * protocol grpc, else OTLP/HTTP with the protocol's encoding and the settings' TLS.
+ */
+export function otlpLogsExporter(settings: OtlpSignalSettings): OtlpLogsExporter {
+  if (settings.protocol === 'grpc')
+    return new OtlpLogsExporter({
+      encoding: PROTOBUF_ENCODING,
+      transport: new GrpcLogsTransport(settings),
+    });
+  return new OtlpLogsExporter({
+    url: settings.url,
+    protocol: settings.protocol,
+    headers: settings.headers,
+    compression: settings.compression,
+    timeoutMs: settings.timeoutMs,
+    tls: settings.tls,
+  });
+}
+
 /** Records → bytes (an encoding) → a transport. */
 export class OtlpLogsExporter implements LogExporter {
   readonly name = 'otlp';
@@ -213,14 +237,23 @@ export class OtlpHttpTransport implements LogsTransport {
   constructor(
     private readonly opts: Pick<
       OtlpLogsExporterOptions,
-      'url' | 'headers' | 'compression' | 'timeoutMs'
+      'url' | 'headers' | 'compression' | 'timeoutMs' | 'tls'
     >,
   ) {
     this.url = new URL(opts.url);
     if (this.url.protocol !== 'http:' && this.url.protocol !== 'https:')
       throw new Error(`OTLP logs endpoint must be http:// or https://, got ${opts.url}`);
-    const A = this.url.protocol === 'https:' ? https.Agent : http.Agent;
-    this.agent = new A({ keepAlive: true, maxSockets: 2 });
+    const tls = opts.tls ?? {};
+    this.agent =
+      this.url.protocol === 'https:'
+        ? new https.Agent({
+            keepAlive: true,
+            maxSockets: 2,
+            ...(tls.ca ? { ca: tls.ca } : {}),
+            ...(tls.cert ? { cert: tls.cert } : {}),
+            ...(tls.key ? { key: tls.key } : {}),
+          })
+        : new http.Agent({ keepAlive: true, maxSockets: 2 });
   }
 
   async send(body: Buffer, contentType: string, signal: AbortSignal): Promise<ExportResult> {

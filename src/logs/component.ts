@@ -10,6 +10,7 @@ import path from 'node:path';
 import type { Component, ComponentHealth } from '../component.js';
 import type { Config } from '../config/schema.js';
 import type { DockerClient } from '../docker/client.js';
+import type { ResourceIdentity } from '../docker/identity.js';
 import type { Inventory } from '../docker/inventory.js';
 import type { ContainerInfo } from '../docker/types.js';
 import type { Logger } from '../util/logger.js';
@@ -24,37 +25,6 @@ import { newRecord, TRUNCATED_ATTR } from './record.js';
 import type { LogTelemetry, SourceStats } from './telemetry.js';
 import { Tailer, type TailerStats } from './tailer.js';
 import type { LogExporter, LogRecord, LogResource, RecordSink } from './types.js';
-
-/** `busybox:1.36` → name `busybox`, tags [`1.36`]; digests and registry ports handled. */
-export function splitImage(ref: string): { name: string; tags: string[] } {
-  const at = ref.indexOf('@');
-  const noDigest = at >= 0 ? ref.slice(0, at) : ref;
-  const slash = noDigest.lastIndexOf('/');
-  const colon = noDigest.lastIndexOf(':');
-  if (colon > slash) return { name: noDigest.slice(0, colon), tags: [noDigest.slice(colon + 1)] };
-  return { name: noDigest, tags: at >= 0 ? [] : ref.startsWith('sha256:') ? [] : ['latest'] };
-}
-
-export function containerResource(
-  c: ContainerInfo,
-  hostName: string,
-  allow: readonly string[],
-): LogResource {
-  const img = splitImage(c.image);
-  const attributes: Record<string, string | string[]> = {
-    'container.id': c.id,
-    'container.name': c.name,
-    'container.image.name': img.name,
-    'container.runtime.name': 'docker',
-    'host.name': hostName,
-  };
-  if (img.tags.length > 0) attributes['container.image.tags'] = img.tags;
-  for (const k of allow) {
-    const v = c.labels[k];
-    if (v !== undefined) attributes[`container.label.${k}`] = v;
-  }
-  return { key: c.id, attributes };
-}
 
 /** Maps the daemon's log path under the agent's view of the Docker root. */
 export function mapLogPath(
@@ -100,7 +70,11 @@ export interface LogsComponentOptions {
   /** The daemon's Docker root as the agent sees it (log paths are mapped under it). */
   dockerRoot: string;
   shutdownTimeoutSeconds: number;
-  hostName: string;
+  /**
+   * The resource identity (src/docker/identity.ts): host.name from the daemon, service.*,
+   * container.image.*, OTEL_RESOURCE_ATTRIBUTES. Asked once per container discovered.
+   */
+  identity: Pick<ResourceIdentity, 'container'>;
   logger: Logger;
   inventory: Pick<Inventory, 'subscribe' | 'list' | 'get' | 'ready' | 'engine'>;
   /** The daemon client (Engine API reader); without it only json-file logs are tailed. */
@@ -302,7 +276,7 @@ export class LogsComponent implements Component {
   }
 
   private resourceOf(c: ContainerInfo): LogResource {
-    return containerResource(c, this.o.hostName, this.labelAllowlist);
+    return { key: c.id, attributes: this.o.identity.container(c, this.labelAllowlist) };
   }
 
   private ensure(c: ContainerInfo): void {

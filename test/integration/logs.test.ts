@@ -75,7 +75,8 @@ function tracker(
       seen = all.length;
       for (const r of allLogRecords(fresh)) {
         if (r.resource['container.id'] !== id) continue;
-        const st = attrs(r.attributes)['log.iostream'] as 'stdout' | 'stderr';
+        const st = attrs(r.attributes)['log.iostream'];
+        if (st !== 'stdout' && st !== 'stderr') continue; // an exec audit record
         const body = r.body?.stringValue ?? '';
         out[st].push(body);
         out.sets[st].add(body);
@@ -94,7 +95,9 @@ function received(rx: OtlpReceiver, id: string): Received {
   const out: Received = { stdout: [], stderr: [] };
   for (const r of allLogRecords(rx.logs())) {
     if (r.resource['container.id'] !== id) continue;
-    const s = attrs(r.attributes)['log.iostream'] as 'stdout' | 'stderr';
+    const s = attrs(r.attributes)['log.iostream'];
+    // container lines only: exec audit records (the test's `docker exec`) have no stream
+    if (s !== 'stdout' && s !== 'stderr') continue;
     out[s].push(r.body?.stringValue ?? '');
   }
   return out;

@@ -1,4 +1,4 @@
-// Issue 13, acceptance 1 and 2 (spans; host.name on logs too): the agent, running with a hostname of its own (as in a
+// Issue 13, acceptance 1 and 2 (spans and log records): the agent, running with a hostname of its own (as in a
 // container: a private UTS namespace), reports host.name = the daemon's name; a compose-labelled
 // container's run spans carry service.name / service.namespace from its labels; the
 // OTEL_RESOURCE_ATTRIBUTES entries are on every span resource. Real private dockerd, the built
@@ -48,7 +48,7 @@ child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 : 1)));
   return file;
 }
 
-describeDocker('resource identity on spans (issue 13)', () => {
+describeDocker('resource identity on spans and logs (issue 13)', () => {
   let rx: OtlpReceiver;
   let agent: AgentProcess;
   let dir: string;
@@ -116,8 +116,7 @@ describeDocker('resource identity on spans (issue 13)', () => {
       'container.name': name,
     });
     expect(span?.resource['service.namespace']).toBeUndefined();
-    // log records of the same container name the same host (service.* and
-    // OTEL_RESOURCE_ATTRIBUTES on logs come with the log pipeline v2)
+    // log records of the same container carry the same identity (src/docker/identity.ts)
     const [rec] = await waitFor(
       () => {
         const l = allLogRecords(rx.logs()).filter((r) => r.resource['container.name'] === name);
@@ -127,7 +126,15 @@ describeDocker('resource identity on spans (issue 13)', () => {
       200,
       'a log record of the plain container',
     );
-    expect(rec?.resource['host.name']).toBe(daemon.Name);
+    expect(rec?.resource).toMatchObject({
+      'host.name': daemon.Name,
+      'host.id': daemon.ID,
+      'deployment.environment': 'prod',
+      team: 'a,b',
+      'service.name': name,
+      'container.name': name,
+    });
+    expect(rec?.resource['service.namespace']).toBeUndefined();
   });
 
   it('takes service.name and service.namespace from compose labels', async () => {
@@ -142,7 +149,7 @@ describeDocker('resource identity on spans (issue 13)', () => {
       TEST_IMAGE,
       'sh',
       '-c',
-      'exit 0',
+      'echo hm-compose-line; sleep 1; exit 0',
     ]);
     const [span] = await waitFor(
       () => (spansNamed(name).length > 0 ? spansNamed(name) : undefined),
@@ -158,5 +165,23 @@ describeDocker('resource identity on spans (issue 13)', () => {
       team: 'a,b',
     });
     expect(String(span?.resource['service.instance.id'])).toMatch(/^[0-9a-f]{64}$/);
+    const [rec] = await waitFor(
+      () => {
+        const l = allLogRecords(rx.logs()).filter((r) => r.resource['container.name'] === name);
+        return l.length > 0 ? l : undefined;
+      },
+      30_000,
+      200,
+      'a log record of the compose-labelled container',
+    );
+    expect(rec?.body?.stringValue).toBe('hm-compose-line');
+    expect(rec?.resource).toMatchObject({
+      'service.name': 'web',
+      'service.namespace': 'shop',
+      'service.instance.id': span?.resource['service.instance.id'],
+      'host.name': daemon.Name,
+      'deployment.environment': 'prod',
+      team: 'a,b',
+    });
   });
 });

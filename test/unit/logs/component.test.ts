@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { logsSection } from '../../../src/config/sections/logs.js';
+import { ResourceIdentity } from '../../../src/docker/identity.js';
 import { NdjsonLogExporter } from '../../../src/exporters/ndjson.js';
 import { CHECKPOINT_FILE } from '../../../src/logs/checkpoints.js';
 import { LogsComponent } from '../../../src/logs/component.js';
@@ -58,7 +59,7 @@ describe('log shipping component', () => {
       stateDir: path.join(dir, 'state'),
       dockerRoot: '/var/lib/docker',
       shutdownTimeoutSeconds: 5,
-      hostName: 'h1',
+      identity: new ResourceIdentity({ hostName: 'h1', daemonInfo: () => undefined }),
       logger,
       inventory,
       exporter: new NdjsonLogExporter(out),
@@ -89,7 +90,7 @@ describe('log shipping component', () => {
       expect(snap.exported).toBe(50);
       expect(shipped()[0]).toMatchObject({
         body: 'line 0',
-        resource: { 'container.name': 'web', 'host.name': 'h1' },
+        resource: { 'container.name': 'web', 'host.name': 'h1', 'service.name': 'web' },
       });
       // Another component's record, with its own resource.
       comp

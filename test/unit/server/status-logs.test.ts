@@ -3,6 +3,7 @@
 // LogTelemetry read through telemetryLogSource into the status document. While the receiver
 // refuses, the container shows the export error and nothing shipped; once it accepts, the lines
 // shipped, the time of the last export and the cleared error.
+import { ResourceIdentity } from '../../../src/docker/identity.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -63,7 +64,7 @@ describe('status page log shipping from the log pipeline', () => {
       stateDir: path.join(dir, 'state'),
       dockerRoot: '/var/lib/docker',
       shutdownTimeoutSeconds: 3,
-      hostName: 'h1',
+      identity: new ResourceIdentity({ hostName: 'h1', daemonInfo: () => undefined }),
       logger,
       inventory,
       exporter: new OtlpLogsExporter({
