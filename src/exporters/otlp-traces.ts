@@ -346,7 +346,14 @@ export class RunSpanExporter {
         continue;
       }
       // a retryable failure goes to the spool, which counts what it cannot keep
-      if (spooled && retry) return res;
+      if (spooled && retry) {
+        this.once.warn(
+          'export',
+          { url: this.url, reason, err: res.error?.message, spans: spans.length },
+          `Exporting container run spans to ${this.url} failed (${reason}); they are kept in the state-dir spool and sent when the receiver is back. Logged once until an export succeeds.`,
+        );
+        return res;
+      }
       const why = retry ? 'retries_exhausted' : 'failure';
       this.dropped.inc({ reason: why }, spans.length);
       this.once.warn(
