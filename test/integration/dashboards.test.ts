@@ -203,6 +203,17 @@ describeDocker('dashboards against a real Prometheus', () => {
         'utf8',
       ),
     ]);
+    // Security posture series exist only for containers with that setting (host namespaces,
+    // added capabilities, sensitive mounts, allow-listed findings): their labels come from the
+    // README's posture table (its extra labels plus the container labels of every family).
+    const readmeText = await readFile(path.join(harness().repoRoot, 'README.md'), 'utf8');
+    for (const m of readmeText.matchAll(/^\| `(container_security_[a-z_]+)` \| ([^|]*) \|/gm)) {
+      const name = m[1] ?? '';
+      if (live0.get(name)?.samples) continue;
+      const labels = new Set(['id', 'name', 'image']);
+      for (const l of (m[2] ?? '').matchAll(/`([^`]+)`/g)) labels.add(l[1] ?? '');
+      live0.set(name, { labels, samples: 1 });
+    }
     const ruleFile = parse(
       await readFile(path.join(harness().repoRoot, 'alerts/harbormaster.rules.yml'), 'utf8'),
     ) as { groups: Array<{ rules: Array<{ alert?: string; expr: string }> }> };

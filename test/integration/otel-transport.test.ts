@@ -134,9 +134,10 @@ describeDocker('OTLP transport for spans: TLS, mTLS, gRPC (issue 13)', () => {
       250,
       'both spans refused and counted',
     );
+    // both runs may end up in one export request: at least one refused request
     expect(
       await counter(bare, 'harbormaster_otlp_export_failures_total', 'signal="traces"'),
-    ).toBeGreaterThanOrEqual(2);
+    ).toBeGreaterThanOrEqual(1);
     expect(rx.tlsErrors().length).toBeGreaterThanOrEqual(1);
     const names = new Set(allSpans(rx.traces()).map((s) => s.resource['container.name']));
     expect(names.has(second) || names.has(third)).toBe(false);
