@@ -10,6 +10,11 @@
 // keeps a checkpoint from passing data still held anywhere (a partial line, a multiline group,
 // a batch in flight). Positions are opaque here: (ref, n) pairs the source interprets.
 //
+// Commit points: a source may mark a unit as not a place to restart from (the file tailer does
+// when a line of either stream is being reassembled across it: restarting there would read the
+// rest of an already delivered line as a line of its own). The committed position is then the
+// last commit point of the acknowledged run; units past it are re-read after a restart.
+//
 // Cost: one small token object per unit; the tracker stores refs and numbers in arrays that are
 // compacted as the committed run advances.
 
@@ -63,18 +68,22 @@ export class AckTracker<R> {
   /** @param onCommit called (synchronously, inside ack) when the committed run moved. */
   constructor(private readonly onCommit: (ref: R, n: number) => void) {}
 
-  /** A unit of source data ending at (ref, n): its token. */
-  next(ref: R, n: number): AckToken {
+  /**
+   * A unit of source data ending at (ref, n): its token. `point` false: the position after it is
+   * not one to restart from (see commit points above).
+   */
+  next(ref: R, n: number, point = true): AckToken {
     const seq = this.base + this.refs.length - this.head;
     this.refs.push(ref);
-    this.ns.push(n);
+    // n >= 0 always; a unit that is not a commit point is stored as -1 - n.
+    this.ns.push(point ? n : -1 - n);
     this.acked.push(false);
     return { tracker: this as AckTracker<unknown>, seq };
   }
 
   /** A unit that needs no delivery (malformed, skipped): registered and acknowledged at once. */
-  skip(ref: R, n: number): void {
-    this.ack(this.next(ref, n).seq);
+  skip(ref: R, n: number, point = true): void {
+    this.ack(this.next(ref, n, point).seq);
   }
 
   ack(seq: number): void {
@@ -83,11 +92,16 @@ export class AckTracker<R> {
     this.acked[i] = true;
     if (seq !== this.base) return;
     let j = this.head;
-    while (j < this.refs.length && this.acked[j]) j++;
-    const last = j - 1;
-    this.committedRef = this.refs[last];
-    this.committedN = this.ns[last]!;
-    this.hasCommitted = true;
+    let last = -1;
+    while (j < this.refs.length && this.acked[j]) {
+      if (this.ns[j]! >= 0) last = j;
+      j++;
+    }
+    if (last >= 0) {
+      this.committedRef = this.refs[last];
+      this.committedN = this.ns[last]!;
+      this.hasCommitted = true;
+    }
     this.base += j - this.head;
     this.head = j;
     if (this.head === this.refs.length) {
@@ -101,7 +115,7 @@ export class AckTracker<R> {
       this.acked = this.acked.slice(this.head);
       this.head = 0;
     }
-    this.onCommit(this.committedRef as R, this.committedN);
+    if (last >= 0) this.onCommit(this.committedRef as R, this.committedN);
   }
 
   /** Tokens handed out and not committed yet. */

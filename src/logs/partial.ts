@@ -75,6 +75,16 @@ export class PartialLines {
     return this.heldBytes;
   }
 
+  /** A line of this stream is being reassembled. */
+  isPending(stream: 'stdout' | 'stderr'): boolean {
+    return this.pending[stream] !== undefined;
+  }
+
+  /** A line of either stream is being reassembled. */
+  get anyPending(): boolean {
+    return this.pending.stdout !== undefined || this.pending.stderr !== undefined;
+  }
+
   /** Docker time of the pending line of a stream (the API reader starts a new line on a change). */
   pendingTime(stream: 'stdout' | 'stderr'): { sec: number; nanos: number } | undefined {
     const p = this.pending[stream];

@@ -11,7 +11,9 @@
 // remembers (file identity, offset after the line). Records carry the tokens of their lines
 // (partial lines all of their fragments); malformed or skipped lines are acknowledged at once.
 // The tracker commits the longest unbroken acknowledged run, and the tailer reports it as its
-// checkpoint (commit option): nothing still held anywhere is ever committed past.
+// checkpoint (commit option): nothing still held anywhere is ever committed past. Only a line end
+// where neither stream has a line being reassembled is a commit point: a restart there never
+// reads the tail of a delivered partial line as a line of its own.
 import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
@@ -705,7 +707,7 @@ export class Tailer {
       i = nl + 1;
       cur.skipping = false;
       // The rest of the over-long line needs no delivery: acknowledged at once.
-      this.tracker.skip(cur.id, base + i);
+      this.tracker.skip(cur.id, base + i, !this.partials.anyPending);
     }
     this.observedMs = this.now();
     let lines = 0;
@@ -737,10 +739,14 @@ export class Tailer {
     const d = decodeJsonFileLine(chunk, s, e);
     if (!d) {
       this.opts.stats.drop('malformed_record');
-      this.tracker.skip(cur.id, endOffset);
+      this.tracker.skip(cur.id, endOffset, !this.partials.anyPending);
       return;
     }
     this.opts.stats.lines(d.stream, 1, e - s + 1);
+    // A restart point only where no line of either stream is being reassembled: restarting in
+    // the middle of one would read the rest of a delivered line as a line of its own.
+    const point =
+      d.complete && !this.partials.isPending(d.stream === 'stdout' ? 'stderr' : 'stdout');
     this.partials.push(
       d.stream,
       d.body,
@@ -748,7 +754,7 @@ export class Tailer {
       d.timeSec,
       d.timeNanos,
       d.attrs,
-      this.tracker.next(cur.id, endOffset),
+      this.tracker.next(cur.id, endOffset, point),
       chunk.buffer,
     );
   }

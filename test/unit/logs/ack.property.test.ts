@@ -160,4 +160,21 @@ describe('ack tracker vs model (property)', () => {
     expect(committed).toBe(3);
     expect(t.committed).toEqual({ ref: 'f', n: 3 });
   });
+
+  it('commits only at commit points: an acknowledged run ending inside a reassembled line stops at the last point', () => {
+    const commits: number[] = [];
+    const t = new AckTracker<string>((_, n) => commits.push(n));
+    const a = t.next('f', 10); // a whole line
+    const b = t.next('f', 20, false); // a partial line opens here
+    const c = t.next('f', 30, false); // a line of the other stream while it is open
+    acknowledge(a);
+    acknowledge(c);
+    acknowledge(b);
+    expect(commits).toEqual([10]);
+    const d = t.next('f', 40); // the partial line ends: a point again
+    acknowledge(d);
+    expect(commits).toEqual([10, 40]);
+    expect(t.committed).toEqual({ ref: 'f', n: 40 });
+    expect(t.outstanding).toBe(0);
+  });
 });

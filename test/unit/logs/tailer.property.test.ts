@@ -232,7 +232,23 @@ describe('tailer vs model (property)', () => {
       fc.asyncProperty(fc.array(opArb('rotate'), { minLength: 1, maxLength: 25 }), (ops) =>
         runScenario(ops, 3),
       ),
-      { numRuns: 40 },
+      {
+        numRuns: 40,
+        examples: [
+          // Found by CI: a restart while a stderr line was being reassembled, with a stdout
+          // partial line delivered across it; the rest of the stdout line came back as "end".
+          [
+            [
+              { k: 'partial', stream: 'stdout', frags: 1, pad: 1 },
+              { k: 'partial', stream: 'stderr', frags: 1, pad: 1 },
+              { k: 'append', stream: 'stdout', n: 1, pad: 0 },
+              { k: 'ack' },
+              { k: 'restart' },
+              { k: 'partial', stream: 'stdout', frags: 1, pad: 1 },
+            ],
+          ],
+        ],
+      },
     );
   }, 120_000);
 
