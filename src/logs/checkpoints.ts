@@ -3,7 +3,7 @@
 // replaced atomically (tmp, fsync, rename); sources set entries as their ack trackers commit, and
 // the export loop writes once per acknowledged batch (concurrent flushes coalesce).
 import { mkdirSync, readFileSync, renameSync } from 'node:fs';
-import { open, rename } from 'node:fs/promises';
+import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../util/logger.js';
 
@@ -74,6 +74,26 @@ export function parseApiCursor(v: unknown): ApiCursor | undefined {
   return out;
 }
 
+const CODE_WORDS: Record<string, string> = {
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EEXIST: 'the state dir path exists and is not a directory',
+  ENOTDIR: 'a part of the state dir path is not a directory',
+  EISDIR: 'the checkpoint path is a directory',
+};
+
+/** `CODE: what it means` for a file-system error (the code alone for unknown ones). */
+function describeFsError(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  const code = e.code;
+  if (!code) return e.message ?? String(err);
+  const words = CODE_WORDS[code];
+  return words ? `${code}: ${words}` : code;
+}
+
 function sameCheckpoint(a: Checkpoint, b: Checkpoint): boolean {
   return (
     a.offset === b.offset &&
@@ -100,6 +120,7 @@ export class CheckpointStore {
   private writes = 0;
   private failures = 0;
   private faultText: string | undefined;
+  private setAsideText: string | undefined;
 
   /**
    * Never throws: a state dir that cannot be created or read (read-only, wrong type, no
@@ -121,7 +142,7 @@ export class CheckpointStore {
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
       if (code !== 'ENOENT') {
         unreadable = true;
-        this.faultText = `the log checkpoint file ${this.file} cannot be read (${code})`;
+        this.faultText = `the log checkpoint file ${this.file} cannot be read (${describeFsError(err)})`;
         this.log.warn(
           { err, file: this.file },
           'The log state directory is not usable; log shipping goes on without checkpoints (lines may be sent again after a restart) until it is fixed.',
@@ -137,8 +158,9 @@ export class CheckpointStore {
         const aside = `${this.file}.corrupt-${Date.now()}`;
         try {
           renameSync(this.file, aside);
+          this.setAsideText = `the corrupt log checkpoint file ${this.file} was set aside as ${aside}; its logs are read again from their start`;
         } catch (e) {
-          this.faultText = `the corrupt log checkpoint file ${this.file} cannot be set aside (${(e as NodeJS.ErrnoException).code ?? 'error'})`;
+          this.faultText = `the corrupt log checkpoint file ${this.file} cannot be set aside (${describeFsError(e)})`;
         }
         this.files.clear();
         this.api.clear();
@@ -153,6 +175,11 @@ export class CheckpointStore {
   /** What is wrong with the state dir (names the path), or undefined when it works. */
   get fault(): string | undefined {
     return this.faultText;
+  }
+
+  /** A corrupt checkpoint file found at start and set aside (names both paths); not a fault. */
+  get notice(): string | undefined {
+    return this.setAsideText;
   }
 
   /** Failed checkpoint writes since start. */
@@ -235,10 +262,13 @@ export class CheckpointStore {
     return this.writes;
   }
 
-  /** Persists the current entries if they changed; concurrent calls coalesce into one write. */
-  async flush(): Promise<void> {
+  /**
+   * Persists the current entries if they changed (or, with force, even if not: a store in fault
+   * tries again so it recovers without new acks); concurrent calls coalesce into one write.
+   */
+  async flush(force = false): Promise<void> {
     while (this.writing) await this.writing;
-    if (!this.dirty) return;
+    if (!this.dirty && !force) return;
     this.dirty = false;
     this.writing = this.write()
       .then(() => {
@@ -247,7 +277,7 @@ export class CheckpointStore {
       .catch((err: unknown) => {
         this.dirty = true; // try again with the next flush
         this.failures++;
-        this.faultText = `writing ${this.file} failed (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+        this.faultText = `writing ${this.file} failed (${describeFsError(err)})`;
         throw err;
       })
       .finally(() => {
@@ -263,14 +293,23 @@ export class CheckpointStore {
       api: Object.fromEntries(this.api),
     };
     const tmp = `${this.file}.tmp`;
+    // The state dir may have been removed or replaced since the start (recovery from "not a
+    // directory" needs no restart).
+    await mkdir(this.dir, { recursive: true });
     const fh = await open(tmp, 'w', 0o600);
     try {
-      await fh.writeFile(JSON.stringify(body));
-      if (this.fsync) await fh.sync();
-    } finally {
-      await fh.close();
+      try {
+        await fh.writeFile(JSON.stringify(body));
+        if (this.fsync) await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, this.file);
+    } catch (err) {
+      // A full disk: do not leave a partial temporary file taking the space that is left.
+      await unlink(tmp).catch(() => undefined);
+      throw err;
     }
-    await rename(tmp, this.file);
     this.writes++;
   }
 }

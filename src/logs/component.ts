@@ -228,6 +228,12 @@ export class LogsComponent implements Component {
     const tick = (): void => {
       if (this.stopped) return;
       this.reconcile();
+      // A state dir in fault is tried again without waiting for new acks: fixing it (remount
+      // read-write, free space, replace a file by a directory) recovers without a restart.
+      if (this.store.fault && this.firstReconcileDone)
+        this.store
+          .flush(true)
+          .catch((err: unknown) => this.t.checkpointFailed(err, this.store.file));
       this.reconcileTimer = setTimeout(tick, this.firstReconcileDone ? 5000 : 100);
       this.reconcileTimer.unref();
     };
@@ -512,6 +518,7 @@ export class LogsComponent implements Component {
     // A broken state dir degrades log shipping (no persisted checkpoints); it does not stop it.
     const fault = this.store?.fault;
     if (fault) return { ok: true, detail: `log checkpoints are not persisted: ${fault}` };
+    const notice = this.store?.notice;
     if (l && l.consecutiveFailures > 0)
       return {
         ok: true,
@@ -519,7 +526,9 @@ export class LogsComponent implements Component {
       };
     return {
       ok: true,
-      detail: `${this.tailers.size} log files, ${this.apiReaders.size} Engine API log streams`,
+      detail:
+        `${this.tailers.size} log files, ${this.apiReaders.size} Engine API log streams` +
+        (notice ? ` (${notice})` : ''),
     };
   }
 }

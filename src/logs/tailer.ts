@@ -307,6 +307,8 @@ export class Tailer {
     const r = await Promise.race([wait.then(() => 'room' as const), poll]);
     clearTimeout(timer);
     if (r === 'room' || this.stopped) return;
+    // Generations Docker rotated in meanwhile count too (the poll covers a missing watcher).
+    if (this.now() - this.lastDiscoverAt >= this.opts.pollMs) await this.discover();
     for (const f of this.files) {
       try {
         const st = await f.fh.stat();
