@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { LongestFirstSequencer } from './test/integration/harness/sequencer.js';
 
 // Unit tests run first and finish before the integration project starts (sequence.groupOrder):
 // the two never compete for this machine's cores, so integration timings do not depend on
@@ -16,12 +17,16 @@ const INTEGRATION_WORKERS = process.env.HARBORMASTER_TEST_DOCKER_HOST
 
 export default defineConfig({
   test: {
+    // longest files first, so the parallel workers finish together (see the sequencer's header)
+    sequence: { sequencer: LongestFirstSequencer },
     projects: [
       {
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           testTimeout: 20_000,
+          // vitest's default is cores - 1: one file at a time on this 2-core machine
+          maxWorkers: 2,
           sequence: { groupOrder: 0 },
         },
       },
