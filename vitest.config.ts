@@ -1,16 +1,32 @@
 import { defineConfig } from 'vitest/config';
+import { LongestFirstSequencer } from './test/integration/harness/sequencer.js';
 
 // Unit tests run first and finish before the integration project starts (sequence.groupOrder):
 // the two never compete for this machine's cores, so integration timings do not depend on
-// whether unit tests happen to run alongside. Integration files run one at a time.
+// whether unit tests happen to run alongside.
+//
+// Integration files run in INTEGRATION_WORKERS parallel workers (default 2). Most of their time
+// is spent waiting (for a container, a scrape interval, an outage), not computing. Each worker
+// has a private dockerd of its own (the globalSetup starts one per worker; harness() picks it by
+// VITEST_POOL_ID), so two files running at the same time never see each other's containers.
+// An engine given by HARBORMASTER_TEST_DOCKER_HOST is one engine: the files then run one at a
+// time. HARBORMASTER_TEST_INTEGRATION_WORKERS=1 restores the sequential run.
+const INTEGRATION_WORKERS = process.env.HARBORMASTER_TEST_DOCKER_HOST
+  ? 1
+  : Math.max(1, Number(process.env.HARBORMASTER_TEST_INTEGRATION_WORKERS ?? '2') || 1);
+
 export default defineConfig({
   test: {
+    // longest files first, so the parallel workers finish together (see the sequencer's header)
+    sequence: { sequencer: LongestFirstSequencer },
     projects: [
       {
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           testTimeout: 20_000,
+          // vitest's default is cores - 1: one file at a time on this 2-core machine
+          maxWorkers: 2,
           sequence: { groupOrder: 0 },
         },
       },
@@ -21,7 +37,7 @@ export default defineConfig({
           globalSetup: ['test/integration/harness/global-setup.ts'],
           testTimeout: 180_000,
           hookTimeout: 300_000,
-          fileParallelism: false,
+          maxWorkers: INTEGRATION_WORKERS,
           pool: 'forks',
           sequence: { groupOrder: 1 },
         },

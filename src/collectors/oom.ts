@@ -2,18 +2,36 @@
  * OOM kills per container, fed by two sources without double counting:
  * the daemon's `oom` events and the cgroup's own counter (`memory.events` oom_kill on v2,
  * `memory.oom_control` oom_kill on v1). Both describe the same kills of one run (one cgroup
- * lifetime), so within a run the count is the larger of the two; runs add up.
+ * lifetime); runs add up.
+ *
+ * The cgroup counter is the kernel's count of kills and is exact. The daemon's `oom` events are
+ * not a count of kills: on cgroup v1 dockerd emits one per OOM *notification* of the memory
+ * cgroup (the eventfd of memory.oom_control), and a loaded host raises several per kill
+ * (measured: kernel oom_kill 1, events 5 and 10). So once this host has shown a cgroup counter,
+ * events only say "at least one kill in this run" — that covers a run whose cgroup vanished (its
+ * only process was killed) before the next read. Without a cgroup counter (kernels before 4.13
+ * have no oom_kill line on v1) each event counts as one kill.
  *
  * Like container_restarts_total, the counter only counts kills the agent observed: for a run
  * that started before the agent did, the cgroup's counter at the first read is the baseline
  * (otherwise an agent restart would count old kills again and fire the OOM alert anew).
  */
+interface OomRun {
+  /** Kills of the closed runs. */
+  base: number;
+  runStartedAt: number;
+  /** Daemon `oom` events of this run. */
+  events: number;
+  /** Kills of this run by the cgroup counter (above the baseline). */
+  cgroup: number;
+  baseline?: number;
+}
+
 export class OomTracker {
-  private readonly perContainer = new Map<
-    string,
-    { base: number; runStartedAt: number; events: number; cgroup: number; baseline?: number }
-  >();
+  private readonly perContainer = new Map<string, OomRun>();
   private readonly agentStartedAt: number;
+  /** Set by the first cgroup reading: from then on the cgroup counter is the count. */
+  private cgroupCounts = false;
 
   constructor(now: () => number = Date.now) {
     this.agentStartedAt = now();
@@ -24,14 +42,14 @@ export class OomTracker {
     return runStartedAt !== 0 && runStartedAt >= this.agentStartedAt ? 0 : undefined;
   }
 
-  private entry(id: string, runStartedAt: number) {
+  private entry(id: string, runStartedAt: number): OomRun {
     let e = this.perContainer.get(id);
     if (!e) {
       e = { base: 0, runStartedAt, events: 0, cgroup: 0, baseline: this.baselineFor(runStartedAt) };
       this.perContainer.set(id, e);
     } else if (runStartedAt !== 0 && e.runStartedAt !== runStartedAt) {
       // a new run (new cgroup): close the previous run's count
-      e.base += Math.max(e.events, e.cgroup);
+      e.base += this.runCount(e);
       e.events = 0;
       e.cgroup = 0;
       e.runStartedAt = runStartedAt;
@@ -47,6 +65,7 @@ export class OomTracker {
 
   /** The cgroup's cumulative oom_kill counter as read now for the run that started at runStartedAt. */
   noteCgroup(id: string, runStartedAt: number, count: number): void {
+    this.cgroupCounts = true;
     const e = this.entry(id, runStartedAt);
     e.baseline ??= count;
     const observed = count - e.baseline;
@@ -56,7 +75,13 @@ export class OomTracker {
   /** Total OOM kills observed for the container since the agent started. */
   total(id: string): number {
     const e = this.perContainer.get(id);
-    return e ? e.base + Math.max(e.events, e.cgroup) : 0;
+    return e ? e.base + this.runCount(e) : 0;
+  }
+
+  /** Kills of the current run: the cgroup's count; events as "at least one" (see the header). */
+  private runCount(e: OomRun): number {
+    const fromEvents = this.cgroupCounts ? Math.min(e.events, 1) : e.events;
+    return Math.max(fromEvents, e.cgroup);
   }
 
   has(id: string): boolean {

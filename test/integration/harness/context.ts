@@ -19,7 +19,13 @@ export type DockerInfo =
   | { available: false; reason: string };
 
 export interface HarnessInfo {
+  /**
+   * The engine of this test file: the integration files run in parallel workers, each worker
+   * with an engine of its own (harness() picks it by VITEST_POOL_ID), so files never share one.
+   */
   docker: DockerInfo;
+  /** One engine per integration worker (engines[VITEST_POOL_ID - 1]); docker is engines[0] here. */
+  engines?: DockerInfo[];
   /** Tests may start further private dockerds of their own (root and dockerd present). */
   canStartPrivateDockerd: boolean;
   /** Absolute path of the built agent CLI (dist/src/cli.js). */

@@ -3,7 +3,9 @@
 //
 // Engine choice:
 //   1. HARBORMASTER_TEST_DOCKER_HOST set -> that engine (must answer /_ping).
-//   2. root and `dockerd` installed      -> a private dockerd shared by all test files.
+//   2. root and `dockerd` installed      -> one private dockerd per integration worker
+//      (maxWorkers of the project): the files running at the same time never share an engine;
+//      the files of one worker use its engine one after the other.
 //   3. otherwise: with CI set -> fail; without -> tests skip with the reason.
 // HARBORMASTER_TEST_NO_PRIVATE_DOCKERD=1 disables 2 (to try the skip path, or as a non-root user).
 import { access } from 'node:fs/promises';
@@ -42,6 +44,31 @@ async function build(): Promise<void> {
 interface Engine {
   info: DockerInfo;
   dockerd?: PrivateDockerd;
+}
+
+/** Starts `count` engines side by side (one per worker); all or nothing. */
+async function chooseEngines(
+  count: number,
+  canStartPrivate: boolean,
+  whyNotPrivate: string,
+): Promise<Engine[]> {
+  if (process.env[ENV.dockerHost] || !canStartPrivate || count <= 1) {
+    return [await chooseEngine(canStartPrivate, whyNotPrivate)];
+  }
+  const started = await Promise.allSettled(
+    Array.from({ length: count }, () => chooseEngine(canStartPrivate, whyNotPrivate)),
+  );
+  const ok = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  const unavailable = ok.find((e) => !e.info.available);
+  if (failed || unavailable) {
+    await Promise.all(
+      ok.flatMap((e) => (e.dockerd ? [e.dockerd.destroy().catch(() => undefined)] : [])),
+    );
+    if (failed) throw failed.reason;
+    return [unavailable!];
+  }
+  return ok;
 }
 
 async function chooseEngine(canStartPrivate: boolean, whyNotPrivate: string): Promise<Engine> {
@@ -117,12 +144,20 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const savedEnv: Record<string, string | undefined> = {};
   for (const k of Object.values(ENV)) savedEnv[k] = process.env[k];
 
+  // The integration files run in `maxWorkers` parallel workers; each gets an engine of its own.
+  const workers = Math.max(1, project.config.maxWorkers);
   const [built, engine] = await Promise.allSettled([
     build(),
-    chooseEngine(canStartPrivateDockerd, whyNotPrivate),
+    chooseEngines(workers, canStartPrivateDockerd, whyNotPrivate),
   ]);
   if (built.status === 'rejected' || engine.status === 'rejected') {
-    if (engine.status === 'fulfilled') await engine.value.dockerd?.destroy().catch(() => undefined);
+    if (engine.status === 'fulfilled') {
+      await Promise.all(
+        engine.value.flatMap((e) =>
+          e.dockerd ? [e.dockerd.destroy().catch(() => undefined)] : [],
+        ),
+      );
+    }
     const errors = [built, engine]
       .filter((r): r is PromiseRejectedResult => r.status === 'rejected')
       .map((r): unknown => r.reason);
@@ -136,8 +171,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
     }
   }
 
+  const engines = engine.value.map((e) => e.info);
   const info: HarnessInfo = {
-    docker: engine.value.info,
+    docker: engines[0]!,
+    engines,
     canStartPrivateDockerd,
     agentCli,
     repoRoot,
@@ -157,11 +194,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
       if (v === undefined) delete process.env[k];
       else process.env[k] = v;
     }
-    const d = engine.value.dockerd;
-    if (d) {
-      const t0 = Date.now();
-      await d.destroy();
-      log(`private dockerd destroyed in ${Date.now() - t0} ms`);
-    }
+    const t0 = Date.now();
+    const own = engine.value.flatMap((e) => (e.dockerd ? [e.dockerd] : []));
+    await Promise.all(own.map((d) => d.destroy()));
+    if (own.length > 0) log(`${own.length} private dockerd(s) destroyed in ${Date.now() - t0} ms`);
   };
 }

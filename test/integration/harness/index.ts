@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, inject } from 'vitest';
 import { registerCleanup } from './agent.js';
-import type { HarnessInfo } from './context.js';
+import { ENV, type HarnessInfo } from './context.js';
 import {
   dockerHandle,
   startPrivateDockerd,
@@ -33,9 +33,23 @@ export * from './prometheus.js';
 
 export const TEST_LABEL = 'harbormaster.test';
 
-/** What the globalSetup found (engine, agent path…). */
+/**
+ * What the globalSetup found (engine, agent path…). `docker` is this worker's engine: integration
+ * files run in parallel workers and each worker (VITEST_POOL_ID) has a private dockerd of its own.
+ */
 export function harness(): HarnessInfo {
-  return inject('harbormaster');
+  const info = inject('harbormaster');
+  const poolId = Number(process.env.VITEST_POOL_ID ?? '1');
+  const engines = info.engines ?? [];
+  const slot = Number.isInteger(poolId) && poolId > 0 ? poolId - 1 : 0;
+  const engine = engines.length > 0 ? engines[slot % engines.length] : undefined;
+  return engine === undefined ? info : { ...info, docker: engine };
+}
+
+// Child processes (agents, docker CLI helpers) inherit this worker's engine, not the first one.
+{
+  const d = harness().docker;
+  if (d.available) process.env[ENV.dockerHost] = d.host;
 }
 
 /** Undefined when Docker tests can run, else the reason they are skipped. */

@@ -29,4 +29,35 @@ describe('OomTracker', () => {
     second.noteCgroup('a', START + 1000, 2); // a new kill after the agent restart
     expect(second.total('a')).toBe(1);
   });
+
+  it('counts the kernel kills, not the OOM notifications, when the cgroup counter is known', () => {
+    // cgroup v1: dockerd emits one `oom` event per OOM notification, several per kill
+    const t = new OomTracker(() => START);
+    t.noteCgroup('a', START + 1000, 0);
+    for (let i = 0; i < 5; i++) t.noteEvent('a', START + 1000);
+    expect(t.total('a')).toBe(1); // the events say "at least one" before the next read
+    t.noteCgroup('a', START + 1000, 1);
+    for (let i = 0; i < 5; i++) t.noteEvent('a', START + 1000);
+    expect(t.total('a')).toBe(1);
+    t.noteCgroup('a', START + 1000, 2);
+    expect(t.total('a')).toBe(2);
+  });
+
+  it('counts a killed run whose cgroup vanished before the next read once', () => {
+    const t = new OomTracker(() => START);
+    t.noteCgroup('a', START + 1000, 0);
+    t.noteEvent('a', START + 1000);
+    t.noteEvent('a', START + 1000);
+    // the container restarts; the killed run's cgroup was never read again
+    t.noteCgroup('a', START + 9000, 0);
+    expect(t.total('a')).toBe(1);
+  });
+
+  it('counts each event as a kill where no cgroup counter is readable', () => {
+    const t = new OomTracker(() => START);
+    t.track('a', START + 1000);
+    t.noteEvent('a', START + 1000);
+    t.noteEvent('a', START + 1000);
+    expect(t.total('a')).toBe(2);
+  });
 });
