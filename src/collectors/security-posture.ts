@@ -166,6 +166,16 @@ function securityOpt(opts: readonly string[], name: string): string | undefined 
   return undefined;
 }
 
+/**
+ * A --security-opt boolean as the daemon reads it (Go's strconv.ParseBool; a bare
+ * `no-new-privileges` is true); undefined for anything else, which the daemon refuses.
+ */
+function parseGoBool(v: string): boolean | undefined {
+  if (v === '' || ['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v)) return true;
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(v)) return false;
+  return undefined;
+}
+
 function isRootUser(user: string): boolean {
   const u = user.split(':')[0]?.trim() ?? '';
   return u === '' || u === 'root' || u === '0';
@@ -205,15 +215,19 @@ export function assessPosture(
     }
     for (const p of SENSITIVE_PATHS) {
       if (p === '/var/run/docker.sock') continue;
-      if (under(src, p)) sensitive.add(p);
+      // the path itself or below it; or a directory holding it (`-v /var/lib:/x` exposes
+      // /var/lib/docker), except `/`, which is its own entry
+      if (under(src, p) || (src !== '/' && p.startsWith(src + '/'))) sensitive.add(p);
     }
   }
   const sensitiveMounts = SENSITIVE_PATHS.filter((p) => sensitive.has(p));
 
-  const dropped = new Set(sec.capDrop);
+  // As the daemon applies them (moby oci/caps TweakCapabilities): --cap-drop removes from the
+  // default set only; every --cap-add is granted even when it is dropped too, and --cap-add ALL
+  // grants everything whatever is dropped next to it. So a drop never cancels an add here.
   const caps = new Set<string>();
   for (const c of sec.capAdd) {
-    if (DEFAULT_CAPS.has(c) || dropped.has(c)) continue;
+    if (DEFAULT_CAPS.has(c)) continue;
     caps.add(KNOWN_CAPS.has(c) ? c : 'other');
   }
   const capabilitiesAdded = [...caps].sort();
@@ -223,7 +237,7 @@ export function assessPosture(
   const nnp = securityOpt(sec.securityOpt, 'no-new-privileges');
   const seccompUnconfined = seccomp === 'unconfined';
   const apparmorUnconfined = apparmor === 'unconfined';
-  const noNewPrivileges = nnp !== undefined && nnp !== 'false';
+  const noNewPrivileges = nnp !== undefined && parseGoBool(nnp) === true;
 
   const remapped = (o.engine.usernsRemap && sec.usernsMode !== 'host') || o.engine.rootless;
   const runAsRoot = isRootUser(sec.user) && !remapped;

@@ -80,12 +80,12 @@ export const SECURITY_FAMILIES: readonly SecurityFamily[] = [
   },
   {
     name: 'container_security_sensitive_mount',
-    help: 'Sensitive host paths bind-mounted into the container (1 per path, from a fixed list: /, /etc, /proc, /sys, /var/run/docker.sock, /var/lib/docker, /boot, /dev; subdirectories count). CIS 5.5.',
+    help: 'Sensitive host paths bind-mounted into the container (1 per path, from a fixed list: /, /etc, /proc, /sys, /var/run/docker.sock, /var/lib/docker, /boot, /dev; a subdirectory counts as its parent, a directory holding one as the path it holds). CIS 5.5.',
     samples: (r) => each('path', r.posture.sensitiveMounts),
   },
   {
     name: 'container_security_capability_added',
-    help: "Capabilities added with --cap-add beyond Docker's default set (1 per capability; ALL, or other for unknown names). CIS 5.3.",
+    help: "Capabilities added with --cap-add beyond Docker's default set (1 per capability; ALL, or other for unknown names; the daemon grants an add even when it is dropped too). CIS 5.3.",
     samples: (r) => each('capability', r.posture.capabilitiesAdded),
   },
   {

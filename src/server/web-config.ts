@@ -75,6 +75,22 @@ const HEADERS = {
 
 const BCRYPT_RE = /^\$2[aby]?\$\d\d\$[./A-Za-z0-9]{53}$/;
 
+/**
+ * Why a bcrypt hash cannot be checked, or undefined when it can. A cost outside 4..31 or the
+ * ancient `$2$` prefix would only fail at the first request (every login refused), so they are
+ * rejected with the file instead.
+ */
+function bcryptProblem(hash: string): string | undefined {
+  if (!BCRYPT_RE.test(hash))
+    return 'expected a bcrypt hash (make one with harbormaster hash-password)';
+  if (hash.startsWith('$2$'))
+    return 'the bcrypt version $2$ is not supported; expected $2a$, $2b$ or $2y$ (make one with harbormaster hash-password)';
+  const cost = Number(hash.slice(4, 6));
+  if (cost < 4 || cost > 31)
+    return `bcrypt cost ${hash.slice(4, 6)} is outside 04..31, so no password can ever match (make one with harbormaster hash-password)`;
+  return undefined;
+}
+
 const tlsVersion = z.enum(Object.keys(TLS_VERSIONS) as [GoTlsVersion, ...GoTlsVersion[]]);
 
 const fileSchema = z.strictObject({
@@ -116,9 +132,10 @@ const fileSchema = z.strictObject({
   basic_auth_users: z
     .record(
       z.string().min(1),
-      z
-        .string()
-        .regex(BCRYPT_RE, 'expected a bcrypt hash (make one with harbormaster hash-password)'),
+      z.string().superRefine((hash, c) => {
+        const message = bcryptProblem(hash);
+        if (message) c.addIssue({ code: 'custom', message });
+      }),
     )
     .nullish(),
 });
@@ -386,6 +403,9 @@ export class BasicAuth {
     let match: boolean;
     try {
       match = await bcrypt.compare(password, hash ?? DUMMY_HASH);
+    } catch {
+      // a hash bcrypt cannot use (loadWebConfig rejects those): no password matches it
+      match = false;
     } finally {
       this.running--;
       this.waiting.shift()?.();

@@ -247,8 +247,9 @@ export function buildContainerDetail(s: StatusSources, id: string): ContainerDet
   const now = (s.now ?? Date.now)();
   const labels: Record<string, string> = {};
   for (const k of s.labelAllowlist) {
-    const v = c.labels[k];
-    if (v !== undefined) labels[k] = v;
+    // own labels only (an allowlisted `constructor` is not Object.prototype's)
+    const v = Object.hasOwn(c.labels, k) ? c.labels[k] : undefined;
+    if (typeof v === 'string') labels[k] = v;
   }
   const history = s.usage.history(c.id) ?? { times: [], cpuCores: [], memoryBytes: [] };
   return {

@@ -121,7 +121,11 @@ export function createStatusFeature(
         }
       : undefined,
     otlp,
-    labelAllowlist: ctx.config.metrics.label_allowlist,
+    // read on every request: SIGHUP replaces ctx.config, and a narrowed allowlist must hide the
+    // label here at once, as on /containers and /metrics
+    get labelAllowlist() {
+      return ctx.config.metrics.label_allowlist;
+    },
   };
   return { sampler, sources };
 }

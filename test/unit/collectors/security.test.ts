@@ -166,7 +166,7 @@ describe('container security posture', () => {
     expect(p.hostNamespaces).toEqual(['user']);
   });
 
-  it('bounds capability labels: unknown names become other, dropped ones do not count', () => {
+  it('bounds capability labels: unknown names become other; an add also dropped still counts (the daemon grants it)', () => {
     const info = inspected({
       CapAdd: ['sys_admin', 'CAP_NET_ADMIN', 'EVIL_"\n', 'SYS_PTRACE'],
       CapDrop: ['SYS_PTRACE'],
@@ -174,6 +174,7 @@ describe('container security posture', () => {
     expect(assessPosture(info.security!, info, { engine: ENGINE }).capabilitiesAdded).toEqual([
       'NET_ADMIN',
       'SYS_ADMIN',
+      'SYS_PTRACE',
       'other',
     ]);
   });
