@@ -16,10 +16,11 @@
 // reads the tail of a delivered partial line as a line of its own.
 import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
-import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
+import { open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { AckTracker } from './ack.js';
 import type { Checkpoint } from './checkpoints.js';
+import { GzGeneration, uncompressedSize, type GenerationHandle } from './gz-generation.js';
 import { decodeJsonFileLine } from './jsonfile.js';
 import { PartialLines, type CompletedLine } from './partial.js';
 import { TRUNCATED_ATTR, newRecord } from './record.js';
@@ -88,7 +89,8 @@ interface MutableIdentity {
 }
 
 interface OpenFile {
-  fh: FileHandle;
+  /** The open file, or a streamed `.gz` generation read at uncompressed offsets. */
+  fh: GenerationHandle;
   id: MutableIdentity;
   /** Offset of the first byte not consumed yet. */
   pos: number;
@@ -327,10 +329,15 @@ export class Tailer {
 
   // ---- file discovery ----
 
-  /** Existing generations, oldest first: name.N … name.1, name. */
-  private async listGenerations(): Promise<
-    { file: string; dev: number; ino: number; size: number }[]
-  > {
+  /**
+   * Existing generations, oldest first: name.N … name.1, name. With gz (at start only: a restart
+   * after Docker compressed generations the agent had not read), `name.N.gz` too, unless the
+   * plain `name.N` still exists (Docker removes it only once the `.gz` is complete); their size
+   * is the uncompressed one.
+   */
+  private async listGenerations(
+    gz = false,
+  ): Promise<{ file: string; dev: number; ino: number; size: number; gz: boolean }[]> {
     const dir = path.dirname(this.path);
     const base = path.basename(this.path);
     let names: string[];
@@ -339,27 +346,43 @@ export class Tailer {
     } catch {
       return [];
     }
-    const gens: { n: number; file: string }[] = [];
+    const gens: { n: number; file: string; gz: boolean }[] = [];
     for (const name of names) {
-      if (name === base) gens.push({ n: 0, file: this.path });
+      if (name === base) gens.push({ n: 0, file: this.path, gz: false });
       else if (name.startsWith(`${base}.`) && /^\d+$/.test(name.slice(base.length + 1)))
-        gens.push({ n: Number(name.slice(base.length + 1)), file: path.join(dir, name) });
+        gens.push({
+          n: Number(name.slice(base.length + 1)),
+          file: path.join(dir, name),
+          gz: false,
+        });
+      else if (
+        gz &&
+        name.startsWith(`${base}.`) &&
+        /^\d+\.gz$/.test(name.slice(base.length + 1)) &&
+        !names.includes(name.slice(0, -3))
+      )
+        gens.push({
+          n: Number(name.slice(base.length + 1, -3)),
+          file: path.join(dir, name),
+          gz: true,
+        });
     }
     // Stat newest first: rotation moves files towards older names, the same direction as this
     // scan, so a file moving meanwhile is seen twice (deduplicated) but never missed.
     gens.sort((a, b) => a.n - b.n);
-    const scanned: { file: string; dev: number; ino: number; size: number }[] = [];
+    const scanned: { file: string; dev: number; ino: number; size: number; gz: boolean }[] = [];
     for (const g of gens) {
       try {
         const st = await stat(g.file);
-        scanned.push({ file: g.file, dev: st.dev, ino: st.ino, size: st.size });
+        const size = g.gz ? await uncompressedSize(g.file, st.size) : st.size;
+        scanned.push({ file: g.file, dev: st.dev, ino: st.ino, size, gz: g.gz });
       } catch {
         // rotated away meanwhile
       }
     }
     scanned.reverse();
     const seen = new Set<string>();
-    const out: { file: string; dev: number; ino: number; size: number }[] = [];
+    const out: typeof scanned = [];
     for (const g of scanned) {
       const k = `${g.dev}:${g.ino}`;
       if (seen.has(k)) continue;
@@ -378,9 +401,9 @@ export class Tailer {
     pos: number | 'end',
     expectIno?: number,
   ): Promise<OpenFile | undefined> {
-    let fh: FileHandle;
+    let fh: GenerationHandle;
     try {
-      fh = await open(file, 'r');
+      fh = file.endsWith('.gz') ? await GzGeneration.open(file) : await open(file, 'r');
     } catch {
       return undefined;
     }
@@ -421,7 +444,7 @@ export class Tailer {
   }
 
   private async init(): Promise<void> {
-    const gens = await this.listGenerations();
+    const gens = await this.listGenerations(true);
     const cp = this.opts.checkpoint;
     let from = 0;
     let firstPos: number | 'end' = 0;
@@ -448,6 +471,7 @@ export class Tailer {
         }
         break;
       }
+      if (found < 0) found = await this.findCompressed(gens, cp);
       if (found >= 0) {
         from = found;
         const g = gens[found]!;
@@ -482,6 +506,33 @@ export class Tailer {
       }
       if (f) this.addFile(f);
     }
+  }
+
+  /**
+   * The checkpointed file was compressed while the agent was away (`compress=true`): the `.gz`
+   * generation whose uncompressed first bytes have the checkpoint's fingerprint, newest first;
+   * -1 when none has.
+   */
+  private async findCompressed(
+    gens: readonly { file: string; gz: boolean; size: number }[],
+    cp: Checkpoint,
+  ): Promise<number> {
+    for (let i = gens.length - 1; i >= 0; i--) {
+      const g = gens[i]!;
+      if (!g.gz || g.size < cp.fpLen) continue;
+      let h: GzGeneration | undefined;
+      try {
+        h = await GzGeneration.open(g.file);
+        const head = Buffer.alloc(cp.fpLen);
+        const r = head.length > 0 ? await h.read(head, 0, head.length, 0) : { bytesRead: 0 };
+        if (r.bytesRead === head.length && fingerprint(head) === cp.fp) return i;
+      } catch {
+        // gone or not gzip
+      } finally {
+        await h?.close();
+      }
+    }
+    return -1;
   }
 
   private addFile(f: OpenFile): void {
