@@ -57,8 +57,19 @@ function toState(s: string | undefined): ContainerState {
   return (CONTAINER_STATES as readonly string[]).includes(s ?? '') ? (s as ContainerState) : 'dead';
 }
 
-function toHealth(s: string | undefined): HealthState {
-  return (HEALTH_STATES as readonly string[]).includes(s ?? '') ? (s as HealthState) : 'none';
+/**
+ * Docker fills State.Health only when the container starts, so the inspect made on its `create`
+ * event has none even with a health check configured. Such a container (created, or running
+ * before the daemon's first probe) has not passed its check yet: 'starting', not 'none' (which
+ * means "no health check").
+ */
+function toHealth(c: ApiContainerInspect, state: ContainerState): HealthState {
+  const s = c.State?.Health?.Status ?? '';
+  if ((HEALTH_STATES as readonly string[]).includes(s)) return s as HealthState;
+  const test = c.Config?.Healthcheck?.Test ?? [];
+  const configured = test.length > 0 && test[0] !== 'NONE';
+  const live = state === 'created' || state === 'running' || state === 'restarting';
+  return configured && live ? 'starting' : 'none';
 }
 
 /** Builds an inventory entry from an inspect response. */
@@ -66,13 +77,14 @@ export function fromInspect(c: ApiContainerInspect, cgroupDriver: string): Conta
   const st = c.State ?? {};
   const hc = c.HostConfig ?? {};
   const path = containerCgroupPath(c.Id, cgroupDriver, hc.CgroupParent ?? '');
+  const state = toState(st.Status);
   return {
     id: c.Id,
     name: (c.Name ?? '').replace(/^\//, ''),
     image: c.Config?.Image ?? '',
     imageId: c.Image ?? '',
     labels: { ...(c.Config?.Labels ?? {}) },
-    state: toState(st.Status),
+    state,
     pid: st.Pid ?? 0,
     createdAt: parseTime(c.Created),
     startedAt: parseTime(st.StartedAt),
@@ -80,7 +92,7 @@ export function fromInspect(c: ApiContainerInspect, cgroupDriver: string): Conta
     restartCount: c.RestartCount ?? 0,
     exitCode: st.ExitCode ?? 0,
     oomKilled: st.OOMKilled ?? false,
-    health: toHealth(st.Health?.Status),
+    health: toHealth(c, state),
     healthFailingStreak: st.Health?.FailingStreak ?? 0,
     networkMode: hc.NetworkMode ?? '',
     logDriver: hc.LogConfig?.Type ?? '',

@@ -16,7 +16,6 @@ import {
   describeDocker,
   getDocker,
   harness,
-  sleep,
   startAgent,
   startPrometheus,
   uniqueName,
@@ -132,7 +131,7 @@ describeDocker('dashboards against a real Prometheus', () => {
       ruleFiles: [path.join(harness().repoRoot, 'alerts/harbormaster.rules.yml')],
     });
     await prom.waitForTargets();
-    await sleep(3_000);
+    await prom.waitForScrapes(3); // samples before the restarts and the OOM kill
     await d.dockerOk(['start', names.restarting, names.oom]);
     await waitFor(
       async () =>
@@ -148,7 +147,7 @@ describeDocker('dashboards against a real Prometheus', () => {
       500,
       'restarts to be scraped',
     );
-    await sleep(5_000);
+    await prom.waitForScrapes(5); // rate() windows with samples after them
 
     const empty: string[] = [];
     const problems: string[] = [];

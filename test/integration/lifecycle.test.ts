@@ -321,7 +321,7 @@ describeDocker('agent restarted in the middle of a container life (issue 4, crit
     agent = await startedAgent(env);
     await setTarget(agent);
     await promValue(0);
-    await sleep(3000);
+    await prom.waitForScrapes(3);
     expect(await query(`container_restarts_total{name="${name}"}`)).toBe(0);
 
     // a real restart while agent B runs: stop, then start
@@ -329,7 +329,7 @@ describeDocker('agent restarted in the middle of a container life (issue 4, crit
     await d.dockerOk(['start', name]);
     await metricIs(agent, 'container_restarts_total', name, 1);
     await promValue(1);
-    await sleep(3000);
+    await prom.waitForScrapes(3);
 
     const inc = await query(`increase(container_restarts_total{name="${name}"}[10m])`);
     expect(inc).toBeGreaterThanOrEqual(1.9);

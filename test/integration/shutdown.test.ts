@@ -6,7 +6,6 @@ import {
   describeDocker,
   getDocker,
   runContainer,
-  sleep,
   startAgent,
   waitFor,
 } from './harness/index.js';
@@ -14,9 +13,10 @@ import {
 describeDocker('shutdown', () => {
   it('exits 0 within 10 s while an export to a hanging receiver is in flight', async () => {
     const sockets = new Set<net.Socket>();
+    let received = 0;
     const hanging = net.createServer((s) => {
       sockets.add(s); // accept, read, never answer
-      s.on('data', () => undefined);
+      s.on('data', (b: Buffer) => (received += b.length));
       s.on('close', () => sockets.delete(s));
     });
     await new Promise<void>((r) => hanging.listen(0, '127.0.0.1', r));
@@ -30,8 +30,12 @@ describeDocker('shutdown', () => {
       await runContainer(['--rm', TEST_IMAGE, 'sh', '-c', 'echo a line to ship; exit 3'], {
         allowFailure: true,
       });
-      await waitFor(() => sockets.size > 0, 15_000, 100, 'an export to reach the hanging receiver');
-      await sleep(500);
+      await waitFor(
+        () => received > 0,
+        15_000,
+        50,
+        'an export request to reach the hanging receiver',
+      );
       const exit = await agent.stop('SIGTERM', 20_000);
       expect(exit.code).toBe(0);
       expect(exit.ms).toBeLessThan(10_000);

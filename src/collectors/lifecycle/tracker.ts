@@ -62,6 +62,12 @@ interface Run {
   signal?: string;
   oom: boolean;
   attempt: number;
+  /**
+   * Opened by the inventory's first inspect, before any `start` event of the container was
+   * handled: the next `start` event up to this run's StartedAt is this run's own (or an earlier
+   * run's in a quick restart loop), never a restart of it.
+   */
+  openedByInspect?: boolean;
 }
 
 export interface LastExit {
@@ -193,6 +199,14 @@ export class LifecycleTracker {
       case 'start': {
         const c = this.tracked(id);
         const replayed = c.reconciledStartedAt > 0 && ms <= c.reconciledStartedAt + MATCH_MS;
+        if (!replayed && c.run?.openedByInspect && ms <= c.run.inspectStartedAt + MATCH_MS) {
+          // the inspect landed before this event and already opened the run it describes
+          c.run.openedByInspect = false;
+          c.hasRun = true;
+          c.removedAt = undefined;
+          c.state = 'running';
+          return;
+        }
         if (c.hasRun && !replayed) c.restarts += 1;
         c.hasRun = true;
         c.removedAt = undefined;
@@ -374,6 +388,7 @@ export class LifecycleTracker {
     const first = !existing || (!existing.info && !existing.hasRun);
     if (first && !existing?.run) {
       // baseline: the counter starts at 0; a running container's run is picked up with its real start
+      const startSeen = c.hasRun;
       c.hasRun = c.hasRun || info.startedAt > 0;
       if (isLive(info.state) && info.startedAt > 0 && !c.run) {
         c.runs += 1;
@@ -383,6 +398,7 @@ export class LifecycleTracker {
           events: [],
           oom: false,
           attempt: c.runs,
+          openedByInspect: !startSeen,
         };
       }
       if (!isLive(info.state) && info.finishedAt > 0 && !c.lastExit)
@@ -427,7 +443,22 @@ export class LifecycleTracker {
       this.endRun(c, info.finishedAt, info.exitCode);
     }
 
-    if (c.hasRun === false && info.startedAt > 0) c.hasRun = true;
+    if (c.hasRun === false && info.startedAt > 0) {
+      c.hasRun = true;
+      // the inspect of a new container landed before its first start event: open the run it
+      // describes; that start event then adopts it instead of counting a restart
+      if (isLive(info.state) && !c.run) {
+        c.runs += 1;
+        c.run = {
+          startMs: info.startedAt,
+          inspectStartedAt: info.startedAt,
+          events: [],
+          oom: false,
+          attempt: c.runs,
+          openedByInspect: true,
+        };
+      }
+    }
 
     // match the open run with inspect's StartedAt (the OomTracker's key)
     if (c.run && !c.run.inspectStartedAt && Math.abs(info.startedAt - c.run.startMs) < MATCH_MS)

@@ -19,6 +19,11 @@ export interface PrometheusServer {
   query(expr: string): Promise<PromSample[]>;
   /** Waits until every target has been scraped successfully at least once. */
   waitForTargets(timeoutMs?: number): Promise<void>;
+  /**
+   * Waits until Prometheus has stored `n` more successful scrapes of the job than when called
+   * (instead of sleeping "a few scrape intervals", which a loaded machine can stretch).
+   */
+  waitForScrapes(n: number, timeoutMs?: number): Promise<void>;
   /** Stops this server and deletes its data. */
   stop(): Promise<void>;
 }
@@ -127,6 +132,17 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
         250,
         'every target to be scraped',
       );
+    },
+    async waitForScrapes(n: number, timeoutMs = 60_000) {
+      const job = opts.job ?? 'harbormaster';
+      // successful scrapes stored so far (the sum over all targets of the job)
+      const scrapes = async (): Promise<number> =>
+        Number(
+          (await query(`sum(count_over_time(up{job="${job}"}[1h]) and up{job="${job}"} == 1)`))[0]
+            ?.value[1] ?? 0,
+        );
+      const from = await scrapes();
+      await waitFor(async () => (await scrapes()) >= from + n, timeoutMs, 200, `${n} more scrapes`);
     },
     async stop() {
       running.delete(server);

@@ -13,6 +13,7 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 /** Seconds per integration file, measured by a sequential `CI=true npm test` on the CI machine. */
 const MEASURED_SECONDS: Readonly<Record<string, number>> = {
+  'metrics-parity.test.ts': 290,
   'logs.test.ts': 190,
   'log-churn.test.ts': 185,
   'lifecycle.test.ts': 110,

@@ -72,6 +72,35 @@ describe('LifecycleTracker', () => {
     expect(runs.map((r) => r.attempt)).toEqual([1, 2, 3, 4]);
   });
 
+  it('counts no restart when the inspect of a new container lands before its start event', () => {
+    const { t, runs } = setup();
+    t.onDockerEvent(ev('create', T0 - 10));
+    // the inventory inspected the container right after it started, before the start event
+    t.onInventory({ type: 'added', container: info({ startedAt: T0 }) }, false);
+    t.onDockerEvent(ev('start', T0));
+    expect(t.get(ID)!.restarts).toBe(0);
+    let ms = T0;
+    for (let i = 1; i < 4; i++) {
+      t.onDockerEvent(ev('die', ms + 50, { exitCode: '1' }));
+      ms += 200 * i;
+      t.onDockerEvent(ev('start', ms));
+    }
+    t.onDockerEvent(ev('die', ms + 50, { exitCode: '1' }));
+    expect(t.get(ID)!.restarts).toBe(3);
+    expect(runs.map((r) => r.attempt)).toEqual([1, 2, 3, 4]);
+  });
+
+  it('counts no restart when the inspect saw the second run of a crash loop before the first start event', () => {
+    const { t } = setup();
+    t.onDockerEvent(ev('create', T0 - 10));
+    t.onInventory({ type: 'added', container: info({ startedAt: T0 + 150 }) }, false);
+    t.onDockerEvent(ev('start', T0));
+    t.onDockerEvent(ev('die', T0 + 50, { exitCode: '1' }));
+    t.onDockerEvent(ev('start', T0 + 150));
+    t.onDockerEvent(ev('die', T0 + 200, { exitCode: '1' }));
+    expect(t.get(ID)!.restarts).toBe(1);
+  });
+
   it('starts at 0 for containers found at startup (no phantom restarts) and counts docker restart once', () => {
     const { t, runs } = setup();
     t.onInventory({ type: 'added', container: info({ restartCount: 7 }) }, true);
