@@ -223,8 +223,11 @@ export interface SecurityMetricsOptions {
   allow?: readonly string[];
   /** Checks the allow label may exempt (default none). */
   labelAllowChecks?: readonly string[];
-  /** Container label keys copied as container_label_<sanitized> (metrics.label_allowlist). */
-  labelAllowlist?: readonly string[];
+  /**
+   * Container label keys copied as container_label_<sanitized> (metrics.label_allowlist); a
+   * function is read at every scrape, so a SIGHUP that changes the allowlist applies at once.
+   */
+  labelAllowlist?: readonly string[] | (() => readonly string[]);
   /** Family names switched off (metrics.disabled_metrics). */
   disabled?: readonly string[];
   /** Host path of the Docker socket the agent uses, when it is a unix socket. */
@@ -247,7 +250,8 @@ export class SecurityMetrics implements ExpositionProvider {
   private readonly inventory: SecurityMetricsOptions['inventory'];
   private readonly once: OnceLogger;
   private readonly policy: AllowPolicy;
-  private readonly allowlist: readonly string[];
+  private readonly allowlistOf: () => readonly string[];
+  private allowlist: readonly string[];
   private readonly off: ReadonlySet<string>;
   private readonly families: ReadonlyArray<{ f: SecurityFamily; i: number; head: Buffer }>;
   private readonly socketPaths: readonly string[];
@@ -271,7 +275,9 @@ export class SecurityMetrics implements ExpositionProvider {
         ),
       ),
     };
-    this.allowlist = o.labelAllowlist ?? [];
+    const la = o.labelAllowlist ?? [];
+    this.allowlistOf = typeof la === 'function' ? la : () => la;
+    this.allowlist = [...this.allowlistOf()];
     this.off = new Set(o.disabled ?? []);
     this.families = SECURITY_FAMILIES.map((f, i) => ({
       f,
@@ -362,8 +368,22 @@ export class SecurityMetrics implements ExpositionProvider {
     this.entries.set(info.id, { row, lines });
   }
 
+  /** Renders every container again when the label allowlist changed (SIGHUP). */
+  private syncAllowlist(): void {
+    const next = this.allowlistOf();
+    if (next === this.allowlist) return;
+    if (next.length === this.allowlist.length && next.every((k, i) => k === this.allowlist[i])) {
+      this.allowlist = next;
+      return;
+    }
+    this.allowlist = next;
+    for (const e of [...this.entries.values()]) this.upsert(e.row.info);
+    this.cached = undefined;
+  }
+
   private assemble(): Buffer[] {
     this.syncEngine();
+    this.syncAllowlist();
     if (this.cached) return this.cached;
     const chunks: Buffer[] = [];
     for (const { i, head } of this.families) {
@@ -445,7 +465,8 @@ export class SecurityFeature implements Component {
       registry: ctx.metrics.registry,
       allow: cfg.allow,
       labelAllowChecks: cfg.label_allow_checks,
-      labelAllowlist: ctx.config.metrics.label_allowlist,
+      // SIGHUP replaces ctx.config: read the allowlist there at every scrape
+      labelAllowlist: () => ctx.config.metrics.label_allowlist,
       disabled: ctx.config.metrics.disabled_metrics,
       socketPaths: sock ? [sock] : [],
       engineExtra: () => this.extra,

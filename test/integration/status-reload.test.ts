@@ -1,6 +1,6 @@
-// The status page follows SIGHUP like /containers and /metrics do: a narrowed label allowlist
-// hides the label in the container view at once (labels routinely hold secrets), and a hostile
-// label value reaches the JSON as data, never as markup.
+// The status page and the posture series follow SIGHUP like /containers and the container
+// families do: a narrowed label allowlist hides the label at once (labels routinely hold
+// secrets), and a hostile label value reaches the JSON as data, never as markup.
 import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -71,6 +71,13 @@ describeDocker('status page across SIGHUP', () => {
     expect(containers.find((c) => c.id === id)?.labels).toEqual({ team: 'payments' });
     const after = await view();
     expect(after?.labels).toEqual({ team: 'payments' });
+    // the posture series of the container carry the narrowed label set too
+    const posture = (await a.get('/metrics')).text
+      .split('\n')
+      .filter((l) => l.startsWith('container_security_') && l.includes(`name="${name}"`));
+    expect(posture.length).toBeGreaterThan(0);
+    expect(posture.join('\n')).not.toContain('container_label_api_token');
+    expect(posture.join('\n')).toContain('container_label_team="payments"');
     expect((await a.get(`/api/v1/status/container?id=${id}`)).text).not.toContain('alert(1)');
     expect(a.exit).toBeUndefined();
   });
