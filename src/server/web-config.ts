@@ -12,6 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
+import { isIPv6 } from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import bcrypt from 'bcryptjs';
@@ -345,12 +346,46 @@ export function clientCertVerdict(t: TlsSettings, socket: tls.TLSSocket): string
     default:
   }
   if (t.allowedSans.length > 0 && present) {
-    const sans = (cert.subjectaltname ?? '')
-      .split(',')
-      .map((s) => s.trim().replace(/^[A-Za-z ]+:/, ''));
-    if (!t.allowedSans.some((a) => sans.includes(a))) return 'client_san';
+    const sans = subjectAltNames(cert.subjectaltname ?? '');
+    if (!t.allowedSans.some((a) => sans.includes(canonicalIp(a)))) return 'client_san';
   }
   return undefined;
+}
+
+/** An IPv6 address as Go prints it (`::1`, not `0:0:0:0:0:0:0:1`); anything else unchanged. */
+function canonicalIp(s: string): string {
+  if (isIPv6(s)) {
+    try {
+      return new URL(`http://[${s}]/`).hostname.slice(1, -1);
+    } catch {
+      return s;
+    }
+  }
+  return s;
+}
+
+/**
+ * The values of Node's `subjectaltname` string (`DNS:a, IP Address:0:0:0:0:0:0:0:1,
+ * URI:"x\u002cy"`): Node quotes a value holding a comma or quote as a JSON string, so a SAN
+ * cannot pose as two; IP addresses are compared in Go's form, as exporter-toolkit does.
+ */
+export function subjectAltNames(text: string): string[] {
+  const out: string[] = [];
+  const re = /([A-Za-z ]+):("(?:[^"\\]|\\.)*"|[^,]*)(?:, |$)/gy;
+  let m: RegExpExecArray | null;
+  while (re.lastIndex < text.length && (m = re.exec(text)) !== null) {
+    const [, type = '', raw = ''] = m;
+    let v = raw;
+    if (raw.startsWith('"')) {
+      try {
+        v = String(JSON.parse(raw));
+      } catch {
+        v = raw;
+      }
+    }
+    out.push(type === 'IP Address' ? canonicalIp(v) : v);
+  }
+  return out;
 }
 
 export type AuthResult = 'ok' | 'missing' | 'invalid' | 'busy';
