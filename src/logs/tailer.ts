@@ -56,6 +56,8 @@ export interface TailerStats {
   drop(reason: DropReason, n?: number): void;
   truncated(): void;
   warn(cause: string, obj: Record<string, unknown>, msg: string): void;
+  /** Bytes of log data lost before they could be read (a lower bound), by reason. */
+  lost?(reason: 'file_truncated', bytes: number): void;
 }
 
 export interface TailerOptions {
@@ -311,10 +313,22 @@ export class Tailer {
     if (r === 'room' || this.stopped) return;
     // Generations Docker rotated in meanwhile count too (the poll covers a missing watcher).
     if (this.now() - this.lastDiscoverAt >= this.opts.pollMs) await this.discover();
+    const newest = this.files[this.files.length - 1];
     for (const f of this.files) {
       try {
         const st = await f.fh.stat();
-        if (st.size > f.size) f.size = st.size;
+        // The live file truncated in place (max-file=1) while we do not read: noticed now, so
+        // the loss is counted (with what we knew was unread) and bytes behind stays true.
+        let truncated = st.size < f.size || st.size < f.pos;
+        if (!truncated && f === newest && f.id.fpLen > 0 && f.pos > 0) {
+          const head = Buffer.alloc(f.id.fpLen);
+          const r = await f.fh.read(head, 0, head.length, 0);
+          truncated = r.bytesRead !== head.length || fingerprint(head) !== f.id.fp;
+        }
+        if (truncated) {
+          this.restartTruncated(f, f.size);
+          f.size = st.size;
+        } else if (st.size > f.size) f.size = st.size;
       } catch {
         // closed meanwhile
       }
@@ -450,6 +464,8 @@ export class Tailer {
     let firstPos: number | 'end' = 0;
     if (cp) {
       let found = -1;
+      /** The checkpointed inode is the only file and holds other content: truncated in place. */
+      let rewritten = false;
       for (let i = gens.length - 1; i >= 0; i--) {
         const g = gens[i]!;
         if (g.dev !== cp.dev || g.ino !== cp.ino) continue;
@@ -463,6 +479,9 @@ export class Tailer {
             const head = Buffer.alloc(Math.min(cp.fpLen, g.size));
             if (head.length > 0) await fh.read(head, 0, head.length, 0);
             if (head.length === cp.fpLen && fingerprint(head) === cp.fp) found = i;
+            // Docker with max-file=1 truncates the live file in place (same inode) instead of
+            // rotating it: with no other generation, that is what happened.
+            else rewritten = gens.length === 1 && !g.gz && g.file === this.path;
           } finally {
             await fh.close();
           }
@@ -479,6 +498,13 @@ export class Tailer {
           this.opts.stats.drop('file_truncated');
           firstPos = 0;
         } else firstPos = cp.offset;
+      } else if (rewritten) {
+        this.opts.stats.drop('file_truncated');
+        this.opts.stats.warn(
+          `truncated:${this.key}`,
+          { path: this.path, checkpointOffset: cp.offset },
+          'A container log file was truncated in place while the agent was not reading it (max-file=1); what it held after the checkpoint is lost (harbormaster_log_drops_total{reason="file_truncated"}); reading it from its start.',
+        );
       } else if (gens.length > 0) {
         // The checkpointed file is gone (Docker rotated it away while the agent was down or
         // behind, or it was replaced): every file present is newer than it, and what it held
@@ -665,9 +691,10 @@ export class Tailer {
     }
     // At the end of this generation.
     const st = await cur.fh.stat();
+    const known = cur.size;
     cur.size = st.size;
     if (st.size < cur.pos) {
-      this.restartTruncated(cur);
+      this.restartTruncated(cur, known);
       return true;
     }
     cur.verifyHead = true;
@@ -705,9 +732,15 @@ export class Tailer {
     return false;
   }
 
-  /** Truncated in place (or rewritten): whatever we had not read is lost; start again at 0. */
-  private restartTruncated(cur: OpenFile): void {
+  /**
+   * Truncated in place (or rewritten): whatever we had not read is lost; start again at 0. The
+   * bytes lost are at least those we knew of and had not read (knownSize: the size seen before
+   * the truncation was noticed).
+   */
+  private restartTruncated(cur: OpenFile, knownSize = cur.size): void {
     this.opts.stats.drop('file_truncated');
+    const lost = Math.max(0, knownSize - cur.pos);
+    if (lost > 0) this.opts.stats.lost?.('file_truncated', lost);
     this.opts.stats.warn(
       `truncated:${this.key}`,
       { path: this.path },

@@ -133,6 +133,12 @@ export class LogTelemetry {
         labelNames: ['kind'],
         registers,
       }),
+      lostBytes: new Counter({
+        name: 'harbormaster_log_lost_bytes_total',
+        help: 'Bytes of container log data lost before the agent could read them, by reason (file_truncated: a log file truncated in place, e.g. json-file with max-file=1; a lower bound: what was written after the last size seen is not known). Beside the per-file counts in harbormaster_log_drops_total.',
+        labelNames: ['reason'],
+        registers,
+      }),
       checkpointFailures: new Counter({
         name: 'harbormaster_log_checkpoint_write_failures_total',
         help: 'Failed writes of the log checkpoint file (state dir read-only, full, or not a directory); lines delivered since the last good write may be sent again after a restart.',
@@ -194,6 +200,7 @@ export class LogTelemetry {
         },
       }),
     };
+    this.m.lostBytes.inc({ reason: 'file_truncated' }, 0);
   }
 
   /** The queue whose depth the gauges and the snapshot report. */
@@ -261,6 +268,11 @@ export class LogTelemetry {
       { reason },
       `Log data was dropped (reason ${reason}); counted in harbormaster_log_drops_total, logged once per reason.`,
     );
+  }
+
+  /** Bytes lost before they could be read (counted with the reason; the drop logs it). */
+  lost(reason: 'file_truncated', bytes: number): void {
+    this.m.lostBytes.inc({ reason }, bytes);
   }
 
   recordSeconds(s: number): void {

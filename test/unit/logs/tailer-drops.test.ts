@@ -2,7 +2,7 @@
 // file_truncated, rotated_away, file_removed_unread (malformed_record and oversized_raw_line are
 // in malformed.test.ts; filter_drop, filter_keep, rate_limited in processing/processor.test.ts;
 // export_rejected in pipeline.test.ts).
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -29,12 +29,20 @@ async function until(cond: () => boolean, what: string, t?: Tailer): Promise<voi
 function setup(file: string, extra: Partial<TailerOptions> = {}) {
   const got: LogRecord[] = [];
   const drops: DropReason[] = [];
+  const lost: number[] = [];
+  let gate: { p: Promise<void>; open: () => void } | undefined;
   const t = new Tailer({
     key: 'c',
     path: file,
     resource: { key: 'c', attributes: {} },
-    sink: { waitForSpace: () => undefined, push: (r) => got.push(r) },
-    stats: { lines: () => {}, drop: (r) => drops.push(r), truncated: () => {}, warn: () => {} },
+    sink: { waitForSpace: () => gate?.p, push: (r) => got.push(r) },
+    stats: {
+      lines: () => {},
+      drop: (r) => drops.push(r),
+      truncated: () => {},
+      warn: () => {},
+      lost: (_r, b) => lost.push(b),
+    },
     startAt: 'beginning',
     maxLineBytes: 1 << 20,
     chunkBytes: 4096,
@@ -45,7 +53,24 @@ function setup(file: string, extra: Partial<TailerOptions> = {}) {
   });
   tailers.push(t);
   t.start();
-  return { t, got, drops, bodies: () => got.map((r) => r.body.toString()) };
+  return {
+    t,
+    got,
+    drops,
+    lost,
+    bodies: () => got.map((r) => r.body.toString()),
+    /** A full queue: the tailer waits (and stats its files) until resume(). */
+    pause: () => {
+      let open!: () => void;
+      const p = new Promise<void>((r) => (open = r));
+      gate = { p, open };
+    },
+    resume: () => {
+      const g = gate;
+      gate = undefined;
+      g?.open();
+    },
+  };
 }
 
 function tempLog(): FakeDockerLog {
@@ -64,6 +89,37 @@ describe('tailer drop reasons', () => {
     w.write('stdout', 'after truncation');
     await until(() => h.got.length === 6, 'the line after the truncation', h.t);
     expect(h.bodies()[5]).toBe('after truncation');
+    expect(h.drops).toEqual(['file_truncated']);
+  });
+
+  it('file_truncated while paused: the unread bytes it knew of are counted as lost bytes', async () => {
+    const w = tempLog();
+    for (let i = 0; i < 5; i++) w.write('stdout', `read ${i}`);
+    const h = setup(w.file);
+    await until(() => h.got.length === 5, 'the first lines', h.t);
+    const readTo = statSync(w.file).size;
+    h.pause();
+    for (let i = 0; i < 3; i++) w.write('stdout', `never read ${i}`);
+    const unread = statSync(w.file).size - readTo;
+    await until(() => h.t.bytesBehind() === unread, 'bytes behind while paused', h.t);
+    w.truncate();
+    w.write('stdout', 'after');
+    h.resume();
+    await until(() => h.got.length === 6, 'the line after the truncation', h.t);
+    expect(h.bodies()[5]).toBe('after');
+    expect(h.drops).toEqual(['file_truncated']);
+    expect(h.lost).toEqual([unread]);
+  });
+
+  it('file_truncated while stopped: the checkpointed inode, alone and rewritten, is a truncation, not rotated_away', async () => {
+    const w = tempLog();
+    w.write('stdout', 'new content');
+    const st = statSync(w.file);
+    const h = setup(w.file, {
+      checkpoint: { path: w.file, dev: st.dev, ino: st.ino, fp: 'ab', fpLen: 2, offset: 5000 },
+    });
+    await until(() => h.got.length === 1, 'the line written after the truncation', h.t);
+    expect(h.bodies()).toEqual(['new content']);
     expect(h.drops).toEqual(['file_truncated']);
   });
 
