@@ -15,7 +15,7 @@ import { Counter } from 'prom-client';
 import { OnceLogger } from '../../util/logger.js';
 import { formatValue, header, labelPairs, sanitizeLabelName } from '../exposition.js';
 import { buildRedactor } from '../../logs/processing/processor.js';
-import { createOtlpAuditSink } from './audit-otlp.js';
+import { LogsAuditSink } from './audit-logs.js';
 import { ExecAuditor, type ApiExecInspect, type AuditSink } from './exec-audit.js';
 import {
   EXEC_ACTIONS,
@@ -270,36 +270,35 @@ export class LifecycleCollector implements Component, ExpositionProvider {
       },
     });
     ctx.metrics.addProvider(this);
-    if (ctx.config.security.exec_audit) {
-      this.auditSink = createOtlpAuditSink({
-        config: ctx.config,
-        hostName: ctx.hostName,
-        labelAllowlist: allow,
+    const intake = ctx.config.security.exec_audit ? ctx.logIntake() : undefined;
+    if (ctx.config.security.exec_audit && !intake)
+      log.info(
+        'docker exec is not audited: exec audit records go through log shipping, which is off (logs.enabled, OTEL_LOGS_EXPORTER=none or no logs endpoint).',
+      );
+    if (intake) {
+      this.auditSink = new LogsAuditSink({
+        intake,
+        identity: ctx.identity,
+        labelAllowlist: ctx.config.logs.label_allowlist,
         logger: ctx.logger,
         registry: ctx.metrics.registry,
       });
-      if (this.auditSink) {
-        const errors = new Counter({
-          name: 'harbormaster_exec_audit_errors_total',
-          help: 'Problems building exec audit records, by reason (inspect_failed: user/privileged/tty unknown; forgotten: too many execs open; no_exec_id: the daemon sends no execID).',
-          labelNames: ['reason'],
-          registers: [ctx.metrics.registry],
-        });
-        this.auditor = new ExecAuditor({
-          inspectExec: (id, signal) =>
-            ctx.docker.get<ApiExecInspect>(
-              `/exec/${encodeURIComponent(id)}/json`,
-              undefined,
-              signal,
-            ),
-          container: (id) => ctx.inventory.get(id),
-          sink: this.auditSink,
-          redact,
-          logger: ctx.logger,
-          errors,
-        });
-        log.info('docker exec into containers is audited as OTLP log records.');
-      }
+      const errors = new Counter({
+        name: 'harbormaster_exec_audit_errors_total',
+        help: 'Problems building exec audit records, by reason (inspect_failed: user/privileged/tty unknown; forgotten: too many execs open; no_exec_id: the daemon sends no execID).',
+        labelNames: ['reason'],
+        registers: [ctx.metrics.registry],
+      });
+      this.auditor = new ExecAuditor({
+        inspectExec: (id, signal) =>
+          ctx.docker.get<ApiExecInspect>(`/exec/${encodeURIComponent(id)}/json`, undefined, signal),
+        container: (id) => ctx.inventory.get(id),
+        sink: this.auditSink,
+        redact,
+        logger: ctx.logger,
+        errors,
+      });
+      log.info('docker exec into containers is audited as log records (with the container logs).');
     }
     if (this.spans)
       log.info(
