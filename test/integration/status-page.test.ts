@@ -352,7 +352,7 @@ describeDocker('status page in a real browser', () => {
     for (const n of Object.values(names)) expect(live.stdout).toContain(n);
     expect(live.stdout).toMatch(/^Docker daemon: connected/m);
     expect(live.stdout).toMatch(/^Log shipping: queue \d+ records/m);
-    expect(live.stdout).toContain(`OTLP logs: ${receiver.url}/v1/logs ok`);
+    expect(live.stdout).toContain(`OTLP logs: ${receiver.url}/v1/logs (http/protobuf) ok`);
     expect(live.stdout).toMatch(/LOG SHIPPED +LOG BEHIND +LOG ERROR +FINDINGS/);
     const json = cli(['--url', a.url, '--output', 'json']);
     expect(json.status).toBe(0);
