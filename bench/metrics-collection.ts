@@ -272,6 +272,7 @@ async function measureAdditions(
   n: number,
   rounds: number,
 ) {
+  const files = { all: 0, before: 0, budget: 0 };
   const run = async (disabled: string[]): Promise<number> => {
     const c = new ContainerMetrics({
       inventory: new Source(Array.from({ length: n }, (_, i) => info(i))),
@@ -286,18 +287,29 @@ async function measureAdditions(
     c.start();
     try {
       await c.collect();
-      return (await best(rounds, () => c.collect())).cpu;
+      const cpu = (await best(rounds, () => c.collect())).cpu;
+      const b = c.fileBudget();
+      files.budget = b.limit;
+      if (disabled.length === 0) files.all = b.cgroupFiles;
+      if (disabled.length === ISSUE14_ADDITIONS.length) files.before = b.cgroupFiles;
+      return cpu;
     } finally {
       c.stop();
     }
   };
   let cpuAll = Infinity;
   let cpuBefore = Infinity;
+  // each addition alone on top of the baseline: what it costs (best of the cycles, minus baseline)
+  const alone = new Map<string, number>(ISSUE14_ADDITIONS.map((a) => [a, Infinity]));
   for (let cycle = 0; cycle < 3; cycle++) {
     cpuBefore = Math.min(cpuBefore, await run(ISSUE14_ADDITIONS));
     cpuAll = Math.min(cpuAll, await run([]));
+    for (const a of ISSUE14_ADDITIONS)
+      alone.set(a, Math.min(alone.get(a)!, await run(ISSUE14_ADDITIONS.filter((x) => x !== a))));
   }
-  return { cpuAll, cpuBefore, ratio: cpuAll / cpuBefore };
+  const perAddition: Record<string, number> = {};
+  for (const [a, cpu] of alone) perAddition[a] = cpu - cpuBefore;
+  return { cpuAll, cpuBefore, ratio: cpuAll / cpuBefore, perAddition, files };
 }
 
 async function measure(shape: Shape, n: number, rounds: number) {
@@ -368,6 +380,10 @@ async function measure(shape: Shape, n: number, rounds: number) {
       before_issue14_cpu_ms: additions.cpuBefore,
       all_families_cpu_ms: additions.cpuAll,
       issue14_cpu_ratio: additions.ratio,
+      issue14_cpu_ms_by_addition: additions.perAddition,
+      cgroup_files_all_families: additions.files.all,
+      cgroup_files_before_issue14: additions.files.before,
+      open_file_budget: additions.files.budget,
     };
   } finally {
     cm.stop();
@@ -512,6 +528,16 @@ function printTable(rows: Array<Awaited<ReturnType<typeof measure>>>): void {
         r.issue14_cpu_ratio.toFixed(2),
         r.issue14_cpu_ratio <= GOAL_ADDITIONS_RATIO ? 'yes' : 'NO',
       ],
+      info(
+        'issue 14 additions, CPU of each alone',
+        Object.entries(r.issue14_cpu_ms_by_addition)
+          .map(([a, ms]) => `${a.replace(/^container_/, '')} ${ms >= 0 ? '+' : ''}${f1(ms)}`)
+          .join(', ') + ' ms',
+      ),
+      info(
+        'cgroup files per collection, all / before (open-file budget)',
+        `${r.cgroup_files_all_families} / ${r.cgroup_files_before_issue14} (${r.open_file_budget})`,
+      ),
       info('RSS', `${r.rss_mb.toFixed(0)} MiB`),
       info('open cgroup files', String(r.open_cgroup_files)),
       info('synthetic tree build', `${r.tree_build_ms} ms`),

@@ -3,6 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { printLogsDeps, runLogsDepsBench } from './logs-deps.js';
 import { runLogsBench } from './logs-throughput.js';
 import { runMetricsBench } from './metrics-collection.js';
 import { runPatternsBench } from './patterns.js';
@@ -34,6 +35,11 @@ if (want('metrics')) results.metricsCollection = await runMetricsBench({ quick }
 if (want('compression')) results.metricsCompression = await runCompressionBench({ quick });
 if (want('real')) results.realContainers = await runRealContainersBench({ quick });
 if (want('logs')) results.logs = await runLogsBench({ quick });
+if (want('logs-deps')) {
+  const r = runLogsDepsBench({ quick });
+  printLogsDeps(r);
+  results.logsDeps = r;
+}
 if (want('patterns')) results.patterns = runPatternsBench({ quick });
 if (want('security')) results.securityPosture = await runSecurityBench({ quick });
 if (want('status')) results.statusPage = await runStatusBench({ quick });

@@ -10,7 +10,7 @@ import { OomTracker } from './collectors/oom.js';
 import { metricsFeature } from './collectors/metrics-feature.js';
 import { eventLoopLagRegistry, replacesFamily } from './collectors/event-loop.js';
 import { lifecycleFeature } from './collectors/lifecycle/index.js';
-import { LogsComponent } from './logs/component.js';
+import { LogsComponent, type LogIntake } from './logs/component.js';
 import { LogTelemetry } from './logs/telemetry.js';
 import type { LogExporter } from './logs/types.js';
 import { NdjsonLogExporter } from './exporters/ndjson.js';
@@ -48,6 +48,12 @@ export interface AgentContext {
   wrapSpanExporter?: (exporter: SpanExporter) => SpanExporter;
   /** The log path's metrics and per-container stats (made on first use: log shipping, status). */
   readonly logTelemetry: LogTelemetry;
+  /**
+   * Where other components put log records (exec audit): the log pipeline's intake, undefined
+   * when log shipping is off (logs.enabled=false, OTEL_LOGS_EXPORTER=none, no endpoint). Features
+   * built after logsFeature see it.
+   */
+  logIntake(): LogIntake | undefined;
 }
 
 /** A factory returns undefined when its feature is switched off. */
@@ -58,8 +64,9 @@ export type ComponentFactory = (ctx: AgentContext) => Component | undefined;
  */
 const FEATURES: ComponentFactory[] = [
   metricsFeature,
-  lifecycleFeature,
+  // before lifecycle: its exec audit records go through the log pipeline, which stops after it
   logsFeature,
+  lifecycleFeature,
   securityFeature,
 ];
 
@@ -254,6 +261,10 @@ export class Agent {
       get logTelemetry() {
         logTelemetry ??= new LogTelemetry(metrics.registry, logger.child({ component: 'logs' }));
         return logTelemetry;
+      },
+      logIntake: () => {
+        for (const c of this.components) if (c instanceof LogsComponent) return c.intake();
+        return undefined;
       },
     };
     this.components.push(inventory);

@@ -125,7 +125,7 @@ export function renderStatusText(doc: StatusDocument, url: string): string {
     '\n';
   for (const o of doc.otlp)
     out +=
-      `OTLP ${o.signal}: ${clean(o.url, 200)} ${o.ok ? 'ok' : 'FAILING'}` +
+      `OTLP ${o.signal}: ${clean(o.url, 200)}${o.protocol ? ` (${clean(o.protocol, 20)})` : ''} ${o.ok ? 'ok' : 'FAILING'}` +
       (o.lastSuccessAt ? `, last success ${new Date(o.lastSuccessAt).toISOString()}` : '') +
       (o.lastError ? `, last error: ${clean(o.lastError, 200)}` : '') +
       '\n';

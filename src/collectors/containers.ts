@@ -909,6 +909,16 @@ export class ContainerMetrics {
     return this.budget.open;
   }
 
+  /**
+   * The open-file budget and the cgroup files read per collection: files beyond the budget are
+   * opened, read and closed on every collection (several microseconds each instead of one pread).
+   */
+  fileBudget(): { limit: number; kept: number; cgroupFiles: number } {
+    let cgroupFiles = 0;
+    for (const t of this.tracked.values()) cgroupFiles += t.reader?.fileCount() ?? 0;
+    return { limit: this.budget.limit, kept: this.budget.open, cgroupFiles };
+  }
+
   private upsert(info: ContainerInfo): void {
     const prev = this.tracked.get(info.id);
     if (!this.selected(info)) {

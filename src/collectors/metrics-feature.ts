@@ -11,6 +11,9 @@ import { WritableLayers } from './fs-usage.js';
 import { HostMetrics } from './host.js';
 import { MachineMetrics } from './machine.js';
 
+/** The container label that leaves one container out of metrics (`=false`). */
+export const METRICS_OPT_OUT_LABEL = 'harbormaster.metrics.enabled';
+
 export class MetricsFeature implements Component {
   readonly name = 'metrics';
   readonly containers: ContainerMetrics;
@@ -37,7 +40,7 @@ export class MetricsFeature implements Component {
       selection: containerSelection({
         include: cfg.include_containers,
         exclude: cfg.exclude_containers,
-        optOutLabel: 'harbormaster.metrics.enabled',
+        optOutLabel: METRICS_OPT_OUT_LABEL,
       }),
       perCpu: cfg.per_cpu,
       fsUsage: fsOn

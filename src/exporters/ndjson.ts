@@ -13,7 +13,9 @@ export function toNdjsonLine(r: LogRecord): string {
       (r.observedMs % 1000) * 1e6,
     ),
     body: typeof r.body === 'string' ? r.body : r.body.toString('utf8'),
-    attributes: { ...r.attributes, 'log.iostream': r.stream },
+    attributes:
+      r.eventName === undefined ? { ...r.attributes, 'log.iostream': r.stream } : r.attributes,
+    event_name: r.eventName,
     resource: r.resource.attributes,
     severity_number: r.severityNumber,
     severity_text: r.severityText,

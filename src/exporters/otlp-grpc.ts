@@ -6,6 +6,7 @@
  * OUT_OF_RANGE and DATA_LOSS are retried; INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED,
  * UNIMPLEMENTED and the rest are permanent (drop and count).
  */
+import { isIP } from 'node:net';
 import { credentials, Metadata, status as Status, type ChannelCredentials } from '@grpc/grpc-js';
 import type { OtlpSignalSettings } from './otlp-env.js';
 
@@ -30,10 +31,26 @@ export function grpcStatusName(code: number): string {
   return typeof name === 'string' ? name : `UNKNOWN_${code}`;
 }
 
-/** Channel credentials: TLS (with the configured CA and client pair) for https://, else plaintext. */
+/**
+ * Channel credentials: TLS (with the configured CA and client pair) for https://, else plaintext.
+ *
+ * An endpoint given as an IP address (`https://10.0.0.5:4317`): @grpc/grpc-js (1.14) passes the
+ * target host as the TLS `servername` (SNI) whatever it is, and Node.js 26 refuses an IP there
+ * (ERR_INVALID_ARG_VALUE; RFC 6066 allows no IP in SNI; Node 20 only warned, DEP0123), so every
+ * connection failed with UNAVAILABLE. The secure connector's options leave `servername` out for
+ * an IP host: no SNI is sent, and the certificate is still checked against the IP (`host`).
+ */
 export function grpcCredentials(s: OtlpSignalSettings): ChannelCredentials {
   if (!s.secure) return credentials.createInsecure();
-  return credentials.createSsl(s.tls.ca ?? null, s.tls.key ?? null, s.tls.cert ?? null);
+  const creds = credentials.createSsl(s.tls.ca ?? null, s.tls.key ?? null, s.tls.cert ?? null);
+  const create = creds._createSecureConnector.bind(creds);
+  creds._createSecureConnector = (target, options, callCredentials) => {
+    const connector = create(target, options, callCredentials);
+    const o = (connector as { connectionOptions?: { servername?: string } }).connectionOptions;
+    if (o?.servername !== undefined && isIP(o.servername) !== 0) delete o.servername;
+    return connector;
+  };
+  return creds;
 }
 
 /** gRPC metadata from the configured headers (names lower-cased, as HTTP/2 requires). */

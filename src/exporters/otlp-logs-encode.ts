@@ -123,6 +123,12 @@ const IOSTREAM: Record<'stdout' | 'stderr', Buffer> = {
   stderr: keyValue(6, 'log.iostream', 'stderr'),
 };
 
+const NO_IOSTREAM = Buffer.alloc(0);
+/** log.iostream of a record: none for an event record (not a line of a container's output). */
+function iostream(r: LogRecord): Buffer {
+  return r.eventName === undefined ? IOSTREAM[r.stream] : NO_IOSTREAM;
+}
+
 const TWO32 = 4294967296;
 
 const hiLo = { lo: 0, hi: 0 };
@@ -171,7 +177,8 @@ function recordExtra(r: LogRecord): Buffer | undefined {
     r.severityNumber === undefined &&
     !r.severityText &&
     !r.droppedAttributesCount &&
-    r.traceId === undefined
+    r.traceId === undefined &&
+    r.eventName === undefined
   )
     return undefined;
   const parts: Buffer[] = [];
@@ -192,6 +199,7 @@ function recordExtra(r: LogRecord): Buffer | undefined {
     const spanId = hexId(r.spanId, 8);
     if (spanId) parts.push(ld(10, spanId));
   }
+  if (r.eventName !== undefined) parts.push(str(12, r.eventName)); // event_name = 12
   return parts.length === 0 ? undefined : parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
 
@@ -225,8 +233,7 @@ export function encodeLogsRequest(records: readonly LogRecord[]): Buffer {
       bodyInnerLen[i] = anyLen;
       const ex = recordExtra(r);
       extra[i] = ex;
-      const len =
-        9 + 9 + 1 + varintLen(anyLen) + anyLen + IOSTREAM[r.stream].length + (ex?.length ?? 0);
+      const len = 9 + 9 + 1 + varintLen(anyLen) + anyLen + iostream(r).length + (ex?.length ?? 0);
       recLen[i] = len;
       scopeLen += 1 + varintLen(len) + len;
     }
@@ -259,7 +266,7 @@ export function encodeLogsRequest(records: readonly LogRecord[]): Buffer {
       w.byte(0x0a);
       w.varint(bodyLen[i]!);
       w.body(r.body, bodyLen[i]!);
-      w.bytes(IOSTREAM[r.stream]);
+      w.bytes(iostream(r));
       const ex = extra[i];
       if (ex) w.bytes(ex);
       const osec = Math.floor(r.observedMs / 1000);

@@ -160,11 +160,13 @@ export function toSdkLogRecords(records: readonly LogRecord[]): unknown[] {
       hrTime: [r.timeSec, r.timeNanos],
       hrTimeObserved: [osec, (r.observedMs - osec * 1000) * 1_000_000],
       body: r.body.toString('utf8'),
-      attributes: { 'log.iostream': r.stream, ...r.attributes },
+      attributes:
+        r.eventName === undefined ? { 'log.iostream': r.stream, ...r.attributes } : r.attributes,
       droppedAttributesCount: r.droppedAttributesCount ?? 0,
       resource: res,
       instrumentationScope: scope,
     };
+    if (r.eventName !== undefined) out.eventName = r.eventName;
     if (r.severityNumber !== undefined) out.severityNumber = r.severityNumber;
     if (r.severityText !== undefined) out.severityText = r.severityText;
     if (r.traceId !== undefined)

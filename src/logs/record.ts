@@ -32,6 +32,7 @@ export function newRecord(
     traceFlags: undefined,
     droppedAttributesCount: undefined,
     lines: undefined,
+    eventName: undefined,
     ack,
   };
 }

@@ -45,6 +45,12 @@ export interface LogRecord {
   droppedAttributesCount?: number;
   /** Source lines in this record (multiline grouping); 1 when absent. */
   lines?: number;
+  /**
+   * OTLP event_name of an event record submitted through LogsComponent.intake() (exec audit:
+   * `container.exec`). An event is not a line of a container's output: the encoders write no
+   * log.iostream for it (its `stream` is not read).
+   */
+  eventName?: string;
   /** Acknowledge once delivered, rejected or dropped (src/logs/ack.ts). Opaque. */
   ack?: Ack;
 }
@@ -62,13 +68,14 @@ export const RECORD_FIELDS: Readonly<Record<keyof LogRecord, string>> = {
   timeNanos: 'source',
   observedMs: 'source',
   attributes: 'source (Docker attrs, harbormaster.log.truncated); parse adds, redact masks',
-  severityNumber: 'parse',
-  severityText: 'parse',
+  severityNumber: 'parse (or the source of an intake() record: exec audit)',
+  severityText: 'parse (or the source of an intake() record: exec audit)',
   traceId: 'parse',
   spanId: 'parse',
   traceFlags: 'parse',
   droppedAttributesCount: 'parse',
   lines: 'multiline',
+  eventName: 'source of an intake() record (exec audit); never set for container output',
   ack: 'source (partial lines and multiline groups join the acks of their lines)',
 };
 

@@ -123,7 +123,8 @@ describeDocker('security posture and exec audit (issue 18)', () => {
         OTEL_EXPORTER_OTLP_ENDPOINT: rx.url,
         OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '',
         OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: '',
-        HARBORMASTER_LOGS_ENABLED: 'false',
+        // exec audit records only: they go through log shipping, which ships no container's lines
+        HARBORMASTER_LOGS_EXCLUDE_CONTAINERS: 'name:*',
         HARBORMASTER_SECURITY_ALLOW: `privileged@name=${allowedName}`,
         HARBORMASTER_SECURITY_LABEL_ALLOW_CHECKS: 'docker_socket',
         HARBORMASTER_LIFECYCLE_TRACES_BATCH_DELAY_SECONDS: '0.2',

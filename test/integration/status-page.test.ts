@@ -262,7 +262,11 @@ describeDocker('status page in a real browser', () => {
       trs.map((tr) => [...tr.children].map((td) => td.textContent ?? '')),
     );
     expect(otlpRows.map((r) => r[0]).sort()).toEqual(['logs', 'traces']);
-    expect(otlpRows.find((r) => r[0] === 'logs')?.[2]).toBe('ok');
+    // signal, endpoint, protocol, status, ...
+    expect(otlpRows.find((r) => r[0] === 'logs')?.[2]).toMatch(
+      /^(grpc|http\/protobuf|http\/json)$/,
+    );
+    expect(otlpRows.find((r) => r[0] === 'logs')?.[3]).toBe('ok');
     expect(await page.$eval('#logs-facts', (e) => e.textContent)).toMatch(/queue: \d+ records/);
     // the time of the last delivered log batch, from the log pipeline
     await waitFor(
@@ -348,7 +352,7 @@ describeDocker('status page in a real browser', () => {
     for (const n of Object.values(names)) expect(live.stdout).toContain(n);
     expect(live.stdout).toMatch(/^Docker daemon: connected/m);
     expect(live.stdout).toMatch(/^Log shipping: queue \d+ records/m);
-    expect(live.stdout).toContain(`OTLP logs: ${receiver.url}/v1/logs ok`);
+    expect(live.stdout).toContain(`OTLP logs: ${receiver.url}/v1/logs (http/protobuf) ok`);
     expect(live.stdout).toMatch(/LOG SHIPPED +LOG BEHIND +LOG ERROR +FINDINGS/);
     const json = cli(['--url', a.url, '--output', 'json']);
     expect(json.status).toBe(0);

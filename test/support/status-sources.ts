@@ -52,6 +52,7 @@ export function staticStatusSources(
       {
         signal: 'logs',
         url: 'http://127.0.0.1:4318/v1/logs',
+        protocol: 'http/protobuf',
         ok: false,
         lastSuccessAt: null,
         lastError: 'export retrying (3): HTTP 503',

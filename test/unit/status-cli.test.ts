@@ -97,7 +97,7 @@ describe('harbormaster status', () => {
     expect(r.out).toContain(`Harbormaster 9.9.9 on host-1 (${url})`);
     expect(r.out).toMatch(/^Docker daemon: connected unix:\/\/\/var\/run\/docker.sock, API 1.47/m);
     expect(r.out).toMatch(
-      /^OTLP logs: http:\/\/127.0.0.1:4318\/v1\/logs FAILING, last error: export retrying \(3\): HTTP 503$/m,
+      /^OTLP logs: http:\/\/127.0.0.1:4318\/v1\/logs \(http\/protobuf\) FAILING, last error: export retrying \(3\): HTTP 503$/m,
     );
     expect(r.out).toMatch(
       /^Log shipping: queue 5 records \(512B\), exported 1200, last export 2026-01-02T03:04:05.000Z, last export error: HTTP 503, export failures retryable 3, drops rotated_away 1$/m,

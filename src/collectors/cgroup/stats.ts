@@ -346,6 +346,11 @@ export class CgroupReader {
     }
   }
 
+  /** Files read on every collection (kept open or not). */
+  fileCount(): number {
+    return this.files.length;
+  }
+
   /** Files currently kept open. */
   openFiles(): number {
     let n = 0;

@@ -4,7 +4,10 @@
  */
 import type { AgentContext } from '../../agent.js';
 import type { Component, ComponentHealth } from '../../component.js';
+import type { Config } from '../../config/schema.js';
 import type { ApiContainerInspect } from '../../docker/api-types.js';
+import { containerSelection, type ContainerPredicate } from '../../docker/selection.js';
+import { METRICS_OPT_OUT_LABEL } from '../metrics-feature.js';
 import { HEALTH_STATES, type DockerEvent, type HealthState } from '../../docker/types.js';
 import { createRunSpanExporter, type RunSpanExporter } from '../../exporters/otlp-traces.js';
 import type { ExpositionProvider } from '../../exporters/prometheus.js';
@@ -12,7 +15,7 @@ import { Counter } from 'prom-client';
 import { OnceLogger } from '../../util/logger.js';
 import { formatValue, header, labelPairs, sanitizeLabelName } from '../exposition.js';
 import { buildRedactor } from '../../logs/processing/processor.js';
-import { createOtlpAuditSink } from './audit-otlp.js';
+import { LogsAuditSink } from './audit-logs.js';
 import { ExecAuditor, type ApiExecInspect, type AuditSink } from './exec-audit.js';
 import {
   EXEC_ACTIONS,
@@ -48,6 +51,11 @@ export interface LifecycleRenderOptions {
   disabled?: ReadonlySet<string>;
   imagePulls: () => number;
   imageDeletes: () => number;
+  /**
+   * Which containers get per-container series (metrics.include_containers / exclude_containers
+   * and the harbormaster.metrics.enabled label, as for the cgroup families); default: all.
+   */
+  selected?: ContainerPredicate;
 }
 
 /** Prometheus text of the lifecycle families. */
@@ -62,7 +70,7 @@ export function renderLifecycle(
     .map((k) => [k, `container_label_${sanitizeLabelName(k)}`] as const)
     .filter(([, label]) => !seen.has(label) && Boolean(seen.add(label)));
   const rows = containers
-    .filter((c) => c.info)
+    .filter((c) => c.info && (!o.selected || o.selected(c.info)))
     .map((c) => {
       const info = c.info!;
       const base: [string, string][] = [
@@ -186,6 +194,19 @@ function labelAllowlist(ctx: AgentContext): string[] {
   return Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string') : [];
 }
 
+/**
+ * The metrics selection of the configuration, the same predicate the cgroup families use
+ * (collectors/metrics-feature.ts): lifecycle series follow metrics.include_containers /
+ * exclude_containers and the harbormaster.metrics.enabled=false label too.
+ */
+export function lifecycleSelection(metrics: Config['metrics']): ContainerPredicate {
+  return containerSelection({
+    include: metrics.include_containers,
+    exclude: metrics.exclude_containers,
+    optOutLabel: METRICS_OPT_OUT_LABEL,
+  });
+}
+
 function disabledMetrics(ctx: AgentContext): Set<string> {
   const m = ctx.config.metrics as { disabled_metrics?: unknown } | undefined;
   const list = m?.disabled_metrics;
@@ -201,6 +222,7 @@ export class LifecycleCollector implements Component, ExpositionProvider {
   private readonly once: OnceLogger;
   private readonly allow: string[];
   private readonly disabled: Set<string>;
+  private readonly selected: ContainerPredicate;
   private unsubscribe: (() => void)[] = [];
   private timer: NodeJS.Timeout | undefined;
   private pulls = 0;
@@ -217,6 +239,7 @@ export class LifecycleCollector implements Component, ExpositionProvider {
     this.once = new OnceLogger(log);
     this.allow = labelAllowlist(ctx);
     this.disabled = disabledMetrics(ctx);
+    this.selected = lifecycleSelection(ctx.config.metrics);
     this.spans = createRunSpanExporter({
       config: ctx.config,
       identity: ctx.identity,
@@ -247,36 +270,35 @@ export class LifecycleCollector implements Component, ExpositionProvider {
       },
     });
     ctx.metrics.addProvider(this);
-    if (ctx.config.security.exec_audit) {
-      this.auditSink = createOtlpAuditSink({
-        config: ctx.config,
-        hostName: ctx.hostName,
-        labelAllowlist: allow,
+    const intake = ctx.config.security.exec_audit ? ctx.logIntake() : undefined;
+    if (ctx.config.security.exec_audit && !intake)
+      log.info(
+        'docker exec is not audited: exec audit records go through log shipping, which is off (logs.enabled, OTEL_LOGS_EXPORTER=none or no logs endpoint).',
+      );
+    if (intake) {
+      this.auditSink = new LogsAuditSink({
+        intake,
+        identity: ctx.identity,
+        labelAllowlist: ctx.config.logs.label_allowlist,
         logger: ctx.logger,
         registry: ctx.metrics.registry,
       });
-      if (this.auditSink) {
-        const errors = new Counter({
-          name: 'harbormaster_exec_audit_errors_total',
-          help: 'Problems building exec audit records, by reason (inspect_failed: user/privileged/tty unknown; forgotten: too many execs open; no_exec_id: the daemon sends no execID).',
-          labelNames: ['reason'],
-          registers: [ctx.metrics.registry],
-        });
-        this.auditor = new ExecAuditor({
-          inspectExec: (id, signal) =>
-            ctx.docker.get<ApiExecInspect>(
-              `/exec/${encodeURIComponent(id)}/json`,
-              undefined,
-              signal,
-            ),
-          container: (id) => ctx.inventory.get(id),
-          sink: this.auditSink,
-          redact,
-          logger: ctx.logger,
-          errors,
-        });
-        log.info('docker exec into containers is audited as OTLP log records.');
-      }
+      const errors = new Counter({
+        name: 'harbormaster_exec_audit_errors_total',
+        help: 'Problems building exec audit records, by reason (inspect_failed: user/privileged/tty unknown; forgotten: too many execs open; no_exec_id: the daemon sends no execID).',
+        labelNames: ['reason'],
+        registers: [ctx.metrics.registry],
+      });
+      this.auditor = new ExecAuditor({
+        inspectExec: (id, signal) =>
+          ctx.docker.get<ApiExecInspect>(`/exec/${encodeURIComponent(id)}/json`, undefined, signal),
+        container: (id) => ctx.inventory.get(id),
+        sink: this.auditSink,
+        redact,
+        logger: ctx.logger,
+        errors,
+      });
+      log.info('docker exec into containers is audited as log records (with the container logs).');
     }
     if (this.spans)
       log.info(
@@ -294,6 +316,7 @@ export class LifecycleCollector implements Component, ExpositionProvider {
         disabled: this.disabled,
         imagePulls: () => this.pulls,
         imageDeletes: () => this.deletes,
+        selected: this.selected,
       });
     } catch (err) {
       this.once.error('render', { err }, 'Rendering lifecycle metrics failed; they are left out.');

@@ -45,7 +45,7 @@ export const securitySection = section({
     .boolean()
     .default(true)
     .describe(
-      'Send an OTLP log record (command redacted like log lines, user, privileged, tty, exit code) when a docker exec starts and ends in a container (needs an OTLP logs endpoint and lifecycle.enabled).',
+      'Send a log record (command redacted like log lines, user, privileged, tty, exit code) through the log pipeline when a docker exec starts and ends in a container (needs log shipping on, i.e. an OTLP logs endpoint or the ndjson exporter, and lifecycle.enabled).',
     ),
   engine_interval_seconds: z
     .number()

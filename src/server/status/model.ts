@@ -67,7 +67,10 @@ export interface SecurityFinding {
 
 export interface OtlpEndpointStatus {
   signal: 'logs' | 'traces';
+  /** Where the exporter sends: the full URL for OTLP/HTTP, `http(s)://host:port` for gRPC. */
   url: string;
+  /** `grpc`, `http/protobuf` or `http/json`. */
+  protocol: string;
   ok: boolean;
   /** ms since the epoch; null when unknown or never. */
   lastSuccessAt: number | null;

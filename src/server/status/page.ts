@@ -175,10 +175,10 @@ const SCRIPT = `
     }
     const ob = $('otlp-body');
     ob.replaceChildren();
-    if (doc.otlp.length === 0) { const tr = el('tr'); const td = el('td', 'no OTLP endpoint configured', 'mut'); td.colSpan = 5; tr.append(td); ob.append(tr); }
+    if (doc.otlp.length === 0) { const tr = el('tr'); const td = el('td', 'no OTLP endpoint configured', 'mut'); td.colSpan = 6; tr.append(td); ob.append(tr); }
     for (const o of doc.otlp) {
       const tr = el('tr');
-      tr.append(el('td', o.signal), el('td', o.url, 'wrap'), el('td', o.ok ? 'ok' : 'failing', o.ok ? 'ok' : 'bad'), el('td', fmtTime(o.lastSuccessAt)), el('td', o.lastError || '\\u2013', o.lastError ? 'bad wrap' : 'mut'));
+      tr.append(el('td', o.signal), el('td', o.url, 'wrap'), el('td', o.protocol), el('td', o.ok ? 'ok' : 'failing', o.ok ? 'ok' : 'bad'), el('td', fmtTime(o.lastSuccessAt)), el('td', o.lastError || '\\u2013', o.lastError ? 'bad wrap' : 'mut'));
       ob.append(tr);
     }
     const l = doc.logs;
@@ -337,7 +337,7 @@ const BODY_2 = `
 <header><h1>Harbormaster on <span id="host"></span></h1><div id="agent-facts" class="facts"></div><span id="updated" class="mut"></span></header>
 <main>
 <section><h2>Components</h2><div id="components"></div></section>
-<section><h2>OTLP endpoints</h2><table><thead><tr><th>signal</th><th>endpoint</th><th>status</th><th>last success</th><th>last error</th></tr></thead><tbody id="otlp-body"></tbody></table></section>
+<section><h2>OTLP endpoints</h2><table><thead><tr><th>signal</th><th>endpoint</th><th>protocol</th><th>status</th><th>last success</th><th>last error</th></tr></thead><tbody id="otlp-body"></tbody></table></section>
 <section><h2>Log shipping</h2><div id="logs-facts" class="facts"></div></section>
 <section id="detail" class="hidden"><h2><span id="detail-title"></span> <a href="#" id="detail-close">close</a></h2>
 <div id="detail-facts" class="facts"></div>

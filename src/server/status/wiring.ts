@@ -4,11 +4,12 @@
  */
 import type { AgentContext } from '../../agent.js';
 import type { Component, ComponentHealth } from '../../component.js';
+import type { Config } from '../../config/schema.js';
 import { LifecycleCollector } from '../../collectors/lifecycle/index.js';
 import { MetricsFeature } from '../../collectors/metrics-feature.js';
 import { SecurityFeature } from '../../collectors/security.js';
 import { SECURITY_CHECKS, type SecurityCheck } from '../../collectors/security-posture.js';
-import { otlpLogsUrl } from '../../exporters/otlp-logs.js';
+import { resolveOtlpSignal } from '../../exporters/otlp-env.js';
 import { VERSION } from '../../version.js';
 import { UsageSampler, ringSlots } from './index.js';
 import type { OtlpEndpointStatus, SecurityFinding, StatusSources } from './model.js';
@@ -46,16 +47,16 @@ export function createStatusFeature(
     logger: ctx.logger,
   });
   const { inventory, docker, oom } = ctx;
-  const logsUrl = otlpLogsUrl(ctx.config.otlp);
+  const logsEndpoint = logsOn ? otlpLogsEndpoint(ctx.config) : undefined;
   const otlp = (): OtlpEndpointStatus[] => {
     const out: OtlpEndpointStatus[] = [];
-    if (logsOn && logsUrl && ctx.config.logs.exporter !== 'ndjson') {
+    if (logsEndpoint) {
       const h = componentHealth().logs;
       const snap = logs?.snapshot();
       const lastError = snap?.lastError ?? (h && !h.ok ? (h.detail ?? 'failing') : null);
       out.push({
         signal: 'logs',
-        url: logsUrl,
+        ...logsEndpoint,
         ok: lastError === null,
         lastSuccessAt: snap?.lastSuccessAt ?? null,
         lastError,
@@ -66,6 +67,7 @@ export function createStatusFeature(
       out.push({
         signal: 'traces',
         url: spans.url,
+        protocol: spans.protocol,
         ok: spans.lastError === undefined,
         lastSuccessAt: spans.lastSuccessAt ?? null,
         lastError: spans.lastError ?? null,
@@ -128,4 +130,19 @@ export function createStatusFeature(
     },
   };
   return { sampler, sources };
+}
+
+/**
+ * Where log records really go: the endpoint and protocol the logs exporter was built with (the
+ * same resolver as agent.ts buildLogExporter: `_LOGS_` variables, gRPC's host:port, ...);
+ * undefined for NDJSON or when OTLP logs are off.
+ */
+export function otlpLogsEndpoint(config: Config): { url: string; protocol: string } | undefined {
+  if (config.logs.exporter === 'ndjson') return undefined;
+  try {
+    const s = resolveOtlpSignal(config.otlp, 'logs');
+    return s ? { url: s.url, protocol: s.protocol } : undefined;
+  } catch {
+    return undefined; // the exporter could not be built either: agent start failed with the reason
+  }
 }

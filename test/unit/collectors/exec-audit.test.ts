@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Counter, Registry } from 'prom-client';
 import {
   ExecAuditor,
@@ -7,7 +7,6 @@ import {
   type ApiExecInspect,
   type ExecAuditRecord,
 } from '../../../src/collectors/lifecycle/exec-audit.js';
-import { OtlpAuditSink } from '../../../src/collectors/lifecycle/audit-otlp.js';
 import {
   LifecycleTracker,
   MAX_EXEC_SPAN_EVENTS,
@@ -20,13 +19,6 @@ import type { ContainerRun } from '../../../src/exporters/otlp-traces.js';
 import type { DockerEvent } from '../../../src/docker/types.js';
 import { securityFromInspect } from '../../../src/docker/inventory.js';
 import { makeContainerInfo } from '../../support/container-info.js';
-import {
-  allLogRecords,
-  anyValue,
-  attrs,
-  startOtlpReceiver,
-  type OtlpReceiver,
-} from '../../support/otlp-receiver.js';
 import { silentLogger } from './helpers.js';
 
 const ID = 'c'.repeat(64);
@@ -216,53 +208,6 @@ describe('exec events on the lifecycle', () => {
     expect(execTotal(t, 'exec_die')).toBe(MAX_EXEC_SPAN_EVENTS);
     t.onDockerEvent(ev('die', T0 + 99_000, { exitCode: '0' }));
     expect(runs[0]!.events).toHaveLength(MAX_EXEC_SPAN_EVENTS);
-  });
-});
-
-describe('OTLP audit sink', () => {
-  let rx: OtlpReceiver | undefined;
-  afterEach(async () => rx?.close());
-
-  it('delivers audit records as OTLP log records with the container as resource', async () => {
-    rx = await startOtlpReceiver();
-    const registry = new Registry();
-    const sink = new OtlpAuditSink({
-      url: `${rx.url}/v1/logs`,
-      config,
-      hostName: 'host-1',
-      labelAllowlist: [],
-      logger: silentLogger,
-      registry,
-      flushMs: 10,
-    });
-    const { a } = auditor(
-      () => Promise.resolve({ ProcessConfig: { user: '', privileged: false, tty: false } }),
-      (r) => sink.submit(r),
-    );
-    for (const e of execEvents('e9', '3')) a.onDockerEvent(e);
-    await flushed();
-    await sink.shutdown();
-    const got = allLogRecords(rx.logs());
-    expect(got).toHaveLength(2);
-    const end = got.find((l) => attrs(l.attributes)['container.exec.phase'] === 'exit')!;
-    expect(anyValue(end.body)).toBe(
-      'docker exec in db ended with exit code 3: psql postgresql://app:***@db/x -c select 1',
-    );
-    expect(attrs(end.attributes)).toMatchObject({
-      'process.exit.code': 3,
-      'process.user.name': '',
-      'container.exec.privileged': false,
-    });
-    expect(end.eventName).toBe('container.exec');
-    expect(end.resource).toMatchObject({
-      'container.id': ID,
-      'container.name': 'db',
-      'container.image.name': 'postgres',
-      'host.name': 'host-1',
-    });
-    expect(await registry.metrics()).toContain(
-      'harbormaster_exec_audit_records_total{outcome="exported"} 2',
-    );
   });
 });
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LifecycleTracker } from '../../../src/collectors/lifecycle/tracker.js';
-import { renderLifecycle } from '../../../src/collectors/lifecycle/index.js';
+import { lifecycleSelection, renderLifecycle } from '../../../src/collectors/lifecycle/index.js';
+import { metricsSection } from '../../../src/config/sections/metrics.js';
 import type { ContainerInfo, DockerEvent } from '../../../src/docker/types.js';
 import { makeContainerInfo } from '../../support/container-info.js';
 import type { ContainerRun } from '../../../src/exporters/otlp-traces.js';
@@ -246,6 +247,51 @@ describe('renderLifecycle', () => {
     });
     expect(v2).toContain(`id="/system.slice/docker-${ID}.scope"`);
     expect(v2).not.toContain('container_state{');
+  });
+});
+
+describe('lifecycle series follow the metrics selection', () => {
+  const names = (text: string): string[] =>
+    [
+      ...new Set([...text.matchAll(/^container_\w+\{[^}]*name="([^"]+)"/gm)].map((m) => m[1]!)),
+    ].sort();
+  const fleet = (): ReturnType<typeof setup>['t'] => {
+    const { t } = setup();
+    const add = (n: number, name: string, image: string, labels: Record<string, string> = {}) =>
+      t.onInventory(
+        {
+          type: 'added',
+          container: info({ id: String(n).repeat(64), name, image, labels }),
+        },
+        true,
+      );
+    add(1, 'web-1', 'nginx:1.27');
+    add(2, 'web-2', 'nginx:1.27');
+    add(3, 'db', 'postgres:16');
+    add(4, 'batch', 'nginx:1.27', { 'harbormaster.metrics.enabled': 'false' });
+    return t;
+  };
+  const render = (rules: Record<string, unknown>): string =>
+    renderLifecycle(fleet().served(), {
+      cgroupVersion: () => '1',
+      labelAllowlist: [],
+      oomTotal: () => 0,
+      imagePulls: () => 3,
+      imageDeletes: () => 0,
+      selected: lifecycleSelection(metricsSection.parse(rules)),
+    });
+
+  it('leaves out containers excluded by a name glob, the opt-out label, and all but the included image', () => {
+    // without rules only the opt-out label applies
+    expect(names(render({}))).toEqual(['db', 'web-1', 'web-2']);
+    const excluded = render({ exclude_containers: ['name:web-*'] });
+    expect(names(excluded)).toEqual(['db']);
+    for (const family of ['container_restarts_total', 'container_state', 'container_exec_total'])
+      expect(excluded).not.toMatch(new RegExp(`^${family}\\{[^}]*name="web-1"`, 'm'));
+    expect(names(render({ include_containers: ['image:postgres'] }))).toEqual(['db']);
+    expect(names(render({ include_containers: ['image:nginx'] }))).toEqual(['web-1', 'web-2']);
+    // daemon-wide families are not per container: they stay
+    expect(excluded).toContain('docker_engine_image_pulls_total 3\n');
   });
 });
 
