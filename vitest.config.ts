@@ -24,7 +24,9 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
-          testTimeout: 20_000,
+          // a few unit tests spawn the CLI through tsx (a compile per spawn): seconds each, and
+          // several times that on a loaded 2-core machine
+          testTimeout: 60_000,
           // vitest's default is cores - 1: one file at a time on this 2-core machine
           maxWorkers: 2,
           sequence: { groupOrder: 0 },
