@@ -15,7 +15,7 @@ export interface DecodedLine {
   stream: 'stdout' | 'stderr';
   timeSec: number;
   timeNanos: number;
-  attrs?: Record<string, string>;
+  attrs?: Record<string, string> | undefined;
 }
 
 const PREFIX = Buffer.from('{"log":"');
@@ -111,34 +111,33 @@ export function parseTimeBytes(
 
 const tmpTime = { sec: 0, nanos: 0 };
 
-function slowPath(buf: Buffer, start: number, end: number): DecodedLine | undefined {
+function slowPath(buf: Buffer, start: number, end: number, out: DecodedLine): boolean {
   let v: unknown;
   try {
     v = JSON.parse(buf.toString('utf8', start, end));
   } catch {
-    return undefined;
+    return false;
   }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
   const o = v as Record<string, unknown>;
-  if (typeof o.log !== 'string' || typeof o.time !== 'string') return undefined;
+  if (typeof o.log !== 'string' || typeof o.time !== 'string') return false;
   const stream = o.stream === 'stderr' ? 'stderr' : o.stream === 'stdout' ? 'stdout' : undefined;
-  if (!stream) return undefined;
+  if (!stream) return false;
   const tb = Buffer.from(o.time, 'latin1');
   if (!parseTimeBytes(tb, 0, tb.length, tmpTime)) {
     const ms = Date.parse(o.time);
-    if (!Number.isFinite(ms)) return undefined;
+    if (!Number.isFinite(ms)) return false;
     tmpTime.sec = Math.floor(ms / 1000);
     tmpTime.nanos = (ms - tmpTime.sec * 1000) * 1_000_000;
   }
   const complete = o.log.endsWith('\n');
   const body = Buffer.from(complete ? o.log.slice(0, -1) : o.log, 'utf8');
-  const out: DecodedLine = {
-    body,
-    complete,
-    stream,
-    timeSec: tmpTime.sec,
-    timeNanos: tmpTime.nanos,
-  };
+  out.body = body;
+  out.complete = complete;
+  out.stream = stream;
+  out.timeSec = tmpTime.sec;
+  out.timeNanos = tmpTime.nanos;
+  out.attrs = undefined;
   if (o.attrs !== null && typeof o.attrs === 'object' && !Array.isArray(o.attrs)) {
     const attrs: Record<string, string> = {};
     let any = false;
@@ -150,7 +149,7 @@ function slowPath(buf: Buffer, start: number, end: number): DecodedLine | undefi
     }
     if (any) out.attrs = attrs;
   }
-  return out;
+  return true;
 }
 
 // Bodies outlive the read buffer, so they are copied out while the `log` string is scanned (and
@@ -161,36 +160,37 @@ const SLAB_PIECE_MAX = 4096;
 let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
 let slabPos = 0;
 
-/** After the `log` string (closing quote at q): stream, time, end of record; undefined: no match. */
-function finishFast(
-  buf: Buffer,
-  end: number,
-  q: number,
-  body: Buffer,
-  complete: boolean,
-): DecodedLine | undefined {
-  if (!startsWithAt(buf, q, STREAM_KEY)) return undefined;
+/**
+ * After the `log` string (closing quote at q): stream, time, end of record, into `out` (its body
+ * and complete are set by the caller); false: no match.
+ */
+function finishFast(buf: Buffer, end: number, q: number, out: DecodedLine): boolean {
+  if (!startsWithAt(buf, q, STREAM_KEY)) return false;
   const st = q + STREAM_KEY.length;
   let stream: 'stdout' | 'stderr';
   if (startsWithAt(buf, st, STDOUT)) stream = 'stdout';
   else if (startsWithAt(buf, st, STDERR)) stream = 'stderr';
-  else return undefined;
+  else return false;
   const t0 = st + 6;
-  if (!startsWithAt(buf, t0, TIME_KEY)) return undefined;
+  if (!startsWithAt(buf, t0, TIME_KEY)) return false;
   const ts = t0 + TIME_KEY.length;
   // The record ends with `"}` (Docker writes no whitespace).
-  if (buf[end - 1] !== 0x7d || buf[end - 2] !== Q) return undefined;
-  if (!parseTimeBytes(buf, ts, end - 2, tmpTime)) return undefined;
-  return { body, complete, stream, timeSec: tmpTime.sec, timeNanos: tmpTime.nanos };
+  if (buf[end - 1] !== 0x7d || buf[end - 2] !== Q) return false;
+  if (!parseTimeBytes(buf, ts, end - 2, tmpTime)) return false;
+  out.stream = stream;
+  out.timeSec = tmpTime.sec;
+  out.timeNanos = tmpTime.nanos;
+  out.attrs = undefined;
+  return true;
 }
 
 /**
  * A long `log` string (a 16 KiB partial record, say): found with indexOf and copied in one go
  * when its only escape is the trailing `\n`; anything else goes to JSON.parse.
  */
-function decodeLong(buf: Buffer, start: number, end: number, s: number): DecodedLine | undefined {
+function decodeLong(buf: Buffer, start: number, end: number, s: number, out: DecodedLine): boolean {
   const q = buf.indexOf(Q, s);
-  if (q < 0 || q >= end) return slowPath(buf, start, end);
+  if (q < 0 || q >= end) return slowPath(buf, start, end, out);
   const b = buf.indexOf(BS, s);
   let bodyEnd: number;
   let complete: boolean;
@@ -200,13 +200,16 @@ function decodeLong(buf: Buffer, start: number, end: number, s: number): Decoded
   } else if (b === q - 2 && buf[b + 1] === 0x6e) {
     bodyEnd = b;
     complete = true;
-  } else return slowPath(buf, start, end);
+  } else return slowPath(buf, start, end, out);
   const view = buf.subarray(s, bodyEnd);
   // Protobuf strings must be valid UTF-8; Docker always writes valid UTF-8, a corrupt file might not.
-  if (!isUtf8(view)) return slowPath(buf, start, end);
+  if (!isUtf8(view)) return slowPath(buf, start, end, out);
+  if (!finishFast(buf, end, q, out)) return slowPath(buf, start, end, out);
   const body = view.length === 0 ? EMPTY : Buffer.allocUnsafeSlow(view.length);
   body.set(view);
-  return finishFast(buf, end, q, body, complete) ?? slowPath(buf, start, end);
+  out.body = body;
+  out.complete = complete;
+  return true;
 }
 
 /**
@@ -218,15 +221,36 @@ export function decodeJsonFileLine(
   start: number,
   end: number,
 ): DecodedLine | undefined {
-  if (!startsWithAt(buf, start, PREFIX)) return slowPath(buf, start, end);
+  const out: DecodedLine = {
+    body: EMPTY,
+    complete: false,
+    stream: 'stdout',
+    timeSec: 0,
+    timeNanos: 0,
+    attrs: undefined,
+  };
+  return decodeJsonFileLineInto(buf, start, end, out) ? out : undefined;
+}
+
+/**
+ * decodeJsonFileLine into a caller's object (the tailer reuses one: no object per line besides
+ * the body). Returns false for a malformed record; `out` is then unspecified.
+ */
+export function decodeJsonFileLineInto(
+  buf: Buffer,
+  start: number,
+  end: number,
+  out: DecodedLine,
+): boolean {
+  if (!startsWithAt(buf, start, PREFIX)) return slowPath(buf, start, end, out);
   const s = start + PREFIX.length;
-  if (end - s > SLAB_PIECE_MAX) return decodeLong(buf, start, end, s);
+  if (end - s > SLAB_PIECE_MAX) return decodeLong(buf, start, end, s, out);
   // Short: one pass finds the closing quote, unescapes and copies into the current slab.
   if (slabPos + (end - s) > SLAB_BYTES) {
     slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
     slabPos = 0;
   }
-  const out = slab;
+  const sl = slab;
   const o0 = slabPos;
   let o = o0;
   let i = s;
@@ -270,9 +294,9 @@ export function decodeJsonFileLine(
           v = 0x0c;
           break;
         default:
-          return slowPath(buf, start, end); // \uXXXX (surrogates…) or invalid: JSON.parse decides
+          return slowPath(buf, start, end, out); // \uXXXX (surrogates…) or invalid: JSON.parse decides
       }
-      out[o++] = v;
+      sl[o++] = v;
       nl = v === 0x0a;
       escapes++;
       i += 2;
@@ -280,23 +304,24 @@ export function decodeJsonFileLine(
     }
     hi |= c;
     if (c < 0x20) ctl = true;
-    out[o++] = c;
+    sl[o++] = c;
     nl = false;
     i++;
   }
-  if (q < 0) return slowPath(buf, start, end);
+  if (q < 0) return slowPath(buf, start, end, out);
   // Raw control characters (invalid JSON) pass only in a string whose sole escape is the final
   // `\n`, as they always have; with other escapes JSON.parse decides (it rejects them).
-  if (ctl && escapes > (nl ? 1 : 0)) return slowPath(buf, start, end);
+  if (ctl && escapes > (nl ? 1 : 0)) return slowPath(buf, start, end, out);
   const n = nl ? o - 1 - o0 : o - o0;
-  const body = n === 0 ? EMPTY : Buffer.from(out.buffer, out.byteOffset + o0, n);
+  const body = n === 0 ? EMPTY : Buffer.from(sl.buffer, sl.byteOffset + o0, n);
   // Protobuf strings must be valid UTF-8; Docker always writes valid UTF-8, a corrupt file might not.
   // (Escapes decode to ASCII: the decoded body is valid exactly when the raw bytes are.)
-  if (hi >= 0x80 && !isUtf8(body)) return slowPath(buf, start, end);
-  const d = finishFast(buf, end, q, body, nl);
-  if (!d) return slowPath(buf, start, end);
+  if (hi >= 0x80 && !isUtf8(body)) return slowPath(buf, start, end, out);
+  if (!finishFast(buf, end, q, out)) return slowPath(buf, start, end, out);
+  out.body = body;
+  out.complete = nl;
   slabPos = o0 + n;
-  return d;
+  return true;
 }
 
 /** Encodes a record the way Docker's json-file driver does (tests, benchmarks, fixtures). */
