@@ -57,6 +57,13 @@ function releaseReadSlot(): void {
   else readsActive--;
 }
 
+/** Bytes of a read decoded without yielding to the event loop. */
+const SLICE_BYTES = 64 * 1024;
+
+function yieldTurn(): Promise<void> {
+  return new Promise<void>((r) => setImmediate(r));
+}
+
 function acquireReadBuffer(size: number): Buffer {
   for (let i = readPool.length - 1; i >= 0; i--) {
     if (readPool[i]!.length === size) return readPool.splice(i, 1)[0]!;
@@ -599,6 +606,11 @@ export class Tailer {
     if (this.now() - this.lastDiscoverAt >= this.opts.pollMs) await this.discover();
     const slot = readSlot();
     if (slot) await slot;
+    if (slot && this.opts.sink.waitForSpace() !== undefined) {
+      // Other tailers filled the queue while this one waited for its turn: no read for nothing.
+      releaseReadSlot();
+      return true;
+    }
     const readSize = cur.readSize;
     const buf = acquireReadBuffer(readSize);
     try {
@@ -626,9 +638,23 @@ export class Tailer {
     }
     if (bytesRead > 0) {
       // consume() is synchronous and copies what it keeps: buf is free again when it returns.
-      const chunk = buf.subarray(0, bytesRead);
       if (cur.pos + bytesRead > cur.size) cur.size = cur.pos + bytesRead;
-      this.consume(cur, chunk, bytesRead === readSize);
+      if (cur.pos === 0) this.takeFingerprint(cur, buf.subarray(0, bytesRead));
+      // A big read is decoded in slices of about SLICE_BYTES (cut after a newline) with a turn of
+      // the event loop between them, so the export loop's I/O (the request, the checkpoint
+      // write) is not held up behind a whole chunk of decoding.
+      let off = 0;
+      while (bytesRead - off > SLICE_BYTES) {
+        const nl = buf.lastIndexOf(10, off + SLICE_BYTES - 1);
+        if (nl < off) break;
+        const expect = cur.pos + (nl + 1 - off);
+        this.consume(cur, buf.subarray(off, nl + 1), false);
+        off = nl + 1;
+        if (cur.pos !== expect) return true; // stopped early (queue full): the rest waits on disk
+        await yieldTurn();
+        if (this.stopped || this.files[0] !== cur) return true;
+      }
+      this.consume(cur, buf.subarray(off, bytesRead), off === 0 && bytesRead === readSize);
       return true;
     }
     // At the end of this generation.
@@ -709,16 +735,20 @@ export class Tailer {
     this.doneResolve();
   }
 
+  /** The file's identity from its first bytes (up to FP_LEN), as they become readable. */
+  private takeFingerprint(cur: OpenFile, chunk: Buffer): void {
+    if (cur.id.fpLen >= FP_LEN) return;
+    const head = chunk.subarray(0, Math.min(FP_LEN, chunk.length));
+    if (head.length > cur.id.fpLen) {
+      cur.id.fp = fingerprint(head);
+      cur.id.fpLen = head.length;
+    }
+  }
+
   private consume(cur: OpenFile, chunk: Buffer, full: boolean): void {
     const base = cur.pos;
     let i = 0;
-    if (cur.id.fpLen < FP_LEN && base === 0) {
-      const head = chunk.subarray(0, Math.min(FP_LEN, chunk.length));
-      if (head.length > cur.id.fpLen) {
-        cur.id.fp = fingerprint(head);
-        cur.id.fpLen = head.length;
-      }
-    }
+    if (base === 0) this.takeFingerprint(cur, chunk);
     if (cur.skipping) {
       const nl = chunk.indexOf(10);
       if (nl < 0) {
