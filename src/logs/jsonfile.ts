@@ -15,7 +15,7 @@ export interface DecodedLine {
   stream: 'stdout' | 'stderr';
   timeSec: number;
   timeNanos: number;
-  attrs?: Record<string, string> | undefined;
+  attrs?: Record<string, string>;
 }
 
 const PREFIX = Buffer.from('{"log":"');
@@ -111,33 +111,34 @@ export function parseTimeBytes(
 
 const tmpTime = { sec: 0, nanos: 0 };
 
-function slowPath(buf: Buffer, start: number, end: number, out: DecodedLine): boolean {
+function slowPath(buf: Buffer, start: number, end: number): DecodedLine | undefined {
   let v: unknown;
   try {
     v = JSON.parse(buf.toString('utf8', start, end));
   } catch {
-    return false;
+    return undefined;
   }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
   const o = v as Record<string, unknown>;
-  if (typeof o.log !== 'string' || typeof o.time !== 'string') return false;
+  if (typeof o.log !== 'string' || typeof o.time !== 'string') return undefined;
   const stream = o.stream === 'stderr' ? 'stderr' : o.stream === 'stdout' ? 'stdout' : undefined;
-  if (!stream) return false;
+  if (!stream) return undefined;
   const tb = Buffer.from(o.time, 'latin1');
   if (!parseTimeBytes(tb, 0, tb.length, tmpTime)) {
     const ms = Date.parse(o.time);
-    if (!Number.isFinite(ms)) return false;
+    if (!Number.isFinite(ms)) return undefined;
     tmpTime.sec = Math.floor(ms / 1000);
     tmpTime.nanos = (ms - tmpTime.sec * 1000) * 1_000_000;
   }
   const complete = o.log.endsWith('\n');
   const body = Buffer.from(complete ? o.log.slice(0, -1) : o.log, 'utf8');
-  out.body = body;
-  out.complete = complete;
-  out.stream = stream;
-  out.timeSec = tmpTime.sec;
-  out.timeNanos = tmpTime.nanos;
-  out.attrs = undefined;
+  const out: DecodedLine = {
+    body,
+    complete,
+    stream,
+    timeSec: tmpTime.sec,
+    timeNanos: tmpTime.nanos,
+  };
   if (o.attrs !== null && typeof o.attrs === 'object' && !Array.isArray(o.attrs)) {
     const attrs: Record<string, string> = {};
     let any = false;
@@ -149,7 +150,7 @@ function slowPath(buf: Buffer, start: number, end: number, out: DecodedLine): bo
     }
     if (any) out.attrs = attrs;
   }
-  return true;
+  return out;
 }
 
 // Bodies outlive the read buffer, so they are copied out while the `log` string is scanned (and
@@ -160,37 +161,36 @@ const SLAB_PIECE_MAX = 4096;
 let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
 let slabPos = 0;
 
-/**
- * After the `log` string (closing quote at q): stream, time, end of record, into `out` (its body
- * and complete are set by the caller); false: no match.
- */
-function finishFast(buf: Buffer, end: number, q: number, out: DecodedLine): boolean {
-  if (!startsWithAt(buf, q, STREAM_KEY)) return false;
+/** After the `log` string (closing quote at q): stream, time, end of record; undefined: no match. */
+function finishFast(
+  buf: Buffer,
+  end: number,
+  q: number,
+  body: Buffer,
+  complete: boolean,
+): DecodedLine | undefined {
+  if (!startsWithAt(buf, q, STREAM_KEY)) return undefined;
   const st = q + STREAM_KEY.length;
   let stream: 'stdout' | 'stderr';
   if (startsWithAt(buf, st, STDOUT)) stream = 'stdout';
   else if (startsWithAt(buf, st, STDERR)) stream = 'stderr';
-  else return false;
+  else return undefined;
   const t0 = st + 6;
-  if (!startsWithAt(buf, t0, TIME_KEY)) return false;
+  if (!startsWithAt(buf, t0, TIME_KEY)) return undefined;
   const ts = t0 + TIME_KEY.length;
   // The record ends with `"}` (Docker writes no whitespace).
-  if (buf[end - 1] !== 0x7d || buf[end - 2] !== Q) return false;
-  if (!parseTimeBytes(buf, ts, end - 2, tmpTime)) return false;
-  out.stream = stream;
-  out.timeSec = tmpTime.sec;
-  out.timeNanos = tmpTime.nanos;
-  out.attrs = undefined;
-  return true;
+  if (buf[end - 1] !== 0x7d || buf[end - 2] !== Q) return undefined;
+  if (!parseTimeBytes(buf, ts, end - 2, tmpTime)) return undefined;
+  return { body, complete, stream, timeSec: tmpTime.sec, timeNanos: tmpTime.nanos };
 }
 
 /**
  * A long `log` string (a 16 KiB partial record, say): found with indexOf and copied in one go
  * when its only escape is the trailing `\n`; anything else goes to JSON.parse.
  */
-function decodeLong(buf: Buffer, start: number, end: number, s: number, out: DecodedLine): boolean {
+function decodeLong(buf: Buffer, start: number, end: number, s: number): DecodedLine | undefined {
   const q = buf.indexOf(Q, s);
-  if (q < 0 || q >= end) return slowPath(buf, start, end, out);
+  if (q < 0 || q >= end) return slowPath(buf, start, end);
   const b = buf.indexOf(BS, s);
   let bodyEnd: number;
   let complete: boolean;
@@ -200,16 +200,13 @@ function decodeLong(buf: Buffer, start: number, end: number, s: number, out: Dec
   } else if (b === q - 2 && buf[b + 1] === 0x6e) {
     bodyEnd = b;
     complete = true;
-  } else return slowPath(buf, start, end, out);
+  } else return slowPath(buf, start, end);
   const view = buf.subarray(s, bodyEnd);
   // Protobuf strings must be valid UTF-8; Docker always writes valid UTF-8, a corrupt file might not.
-  if (!isUtf8(view)) return slowPath(buf, start, end, out);
-  if (!finishFast(buf, end, q, out)) return slowPath(buf, start, end, out);
+  if (!isUtf8(view)) return slowPath(buf, start, end);
   const body = view.length === 0 ? EMPTY : Buffer.allocUnsafeSlow(view.length);
   body.set(view);
-  out.body = body;
-  out.complete = complete;
-  return true;
+  return finishFast(buf, end, q, body, complete) ?? slowPath(buf, start, end);
 }
 
 /**
@@ -221,36 +218,15 @@ export function decodeJsonFileLine(
   start: number,
   end: number,
 ): DecodedLine | undefined {
-  const out: DecodedLine = {
-    body: EMPTY,
-    complete: false,
-    stream: 'stdout',
-    timeSec: 0,
-    timeNanos: 0,
-    attrs: undefined,
-  };
-  return decodeJsonFileLineInto(buf, start, end, out) ? out : undefined;
-}
-
-/**
- * decodeJsonFileLine into a caller's object (the tailer reuses one: no object per line besides
- * the body). Returns false for a malformed record; `out` is then unspecified.
- */
-export function decodeJsonFileLineInto(
-  buf: Buffer,
-  start: number,
-  end: number,
-  out: DecodedLine,
-): boolean {
-  if (!startsWithAt(buf, start, PREFIX)) return slowPath(buf, start, end, out);
+  if (!startsWithAt(buf, start, PREFIX)) return slowPath(buf, start, end);
   const s = start + PREFIX.length;
-  if (end - s > SLAB_PIECE_MAX) return decodeLong(buf, start, end, s, out);
+  if (end - s > SLAB_PIECE_MAX) return decodeLong(buf, start, end, s);
   // Short: one pass finds the closing quote, unescapes and copies into the current slab.
   if (slabPos + (end - s) > SLAB_BYTES) {
     slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
     slabPos = 0;
   }
-  const sl = slab;
+  const out = slab;
   const o0 = slabPos;
   let o = o0;
   let i = s;
@@ -294,9 +270,9 @@ export function decodeJsonFileLineInto(
           v = 0x0c;
           break;
         default:
-          return slowPath(buf, start, end, out); // \uXXXX (surrogates…) or invalid: JSON.parse decides
+          return slowPath(buf, start, end); // \uXXXX (surrogates…) or invalid: JSON.parse decides
       }
-      sl[o++] = v;
+      out[o++] = v;
       nl = v === 0x0a;
       escapes++;
       i += 2;
@@ -304,24 +280,23 @@ export function decodeJsonFileLineInto(
     }
     hi |= c;
     if (c < 0x20) ctl = true;
-    sl[o++] = c;
+    out[o++] = c;
     nl = false;
     i++;
   }
-  if (q < 0) return slowPath(buf, start, end, out);
+  if (q < 0) return slowPath(buf, start, end);
   // Raw control characters (invalid JSON) pass only in a string whose sole escape is the final
   // `\n`, as they always have; with other escapes JSON.parse decides (it rejects them).
-  if (ctl && escapes > (nl ? 1 : 0)) return slowPath(buf, start, end, out);
+  if (ctl && escapes > (nl ? 1 : 0)) return slowPath(buf, start, end);
   const n = nl ? o - 1 - o0 : o - o0;
-  const body = n === 0 ? EMPTY : Buffer.from(sl.buffer, sl.byteOffset + o0, n);
+  const body = n === 0 ? EMPTY : Buffer.from(out.buffer, out.byteOffset + o0, n);
   // Protobuf strings must be valid UTF-8; Docker always writes valid UTF-8, a corrupt file might not.
   // (Escapes decode to ASCII: the decoded body is valid exactly when the raw bytes are.)
-  if (hi >= 0x80 && !isUtf8(body)) return slowPath(buf, start, end, out);
-  if (!finishFast(buf, end, q, out)) return slowPath(buf, start, end, out);
-  out.body = body;
-  out.complete = nl;
+  if (hi >= 0x80 && !isUtf8(body)) return slowPath(buf, start, end);
+  const d = finishFast(buf, end, q, body, nl);
+  if (!d) return slowPath(buf, start, end);
   slabPos = o0 + n;
-  return true;
+  return d;
 }
 
 /** Encodes a record the way Docker's json-file driver does (tests, benchmarks, fixtures). */

@@ -18,7 +18,7 @@ import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { AckTracker } from './ack.js';
 import type { Checkpoint } from './checkpoints.js';
-import { decodeJsonFileLineInto, type DecodedLine } from './jsonfile.js';
+import { decodeJsonFileLine } from './jsonfile.js';
 import { PartialLines, type CompletedLine } from './partial.js';
 import { TRUNCATED_ATTR, newRecord } from './record.js';
 import type { AttrValue, DropReason, RecordSink, LogResource } from './types.js';
@@ -33,36 +33,9 @@ export type TailerSink = Pick<RecordSink, 'waitForSpace' | 'push'> &
 
 // Read buffers are reused: records never keep views into them (the decoder copies bodies out,
 // densely, see jsonfile.ts), so one chunk in flight per reading tailer is all the read memory.
-// Reads are also bounded across tailers: at most READ_SLOTS chunks are being read at once (the
-// libuv thread pool runs 4 file operations at a time anyway), so 100 tailers catching up share
-// 8 pooled buffers instead of allocating (and leaving to the GC) one chunk each per step.
 const readPool: Buffer[] = [];
-const READ_SLOTS = 8;
+const READ_POOL_MAX = 8;
 const READ_POOL_MAX_BYTES = 1024 * 1024;
-let readsActive = 0;
-const readWaiters: (() => void)[] = [];
-
-function readSlot(): Promise<void> | undefined {
-  if (readsActive < READ_SLOTS) {
-    readsActive++;
-    return undefined;
-  }
-  return new Promise<void>((r) => readWaiters.push(r));
-}
-
-/** Hands the slot to the next waiting tailer (FIFO), or frees it. */
-function releaseReadSlot(): void {
-  const w = readWaiters.shift();
-  if (w) w();
-  else readsActive--;
-}
-
-/** Bytes of a read decoded without yielding to the event loop. */
-const SLICE_BYTES = 64 * 1024;
-
-function yieldTurn(): Promise<void> {
-  return new Promise<void>((r) => setImmediate(r));
-}
 
 function acquireReadBuffer(size: number): Buffer {
   for (let i = readPool.length - 1; i >= 0; i--) {
@@ -72,7 +45,7 @@ function acquireReadBuffer(size: number): Buffer {
 }
 
 function releaseReadBuffer(buf: Buffer): void {
-  if (readPool.length < READ_SLOTS && buf.length <= READ_POOL_MAX_BYTES) readPool.push(buf);
+  if (readPool.length < READ_POOL_MAX && buf.length <= READ_POOL_MAX_BYTES) readPool.push(buf);
 }
 
 export interface TailerStats {
@@ -604,20 +577,12 @@ export class Tailer {
       return false;
     }
     if (this.now() - this.lastDiscoverAt >= this.opts.pollMs) await this.discover();
-    const slot = readSlot();
-    if (slot) await slot;
-    if (slot && this.opts.sink.waitForSpace() !== undefined) {
-      // Other tailers filled the queue while this one waited for its turn: no read for nothing.
-      releaseReadSlot();
-      return true;
-    }
     const readSize = cur.readSize;
     const buf = acquireReadBuffer(readSize);
     try {
       return await this.readStep(cur, buf, readSize);
     } finally {
       releaseReadBuffer(buf);
-      releaseReadSlot();
     }
   }
 
@@ -638,23 +603,9 @@ export class Tailer {
     }
     if (bytesRead > 0) {
       // consume() is synchronous and copies what it keeps: buf is free again when it returns.
+      const chunk = buf.subarray(0, bytesRead);
       if (cur.pos + bytesRead > cur.size) cur.size = cur.pos + bytesRead;
-      if (cur.pos === 0) this.takeFingerprint(cur, buf.subarray(0, bytesRead));
-      // A big read is decoded in slices of about SLICE_BYTES (cut after a newline) with a turn of
-      // the event loop between them, so the export loop's I/O (the request, the checkpoint
-      // write) is not held up behind a whole chunk of decoding.
-      let off = 0;
-      while (bytesRead - off > SLICE_BYTES) {
-        const nl = buf.lastIndexOf(10, off + SLICE_BYTES - 1);
-        if (nl < off) break;
-        const expect = cur.pos + (nl + 1 - off);
-        this.consume(cur, buf.subarray(off, nl + 1), false);
-        off = nl + 1;
-        if (cur.pos !== expect) return true; // stopped early (queue full): the rest waits on disk
-        await yieldTurn();
-        if (this.stopped || this.files[0] !== cur) return true;
-      }
-      this.consume(cur, buf.subarray(off, bytesRead), off === 0 && bytesRead === readSize);
+      this.consume(cur, chunk, bytesRead === readSize);
       return true;
     }
     // At the end of this generation.
@@ -735,20 +686,16 @@ export class Tailer {
     this.doneResolve();
   }
 
-  /** The file's identity from its first bytes (up to FP_LEN), as they become readable. */
-  private takeFingerprint(cur: OpenFile, chunk: Buffer): void {
-    if (cur.id.fpLen >= FP_LEN) return;
-    const head = chunk.subarray(0, Math.min(FP_LEN, chunk.length));
-    if (head.length > cur.id.fpLen) {
-      cur.id.fp = fingerprint(head);
-      cur.id.fpLen = head.length;
-    }
-  }
-
   private consume(cur: OpenFile, chunk: Buffer, full: boolean): void {
     const base = cur.pos;
     let i = 0;
-    if (base === 0) this.takeFingerprint(cur, chunk);
+    if (cur.id.fpLen < FP_LEN && base === 0) {
+      const head = chunk.subarray(0, Math.min(FP_LEN, chunk.length));
+      if (head.length > cur.id.fpLen) {
+        cur.id.fp = fingerprint(head);
+        cur.id.fpLen = head.length;
+      }
+    }
     if (cur.skipping) {
       const nl = chunk.indexOf(10);
       if (nl < 0) {
@@ -761,9 +708,6 @@ export class Tailer {
       this.tracker.skip(cur.id, base + i);
     }
     this.observedMs = this.now();
-    const n = this.counts;
-    n.outLines = n.outBytes = n.errLines = n.errBytes = 0;
-    const sink = this.opts.sink;
     let lines = 0;
     for (;;) {
       const nl = chunk.indexOf(10, i);
@@ -771,12 +715,7 @@ export class Tailer {
       this.line(cur, chunk, i, nl, base + nl + 1);
       lines++;
       i = nl + 1;
-      // The queue filled up: leave the rest of the chunk on disk (read again when there is
-      // room), so memory stays at the bound however many tailers read at once.
-      if (sink.waitForSpace() !== undefined) break;
     }
-    if (n.outLines > 0) this.opts.stats.lines('stdout', n.outLines, n.outBytes);
-    if (n.errLines > 0) this.opts.stats.lines('stderr', n.errLines, n.errBytes);
     if (lines === 0 && full) {
       // One raw line longer than the read size.
       const maxRaw = this.opts.maxLineBytes * 2 + 65536;
@@ -794,56 +733,14 @@ export class Tailer {
     cur.pos = base + i;
   }
 
-  /** Lines and bytes per stream of the chunk being consumed (stats once per chunk). */
-  private readonly counts = { outLines: 0, outBytes: 0, errLines: 0, errBytes: 0 };
-  /** The decoder's output, reused for every line (its body is always a fresh, owned Buffer). */
-  private readonly decoded: DecodedLine = {
-    body: Buffer.alloc(0),
-    complete: false,
-    stream: 'stdout',
-    timeSec: 0,
-    timeNanos: 0,
-    attrs: undefined,
-  };
-
   private line(cur: OpenFile, chunk: Buffer, s: number, e: number, endOffset: number): void {
-    const d = this.decoded;
-    if (!decodeJsonFileLineInto(chunk, s, e, d)) {
+    const d = decodeJsonFileLine(chunk, s, e);
+    if (!d) {
       this.opts.stats.drop('malformed_record');
       this.tracker.skip(cur.id, endOffset);
       return;
     }
-    const n = this.counts;
-    if (d.stream === 'stdout') {
-      n.outLines++;
-      n.outBytes += e - s + 1;
-    } else {
-      n.errLines++;
-      n.errBytes += e - s + 1;
-    }
-    const ack = this.tracker.next(cur.id, endOffset);
-    if (
-      d.complete &&
-      d.body.length <= this.opts.maxLineBytes &&
-      this.partials.pendingTime(d.stream) === undefined
-    ) {
-      // The common line: complete, nothing of its stream pending, within the limit. It is what
-      // the partial-line module would emit unchanged (the body is already owned), without the
-      // intermediate object.
-      this.opts.sink.push(
-        newRecord(
-          this.opts.resource,
-          d.stream,
-          d.body,
-          d.timeSec,
-          d.timeNanos,
-          this.observedMs,
-          ack,
-          d.attrs,
-        ),
-      );
-      return;
-    }
+    this.opts.stats.lines(d.stream, 1, e - s + 1);
     this.partials.push(
       d.stream,
       d.body,
@@ -851,7 +748,7 @@ export class Tailer {
       d.timeSec,
       d.timeNanos,
       d.attrs,
-      ack,
+      this.tracker.next(cur.id, endOffset),
       chunk.buffer,
     );
   }
