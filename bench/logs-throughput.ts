@@ -135,6 +135,7 @@ async function runPipeline(
     const child = spawn(
       process.execPath,
       [
+        '--expose-gc',
         worker,
         JSON.stringify({
           files,
@@ -195,6 +196,13 @@ export async function runLogsBench(opts: { quick: boolean }): Promise<Record<str
           mib_per_s: +(bytes / 1048576 / r.seconds!).toFixed(1),
           cpu_s_per_million_lines: +((r.cpuSeconds! / total) * 1e6).toFixed(2),
           peak_rss_mib: +r.peakRssMiB!.toFixed(1),
+          idle_rss_mib: +r.idleRssMiB!.toFixed(1),
+          peak_over_idle_mib: +(r.peakRssMiB! - r.idleRssMiB!).toFixed(1),
+          cpu_per_line_vs_baseline: +(
+            r.cpuSeconds! /
+            total /
+            (base.cpuSeconds / base.lines)
+          ).toFixed(2),
           checkpoint_writes: r.checkpointWrites,
           baseline_lines_per_s: Math.round(base.lines / base.seconds),
           baseline_cpu_s_per_million_lines: +((base.cpuSeconds / base.lines) * 1e6).toFixed(2),

@@ -209,8 +209,11 @@ export class ExportLoop {
       if (records.length === 0) continue;
       const delivered = await this.send(records, signal);
       if (!delivered) return; // shutting down: not acknowledged, re-read after restart
-      // Acks go back to the sources; their trackers commit into the checkpoint store.
-      for (const r of records) acknowledge(r.ack);
+      // Acks go back to the sources; their trackers commit into the checkpoint store. Newest
+      // first: every ack but a source's oldest only marks its token, and the oldest then commits
+      // the whole run at once (one commit and checkpoint entry per source per batch, not per
+      // record; the committed position is the same in any order).
+      for (let k = records.length - 1; k >= 0; k--) acknowledge(records[k]!.ack);
       queue.release(bytes);
       await this.flushCheckpoints();
     }
