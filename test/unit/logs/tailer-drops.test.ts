@@ -31,11 +31,18 @@ function setup(file: string, extra: Partial<TailerOptions> = {}) {
   const drops: DropReason[] = [];
   const lost: number[] = [];
   let gate: { p: Promise<void>; open: () => void } | undefined;
+  let pausedSeen = 0;
   const t = new Tailer({
     key: 'c',
     path: file,
     resource: { key: 'c', attributes: {} },
-    sink: { waitForSpace: () => gate?.p, push: (r) => got.push(r) },
+    sink: {
+      waitForSpace: () => {
+        if (gate) pausedSeen++;
+        return gate?.p;
+      },
+      push: (r) => got.push(r),
+    },
     stats: {
       lines: () => {},
       drop: (r) => drops.push(r),
@@ -59,8 +66,11 @@ function setup(file: string, extra: Partial<TailerOptions> = {}) {
     drops,
     lost,
     bodies: () => got.map((r) => r.body.toString()),
+    /** The tailer asked for room while the queue was full: it reads nothing until resume(). */
+    paused: () => pausedSeen > 0,
     /** A full queue: the tailer waits (and stats its files) until resume(). */
     pause: () => {
+      pausedSeen = 0;
       let open!: () => void;
       const p = new Promise<void>((r) => (open = r));
       gate = { p, open };
@@ -99,6 +109,8 @@ describe('tailer drop reasons', () => {
     await until(() => h.got.length === 5, 'the first lines', h.t);
     const readTo = statSync(w.file).size;
     h.pause();
+    // Only once the tailer has seen the full queue: a read already under way would take the lines.
+    await until(h.paused, 'the tailer paused', h.t);
     for (let i = 0; i < 3; i++) w.write('stdout', `never read ${i}`);
     const unread = statSync(w.file).size - readTo;
     await until(() => h.t.bytesBehind() === unread, 'bytes behind while paused', h.t);
