@@ -216,13 +216,20 @@ export async function runStatus(opts: StatusCliOptions): Promise<number> {
     err(`status: --url must be an http:// or https:// URL of the agent, not ${base}\n`);
     return 2;
   }
-  const auth =
-    url.username || url.password
-      ? 'Basic ' +
-        Buffer.from(
-          `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`,
-        ).toString('base64')
-      : undefined;
+  let auth: string | undefined;
+  try {
+    auth =
+      url.username || url.password
+        ? 'Basic ' +
+          Buffer.from(
+            `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`,
+          ).toString('base64')
+        : undefined;
+  } catch {
+    // the credentials are not echoed: they may be a real password with one bad escape
+    err('status: the user name or password in --url has a bad percent-encoding (like %E0)\n');
+    return 2;
+  }
   url.username = '';
   url.password = '';
   const shown = url.origin + url.pathname.replace(/\/+$/, '');

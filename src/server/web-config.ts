@@ -390,8 +390,14 @@ export function subjectAltNames(text: string): string[] {
 
 export type AuthResult = 'ok' | 'missing' | 'invalid' | 'busy';
 
-// compared against when the user is unknown, so unknown users cost as much as wrong passwords
+// compared against when the user is unknown and no user is configured (auth is off then)
 const DUMMY_HASH = '$2a$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi';
+
+/** The cost factor of a bcrypt hash (`$2b$12$…` → 12), or 0 when it has none. */
+function bcryptCost(hash: string): number {
+  const m = /^\$2[aby]?\$(\d\d)\$/.exec(hash);
+  return m ? Number(m[1]) : 0;
+}
 const CACHE_MAX = 256;
 /** bcrypt compares at once, and waiting behind them; beyond that, answer 'busy' at once. */
 const COMPARES_RUNNING = 2;
@@ -408,7 +414,20 @@ export class BasicAuth {
   private readonly ok = new Set<string>();
   private running = 0;
   private readonly waiting: Array<() => void> = [];
-  constructor(private readonly users: Readonly<Record<string, string>>) {}
+  /**
+   * What an unknown user's password is compared against: the configured hash with the highest
+   * cost, so a wrong user name takes as long as a wrong password of the most expensive user and
+   * user names do not leak through timing (a fixed cost-10 dummy answered faster than cost-12
+   * hashes). The result of that compare is never trusted: an unknown user is always 'invalid'.
+   */
+  private readonly unknownUserHash: string;
+  constructor(private readonly users: Readonly<Record<string, string>>) {
+    let best = DUMMY_HASH;
+    for (const hash of Object.values(users)) {
+      if (bcryptCost(hash) > bcryptCost(best) || best === DUMMY_HASH) best = hash;
+    }
+    this.unknownUserHash = best;
+  }
 
   get enabled(): boolean {
     return Object.keys(this.users).length > 0;
@@ -437,7 +456,7 @@ export class BasicAuth {
     this.running++;
     let match: boolean;
     try {
-      match = await bcrypt.compare(password, hash ?? DUMMY_HASH);
+      match = await bcrypt.compare(password, hash ?? this.unknownUserHash);
     } catch {
       // a hash bcrypt cannot use (loadWebConfig rejects those): no password matches it
       match = false;

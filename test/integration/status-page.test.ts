@@ -339,6 +339,20 @@ describeDocker('status page in a real browser', () => {
     expect(labels.join(' ')).not.toContain('harbormaster.test'); // not on the allowlist
     await page.screenshot({ path: path.join(artifacts, 'container-view.png'), fullPage: true });
 
+    // a malformed link (bad percent-encoding) says so in the view instead of throwing a URIError
+    await page.evaluate(() => {
+      location.hash = '#/container/%E0';
+    });
+    await waitFor(
+      async () =>
+        (await page.$eval('#detail-title', (e) => e.textContent)) ===
+        'Not a valid container link: %E0',
+      5_000,
+      100,
+      'the message for a malformed container link',
+    );
+    expect(await page.$$('#detail-findings tr')).toHaveLength(0);
+
     expect(problems).toEqual([]);
 
     // `harbormaster status` against the running agent: containers and log-shipping state

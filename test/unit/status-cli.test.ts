@@ -147,6 +147,13 @@ describe('harbormaster status', () => {
     expect(seen).toBe('Basic ' + Buffer.from('admin:s:cret').toString('base64'));
     expect(withCreds.err).toContain('the ones given were refused');
     expect(withCreds.err).not.toContain('s%3Acret');
+    // a bad escape in the password: a clear message, no request, the password not echoed
+    seen = undefined;
+    const bad = await status({ url: url.replace('http://', 'http://admin:pw%E0x@') });
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain('bad percent-encoding');
+    expect(bad.err).not.toContain('pw%E0x');
+    expect(seen).toBeUndefined();
   });
 
   it('rejects what is not a status document, and bad options', async () => {

@@ -224,7 +224,21 @@ const SCRIPT = `
   let detailId = null;
   async function showDetail() {
     const m = /^#\\/container\\/(.+)$/.exec(location.hash);
-    detailId = m ? decodeURIComponent(m[1]) : null;
+    // a message in the view, and nothing left over from the container shown before
+    const detailError = (msg) => {
+      $('detail-title').textContent = msg;
+      for (const id of ['detail-facts', 'detail-labels', 'detail-findings']) $(id).replaceChildren();
+      $('detail-window').textContent = '';
+    };
+    try {
+      detailId = m ? decodeURIComponent(m[1]) : null;
+    } catch {
+      // a hand-edited or truncated link (bad percent-encoding): say so instead of throwing
+      detailId = null;
+      $('detail').classList.remove('hidden');
+      detailError('Not a valid container link: ' + m[1]);
+      return;
+    }
     $('detail').classList.toggle('hidden', !detailId);
     if (!detailId) return;
     let d;
@@ -233,7 +247,7 @@ const SCRIPT = `
       if (!res.ok) throw new Error(res.status + ' ' + res.statusText);
       d = await res.json();
     } catch (err) {
-      $('detail-title').textContent = 'Container ' + detailId + ': ' + err.message;
+      detailError('Container ' + detailId + ': ' + err.message);
       return;
     }
     $('detail-title').textContent = d.name;

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { mkdtempSync } from 'node:fs';
 import bcrypt from 'bcryptjs';
 import { Registry } from 'prom-client';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { ConfigProblem } from '../../../src/config/load.js';
 import { MetricsExporter } from '../../../src/exporters/prometheus.js';
 import { createApp, OPEN_POLICY } from '../../../src/server/app.js';
@@ -76,6 +76,23 @@ describe('basic_auth_users hashes', () => {
       expect(errors).toEqual([]);
     } finally {
       await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('makes an unknown user pay the cost of the most expensive configured hash, and never lets it in', async () => {
+    const cheap = bcrypt.hashSync('pw', 4);
+    const dear = bcrypt.hashSync('other', 6);
+    const auth = new BasicAuth({ a: cheap, b: dear });
+    const spy = vi.spyOn(bcrypt, 'compare'); // calls through: only records the hashes used
+    const compared = (): unknown[] => spy.mock.calls.map((c) => c[1]);
+    try {
+      // the password of the dear hash under an unknown name: compared against that hash, refused
+      expect(await auth.check(basic('mallory', 'other'))).toBe('invalid');
+      expect(await auth.check(basic('mallory', 'other'))).toBe('invalid');
+      expect(compared()).toEqual([dear, dear]);
+      expect(await auth.check(basic('b', 'other'))).toBe('ok');
+    } finally {
+      spy.mockRestore();
     }
   });
 });
