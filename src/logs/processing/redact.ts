@@ -96,7 +96,7 @@ export class Redactor {
   constructor(private readonly o: RedactorOptions) {
     const ps = o.patterns;
     if (ps.length > 0 && ps.every((p) => p.literals && p.literals.length > 0))
-      this.anyLiteral = literalsRegExp(ps.flatMap((p) => p.literals!));
+      this.anyLiteral = literalsRegExp([...new Set(ps.flatMap((p) => p.literals!))]);
     if (ps.length > 0 && ps.every((p) => p.hint && p.hint.flags.replace('i', '') === '')) {
       const ci = ps.some((p) => p.hint!.flags.includes('i'));
       // A case-sensitive hint in a case-insensitive union only lets more lines through.
