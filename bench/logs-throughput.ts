@@ -110,6 +110,7 @@ async function runPipeline(
   total: number,
   compression: 'gzip' | 'none',
   backlog?: { outageMs: number; stopAfterMs: number },
+  worker = fileURLToPath(new URL('./logs-worker.js', import.meta.url)),
 ): Promise<Record<string, number>> {
   let received = 0;
   const downUntil = backlog ? Date.now() + backlog.outageMs : 0;
@@ -130,7 +131,6 @@ async function runPipeline(
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/logs`;
-  const worker = fileURLToPath(new URL('./logs-worker.js', import.meta.url));
   const out = await new Promise<string>((resolve, reject) => {
     const child = spawn(
       process.execPath,
@@ -241,7 +241,54 @@ export async function runLogsBench(opts: { quick: boolean }): Promise<Record<str
   return results;
 }
 
+/**
+ * Before/after of the pipeline process alone: builds given as directories holding
+ * bench/logs-worker.js (a copy of dist/ before a change, and dist/), run in alternation on the
+ * same files, each round followed by the plain-reader baseline. CPU seconds and peak RSS over
+ * idle are the figures to compare on a busy machine (wall time moves with the load).
+ */
+export async function compareBuilds(
+  builds: string[],
+  lines: number,
+  fileCount: number,
+  rounds: number,
+): Promise<void> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'hm-logs-compare-'));
+  try {
+    const files: string[] = [];
+    for (let i = 0; i < fileCount; i++) {
+      const d = path.join(dir, `c${i}`);
+      mkdirSync(d, { recursive: true });
+      const f = path.join(d, `c${i}-json.log`);
+      generate(f, Math.ceil(lines / fileCount));
+      files.push(f);
+    }
+    const total = Math.ceil(lines / fileCount) * fileCount;
+    for (let r = 0; r < rounds; r++) {
+      for (const b of builds) {
+        const worker = path.resolve(b, 'bench', 'logs-worker.js');
+        const res = await runPipeline(files, total, 'none', undefined, worker);
+        console.log(
+          `${b}: cpu_s ${res.cpuSeconds!.toFixed(2)} wall_s ${res.seconds!.toFixed(2)} peak_over_idle_mib ${(res.peakRssMiB! - res.idleRssMiB!).toFixed(0)} checkpoint_writes ${res.checkpointWrites}`,
+        );
+      }
+      console.log(`baseline: cpu_s ${baseline(files).cpuSeconds.toFixed(2)}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const quick = process.argv.includes('--quick');
-  await runLogsBench({ quick });
+  const arg = (name: string): string | undefined =>
+    process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+  const compare = arg('compare');
+  if (compare !== undefined)
+    await compareBuilds(
+      compare.split(','),
+      Number(arg('lines') ?? 300_000),
+      Number(arg('files') ?? 1),
+      Number(arg('rounds') ?? 3),
+    );
+  else await runLogsBench({ quick: process.argv.includes('--quick') });
 }

@@ -47,17 +47,13 @@ function dig(buf: Buffer, i: number): number {
   return c >= 0 && c <= 9 ? c : NaN;
 }
 
-/**
- * Parses RFC 3339 with up to 9 fraction digits (`2024-05-01T12:34:56.123456789Z`, or with a
- * numeric offset) from buf[start, end). Returns false when it is not such a timestamp.
- */
-export function parseTimeBytes(
-  buf: Buffer,
-  start: number,
-  end: number,
-  out: { sec: number; nanos: number },
-): boolean {
-  if (end - start < 20) return false;
+/** The last valid seconds prefix parseTimeBytes saw (19 bytes) and its seconds. */
+const lastPrefix = new Uint8Array(19);
+let lastBase = 0;
+let lastValid = false;
+
+/** Seconds since the epoch of `YYYY-MM-DDTHH:MM:SS` at buf[start] (UTC); undefined: not one. */
+function parsePrefix(buf: Buffer, start: number): number | undefined {
   const y =
     dig(buf, start) * 1000 +
     dig(buf, start + 1) * 100 +
@@ -75,9 +71,41 @@ export function parseTimeBytes(
     buf[start + 13] !== 0x3a ||
     buf[start + 16] !== 0x3a
   )
-    return false;
+    return undefined;
   if (!(y >= 0 && mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h <= 23 && mi <= 59 && s <= 60))
-    return false;
+    return undefined;
+  return daysFromCivil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s;
+}
+
+/**
+ * Parses RFC 3339 with up to 9 fraction digits (`2024-05-01T12:34:56.123456789Z`, or with a
+ * numeric offset) from buf[start, end). Returns false when it is not such a timestamp.
+ */
+export function parseTimeBytes(
+  buf: Buffer,
+  start: number,
+  end: number,
+  out: { sec: number; nanos: number },
+): boolean {
+  if (end - start < 20) return false;
+  // Lines come many to a second: the seconds of the last `YYYY-MM-DDTHH:MM:SS` prefix are kept
+  // and reused while the prefix is the same (19 byte compares instead of parsing and checking).
+  let base: number;
+  let same = lastValid;
+  for (let k = 0; same && k < 19; k++)
+    if (buf[start + k] !== lastPrefix[k]) {
+      same = false;
+      break;
+    }
+  if (same) base = lastBase;
+  else {
+    const b = parsePrefix(buf, start);
+    if (b === undefined) return false;
+    base = b;
+    for (let k = 0; k < 19; k++) lastPrefix[k] = buf[start + k]!;
+    lastBase = b;
+    lastValid = true;
+  }
   let i = start + 19;
   let nanos = 0;
   if (buf[i] === 0x2e) {
@@ -104,7 +132,7 @@ export function parseTimeBytes(
     if (Number.isNaN(oh) || Number.isNaN(om)) return false;
     offsetSec = (z === 0x2b ? 1 : -1) * (oh * 3600 + om * 60);
   } else return false;
-  out.sec = daysFromCivil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s - offsetSec;
+  out.sec = base - offsetSec;
   out.nanos = nanos;
   return true;
 }

@@ -313,6 +313,36 @@ export type ParseOutcome =
 const PLAIN: ParseOutcome = { kind: 'plain' };
 const FAILED: ParseOutcome = { kind: 'failed' };
 
+/**
+ * False when parser `auto` would find plain text in the line these UTF-8 bytes decode to, decided
+ * from the bytes alone (so a plain line need not be decoded): JSON needs `{` as its first
+ * non-blank character, logfmt in auto mode needs `key=` as its first token (the checks of
+ * parseJsonObject and parseLogfmtObject). True when it might parse, or when a non-ASCII byte comes
+ * first (Unicode blanks are for the text path to judge).
+ */
+export function autoMayParse(b: Uint8Array): boolean {
+  const n = b.length;
+  let i = 0;
+  // ASCII whitespace as String.prototype.trim and /\s/ see it.
+  while (i < n) {
+    const c = b[i]!;
+    if (c !== 0x20 && (c < 0x09 || c > 0x0d)) break;
+    i++;
+  }
+  if (i >= n) return false;
+  const c0 = b[i]!;
+  if (c0 === 0x7b /* { */ || c0 >= 0x80) return true;
+  // logfmt (auto): skip spaces and tabs; the first token must end in `=` and not be empty.
+  let k = 0;
+  while (k < n && (b[k] === 0x20 || b[k] === 0x09)) k++;
+  const ks = k;
+  for (; k < n; k++) {
+    const c = b[k]!;
+    if (c === 0x3d || c === 0x20 || c === 0x09) break;
+  }
+  return k !== ks && k < n && b[k] === 0x3d;
+}
+
 /** Parses one line. Never throws; work and output are bounded by the line and `limits`. */
 export function parseBody(line: string, mode: ParserMode, limits: BodyLimits): ParseOutcome {
   if (mode === 'none') return PLAIN;

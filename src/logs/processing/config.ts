@@ -153,7 +153,7 @@ export const processingSection = section({
     .max(60)
     .default(0.05)
     .describe(
-      'Time budget for processing one record (multiline, filters, parsing, redaction). Patterns run in linear time, so only long records with costly patterns come near it; a record over it is counted (harbormaster_log_processing_events_total{event="over_budget"}) and logged once per container.',
+      'Time budget for processing one record (multiline, filters, parsing, redaction). Patterns run in linear time, so only long records with costly patterns come near it; lines whose bytes show that no stage changes them (default settings, plain text without a secret-like word) are passed without being decoded or timed. A record over it is counted (harbormaster_log_processing_events_total{event="over_budget"}) and logged once per container.',
     ),
   multiline: multilineSection,
   redaction: redactionSection,

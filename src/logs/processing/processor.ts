@@ -9,7 +9,7 @@
 import { acknowledge } from '../ack.js';
 import { textOf } from '../record.js';
 import type { LogRecord } from '../types.js';
-import { parseBody, type BodyLimits, type ParserMode, PARSER_MODES } from './body.js';
+import { autoMayParse, parseBody, type BodyLimits, type ParserMode, PARSER_MODES } from './body.js';
 import type { ProcessingConfig } from './config.js';
 import { LABELS, LineFilter, TokenBucket, logsEnabled, parseBoolLabel } from './controls.js';
 import { MULTILINE_PRESETS, MultilineGrouper, type MultilinePreset } from './multiline.js';
@@ -243,6 +243,11 @@ export class ContainerProcessor {
   private readonly bucket: TokenBucket | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /**
+   * No stage of these settings needs to see every record (no multiline, filter or rate limit;
+   * parser none or auto): a byte body without attributes may then be checked as bytes and passed.
+   */
+  private readonly byteChecks: boolean;
 
   constructor(
     readonly settings: ContainerSettings,
@@ -264,6 +269,11 @@ export class ContainerProcessor {
     this.filter = new LineFilter(settings.drop, settings.keep);
     this.bucket =
       settings.rate && new TokenBucket(settings.rate.perSecond, settings.rate.burst, clock);
+    this.byteChecks =
+      !this.grouper &&
+      !this.filter.active &&
+      !this.bucket &&
+      (settings.parser === 'auto' || settings.parser === 'none');
   }
 
   get enabled(): boolean {
@@ -272,12 +282,29 @@ export class ContainerProcessor {
 
   /** One record after partial-line reassembly. The record object may be modified and emitted. */
   push(rec: LogRecord): void {
+    if (this.byteChecks && this.passes(rec)) {
+      this.sink.emit(rec);
+      return;
+    }
     const t0 = performance.now();
     if (this.grouper) {
       this.grouper.push(rec);
       if (this.timers && !this.timer && !this.closed) this.schedule();
     } else this.finish(rec);
     this.timed(performance.now() - t0, rec.body.length);
+  }
+
+  /**
+   * The default settings cost nothing for a line no stage can change: its bytes show that parser
+   * `auto` finds plain text and that no redaction pattern can match, so it is passed on as it
+   * was read (not decoded to text, not timed: byte checks are linear and pattern-free).
+   */
+  private passes(rec: LogRecord): boolean {
+    const b = rec.body;
+    if (typeof b === 'string' || rec.attributes !== undefined) return false;
+    const s = this.settings;
+    if (s.parser === 'auto' && autoMayParse(b)) return false;
+    return !s.redactor.mayMatchBytes(b);
   }
 
   /** Bytes held by multiline grouping. */

@@ -9,6 +9,12 @@ export interface RedactionPattern {
   re: Pattern;
   /** Cheap pre-check: the pattern cannot match when this does not. */
   hint?: RegExp;
+  /**
+   * Byte pre-check, the same as `hint` for bytes: the pattern cannot match a text that contains
+   * none of these ASCII literals (compared ignoring ASCII case). Lets a line that cannot match be
+   * passed without decoding it to text.
+   */
+  literals?: readonly string[];
 }
 
 /** Default patterns: bearer tokens, passwords in URLs, secret key=value pairs, JSON secret fields. */
@@ -19,6 +25,7 @@ export const DEFAULT_REDACTION_PATTERNS: readonly RedactionPattern[] = [
     name: 'bearer_token',
     re: Pattern.compile('\\b(?:[Bb]earer|BEARER)\\s+([A-Za-z0-9\\-._~+/]+=*)'),
     hint: /bearer/i,
+    literals: ['bearer'],
   },
   {
     name: 'basic_auth',
@@ -26,11 +33,13 @@ export const DEFAULT_REDACTION_PATTERNS: readonly RedactionPattern[] = [
       caseInsensitive: true,
     }),
     hint: /basic/i,
+    literals: ['basic'],
   },
   {
     name: 'url_password',
     re: Pattern.compile('\\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\\s:@/]*:([^\\s@/]+)@'),
     hint: /:\/\//,
+    literals: ['://'],
   },
   {
     name: 'secret_pair',
@@ -39,6 +48,7 @@ export const DEFAULT_REDACTION_PATTERNS: readonly RedactionPattern[] = [
       { caseInsensitive: true },
     ),
     hint: /pass|pwd|secret|token|key/i,
+    literals: ['pass', 'pwd', 'secret', 'token', 'key'],
   },
   {
     name: 'json_secret',
@@ -47,6 +57,7 @@ export const DEFAULT_REDACTION_PATTERNS: readonly RedactionPattern[] = [
       { caseInsensitive: true },
     ),
     hint: /pass|pwd|secret|token|key/i,
+    literals: ['pass', 'pwd', 'secret', 'token', 'key'],
   },
 ];
 
@@ -61,14 +72,31 @@ export interface RedactorOptions {
   secretKeys?: Pattern;
 }
 
+/**
+ * A case-insensitive RegExp of ASCII literals, for bytes read as Latin-1 (one character per byte,
+ * no decoding: the cheapest string V8 makes from bytes). Non-ASCII bytes become characters
+ * U+0080..U+00FF, which never fold to ASCII letters under the `i` flag (without `u`), so this
+ * finds a literal exactly where the same RegExp would find it in the decoded UTF-8 text.
+ */
+export function literalsRegExp(literals: readonly string[]): RegExp {
+  for (const l of literals)
+    if (l.length === 0 || !/^[\x20-\x7e]+$/.test(l))
+      throw new Error(`literal ${JSON.stringify(l)}: expected printable ASCII`);
+  return new RegExp(literals.map((l) => l.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')).join('|'), 'i');
+}
+
 export class Redactor {
   /** One scan that rejects most lines: the union of the hints (when every pattern has one). */
   private readonly anyHint: RegExp | undefined;
   /** secretKeys verdicts of attribute keys seen (keys repeat line after line); bounded. */
   private readonly keyVerdicts = new Map<string, boolean>();
+  /** The union of the patterns' literals, when every pattern has some; undefined: no byte check. */
+  private readonly anyLiteral: RegExp | undefined;
 
   constructor(private readonly o: RedactorOptions) {
     const ps = o.patterns;
+    if (ps.length > 0 && ps.every((p) => p.literals && p.literals.length > 0))
+      this.anyLiteral = literalsRegExp([...new Set(ps.flatMap((p) => p.literals!))]);
     if (ps.length > 0 && ps.every((p) => p.hint && p.hint.flags.replace('i', '') === '')) {
       const ci = ps.some((p) => p.hint!.flags.includes('i'));
       // A case-sensitive hint in a case-insensitive union only lets more lines through.
@@ -90,6 +118,16 @@ export class Redactor {
 
   get active(): boolean {
     return this.o.patterns.length > 0 || this.o.secretKeys !== undefined;
+  }
+
+  /**
+   * False when no pattern can match the text these UTF-8 bytes decode to (a body without
+   * attributes can then be passed on as bytes); true when one might, or when a pattern has no
+   * byte check.
+   */
+  mayMatchBytes(b: Buffer): boolean {
+    if (this.o.patterns.length === 0) return false;
+    return this.anyLiteral === undefined || this.anyLiteral.test(b.toString('latin1'));
   }
 
   /** The string with every match masked, and how many matches there were. */

@@ -28,6 +28,46 @@ describe('json-file decoding', () => {
     expect(t).toEqual({ sec: Date.UTC(2024, 4, 1, 12, 34, 56) / 1000, nanos: 500_000_000 });
   });
 
+  it('parses any timestamp alike whether its seconds prefix was seen before or not', () => {
+    // parseTimeBytes keeps the seconds of the last prefix: runs of timestamps sharing a prefix,
+    // other offsets and fractions, and broken ones in between must all come out right.
+    const stamp = fc.record({
+      ms: fc.integer({ min: 0, max: 253402300799999 }),
+      frac: fc.stringMatching(/^[0-9]{0,12}$/),
+      off: fc.option(fc.integer({ min: -(23 * 60 + 59), max: 23 * 60 + 59 }), { nil: undefined }),
+      broken: fc.constantFrom(undefined, 4, 10, 13, 17, 18),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(stamp, fc.integer({ min: 1, max: 3 })), { maxLength: 20 }),
+        (xs) => {
+          for (const [x, repeat] of xs) {
+            const iso = new Date(x.ms).toISOString().slice(0, 19);
+            const zone =
+              x.off === undefined
+                ? 'Z'
+                : `${x.off < 0 ? '-' : '+'}${String(Math.floor(Math.abs(x.off) / 60)).padStart(2, '0')}:${String(Math.abs(x.off) % 60).padStart(2, '0')}`;
+            let text = `${iso}${x.frac ? `.${x.frac}` : ''}${zone}`;
+            if (x.broken !== undefined)
+              text = `${text.slice(0, x.broken)}x${text.slice(x.broken + 1)}`;
+            const b = Buffer.from(`"time":"${text}"`);
+            for (let k = 0; k < repeat; k++) {
+              const t = { sec: -1, nanos: -1 };
+              const ok = parseTimeBytes(b, 8, b.length - 1, t);
+              if (x.broken !== undefined) {
+                expect(ok).toBe(false);
+                continue;
+              }
+              expect(ok).toBe(true);
+              expect(t.sec).toBe(Math.floor(x.ms / 1000) - (x.off ?? 0) * 60);
+              expect(t.nanos).toBe(Number(x.frac.slice(0, 9).padEnd(9, '0')));
+            }
+          }
+        },
+      ),
+    );
+  });
+
   it('marks records without a trailing newline as partial and keeps attrs', () => {
     const d = decode(encodeJsonFileLine('abc', 'stdout', '2024-05-01T12:34:56Z', { tag: 'x' }));
     expect(d).toMatchObject({
