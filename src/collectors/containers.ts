@@ -74,7 +74,7 @@ export interface ContainerMetricsOptions {
    * 0 opens and closes every file on every read.
    */
   maxOpenFiles?: number;
-  /** The HTTP server's connection cap (http.max_connections), kept out of the budget. Default 128. */
+  /** The HTTP server's connection cap (http.max_connections), kept out of the budget (128). */
   httpConnections?: number;
   /** The soft open-files limit (tests); default: read from /proc/self/limits. */
   openFilesLimit?: () => number | undefined;
@@ -937,8 +937,9 @@ export class ContainerMetrics {
   }
 
   /**
-   * The open-file budget and the cgroup and /proc (net/dev) files read per collection: files beyond the budget are
-   * opened, read and closed on every collection (several microseconds each instead of one pread).
+   * The open-file budget and the cgroup and /proc (net/dev) files read per collection: files
+   * beyond the budget are opened, read and closed on every collection (several microseconds
+   * each instead of one pread).
    */
   fileBudget(): { limit: number; kept: number; cgroupFiles: number; procFiles: number } {
     let cgroupFiles = 0;

@@ -79,9 +79,9 @@ function readPath(path: string): number {
 /**
  * How many cgroup files the process keeps open between collections. Shared by every container:
  * each kept file takes one unit; when none is left, files are opened and closed per read. The
- * limit follows `cgroupFileBudget` in src/util/open-files.ts (set again as the container count or the open-files
- * limit changes), but never rises above what was open when the process last ran out of
- * descriptors.
+ * limit follows `cgroupFileBudget` of src/util/open-files.ts (set again as the container count
+ * or the open-files limit changes), but never rises above what was open when the process last
+ * ran out of descriptors.
  */
 export class OpenFileBudget {
   open = 0;
@@ -99,10 +99,9 @@ export class OpenFileBudget {
   give(): void {
     this.open--;
   }
-  /** A new budget from the formula; returns true when more files are open than it allows. */
-  set(limit: number): boolean {
+  /** A new budget from the formula (files open beyond it are for the caller to close). */
+  set(limit: number): void {
     this.limit = Math.max(0, Math.min(limit, this.ceiling));
-    return this.open > this.limit;
   }
   /** The process ran out of descriptors: keep no more than are open now, minus some headroom. */
   shrink(): void {
