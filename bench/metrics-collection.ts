@@ -33,6 +33,7 @@ import { WritableLayers } from '../src/collectors/fs-usage.js';
 import type { ContainerInfo, ContainerSource } from '../src/docker/types.js';
 import { MetricsExporter } from '../src/exporters/prometheus.js';
 import { createApp } from '../src/server/app.js';
+import { softOpenFilesLimit } from '../src/util/open-files.js';
 import { makeContainerInfo } from '../test/support/container-info.js';
 
 const FIXTURE_ID = 'c0ffee00'.repeat(8);
@@ -272,7 +273,7 @@ async function measureAdditions(
   n: number,
   rounds: number,
 ) {
-  const files = { all: 0, before: 0, budget: 0 };
+  const files = { all: 0, before: 0, proc: 0, budget: 0, keptAll: 0 };
   const run = async (disabled: string[]): Promise<number> => {
     const c = new ContainerMetrics({
       inventory: new Source(Array.from({ length: n }, (_, i) => info(i))),
@@ -290,7 +291,11 @@ async function measureAdditions(
       const cpu = (await best(rounds, () => c.collect())).cpu;
       const b = c.fileBudget();
       files.budget = b.limit;
-      if (disabled.length === 0) files.all = b.cgroupFiles;
+      files.proc = b.procFiles;
+      if (disabled.length === 0) {
+        files.all = b.cgroupFiles;
+        files.keptAll = b.kept;
+      }
       if (disabled.length === ISSUE14_ADDITIONS.length) files.before = b.cgroupFiles;
       return cpu;
     } finally {
@@ -383,7 +388,10 @@ async function measure(shape: Shape, n: number, rounds: number) {
       issue14_cpu_ms_by_addition: additions.perAddition,
       cgroup_files_all_families: additions.files.all,
       cgroup_files_before_issue14: additions.files.before,
+      proc_files: additions.files.proc,
+      files_kept_open_all_families: additions.files.keptAll,
       open_file_budget: additions.files.budget,
+      open_files_soft_limit: softOpenFilesLimit() ?? null,
     };
   } finally {
     cm.stop();
@@ -535,8 +543,9 @@ function printTable(rows: Array<Awaited<ReturnType<typeof measure>>>): void {
           .join(', ') + ' ms',
       ),
       info(
-        'cgroup files per collection, all / before (open-file budget)',
-        `${r.cgroup_files_all_families} / ${r.cgroup_files_before_issue14} (${r.open_file_budget})`,
+        'files per collection, cgroup all / before + /proc; kept open / budget (soft limit)',
+        `${r.cgroup_files_all_families} / ${r.cgroup_files_before_issue14} + ${r.proc_files}; ` +
+          `${r.files_kept_open_all_families} / ${r.open_file_budget} (${r.open_files_soft_limit ?? '?'})`,
       ),
       info('RSS', `${r.rss_mb.toFixed(0)} MiB`),
       info('open cgroup files', String(r.open_cgroup_files)),

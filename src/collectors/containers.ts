@@ -15,12 +15,12 @@ import type { ContainerInfo, ContainerSource } from '../docker/types.js';
 import type { FilesystemInfo, LayerUsage } from './fs-usage.js';
 import { readRootStats } from './root.js';
 import { OnceLogger, type Logger } from '../util/logger.js';
+import { cgroupFileBudget, softOpenFilesLimit } from '../util/open-files.js';
 import { detectCgroupLayout, type CgroupLayout } from './cgroup/detect.js';
 import {
   KeptFile,
   OpenFileBudget,
   bufNetDev,
-  defaultOpenFileBudget,
   isMissing,
   parseDiskstats,
   readLink,
@@ -68,10 +68,16 @@ export interface ContainerMetricsOptions {
   /** Overrides detection (tests). */
   layout?: CgroupLayout;
   /**
-   * Cgroup and /proc files kept open between collections (default: 3/4 of the open-file limit).
+   * Cgroup and /proc files kept open between collections, fixed (tests, benchmarks). Default:
+   * `cgroupFileBudget` of src/util/open-files.ts (the open-files limit minus what the agent,
+   * log files and HTTP clients may need), followed as the limit and the container count change.
    * 0 opens and closes every file on every read.
    */
   maxOpenFiles?: number;
+  /** The HTTP server's connection cap (http.max_connections), kept out of the budget (128). */
+  httpConnections?: number;
+  /** The soft open-files limit (tests); default: read from /proc/self/limits. */
+  openFilesLimit?: () => number | undefined;
   /**
    * Which containers get series (metrics.include_containers / exclude_containers and the
    * harbormaster.metrics.enabled label); the others are not tracked at all: no cgroup reads.
@@ -726,6 +732,16 @@ export class ContainerMetrics {
   private readonly includeLoopback: boolean;
   private readonly now: () => number;
   private readonly budget: OpenFileBudget;
+  /** Undefined when maxOpenFiles fixes the budget. */
+  private readonly budgetInputs:
+    | {
+        httpConnections: number;
+        limit: () => number | undefined;
+        softLimit: number | undefined;
+        at: number;
+        mutations: number;
+      }
+    | undefined;
   private readonly tracked = new Map<string, Tracked>();
   private unsubscribe: (() => void) | undefined;
   private last: Rendered | undefined;
@@ -770,7 +786,18 @@ export class ContainerMetrics {
     this.allowlist = opts.labelAllowlist ?? [];
     this.includeLoopback = opts.includeLoopback ?? false;
     this.now = opts.now ?? Date.now;
-    this.budget = new OpenFileBudget(opts.maxOpenFiles ?? defaultOpenFileBudget());
+    if (opts.maxOpenFiles !== undefined) {
+      this.budget = new OpenFileBudget(opts.maxOpenFiles);
+    } else {
+      this.budgetInputs = {
+        httpConnections: opts.httpConnections ?? 128,
+        limit: opts.openFilesLimit ?? (() => softOpenFilesLimit()),
+        softLimit: undefined,
+        at: -Infinity,
+        mutations: -1,
+      };
+      this.budget = new OpenFileBudget(0); // set at the first collection
+    }
     this.selected = opts.selection ?? (() => true);
     this.perCpu = opts.perCpu ?? false;
     this.fsUsage = opts.fsUsage;
@@ -910,13 +937,18 @@ export class ContainerMetrics {
   }
 
   /**
-   * The open-file budget and the cgroup files read per collection: files beyond the budget are
-   * opened, read and closed on every collection (several microseconds each instead of one pread).
+   * The open-file budget and the cgroup and /proc (net/dev) files read per collection: files
+   * beyond the budget are opened, read and closed on every collection (several microseconds
+   * each instead of one pread).
    */
-  fileBudget(): { limit: number; kept: number; cgroupFiles: number } {
+  fileBudget(): { limit: number; kept: number; cgroupFiles: number; procFiles: number } {
     let cgroupFiles = 0;
-    for (const t of this.tracked.values()) cgroupFiles += t.reader?.fileCount() ?? 0;
-    return { limit: this.budget.limit, kept: this.budget.open, cgroupFiles };
+    let procFiles = 0;
+    for (const t of this.tracked.values()) {
+      cgroupFiles += t.reader?.fileCount() ?? 0;
+      if (t.netDev) procFiles++;
+    }
+    return { limit: this.budget.limit, kept: this.budget.open, cgroupFiles, procFiles };
   }
 
   private upsert(info: ContainerInfo): void {
@@ -1179,6 +1211,7 @@ export class ContainerMetrics {
     let i = 0;
     const now0 = this.now();
     const mutations0 = this.mutations;
+    this.refreshBudget(now0);
     for (const t of this.tracked.values()) {
       if (!ACTIVE_STATES.has(t.info.state)) {
         // stopped: its cgroup is gone, do not hold its files
@@ -1259,6 +1292,28 @@ export class ContainerMetrics {
       }
     }
     return b;
+  }
+
+  /**
+   * The open-file budget from the formula, again when the container count changed or every 5 s
+   * (the open-files limit can change under a running process: prlimit). Files over a lower
+   * budget are closed at the end of the collection.
+   */
+  private refreshBudget(now: number): void {
+    const b = this.budgetInputs;
+    if (!b || (b.mutations === this.mutations && now - b.at < 5000)) return;
+    if (now - b.at >= 5000) {
+      b.softLimit = b.limit();
+      b.at = now;
+    }
+    b.mutations = this.mutations;
+    this.budget.set(
+      cgroupFileBudget({
+        softLimit: b.softLimit,
+        httpConnections: b.httpConnections,
+        containers: this.inventory.list().length,
+      }),
+    );
   }
 
   /** After running out of descriptors: close kept files until the (shrunk) budget holds. */

@@ -60,6 +60,8 @@ export class MetricsFeature implements Component {
       labelAllowlist: cfg.label_allowlist,
       disabled: cfg.disabled_metrics,
       includeLoopback: cfg.include_loopback,
+      // descriptors for HTTP clients are kept out of the collector's open-file budget
+      httpConnections: ctx.config.http.max_connections,
     });
     if (fsOn) {
       layers = new WritableLayers({

@@ -15,7 +15,7 @@
  * One shared buffer is reused: a read returns the byte count, and the parsers below work on the
  * buffer's first n bytes. Callers must consume a result before the next read.
  */
-import { closeSync, openSync, readFileSync, readSync, readlinkSync } from 'node:fs';
+import { closeSync, openSync, readSync, readlinkSync } from 'node:fs';
 
 let buf = Buffer.allocUnsafe(16 * 1024);
 
@@ -78,11 +78,19 @@ function readPath(path: string): number {
 
 /**
  * How many cgroup files the process keeps open between collections. Shared by every container:
- * each kept file takes one unit; when none is left, files are opened and closed per read.
+ * each kept file takes one unit; when none is left, files are opened and closed per read. The
+ * limit follows `cgroupFileBudget` of src/util/open-files.ts (set again as the container count
+ * or the open-files limit changes), but never rises above what was open when the process last
+ * ran out of descriptors.
  */
 export class OpenFileBudget {
   open = 0;
-  constructor(public limit: number) {}
+  limit: number;
+  /** Set when the process ran out of descriptors: the budget stays at or below it. */
+  private ceiling = Infinity;
+  constructor(limit: number) {
+    this.limit = limit;
+  }
   take(): boolean {
     if (this.open >= this.limit) return false;
     this.open++;
@@ -91,28 +99,15 @@ export class OpenFileBudget {
   give(): void {
     this.open--;
   }
+  /** A new budget from the formula (files open beyond it are for the caller to close). */
+  set(limit: number): void {
+    this.limit = Math.max(0, Math.min(limit, this.ceiling));
+  }
   /** The process ran out of descriptors: keep no more than are open now, minus some headroom. */
   shrink(): void {
-    this.limit = Math.max(0, Math.min(this.limit, this.open - 256));
+    this.ceiling = Math.max(0, Math.min(this.limit, this.open - 256));
+    this.limit = this.ceiling;
   }
-}
-
-/**
- * Default budget: three quarters of the soft RLIMIT_NOFILE (Node raises the soft limit to the hard
- * one at start), leaving the rest to sockets, log files and the runtime.
- */
-export function defaultOpenFileBudget(): number {
-  try {
-    const limits = readFileSync('/proc/self/limits', 'latin1');
-    const m = /^Max open files\s+(\d+|unlimited)/m.exec(limits);
-    if (m) {
-      const soft = m[1] === 'unlimited' ? 1 << 20 : Number(m[1]);
-      return Math.floor(soft * 0.75);
-    }
-  } catch {
-    // not Linux: fall through
-  }
-  return 768;
 }
 
 /** One file read on every collection, kept open when the budget allows. */

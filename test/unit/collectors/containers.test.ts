@@ -259,6 +259,56 @@ describe('kept-open cgroup files', () => {
     });
   }
 
+  it('keeps open what the open-files limit leaves after the agent, HTTP clients and log files', async () => {
+    const golden = containerPart(readFileSync(join(FIXTURES, 'v1-cgroupfs.golden.prom'), 'utf8'));
+    // what a generous limit keeps open for the one running container
+    const all = collector('v1-cgroupfs', new StaticSource([containerInfo()]), {
+      fsUsage: FS_USAGE,
+      disabled: [],
+      perCpu: true,
+      openFilesLimit: () => 1_000_000,
+    });
+    all.start();
+    expect(await all.render()).toBe(golden);
+    const files = all.openFiles();
+    expect(files).toBeGreaterThan(10);
+    all.stop();
+
+    let limit = 256 + 50 + 2 * 1 + 5; // room for 5 files with one known container
+    let now = NOW;
+    const src = new StaticSource([containerInfo()]);
+    const c = collector('v1-cgroupfs', src, {
+      fsUsage: FS_USAGE,
+      disabled: [],
+      perCpu: true,
+      httpConnections: 50,
+      openFilesLimit: () => limit,
+      now: () => now,
+    });
+    c.start();
+    expect(await c.render()).toBe(golden); // files beyond the budget are read all the same
+    expect(c.fileBudget().limit).toBe(5);
+    expect(c.openFiles()).toBe(5);
+    // two more containers known to the daemon (stopped: no cgroup files, but log files): 4 fewer
+    src.set(containerInfo({ id: 'a'.repeat(64), name: 'old-1', state: 'exited' }));
+    src.set(containerInfo({ id: 'b'.repeat(64), name: 'old-2', state: 'exited' }));
+    expect(await c.render()).toBe(golden);
+    expect(c.fileBudget().limit).toBe(1);
+    expect(c.openFiles()).toBeLessThanOrEqual(1); // files over the budget closed
+    expect(await c.render()).toBe(golden);
+    expect(c.openFiles()).toBe(1);
+    // prlimit raises the limit of the running agent: followed within 5 s
+    limit = 1_000_000;
+    now += 1000;
+    await c.render();
+    expect(c.openFiles()).toBe(1);
+    now += 5000;
+    await c.render();
+    expect(c.openFiles()).toBe(files);
+    c.stop();
+    expect(c.openFiles()).toBe(0);
+  });
+
   it('sees new values, survives a re-created cgroup and counts a vanished one', async () => {
     const root = copyTree('v1-cgroupfs');
     try {
