@@ -306,7 +306,13 @@ export class LogsComponent implements Component {
       container: c,
       tailer: undefined as unknown as Tailer,
       proc: this.containerProcessor(c),
-      stats: this.t.addSource(c.id, c.name, 'file', () => entry.tailer.bytesBehind()),
+      stats: this.t.addSource(
+        c.id,
+        c.name,
+        'file',
+        () => entry.tailer.bytesBehind(),
+        () => entry.tailer.oldestUnshippedMs(),
+      ),
     };
     const stats: TailerStats = {
       lines: (stream, n, b) => {
