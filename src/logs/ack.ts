@@ -74,8 +74,15 @@ export class AckTracker<R> {
   private markMs: number[] = [];
   private markHead = 0;
 
-  /** @param onCommit called (synchronously, inside ack) when the committed run moved. */
-  constructor(private readonly onCommit: (ref: R, n: number) => void) {}
+  /**
+   * @param onCommit called (synchronously, inside ack) when the committed run moved.
+   * @param onIdle called (synchronously, inside ack, after onCommit) when no token is outstanding
+   *   any more, even when the last ones were not commit points (so the committed run did not move).
+   */
+  constructor(
+    private readonly onCommit: (ref: R, n: number) => void,
+    private readonly onIdle?: () => void,
+  ) {}
 
   /**
    * A unit of source data ending at (ref, n): its token. `point` false: the position after it is
@@ -147,7 +154,9 @@ export class AckTracker<R> {
       this.acked = this.acked.slice(this.head);
       this.head = 0;
     }
+    const idle = this.head === this.refs.length;
     if (last >= 0) this.onCommit(this.committedRef as R, this.committedN);
+    if (idle && this.onIdle && this.outstanding === 0) this.onIdle();
   }
 
   /** Keeps only the marks that cover token `base` and later ones (the commit advanced). */

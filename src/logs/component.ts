@@ -344,6 +344,11 @@ export class LogsComponent implements Component {
         this.store.set(c.id, cp);
         if (entry.tailer.done && entry.tailer.unacknowledged === 0) this.retire(c.id);
       },
+      // The last records of a finished tailer may be no commit point (a fragment of a line the
+      // container never finished, flushed at the end): their acks move no checkpoint.
+      idle: () => {
+        if (this.tailers.get(c.id) === entry && entry.tailer.done) this.retire(c.id);
+      },
       startAt,
       maxLineBytes: this.cfg.max_line_bytes,
       chunkBytes: this.cfg.read_chunk_bytes,
@@ -497,6 +502,8 @@ export class LogsComponent implements Component {
     this.store.delete(id);
     this.t.removeSource(id);
     void e.tailer.stop();
+    // No entry stays behind in the file until the next delivery (a quiet host may have none).
+    this.store.flush().catch((err: unknown) => this.t.checkpointFailed(err, this.store.file));
   }
 
   async stop(): Promise<void> {

@@ -71,6 +71,12 @@ export interface TailerOptions {
   checkpoint?: Checkpoint;
   /** The acknowledged position moved: persist it (called synchronously from an ack). */
   commit?(cp: Checkpoint): void;
+  /**
+   * Every record handed on is acknowledged now (called synchronously from an ack, after commit):
+   * a finished tailer can be retired, even when its last records (a line fragment flushed at the
+   * end) were no commit point.
+   */
+  idle?(): void;
   /** Without a checkpoint: read existing data from the beginning or start at the end. */
   startAt: 'beginning' | 'end';
   maxLineBytes: number;
@@ -152,15 +158,17 @@ export class Tailer {
       hold: (d) => this.opts.sink.hold?.(d),
       now: this.now,
     });
-    this.tracker = new AckTracker<MutableIdentity>((id, offset) =>
-      this.opts.commit?.({
-        path: this.path,
-        dev: id.dev,
-        ino: id.ino,
-        fp: id.fp,
-        fpLen: id.fpLen,
-        offset,
-      }),
+    this.tracker = new AckTracker<MutableIdentity>(
+      (id, offset) =>
+        this.opts.commit?.({
+          path: this.path,
+          dev: id.dev,
+          ino: id.ino,
+          fp: id.fp,
+          fpLen: id.fpLen,
+          offset,
+        }),
+      () => this.opts.idle?.(),
     );
   }
 
