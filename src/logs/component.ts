@@ -502,8 +502,10 @@ export class LogsComponent implements Component {
     this.store.delete(id);
     this.t.removeSource(id);
     void e.tailer.stop();
-    // No entry stays behind in the file until the next delivery (a quiet host may have none).
-    this.store.flush().catch((err: unknown) => this.t.checkpointFailed(err, this.store.file));
+    // No entry stays behind in the file until the next delivery (a quiet host may have none);
+    // while stopping, the export loop's last flush writes it.
+    if (!this.stopped)
+      this.store.flush().catch((err: unknown) => this.t.checkpointFailed(err, this.store.file));
   }
 
   async stop(): Promise<void> {
