@@ -194,8 +194,11 @@ export interface RunSpanExporterOptions {
   identity: ResourceIdentity;
   /** The inventory's view of a container (including recently removed ones). */
   containerInfo?: (id: string) => ContainerInfo | undefined;
-  /** Container labels exported as `container.label.<key>`. */
-  labelAllowlist?: readonly string[];
+  /**
+   * Container labels exported as `container.label.<key>`; a function is asked for every span
+   * (a SIGHUP that changes the allowlist applies to the next span).
+   */
+  labelAllowlist?: readonly string[] | (() => readonly string[]);
   logger: Logger;
   registry?: Registry;
   /** Resolved traces settings (default: resolved from config.otlp). */
@@ -375,7 +378,8 @@ export class RunSpanExporter {
       imageId: '',
       labels: run.labels ?? {},
     };
-    const attrs = this.opts.identity.container(info, this.opts.labelAllowlist ?? []);
+    const la = this.opts.labelAllowlist ?? [];
+    const attrs = this.opts.identity.container(info, typeof la === 'function' ? la() : la);
     const key = JSON.stringify(attrs);
     const hit = this.resources.get(run.containerId);
     if (hit?.key === key) return hit.resource;

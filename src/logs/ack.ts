@@ -17,6 +17,11 @@
 //
 // Cost: one small token object per unit; the tracker stores refs and numbers in arrays that are
 // compacted as the committed run advances.
+//
+// Age: a source may mark() the time of the data it is about to hand out (once per read chunk, not
+// per unit); oldestMarkedMs() is then the time of the mark that covers the oldest token not yet
+// committed: the age of the oldest undelivered data (harbormaster_log_oldest_unshipped_seconds),
+// at most one chunk older than the exact one.
 
 /** One unit of source data, acknowledged once. Opaque outside this module. */
 export interface AckToken {
@@ -64,9 +69,20 @@ export class AckTracker<R> {
   private committedRef: R | undefined;
   private committedN = 0;
   private hasCommitted = false;
+  /** Marks: from token markSeq[i] on, data is as old as markMs[i] (ascending seq). */
+  private markSeq: number[] = [];
+  private markMs: number[] = [];
+  private markHead = 0;
 
-  /** @param onCommit called (synchronously, inside ack) when the committed run moved. */
-  constructor(private readonly onCommit: (ref: R, n: number) => void) {}
+  /**
+   * @param onCommit called (synchronously, inside ack) when the committed run moved.
+   * @param onIdle called (synchronously, inside ack, after onCommit) when no token is outstanding
+   *   any more, even when the last ones were not commit points (so the committed run did not move).
+   */
+  constructor(
+    private readonly onCommit: (ref: R, n: number) => void,
+    private readonly onIdle?: () => void,
+  ) {}
 
   /**
    * A unit of source data ending at (ref, n): its token. `point` false: the position after it is
@@ -79,6 +95,28 @@ export class AckTracker<R> {
     this.ns.push(point ? n : -1 - n);
     this.acked.push(false);
     return { tracker: this as AckTracker<unknown>, seq };
+  }
+
+  /** The next tokens' data dates from timeMs (until the next mark). Cheap; once per chunk. */
+  mark(timeMs: number): void {
+    const seq = this.base + this.refs.length - this.head;
+    const last = this.markSeq.length - 1;
+    if (last >= this.markHead && this.markSeq[last] === seq) {
+      this.markMs[last] = Math.min(this.markMs[last]!, timeMs);
+      return;
+    }
+    this.markSeq.push(seq);
+    this.markMs.push(timeMs);
+  }
+
+  /**
+   * Time (ms since the epoch) of the oldest data handed out and not committed yet, from the
+   * marks; undefined when nothing is outstanding or no mark covers it.
+   */
+  oldestMarkedMs(): number | undefined {
+    if (this.outstanding === 0) return undefined;
+    const seq = this.markSeq[this.markHead];
+    return seq !== undefined && seq <= this.base ? this.markMs[this.markHead] : undefined;
   }
 
   /** A unit that needs no delivery (malformed, skipped): registered and acknowledged at once. */
@@ -104,6 +142,7 @@ export class AckTracker<R> {
     }
     this.base += j - this.head;
     this.head = j;
+    this.dropMarks();
     if (this.head === this.refs.length) {
       this.refs = [];
       this.ns = [];
@@ -115,7 +154,20 @@ export class AckTracker<R> {
       this.acked = this.acked.slice(this.head);
       this.head = 0;
     }
+    const idle = this.head === this.refs.length;
     if (last >= 0) this.onCommit(this.committedRef as R, this.committedN);
+    if (idle && this.onIdle && this.outstanding === 0) this.onIdle();
+  }
+
+  /** Keeps only the marks that cover token `base` and later ones (the commit advanced). */
+  private dropMarks(): void {
+    const n = this.markSeq.length;
+    while (this.markHead + 1 < n && this.markSeq[this.markHead + 1]! <= this.base) this.markHead++;
+    if (this.markHead > 64 && this.markHead * 2 > n) {
+      this.markSeq = this.markSeq.slice(this.markHead);
+      this.markMs = this.markMs.slice(this.markHead);
+      this.markHead = 0;
+    }
   }
 
   /** Tokens handed out and not committed yet. */

@@ -306,7 +306,13 @@ export class LogsComponent implements Component {
       container: c,
       tailer: undefined as unknown as Tailer,
       proc: this.containerProcessor(c),
-      stats: this.t.addSource(c.id, c.name, 'file', () => entry.tailer.bytesBehind()),
+      stats: this.t.addSource(
+        c.id,
+        c.name,
+        'file',
+        () => entry.tailer.bytesBehind(),
+        () => entry.tailer.oldestUnshippedMs(),
+      ),
     };
     const stats: TailerStats = {
       lines: (stream, n, b) => {
@@ -337,6 +343,11 @@ export class LogsComponent implements Component {
         if (this.tailers.get(c.id) !== entry) return; // retired: leave no entry behind
         this.store.set(c.id, cp);
         if (entry.tailer.done && entry.tailer.unacknowledged === 0) this.retire(c.id);
+      },
+      // The last records of a finished tailer may be no commit point (a fragment of a line the
+      // container never finished, flushed at the end): their acks move no checkpoint.
+      idle: () => {
+        if (this.tailers.get(c.id) === entry && entry.tailer.done) this.retire(c.id);
       },
       startAt,
       maxLineBytes: this.cfg.max_line_bytes,
@@ -491,6 +502,10 @@ export class LogsComponent implements Component {
     this.store.delete(id);
     this.t.removeSource(id);
     void e.tailer.stop();
+    // No entry stays behind in the file until the next delivery (a quiet host may have none);
+    // while stopping, the export loop's last flush writes it.
+    if (!this.stopped)
+      this.store.flush().catch((err: unknown) => this.t.checkpointFailed(err, this.store.file));
   }
 
   async stop(): Promise<void> {

@@ -71,6 +71,12 @@ export interface TailerOptions {
   checkpoint?: Checkpoint;
   /** The acknowledged position moved: persist it (called synchronously from an ack). */
   commit?(cp: Checkpoint): void;
+  /**
+   * Every record handed on is acknowledged now (called synchronously from an ack, after commit):
+   * a finished tailer can be retired, even when its last records (a line fragment flushed at the
+   * end) were no commit point.
+   */
+  idle?(): void;
   /** Without a checkpoint: read existing data from the beginning or start at the end. */
   startAt: 'beginning' | 'end';
   maxLineBytes: number;
@@ -105,6 +111,8 @@ interface OpenFile {
   /** Reached the end once: check the first bytes before reading what was appended since. */
   verifyHead: boolean;
   mtimeMs: number;
+  /** mtime of the stat that last set `size`: the bytes up to size were written by then. */
+  sizeMtimeMs: number;
 }
 
 function fingerprint(buf: Buffer): string {
@@ -150,15 +158,17 @@ export class Tailer {
       hold: (d) => this.opts.sink.hold?.(d),
       now: this.now,
     });
-    this.tracker = new AckTracker<MutableIdentity>((id, offset) =>
-      this.opts.commit?.({
-        path: this.path,
-        dev: id.dev,
-        ino: id.ino,
-        fp: id.fp,
-        fpLen: id.fpLen,
-        offset,
-      }),
+    this.tracker = new AckTracker<MutableIdentity>(
+      (id, offset) =>
+        this.opts.commit?.({
+          path: this.path,
+          dev: id.dev,
+          ino: id.ino,
+          fp: id.fp,
+          fpLen: id.fpLen,
+          offset,
+        }),
+      () => this.opts.idle?.(),
     );
   }
 
@@ -239,6 +249,19 @@ export class Tailer {
     return n;
   }
 
+  /**
+   * When the oldest log data not delivered yet was written (ms since the epoch; undefined: none):
+   * the time of the oldest record read and not acknowledged (per read chunk, see AckTracker.mark),
+   * or, older still, the mtime of the oldest generation with unread bytes (when they were
+   * written at the latest). Read by the oldest-unshipped gauge at scrape time.
+   */
+  oldestUnshippedMs(): number | undefined {
+    let t = this.tracker.oldestMarkedMs();
+    const f = this.files.find((x) => x.size > x.pos);
+    if (f && (t === undefined || f.sizeMtimeMs < t)) t = f.sizeMtimeMs;
+    return t;
+  }
+
   /** For tests: the identities of the open generations. */
   openInodes(): number[] {
     return this.files.map((f) => f.id.ino);
@@ -269,6 +292,8 @@ export class Tailer {
   }
 
   private initDone = false;
+  /** The next decoded line is the first of a chunk: its time marks the chunk's tokens. */
+  private markChunk = false;
 
   private async run(): Promise<void> {
     await this.init();
@@ -329,6 +354,7 @@ export class Tailer {
           this.restartTruncated(f, f.size);
           f.size = st.size;
         } else if (st.size > f.size) f.size = st.size;
+        f.sizeMtimeMs = st.mtimeMs;
       } catch {
         // closed meanwhile
       }
@@ -454,6 +480,7 @@ export class Tailer {
       readSize: this.opts.chunkBytes,
       verifyHead: false,
       mtimeMs: st.mtimeMs,
+      sizeMtimeMs: st.mtimeMs,
     };
   }
 
@@ -693,6 +720,7 @@ export class Tailer {
     const st = await cur.fh.stat();
     const known = cur.size;
     cur.size = st.size;
+    cur.sizeMtimeMs = st.mtimeMs;
     if (st.size < cur.pos) {
       this.restartTruncated(cur, known);
       return true;
@@ -796,6 +824,7 @@ export class Tailer {
       this.tracker.skip(cur.id, base + i, !this.partials.anyPending);
     }
     this.observedMs = this.now();
+    this.markChunk = true;
     let lines = 0;
     for (;;) {
       const nl = chunk.indexOf(10, i);
@@ -829,6 +858,11 @@ export class Tailer {
       return;
     }
     this.opts.stats.lines(d.stream, 1, e - s + 1);
+    if (this.markChunk) {
+      // once per chunk: the age of what is not delivered yet (oldestUnshippedMs)
+      this.markChunk = false;
+      this.tracker.mark(d.timeSec * 1000 + d.timeNanos / 1e6);
+    }
     // A restart point only where no line of either stream is being reassembled: restarting in
     // the middle of one would read the rest of a delivered line as a line of its own.
     const point =

@@ -22,6 +22,8 @@ export interface SourceStats {
   lastExportError: string | undefined;
   /** Bytes written but not read yet (file sources; 0 when unknown). */
   behind(): number;
+  /** When the oldest data not delivered yet was written (ms; undefined: none or unknown). */
+  oldest(): number | undefined;
 }
 
 /** What the status page reads (a copy: changing it changes nothing). */
@@ -189,6 +191,18 @@ export class LogTelemetry {
             if (s.kind === 'file') this.set({ container_name: s.name }, s.behind());
         },
       }),
+      // One series, the maximum over containers: an alert needs "is any log data old", and a
+      // per-container series would add a series per container (bytes_behind has the detail)
+      // and outlive the containers it names. Computed at scrape time from state the sources
+      // keep per read chunk and per poll while paused, never per line.
+      oldestUnshipped: new Gauge({
+        name: 'harbormaster_log_oldest_unshipped_seconds',
+        help: 'Age of the oldest json-file log data not delivered yet, over all containers: the time of the oldest record read and not acknowledged by the receiver, or, for data not read yet (behind, or reading paused on a full queue), the mtime of the oldest log generation with unread bytes (a lower bound). 0 when every log is caught up.',
+        registers,
+        collect() {
+          this.set(self.oldestUnshippedSeconds());
+        },
+      }),
       tailers: new Gauge({
         name: 'harbormaster_log_tailers',
         help: 'Container log files being tailed.',
@@ -214,6 +228,7 @@ export class LogTelemetry {
     name: string,
     kind: 'file' | 'api',
     behind: () => number = () => 0,
+    oldest: () => number | undefined = () => undefined,
   ): SourceStats {
     const s = {
       key,
@@ -225,10 +240,21 @@ export class LogTelemetry {
       lastError: undefined,
       lastExportError: undefined,
       behind,
+      oldest,
       reported: {},
     };
     this.sources.set(key, s);
     return s;
+  }
+
+  /** Seconds since the oldest data not delivered yet was written, over all sources; 0: none. */
+  oldestUnshippedSeconds(): number {
+    let t: number | undefined;
+    for (const s of this.sources.values()) {
+      const o = s.oldest();
+      if (o !== undefined && (t === undefined || o < t)) t = o;
+    }
+    return t === undefined ? 0 : Math.max(0, (this.now() - t) / 1000);
   }
 
   removeSource(key: string): void {

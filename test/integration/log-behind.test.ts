@@ -2,7 +2,10 @@
 // several json-file generations, harbormaster_log_file_bytes_behind is the real distance to the
 // end of the newest generation while the tailer is paused: within 5 % of the truth computed from
 // the files themselves (sizes of every generation Docker keeps, minus the checkpoint offset).
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+// harbormaster_log_oldest_unshipped_seconds meanwhile is the age of the oldest line not delivered
+// (the json-file time of the line at the checkpoint, from the files), rising while the receiver
+// refuses, and 0 once the receiver takes everything.
+import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -55,6 +58,47 @@ function truth(logPath: string, stateDir: string, id: string): { bytes: number; 
   for (let i = from; i < gens.length; i++) bytes += gens[i]!.size;
   if (cp && gens[from]?.ino === cp.ino) bytes -= cp.offset;
   return { bytes, gens: gens.length };
+}
+
+/** When the oldest line not delivered was written (ms): the line at the checkpoint, or the first
+ * line of the oldest generation when nothing was committed. */
+function oldestUndelivered(logPath: string, stateDir: string, id: string): number {
+  const dir = path.dirname(logPath);
+  const base = path.basename(logPath);
+  const gens = readdirSync(dir)
+    .filter((n) => n === base || new RegExp(`^${base}\\.\\d+$`).test(n))
+    .map((n) => ({ n: n === base ? 0 : Number(n.slice(base.length + 1)), file: path.join(dir, n) }))
+    .sort((a, b) => b.n - a.n)
+    .map((g) => ({ ...g, ino: statSync(g.file).ino, size: statSync(g.file).size }));
+  let cp: { ino: number; offset: number } | undefined;
+  try {
+    const j = JSON.parse(readFileSync(path.join(stateDir, 'log-checkpoints.json'), 'utf8')) as {
+      files: Record<string, { ino: number; offset: number }>;
+    };
+    cp = j.files[id];
+  } catch {
+    // nothing delivered yet
+  }
+  let i = cp
+    ? Math.max(
+        0,
+        gens.findIndex((g) => g.ino === cp.ino),
+      )
+    : 0;
+  let offset = cp && gens[i]?.ino === cp.ino ? cp.offset : 0;
+  if (offset >= gens[i]!.size) {
+    i++;
+    offset = 0;
+  }
+  const fd = openSync(gens[i]!.file, 'r');
+  try {
+    const buf = Buffer.alloc(4096);
+    const n = readSync(fd, buf, 0, buf.length, offset);
+    const line = buf.subarray(0, n).toString('utf8').split('\n')[0]!;
+    return Date.parse((JSON.parse(line) as { time: string }).time);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 describeDocker('bytes behind while paused on a full queue (issue 16, criterion 5)', () => {
@@ -127,9 +171,14 @@ describeDocker('bytes behind while paused on a full queue (issue 16, criterion 5
       ).exec(t);
       return m ? Number(m[1]) : undefined;
     };
+    const oldest = (t: string): number | undefined => {
+      const m = /^harbormaster_log_oldest_unshipped_seconds ([\d.e+-]+)$/m.exec(t);
+      return m ? Number(m[1]) : undefined;
+    };
     const queueBytes = (t: string): number =>
       Number(/^harbormaster_log_queue_bytes (\d+)$/m.exec(t)?.[1] ?? NaN);
     let last = '';
+    const ages: number[] = [];
     // Paused: the queue holds records, nothing is delivered, and the gauge tracks the truth.
     for (let i = 0; i < 3; i++) {
       const ok = await waitFor(
@@ -153,7 +202,44 @@ describeDocker('bytes behind while paused on a full queue (issue 16, criterion 5
         `paused: bytes_behind ${ok.g} B, truth ${ok.real} B (${((100 * (ok.g - ok.real)) / ok.real).toFixed(2)} %), ${written.gens} generations`,
       );
       expect(rx.logs()).toEqual([]);
+      // The age of the oldest undelivered line, against its json-file time read from the file
+      // right after the scrape. Tolerance 2 s: the time between the scrape and that read (well
+      // under a second here), plus the gauge's granularity of one read chunk (4 KiB here: lines
+      // that seq | sed wrote within milliseconds of each other). Rising a poll later.
+      const t = await waitFor(
+        async () => {
+          const text = (await a.get('/metrics')).text;
+          const g = oldest(text);
+          return g !== undefined && (ages.length === 0 || g > ages[ages.length - 1]!)
+            ? text
+            : undefined;
+        },
+        10_000,
+        100,
+        'the oldest unshipped age to rise',
+      );
+      const real = (Date.now() - oldestUndelivered(logPath, stateDir, id)) / 1000;
+      const age = oldest(t)!;
+      console.log(`paused: oldest_unshipped ${age} s, truth ${real.toFixed(3)} s`);
+      expect(Math.abs(age - real)).toBeLessThanOrEqual(2);
+      ages.push(age);
     }
+    // The receiver is back: everything is delivered, and the gauge falls to 0.
+    rx.setStatus(200);
+    await waitFor(
+      async () => {
+        rx.reset(); // keep the receiver's memory small: 60 MB of records are on their way
+        const t = (await a.get('/metrics')).text;
+        last = `oldest_unshipped ${oldest(t)} s, bytes_behind ${behind(t)} B`;
+        return oldest(t) === 0 && behind(t) === 0;
+      },
+      180_000,
+      500,
+      'everything delivered (oldest unshipped 0)',
+    ).catch((e: unknown) => {
+      console.log(last);
+      throw e;
+    });
     await getDocker().docker(['rm', '-f', id]);
     await a.stop();
     agent = undefined;

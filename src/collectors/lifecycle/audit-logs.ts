@@ -30,10 +30,17 @@ export const AUDIT_OUTCOMES = ['exported', 'dropped_queue_full'] as const;
 export interface LogsAuditSinkOptions {
   intake: LogIntake;
   identity: Pick<ResourceIdentity, 'container' | 'host'>;
-  /** Allowlisted container label keys (container.label.<key> resource attributes). */
-  labelAllowlist: readonly string[];
+  /**
+   * Allowlisted container label keys (container.label.<key> resource attributes); a function is
+   * asked for every record, so a SIGHUP that narrows logs.label_allowlist applies at once.
+   */
+  labelAllowlist: readonly string[] | (() => readonly string[]);
   logger: Logger;
   registry?: Registry;
+}
+
+function allowlistOf(a: readonly string[] | (() => readonly string[])): readonly string[] {
+  return typeof a === 'function' ? a() : a;
 }
 
 export class LogsAuditSink implements AuditSink {
@@ -102,7 +109,7 @@ export class LogsAuditSink implements AuditSink {
   private toLogRecord(r: ExecAuditRecord): LogRecord {
     const c = r.container;
     const attributes = c
-      ? this.o.identity.container(c, this.o.labelAllowlist)
+      ? this.o.identity.container(c, allowlistOf(this.o.labelAllowlist))
       : {
           ...this.o.identity.host(),
           'container.id': r.containerId,

@@ -15,6 +15,7 @@ import { Counter } from 'prom-client';
 import { OnceLogger } from '../../util/logger.js';
 import { formatValue, header, labelPairs, sanitizeLabelName } from '../exposition.js';
 import { buildRedactor } from '../../logs/processing/processor.js';
+import type { Redactor } from '../../logs/processing/redact.js';
 import { LogsAuditSink } from './audit-logs.js';
 import { ExecAuditor, type ApiExecInspect, type AuditSink } from './exec-audit.js';
 import {
@@ -220,7 +221,6 @@ export class LifecycleCollector implements Component, ExpositionProvider {
   /** The OTLP span exporter, when traces are on (read by the status page). */
   readonly spans: RunSpanExporter | undefined;
   private readonly once: OnceLogger;
-  private readonly allow: string[];
   private readonly disabled: Set<string>;
   private readonly selected: ContainerPredicate;
   private unsubscribe: (() => void)[] = [];
@@ -237,27 +237,26 @@ export class LifecycleCollector implements Component, ExpositionProvider {
     this.ctx = ctx;
     const log = ctx.logger.child({ component: 'lifecycle' });
     this.once = new OnceLogger(log);
-    this.allow = labelAllowlist(ctx);
     this.disabled = disabledMetrics(ctx);
     this.selected = lifecycleSelection(ctx.config.metrics);
     this.spans = createRunSpanExporter({
       config: ctx.config,
       identity: ctx.identity,
       containerInfo: (id) => ctx.inventory.get(id),
-      labelAllowlist: this.allow,
+      labelAllowlist: () => this.allow,
       logger: ctx.logger,
       registry: ctx.metrics.registry,
       wrapExporter: ctx.wrapSpanExporter,
     });
-    const allow = this.allow;
-    const redactor = buildRedactor(ctx.config.logs.processing.redaction);
-    const redact = (s: string): string => redactor.redact(s).s;
+    // built now: a pattern the engine cannot take fails at startup, not at the first exec
+    this.redactor();
+    const redact = (s: string): string => this.redactor().redact(s).s;
     this.tracker = new LifecycleTracker({
       redact,
       removedGraceMs: ctx.config.lifecycle.removed_grace_seconds * 1000,
       spanLabels: (info) => {
         const out: Record<string, string> = {};
-        for (const k of allow) if (info.labels[k] !== undefined) out[k] = info.labels[k];
+        for (const k of this.allow) if (info.labels[k] !== undefined) out[k] = info.labels[k];
         return out;
       },
       hooks: {
@@ -279,7 +278,7 @@ export class LifecycleCollector implements Component, ExpositionProvider {
       this.auditSink = new LogsAuditSink({
         intake,
         identity: ctx.identity,
-        labelAllowlist: ctx.config.logs.label_allowlist,
+        labelAllowlist: () => this.ctx.config.logs.label_allowlist,
         logger: ctx.logger,
         registry: ctx.metrics.registry,
       });
@@ -305,6 +304,25 @@ export class LifecycleCollector implements Component, ExpositionProvider {
         { url: this.spans.url, protocol: this.spans.protocol },
         'Container runs are exported as OTLP spans.',
       );
+  }
+
+  /**
+   * The label allowlist and the redaction rules in force. SIGHUP replaces ctx.config (agent.ts
+   * reload(), with the settings that could not change live kept at their old values), so they are
+   * read from it at each use, as the status page does: a narrowed allowlist hides a label from
+   * the next scrape and the next span, new redaction rules mask the next exec command.
+   */
+  private get allow(): string[] {
+    return labelAllowlist(this.ctx);
+  }
+
+  private redactorFor: { cfg: Config['logs']['processing']['redaction']; r: Redactor } | undefined;
+
+  /** Built once per configuration (a reload brings a new redaction object). */
+  private redactor(): Redactor {
+    const cfg = this.ctx.config.logs.processing.redaction;
+    if (this.redactorFor?.cfg !== cfg) this.redactorFor = { cfg, r: buildRedactor(cfg) };
+    return this.redactorFor.r;
   }
 
   render(): string {
