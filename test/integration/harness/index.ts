@@ -96,7 +96,8 @@ export function getDocker(ctx?: { skip: (note?: string) => void }): DockerHandle
     ctx?.skip(d.reason);
     throw new Error(`Docker is not available: ${d.reason}`);
   }
-  handle ??= dockerHandle(d.host);
+  // the file's own dockerd carries a docker CLI config dir of its own
+  handle ??= fileEngine.dockerd ?? dockerHandle(d.host);
   return handle;
 }
 
@@ -211,7 +212,9 @@ registerCleanup();
 let hostLock: HostLock | undefined;
 // Files in RUN_ALONE (sequencer.ts) hold the run's host lock exclusively, all others shared
 // (harness/host-lock.ts): a file-level hook, so it runs before any of the file's own hooks.
-beforeAll(async (_ctx, suite) => {
+// (vitest wants the first argument of a hook as a destructuring pattern; the suite is the second)
+// eslint-disable-next-line no-empty-pattern
+beforeAll(async ({}, suite) => {
   hostLock = await acquireHostLock(runsAlone(suite.file.filepath) ? 'exclusive' : 'shared');
   if (hostLock.mode === 'exclusive' || hostLock.waitedMs > 1000) {
     process.stderr.write(
