@@ -5,7 +5,7 @@
 // vitest orders by the durations of the last run (its results cache), but a fresh clone (CI:
 // `npm ci` starts without node_modules/.vite) has none and falls back to file size, which puts
 // e.g. the 60 s outage of hardening-spans (a small file) last. So: the cached duration when there
-// is one, else the duration measured on this project's CI machine below, else an estimate from
+// is one and the file passed, else the duration measured on this project's CI machine below, else an estimate from
 // the file size. Keep the table roughly current when a file gets much slower or faster; it only
 // affects the order, never what runs.
 import { statSync } from 'node:fs';
@@ -81,7 +81,8 @@ export class LongestFirstSequencer extends BaseSequencer {
   private seconds(spec: TestSpecification): number {
     const rel = path.relative(this.ctx.config.root, spec.moduleId);
     const cached = this.ctx.cache.getFileTestResults(`${spec.project.name}:${rel}`);
-    if (cached && cached.duration > 0) return cached.duration / 1000;
+    // a failed file's time says nothing (a file that failed at import took a second)
+    if (cached && cached.duration > 0 && !cached.failed) return cached.duration / 1000;
     const measured = MEASURED_SECONDS[path.basename(spec.moduleId)];
     if (spec.project.name === 'integration' && measured !== undefined) return measured;
     try {
