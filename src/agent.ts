@@ -228,6 +228,7 @@ export class Agent {
       maxBackoffMs: config.docker.reconnect_max_backoff_seconds * 1000,
       heartbeatMs: config.docker.heartbeat_seconds * 1000,
       heartbeatTimeoutMs: config.docker.heartbeat_timeout_seconds * 1000,
+      procRoot: config.proc_root,
     });
     const identity = new ResourceIdentity({
       hostName: config.host_name,

@@ -12,6 +12,7 @@ import type { Config } from './config/schema.js';
 import type { ApiContainerInspect, ApiContainerSummary, ApiInfo } from './docker/api-types.js';
 import { containerCgroupPath } from './docker/cgroup-path.js';
 import { DockerClient, DockerError, MIN_API_VERSION } from './docker/client.js';
+import { daemonCgroupParent } from './docker/inventory.js';
 import { maskSecretsInString } from './util/secrets.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
@@ -256,7 +257,12 @@ async function checkCgroup(config: Config, facts: DaemonFacts): Promise<CheckRes
       status: 'ok',
       detail: `${base}; no running container to check its counters`,
     };
-  const rel = containerCgroupPath(c.Id, driver, c.HostConfig?.CgroupParent ?? '');
+  // a daemon's own --cgroup-parent is not in inspect: learned as the agent does (inventory.ts)
+  const rel = containerCgroupPath(
+    c.Id,
+    driver,
+    c.HostConfig?.CgroupParent || (daemonCgroupParent(c, config.proc_root) ?? ''),
+  );
   const files =
     layout.version === 'v2'
       ? [path.join(root, rel, 'cpu.stat'), path.join(root, rel, 'memory.current')]

@@ -31,3 +31,29 @@ export function expandSlice(slice: string): string {
   }
   return path;
 }
+
+/**
+ * The parent cgroup of a running container as the kernel reports it in `/proc/<pid>/cgroup`,
+ * for containers whose inspect says nothing: a daemon started with `--cgroup-parent` (or
+ * `cgroup-parent` in daemon.json) puts every container without a `--cgroup-parent` of its own
+ * there, and `HostConfig.CgroupParent` stays empty. Returns the parent as an absolute path (the
+ * `cgroupParent` argument of containerCgroupPath), or undefined when no line of `text` names
+ * the container's own cgroup: `<parent>/<id>` (cgroupfs) or `<parent>/docker-<id>.scope`
+ * (systemd). Paths relative to another cgroup namespace (`/../..`, or `/` inside a private
+ * cgroupns) name nothing the agent can find and are ignored.
+ */
+export function cgroupParentFromProc(text: string, id: string): string | undefined {
+  const leaves = [`/${id}`, `/docker-${id}.scope`];
+  for (const line of text.split('\n')) {
+    // `hierarchy-id:controllers:path`; the path may itself contain ':'
+    const first = line.indexOf(':');
+    const second = first < 0 ? -1 : line.indexOf(':', first + 1);
+    if (second < 0) continue;
+    const path = line.slice(second + 1).trim();
+    if (!path.startsWith('/') || path.split('/').includes('..')) continue;
+    const leaf = leaves.find((l) => path.endsWith(l));
+    if (leaf === undefined) continue;
+    return path.slice(0, path.length - leaf.length) || '/';
+  }
+  return undefined;
+}

@@ -1,9 +1,11 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Component, ComponentHealth } from '../component.js';
 import { OnceLogger, type Logger } from '../util/logger.js';
 import { sleep } from '../util/sleep.js';
 import type { ApiContainerInspect, ApiContainerSummary, ApiInfo } from './api-types.js';
-import { containerCgroupPath } from './cgroup-path.js';
+import { cgroupParentFromProc, containerCgroupPath } from './cgroup-path.js';
 import { DockerError, type DockerClient, type StreamHandle } from './client.js';
 import { NON_STATE_ACTIONS, eventLabels } from './events.js';
 import {
@@ -45,6 +47,12 @@ export interface InventoryOptions {
   /** How long the heartbeat ping may take before the stream is dropped and reconnected. */
   heartbeatTimeoutMs?: number;
   now?: () => number;
+  /**
+   * The host's /proc (proc_root), to learn the daemon's default cgroup parent from a running
+   * container's /proc/<pid>/cgroup (see daemonCgroupParent). Unset: the default `/docker`
+   * (cgroupfs) or `system.slice` (systemd) is assumed.
+   */
+  procRoot?: string;
 }
 
 function parseTime(s: string | undefined): number {
@@ -72,11 +80,42 @@ function toHealth(c: ApiContainerInspect, state: ContainerState): HealthState {
   return configured && live ? 'starting' : 'none';
 }
 
-/** Builds an inventory entry from an inspect response. */
-export function fromInspect(c: ApiContainerInspect, cgroupDriver: string): ContainerInfo {
+/**
+ * The cgroup parent the daemon gave a container created without `--cgroup-parent`: Docker's
+ * inspect leaves HostConfig.CgroupParent empty even when the daemon runs with `--cgroup-parent`
+ * (or `cgroup-parent` in daemon.json), so the only record of where the container's cgroup is,
+ * is the kernel's: `<procRoot>/<pid>/cgroup` of its init process. Undefined when the container
+ * has its own parent, is not running, or the file names no cgroup of this container (then the
+ * previous answer, or Docker's default, is used).
+ */
+export function daemonCgroupParent(
+  c: ApiContainerInspect,
+  procRoot: string | undefined,
+): string | undefined {
+  const pid = c.State?.Pid ?? 0;
+  if (procRoot === undefined || c.HostConfig?.CgroupParent || !(pid > 0)) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(join(procRoot, String(pid), 'cgroup'), 'utf8');
+  } catch {
+    return undefined; // exited meanwhile, or /proc of another pid namespace
+  }
+  return cgroupParentFromProc(text, c.Id);
+}
+
+/**
+ * Builds an inventory entry from an inspect response. `daemonParent`: the daemon's default
+ * cgroup parent when it is not Docker's default (learned by daemonCgroupParent); a container's
+ * own `--cgroup-parent` (HostConfig.CgroupParent) always wins.
+ */
+export function fromInspect(
+  c: ApiContainerInspect,
+  cgroupDriver: string,
+  daemonParent = '',
+): ContainerInfo {
   const st = c.State ?? {};
   const hc = c.HostConfig ?? {};
-  const path = containerCgroupPath(c.Id, cgroupDriver, hc.CgroupParent ?? '');
+  const path = containerCgroupPath(c.Id, cgroupDriver, hc.CgroupParent || daemonParent);
   const state = toState(st.Status);
   return {
     id: c.Id,
@@ -199,6 +238,10 @@ export class Inventory implements Component, ContainerSource {
     errors: Counter;
   };
 
+  private readonly procRoot: string | undefined;
+  /** The daemon's default cgroup parent as last seen in a running container's /proc/<pid>/cgroup. */
+  private daemonParent = '';
+
   constructor(opts: InventoryOptions) {
     this.client = opts.client;
     this.log = opts.logger.child({ component: 'inventory' });
@@ -209,6 +252,7 @@ export class Inventory implements Component, ContainerSource {
     this.heartbeatMs = opts.heartbeatMs ?? 15_000;
     this.heartbeatTimeoutMs = opts.heartbeatTimeoutMs ?? 5_000;
     this.now = opts.now ?? Date.now;
+    this.procRoot = opts.procRoot;
     const registers = opts.registry ? [opts.registry] : [];
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
@@ -534,6 +578,13 @@ export class Inventory implements Component, ContainerSource {
     };
   }
 
+  /** fromInspect with the daemon's cgroup parent, learned from running containers (see daemonCgroupParent). */
+  private toInfo(c: ApiContainerInspect, driver: string): ContainerInfo {
+    const learned = daemonCgroupParent(c, this.procRoot);
+    if (learned !== undefined) this.daemonParent = learned;
+    return fromInspect(c, driver, learned ?? this.daemonParent);
+  }
+
   /** Lists and inspects every container and reconciles the inventory with it. */
   private async resync(signal: AbortSignal): Promise<void> {
     const summaries = await this.client.get<ApiContainerSummary[]>(
@@ -554,7 +605,7 @@ export class Inventory implements Component, ContainerSource {
             undefined,
             signal,
           );
-          fresh.set(c.Id, fromInspect(c, driver));
+          fresh.set(c.Id, this.toInfo(c, driver));
         } catch (err) {
           if (err instanceof DockerError && err.reason === 'not_found') continue; // removed meanwhile
           throw err;
@@ -633,7 +684,7 @@ export class Inventory implements Component, ContainerSource {
               undefined,
               signal,
             );
-            this.upsert(fromInspect(c, driver), id);
+            this.upsert(this.toInfo(c, driver), id);
           } catch (err) {
             if (err instanceof DockerError && err.reason === 'not_found') {
               const known = this.containers.get(id);

@@ -28,14 +28,22 @@ describeDocker('shared engine', () => {
     expect(info.host).toMatch(/^(unix|tcp):\/\//);
   });
 
-  it('gives this worker an engine of its own (one per integration worker)', async () => {
+  it('gives this file an engine of its own, with a cgroup parent of its own', async () => {
     const info = harness();
-    const engines = info.engines ?? [];
-    const hosts = engines.map((e) => (e.available ? e.host : e.reason));
-    expect(new Set(hosts).size).toBe(hosts.length);
-    const slot = Number(process.env.VITEST_POOL_ID ?? '1') - 1;
-    expect(engines[slot % engines.length]).toEqual(info.docker);
-    for (const e of engines) expect(e.available && (await pingDocker(e.host, 5000))).toBe(true);
+    const d = getDocker();
+    // Nothing of another file: this is the file's first container (the test above made none).
+    expect((await d.dockerOk(['ps', '-aq'])).trim()).toBe('');
+    // Its containers' cgroups are under this daemon's own parent, not the shared /docker.
+    const r = await runContainer(['--rm', TEST_IMAGE, 'cat', '/proc/self/cgroup']);
+    const paths = r.stdout
+      .split('\n')
+      .filter((l) => /^\d+:(memory|cpuacct|):/.test(l) || l.startsWith('0::'))
+      .map((l) => l.slice(l.indexOf(':', l.indexOf(':') + 1) + 1));
+    expect(paths.length).toBeGreaterThan(0);
+    if (info.perFileEngine) {
+      // (an engine from HARBORMASTER_TEST_DOCKER_HOST has the parent its owner gave it)
+      for (const p of paths) expect(p).toMatch(/^\/hm-[a-z0-9]+-[0-9a-f]{4}\/[0-9a-f]{64}$/);
+    }
   });
 
   it('runs `echo hello` in the test image with --network none', async () => {

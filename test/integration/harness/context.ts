@@ -20,12 +20,17 @@ export type DockerInfo =
 
 export interface HarnessInfo {
   /**
-   * The engine of this test file: the integration files run in parallel workers, each worker
-   * with an engine of its own (harness() picks it by VITEST_POOL_ID), so files never share one.
+   * The engine of this test file. With perFileEngine, every test file starts a private dockerd
+   * of its own when it imports the harness (harness/index.ts) and this is that engine; files
+   * running at the same time, or one after the other, never share one.
    */
   docker: DockerInfo;
-  /** One engine per integration worker (engines[VITEST_POOL_ID - 1]); docker is engines[0] here. */
-  engines?: DockerInfo[];
+  /**
+   * True when each test file gets a private dockerd of its own (root, dockerd installed, no
+   * HARBORMASTER_TEST_DOCKER_HOST): the globalSetup then starts none, and `docker` above comes
+   * from the file's own engine.
+   */
+  perFileEngine?: boolean;
   /** Tests may start further private dockerds of their own (root and dockerd present). */
   canStartPrivateDockerd: boolean;
   /** Absolute path of the built agent CLI (dist/src/cli.js). */
@@ -53,4 +58,6 @@ export const ENV = {
   noPrivateDockerd: 'HARBORMASTER_TEST_NO_PRIVATE_DOCKERD',
   /** Set to 1 to skip `npm run build` in the globalSetup. */
   skipBuild: 'HARBORMASTER_TEST_SKIP_BUILD',
+  /** overlay2 or vfs: probed once by the globalSetup, used by every private dockerd. */
+  storageDriver: 'HARBORMASTER_TEST_STORAGE_DRIVER',
 } as const;

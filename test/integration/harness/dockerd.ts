@@ -1,6 +1,9 @@
-// A private dockerd for integration tests: own socket, data root, exec root, pidfile and
-// containerd namespaces under a fresh temp dir. It never touches /var/run/docker.sock and makes
-// no host networking changes (no bridge, no iptables, no forwarding).
+// A private dockerd for integration tests: own socket, data root, exec root, pidfile, containerd
+// namespaces and cgroup parent under a fresh temp dir / name. It never touches
+// /var/run/docker.sock and makes no host networking changes (no bridge, no iptables, no
+// forwarding). Two of them (two test files at once, or another checkout's tests) share nothing:
+// with Docker's default parent `/docker`, both daemons' containers would sit side by side in
+// /sys/fs/cgroup/*/docker/ and cleanup or a host-wide look at that directory would mix them.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, openSync, closeSync } from 'node:fs';
@@ -38,6 +41,12 @@ export interface PrivateDockerd extends DockerHandle {
   readonly execRoot: string;
   readonly logPath: string;
   readonly storageDriver: string;
+  /**
+   * The daemon's `--cgroup-parent` (cgroupfs driver): its containers' cgroups are
+   * `<parent>/<id>` in each hierarchy, e.g. `/hm-abcd12-3f4e/<id>`. HostConfig.CgroupParent stays
+   * empty in inspect; the agent learns the parent from /proc/<pid>/cgroup (src/docker/inventory.ts).
+   */
+  readonly cgroupParent: string;
   /** PID of the current dockerd process (changes after stop()/start()); 0 when stopped. */
   readonly pid: number;
   readonly running: boolean;
@@ -172,6 +181,9 @@ export async function startPrivateDockerd(
   // /run/containerd/containerd.sock, dockerd 20.10 uses it instead of starting its own, and then
   // two private daemons (or the system dockerd) would otherwise share the "moby" namespace.
   const ns = `hm-${path.basename(dir).slice(4).toLowerCase()}-${randomBytes(2).toString('hex')}`;
+  // A cgroup parent of its own (cgroupfs driver, the one a dockerd without systemd uses): see the
+  // header. Removed again by destroy() once empty.
+  const cgroupParent = `/${ns}`;
   const args = [
     '--config-file',
     configFile,
@@ -194,6 +206,8 @@ export async function startPrivateDockerd(
     ns,
     '--containerd-plugins-namespace',
     `${ns}-plugins`,
+    '--cgroup-parent',
+    cgroupParent,
     ...(opts.liveRestore ? ['--live-restore'] : []),
     ...(opts.extraArgs ?? []),
   ];
@@ -290,7 +304,7 @@ export async function startPrivateDockerd(
     const ids = await readdir(path.join(dataRoot, 'containers')).catch(() => [] as string[]);
     await killProcessesUnder(dir);
     await unmountUnder(dir);
-    await removeContainerCgroups(ids);
+    await removeContainerCgroups(cgroupParent, ids);
     await rm(dir, { recursive: true, force: true, maxRetries: 3 });
   };
 
@@ -314,6 +328,7 @@ export async function startPrivateDockerd(
     execRoot,
     logPath,
     storageDriver,
+    cgroupParent,
     get pid() {
       return child?.pid ?? 0;
     },
@@ -370,18 +385,20 @@ async function killProcessesUnder(dir: string): Promise<void> {
 }
 
 /**
- * Removes (empty) cgroups of the given containers left behind when their daemon was killed
- * (cgroupfs driver, default parent /docker), so they do not show up as ghosts for later tests.
+ * Removes the daemon's own cgroup parent and the (empty) cgroups of its containers left behind
+ * when it was killed, in every hierarchy, so they do not show up as ghosts later. Only this
+ * daemon's parent is touched: another daemon's containers live under another parent. rmdir of a
+ * cgroup that still has processes fails (EBUSY) and is left alone.
  */
-async function removeContainerCgroups(ids: readonly string[]): Promise<void> {
+async function removeContainerCgroups(parent: string, ids: readonly string[]): Promise<void> {
+  if (!/^\/hm-[a-z0-9-]+$/.test(parent)) return; // only ever a parent made by this harness
   const valid = ids.filter((id) => /^[0-9a-f]{64}$/.test(id));
-  if (valid.length === 0) return;
   const root = '/sys/fs/cgroup';
   const hierarchies = ['', ...(await readdir(root).catch(() => [] as string[]))];
   for (const h of hierarchies) {
-    for (const id of valid) {
-      await rmdir(path.join(root, h, 'docker', id)).catch(() => undefined);
-    }
+    const dir = path.join(root, h, parent);
+    for (const id of valid) await rmdir(path.join(dir, id)).catch(() => undefined);
+    await rmdir(dir).catch(() => undefined);
   }
 }
 

@@ -3,19 +3,22 @@
 //
 // Engine choice:
 //   1. HARBORMASTER_TEST_DOCKER_HOST set -> that engine (must answer /_ping).
-//   2. root and `dockerd` installed      -> one private dockerd per integration worker
-//      (maxWorkers of the project): the files running at the same time never share an engine;
-//      the files of one worker use its engine one after the other.
+//   2. root and `dockerd` installed      -> one private dockerd per test FILE, started when the
+//      file imports harness/index.ts and destroyed after it: no two files ever share an engine
+//      (neither two running at once in parallel workers, nor one after the other), so no file
+//      sees another's containers, leftovers or daemon state. Here only a check that one starts.
 //   3. otherwise: with CI set -> fail; without -> tests skip with the reason.
 // HARBORMASTER_TEST_NO_PRIVATE_DOCKERD=1 disables 2 (to try the skip path, or as a non-root user).
-import { access } from 'node:fs/promises';
+import { access, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
 import { ENV, type DockerInfo, type HarnessInfo } from './context.js';
-import { dockerHandle, startPrivateDockerd, type PrivateDockerd } from './dockerd.js';
+import { dockerHandle, startPrivateDockerd } from './dockerd.js';
 import { exec, pingDocker, tail, which } from './exec.js';
-import { ensureTestImage } from './image.js';
+import { LOCK_DIR_ENV } from './host-lock.js';
+import { TEST_IMAGE, ensureTestImage, testRootfsTarball } from './image.js';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url)).replace(/\/$/, '');
 const agentCli = path.join(repoRoot, 'dist', 'src', 'cli.js');
@@ -43,32 +46,32 @@ async function build(): Promise<void> {
 
 interface Engine {
   info: DockerInfo;
-  dockerd?: PrivateDockerd;
+  /** True: no shared engine; every test file starts a private dockerd of its own. */
+  perFile: boolean;
 }
 
-/** Starts `count` engines side by side (one per worker); all or nothing. */
-async function chooseEngines(
-  count: number,
-  canStartPrivate: boolean,
-  whyNotPrivate: string,
-): Promise<Engine[]> {
-  if (process.env[ENV.dockerHost] || !canStartPrivate || count <= 1) {
-    return [await chooseEngine(canStartPrivate, whyNotPrivate)];
-  }
-  const started = await Promise.allSettled(
-    Array.from({ length: count }, () => chooseEngine(canStartPrivate, whyNotPrivate)),
-  );
-  const ok = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  const unavailable = ok.find((e) => !e.info.available);
-  if (failed || unavailable) {
-    await Promise.all(
-      ok.flatMap((e) => (e.dockerd ? [e.dockerd.destroy().catch(() => undefined)] : [])),
+/**
+ * Checks once that a private dockerd starts here and runs the test image (so a broken machine
+ * fails the run with one clear message instead of once per file), builds the image tarball
+ * every file imports, and probes the storage driver for all of them.
+ */
+async function preparePrivateEngines(): Promise<void> {
+  const t0 = Date.now();
+  await testRootfsTarball();
+  const d = await startPrivateDockerd();
+  try {
+    const t1 = Date.now();
+    await ensureTestImage(d);
+    const out = await d.dockerOk(['run', '--rm', '--network', 'none', TEST_IMAGE, 'echo', 'ok']);
+    if (out.trim() !== 'ok') throw new Error(`the test image printed ${JSON.stringify(out)}`);
+    process.env[ENV.storageDriver] ??= d.storageDriver;
+    log(
+      `private dockerd check (storage ${d.storageDriver}): ready in ${t1 - t0} ms, ` +
+        `test image + one container in ${Date.now() - t1} ms; each test file starts its own`,
     );
-    if (failed) throw failed.reason;
-    return [unavailable!];
+  } finally {
+    await d.destroy();
   }
-  return ok;
 }
 
 async function chooseEngine(canStartPrivate: boolean, whyNotPrivate: string): Promise<Engine> {
@@ -88,46 +91,28 @@ async function chooseEngine(canStartPrivate: boolean, whyNotPrivate: string): Pr
         storageDriver: '',
         dataRoot: '',
       },
+      perFile: false,
     };
   }
   if (canStartPrivate) {
-    const t0 = Date.now();
-    let d: PrivateDockerd;
     try {
-      d = await startPrivateDockerd();
+      await preparePrivateEngines();
     } catch (e) {
       const reason = `could not start a private dockerd: ${e instanceof Error ? e.message : String(e)}`;
       if (process.env.CI) throw new Error(reason, { cause: e });
       log(`WARNING: ${reason}`);
-      return { info: { available: false, reason } };
+      return { info: { available: false, reason }, perFile: false };
     }
-    try {
-      const t1 = Date.now();
-      const image = await ensureTestImage(d);
-      log(
-        `private dockerd ${d.host} (storage ${d.storageDriver}) ready in ${t1 - t0} ms, ` +
-          `test image in ${Date.now() - t1} ms`,
-      );
-      return {
-        info: {
-          available: true,
-          host: d.host,
-          kind: 'private',
-          image,
-          storageDriver: d.storageDriver,
-          dataRoot: d.dataRoot,
-        },
-        dockerd: d,
-      };
-    } catch (e) {
-      await d.destroy().catch(() => undefined);
-      throw e;
-    }
+    return {
+      // harness/index.ts replaces this with the file's own engine
+      info: { available: false, reason: 'each test file starts a private dockerd of its own' },
+      perFile: true,
+    };
   }
   const reason = `no Docker engine for the integration tests: ${whyNotPrivate} and ${ENV.dockerHost} is not set`;
   if (process.env.CI) throw new Error(`${reason} (CI is set: a missing engine is a failure)`);
   log(`WARNING: ${reason}; Docker tests will be skipped`);
-  return { info: { available: false, reason } };
+  return { info: { available: false, reason }, perFile: false };
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
@@ -144,20 +129,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const savedEnv: Record<string, string | undefined> = {};
   for (const k of Object.values(ENV)) savedEnv[k] = process.env[k];
 
-  // The integration files run in `maxWorkers` parallel workers; each gets an engine of its own.
-  const workers = Math.max(1, project.config.maxWorkers);
   const [built, engine] = await Promise.allSettled([
     build(),
-    chooseEngines(workers, canStartPrivateDockerd, whyNotPrivate),
+    chooseEngine(canStartPrivateDockerd, whyNotPrivate),
   ]);
   if (built.status === 'rejected' || engine.status === 'rejected') {
-    if (engine.status === 'fulfilled') {
-      await Promise.all(
-        engine.value.flatMap((e) =>
-          e.dockerd ? [e.dockerd.destroy().catch(() => undefined)] : [],
-        ),
-      );
-    }
     const errors = [built, engine]
       .filter((r): r is PromiseRejectedResult => r.status === 'rejected')
       .map((r): unknown => r.reason);
@@ -171,10 +147,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
     }
   }
 
-  const engines = engine.value.map((e) => e.info);
+  // the run's host lock (harness/host-lock.ts), inherited by the workers
+  const lockDir = await mkdtemp(path.join(os.tmpdir(), 'hm-lock-'));
+  process.env[LOCK_DIR_ENV] = lockDir;
+
   const info: HarnessInfo = {
-    docker: engines[0]!,
-    engines,
+    docker: engine.value.info,
+    perFileEngine: engine.value.perFile,
     canStartPrivateDockerd,
     agentCli,
     repoRoot,
@@ -185,7 +164,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     process.env[ENV.dockerHost] = info.docker.host;
     process.env[ENV.dockerKind] = info.docker.kind;
     delete process.env[ENV.dockerUnavailable];
-  } else {
+  } else if (!info.perFileEngine) {
     process.env[ENV.dockerUnavailable] = info.docker.reason;
   }
 
@@ -194,9 +173,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       if (v === undefined) delete process.env[k];
       else process.env[k] = v;
     }
-    const t0 = Date.now();
-    const own = engine.value.flatMap((e) => (e.dockerd ? [e.dockerd] : []));
-    await Promise.all(own.map((d) => d.destroy()));
-    if (own.length > 0) log(`${own.length} private dockerd(s) destroyed in ${Date.now() - t0} ms`);
+    delete process.env[LOCK_DIR_ENV];
+    await rm(lockDir, { recursive: true, force: true });
   };
 }

@@ -1,9 +1,9 @@
 // What integration test files import. Importing this module also registers per-file cleanup:
 // containers labelled harbormaster.test=1 are removed and leftover agents are killed after the file.
 import { randomBytes } from 'node:crypto';
-import { afterAll, describe, inject } from 'vitest';
+import { afterAll, beforeAll, describe, inject } from 'vitest';
 import { registerCleanup } from './agent.js';
-import { ENV, type HarnessInfo } from './context.js';
+import { ENV, type DockerInfo, type HarnessInfo } from './context.js';
 import {
   dockerHandle,
   startPrivateDockerd,
@@ -12,7 +12,9 @@ import {
   type PrivateDockerdOptions,
 } from './dockerd.js';
 import type { ExecOptions, ExecResult } from './exec.js';
+import { acquireHostLock, type HostLock } from './host-lock.js';
 import { ensureTestImage } from './image.js';
+import { runsAlone } from './sequencer.js';
 
 export * from './agent.js';
 export * from './context.js';
@@ -34,23 +36,47 @@ export * from './prometheus.js';
 export const TEST_LABEL = 'harbormaster.test';
 
 /**
- * What the globalSetup found (engine, agent path…). `docker` is this worker's engine: integration
- * files run in parallel workers and each worker (VITEST_POOL_ID) has a private dockerd of its own.
+ * This file's engine. When the globalSetup says so (perFileEngine: root and dockerd here, no
+ * HARBORMASTER_TEST_DOCKER_HOST), importing the harness starts a private dockerd for this test
+ * file alone (own socket, data root, containerd namespace and cgroup parent; the test image
+ * imported) and the afterAll below destroys it: files in parallel workers, or one after the
+ * other in one worker, never see each other's containers, leftovers or daemon state. About a
+ * second per file. With CI set a dockerd that does not start fails the file; outside CI its
+ * tests skip with the reason.
  */
+const fileEngine: { info: DockerInfo; dockerd?: PrivateDockerd } = await (async () => {
+  const provided = inject('harbormaster');
+  if (!provided.perFileEngine) return { info: provided.docker };
+  let d: PrivateDockerd | undefined;
+  try {
+    d = await startPrivateDockerd();
+    const image = await ensureTestImage(d);
+    return {
+      info: {
+        available: true,
+        host: d.host,
+        kind: 'private',
+        image,
+        storageDriver: d.storageDriver,
+        dataRoot: d.dataRoot,
+      },
+      dockerd: d,
+    };
+  } catch (e) {
+    await d?.destroy().catch(() => undefined);
+    const reason = `could not start this file's private dockerd: ${e instanceof Error ? e.message : String(e)}`;
+    if (process.env.CI) throw new Error(reason, { cause: e });
+    return { info: { available: false, reason } };
+  }
+})();
+
+/** What the globalSetup found (agent path…), with `docker` this file's engine (see above). */
 export function harness(): HarnessInfo {
-  const info = inject('harbormaster');
-  const poolId = Number(process.env.VITEST_POOL_ID ?? '1');
-  const engines = info.engines ?? [];
-  const slot = Number.isInteger(poolId) && poolId > 0 ? poolId - 1 : 0;
-  const engine = engines.length > 0 ? engines[slot % engines.length] : undefined;
-  return engine === undefined ? info : { ...info, docker: engine };
+  return { ...inject('harbormaster'), docker: fileEngine.info };
 }
 
-// Child processes (agents, docker CLI helpers) inherit this worker's engine, not the first one.
-{
-  const d = harness().docker;
-  if (d.available) process.env[ENV.dockerHost] = d.host;
-}
+// Child processes (agents, docker CLI helpers) inherit this file's engine.
+if (fileEngine.info.available) process.env[ENV.dockerHost] = fileEngine.info.host;
 
 /** Undefined when Docker tests can run, else the reason they are skipped. */
 export function dockerSkipReason(): string | undefined {
@@ -70,7 +96,8 @@ export function getDocker(ctx?: { skip: (note?: string) => void }): DockerHandle
     ctx?.skip(d.reason);
     throw new Error(`Docker is not available: ${d.reason}`);
   }
-  handle ??= dockerHandle(d.host);
+  // the file's own dockerd carries a docker CLI config dir of its own
+  handle ??= fileEngine.dockerd ?? dockerHandle(d.host);
   return handle;
 }
 
@@ -179,9 +206,28 @@ export async function destroyOwnDockerd(d: PrivateDockerd): Promise<void> {
   await d.destroy();
 }
 
-// Per-file cleanup, registered when a test file imports this module.
+// Per-file cleanup, registered when a test file imports this module. vitest runs afterAll hooks
+// last-registered first: the file's own hooks (agents stopped, receivers closed) come before this.
 registerCleanup();
+let hostLock: HostLock | undefined;
+// Files in RUN_ALONE (sequencer.ts) hold the run's host lock exclusively, all others shared
+// (harness/host-lock.ts): a file-level hook, so it runs before any of the file's own hooks.
+// (vitest wants the first argument of a hook as a destructuring pattern; the suite is the second)
+// eslint-disable-next-line no-empty-pattern
+beforeAll(async ({}, suite) => {
+  hostLock = await acquireHostLock(runsAlone(suite.file.filepath) ? 'exclusive' : 'shared');
+  if (hostLock.mode === 'exclusive' || hostLock.waitedMs > 1000) {
+    process.stderr.write(
+      `[harbormaster integration] ${suite.file.name}: host lock (${hostLock.mode}) after ${hostLock.waitedMs} ms\n`,
+    );
+  }
+}, 1_800_000);
 afterAll(async () => {
-  await Promise.all([...ownDockerds].map((d) => destroyOwnDockerd(d)));
-  if (dockerSkipReason() === undefined) await removeTestContainers();
+  try {
+    await Promise.all([...ownDockerds].map((d) => destroyOwnDockerd(d)));
+    if (fileEngine.dockerd) await fileEngine.dockerd.destroy();
+    else if (dockerSkipReason() === undefined) await removeTestContainers();
+  } finally {
+    hostLock?.release();
+  }
 });
