@@ -28,7 +28,24 @@ import type { AttrValue, DropReason, RecordSink, LogResource } from './types.js'
 
 export { utf8Truncate } from './partial.js';
 
+/**
+ * A generation is identified by device, inode and a fingerprint of its first bytes: at least the
+ * first FP_LEN bytes (all checkpoints of earlier versions have that), and through the end of its
+ * first line, at most FP_MAX. The first line of a json-file generation carries Docker's timestamp
+ * in nanoseconds, so two generations never share it, even when both begin inside a long line (16
+ * KiB fragments of the same character) and the second was given the first one's inode (ext4 hands
+ * a freed inode to the next file created, and Docker deletes one generation right before it
+ * creates the next).
+ */
 export const FP_LEN = 1024;
+export const FP_MAX = 128 * 1024;
+
+/** How many of `head` (a file's first bytes, up to FP_MAX) the fingerprint covers, and whether that is final. */
+function fpExtent(head: Buffer): { len: number; done: boolean } {
+  const nl = head.indexOf(10);
+  const want = nl < 0 ? FP_MAX : Math.min(FP_MAX, Math.max(FP_LEN, nl + 1));
+  return { len: Math.min(head.length, want), done: head.length >= want };
+}
 
 /** Where the tailer puts records (processing, then the queue); hold() is optional for tests. */
 export type TailerSink = Pick<RecordSink, 'waitForSpace' | 'push'> &
@@ -104,6 +121,8 @@ interface OpenFile {
   readSize: number;
   /** Reached the end once: check the first bytes before reading what was appended since. */
   verifyHead: boolean;
+  /** The fingerprint covers all it should (see FP_MAX); until then it grows as the file does. */
+  fpDone: boolean;
   mtimeMs: number;
 }
 
@@ -426,8 +445,10 @@ export class Tailer {
       await fh.close();
       return undefined;
     }
-    const head = Buffer.alloc(Math.min(FP_LEN, st.size));
-    if (head.length > 0) await fh.read(head, 0, head.length, 0);
+    const headBuf = Buffer.alloc(Math.min(FP_MAX, st.size));
+    const got = headBuf.length > 0 ? (await fh.read(headBuf, 0, headBuf.length, 0)).bytesRead : 0;
+    const ext = fpExtent(headBuf.subarray(0, got));
+    const head = headBuf.subarray(0, ext.len);
     let start = pos === 'end' ? st.size : pos;
     if (pos === 'end' && st.size > 0) {
       // Start after the last complete line.
@@ -453,6 +474,7 @@ export class Tailer {
       finalRead: false,
       readSize: this.opts.chunkBytes,
       verifyHead: false,
+      fpDone: ext.done,
       mtimeMs: st.mtimeMs,
     };
   }
@@ -754,6 +776,7 @@ export class Tailer {
     cur.readSize = this.opts.chunkBytes;
     // A new identity: positions in the old content must not be confused with the new one.
     cur.id = { ...cur.id, fp: fingerprint(Buffer.alloc(0)), fpLen: 0, seq: ++seqCounter };
+    cur.fpDone = false;
   }
 
   private finishGeneration(cur: OpenFile): void {
@@ -777,12 +800,13 @@ export class Tailer {
   private consume(cur: OpenFile, chunk: Buffer, full: boolean): void {
     const base = cur.pos;
     let i = 0;
-    if (cur.id.fpLen < FP_LEN && base === 0) {
-      const head = chunk.subarray(0, Math.min(FP_LEN, chunk.length));
-      if (head.length > cur.id.fpLen) {
-        cur.id.fp = fingerprint(head);
-        cur.id.fpLen = head.length;
+    if (!cur.fpDone && base === 0) {
+      const ext = fpExtent(chunk.subarray(0, Math.min(FP_MAX, chunk.length)));
+      if (ext.len > cur.id.fpLen) {
+        cur.id.fp = fingerprint(chunk.subarray(0, ext.len));
+        cur.id.fpLen = ext.len;
       }
+      cur.fpDone = ext.done;
     }
     if (cur.skipping) {
       const nl = chunk.indexOf(10);
