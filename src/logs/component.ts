@@ -316,6 +316,7 @@ export class LogsComponent implements Component {
       drop: (r, n) => this.t.drop(r, n),
       truncated: () => this.t.truncated(),
       lost: (reason, bytes) => this.t.lost(reason, bytes),
+      debug: (obj, msg) => this.log.debug({ ...obj, container: c.name }, msg),
       warn: (cause, obj, msg) => {
         entry.stats.lastError = msg;
         this.t.warn(cause, { ...obj, container: c.name }, msg);

@@ -15,7 +15,17 @@
 // where neither stream has a line being reassembled is a commit point: a restart there never
 // reads the tail of a delivered partial line as a line of its own.
 import { createHash } from 'node:crypto';
-import { watch, type FSWatcher } from 'node:fs';
+import {
+  close,
+  closeSync,
+  fstat,
+  fstatSync,
+  openSync,
+  read,
+  watch,
+  type FSWatcher,
+  type Stats,
+} from 'node:fs';
 import { open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { AckTracker } from './ack.js';
@@ -74,7 +84,9 @@ export interface TailerStats {
   truncated(): void;
   warn(cause: string, obj: Record<string, unknown>, msg: string): void;
   /** Bytes of log data lost before they could be read (a lower bound), by reason. */
-  lost?(reason: 'file_truncated', bytes: number): void;
+  lost?(reason: 'file_truncated' | 'rotated_away', bytes: number): void;
+  /** Debug diagnostics (generation opened, finished, lost), with the file and inode. */
+  debug?(obj: Record<string, unknown>, msg: string): void;
 }
 
 export interface TailerOptions {
@@ -126,6 +138,37 @@ interface OpenFile {
   mtimeMs: number;
 }
 
+/**
+ * A generation opened synchronously from a file-system notification (see Tailer.grabLive): a
+ * plain descriptor behind the GenerationHandle interface (node has no FileHandle from an fd).
+ */
+class FdGeneration implements GenerationHandle {
+  private closed = false;
+  constructor(readonly fd: number) {}
+  read(
+    buf: Buffer,
+    offset: number,
+    length: number,
+    position: number,
+  ): Promise<{ bytesRead: number }> {
+    return new Promise((resolve, reject) =>
+      read(this.fd, buf, offset, length, position, (err, n) =>
+        err ? reject(err) : resolve({ bytesRead: n }),
+      ),
+    );
+  }
+  stat(): Promise<Stats> {
+    return new Promise((resolve, reject) =>
+      fstat(this.fd, (err, st) => (err ? reject(err) : resolve(st))),
+    );
+  }
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
+    return new Promise((resolve) => close(this.fd, () => resolve()));
+  }
+}
+
 function fingerprint(buf: Buffer): string {
   return createHash('sha1').update(buf).digest('hex').slice(0, 20);
 }
@@ -156,6 +199,16 @@ export class Tailer {
   private everOpened = false;
   /** Generations already read to their end (dev:ino → fingerprint), never opened again. */
   private readonly finishedGens = new Map<string, { fp: string; fpLen: number }>();
+  /**
+   * Live files opened the moment a notification named them (oldest first), not yet taken over
+   * by discovery: their data stays readable even if Docker deletes them before discovery runs.
+   */
+  private readonly grabbed: { fh: FdGeneration; dev: number; ino: number }[] = [];
+  /**
+   * Generations a listing showed that could not be opened (gone meanwhile), with the size seen:
+   * if the next listing does not show them under any name, Docker deleted them unread.
+   */
+  private readonly vanishing = new Map<string, { file: string; size: number }>();
 
   constructor(opts: TailerOptions) {
     this.opts = opts;
@@ -194,8 +247,13 @@ export class Tailer {
         this.watcher = watch(path.dirname(this.path), { persistent: false }, (ev, name) => {
           if (name && !String(name).startsWith(base)) return;
           // A rotation: open the new generation now, even while an older one is being read, so
-          // Docker deleting old generations cannot take data we have not read.
-          if (ev === 'rename') this.discoverSoon();
+          // Docker deleting old generations cannot take data we have not read. The live file is
+          // opened right here, synchronously: discovery runs behind reads and checkpoint writes
+          // in the thread pool, and with max-file=1 a generation lives only until max-size.
+          if (ev === 'rename') {
+            if (name === base) this.grabLive();
+            this.discoverSoon();
+          }
           this.wake();
         });
         this.watcher.on('error', () => {
@@ -263,7 +321,33 @@ export class Tailer {
     return this.files.map((f) => f.id.ino);
   }
 
+  /** Opens the live file now (from a notification) unless a generation on its inode is held. */
+  private grabLive(): void {
+    if (this.stopped || !this.initDone) return;
+    let fd: number;
+    try {
+      fd = openSync(this.path, 'r');
+    } catch {
+      return; // deleted (the notification of the move out) or not created yet
+    }
+    try {
+      const st = fstatSync(fd);
+      const held = (x: { dev: number; ino: number }): boolean =>
+        x.dev === st.dev && x.ino === st.ino;
+      if (this.files.some((f) => held(f.id)) || this.grabbed.some(held)) {
+        closeSync(fd);
+        return;
+      }
+      this.grabbed.push({ fh: new FdGeneration(fd), dev: st.dev, ino: st.ino });
+      // Bounded: a tailer that cannot keep up must not hold descriptors without limit.
+      if (this.grabbed.length > 16) void this.grabbed.shift()!.fh.close();
+    } catch {
+      closeSync(fd);
+    }
+  }
+
   private async closeAll(): Promise<void> {
+    for (const g of this.grabbed.splice(0)) await g.fh.close();
     const fs = this.files.splice(0);
     await Promise.all(fs.map((f) => f.fh.close().catch(() => undefined)));
   }
@@ -433,10 +517,11 @@ export class Tailer {
     file: string,
     pos: number | 'end',
     expectIno?: number,
+    given?: GenerationHandle,
   ): Promise<OpenFile | undefined> {
     let fh: GenerationHandle;
     try {
-      fh = file.endsWith('.gz') ? await GzGeneration.open(file) : await open(file, 'r');
+      fh = given ?? (file.endsWith('.gz') ? await GzGeneration.open(file) : await open(file, 'r'));
     } catch {
       return undefined;
     }
@@ -628,43 +713,96 @@ export class Tailer {
     try {
       st = await stat(this.path);
     } catch {
-      return false;
+      // No live file right now (between Docker's unlink and create): what was grabbed still counts.
+      if (this.grabbed.length === 0 && this.vanishing.size === 0) return false;
     }
-    if (newest && st.ino === newest.id.ino && st.dev === newest.id.dev) return false;
+    if (
+      newest &&
+      st &&
+      st.ino === newest.id.ino &&
+      st.dev === newest.id.dev &&
+      this.grabbed.length === 0 &&
+      this.vanishing.size === 0
+    )
+      return false;
     const gens = await this.listGenerations();
+    const listed = (x: { dev: number; ino: number }): boolean =>
+      gens.some((g) => g.dev === x.dev && g.ino === x.ino);
+    const held = (x: { dev: number; ino: number }): boolean =>
+      this.files.some((f) => f.id.dev === x.dev && f.id.ino === x.ino) ||
+      this.grabbed.some((g) => g.dev === x.dev && g.ino === x.ino);
+    // Seen in a listing, gone before it could be opened, and under no name now: Docker deleted it
+    // unread. Its bytes as last seen are lost (a lower bound: it may have grown since).
+    for (const [k, v] of this.vanishing) {
+      const [dev, ino] = k.split(':').map(Number) as [number, number];
+      if (listed({ dev, ino }) || held({ dev, ino })) continue;
+      this.lostUnread(v.file, ino, v.size);
+    }
+    this.vanishing.clear();
+    let added = false;
+    // Live files grabbed on a notification that no listing shows any more: Docker deleted them
+    // before discovery ran. They are older than every generation listed: read them first.
+    for (const g of this.grabbed.slice()) {
+      if (listed(g)) continue;
+      this.grabbed.splice(this.grabbed.indexOf(g), 1);
+      const f = await this.openGeneration(this.path, 0, g.ino, g.fh);
+      if (f && (await this.adopt(f))) added = true;
+    }
     let idx = -1;
     if (newest) {
       for (let i = 0; i < gens.length; i++) {
         if (gens[i]!.ino === newest.id.ino && gens[i]!.dev === newest.id.dev) idx = i;
       }
     }
-    let added = false;
     for (let i = idx + 1; i < gens.length; i++) {
       const g = gens[i]!;
       if (this.files.some((f) => f.id.ino === g.ino && f.id.dev === g.dev)) continue;
-      const f = await this.openGeneration(g.file, 0, g.ino);
+      const gi = this.grabbed.findIndex((x) => x.dev === g.dev && x.ino === g.ino);
+      const handle = gi >= 0 ? this.grabbed.splice(gi, 1)[0]!.fh : undefined;
+      const f = await this.openGeneration(g.file, 0, g.ino, handle);
       if (!f) {
         // Rotated (or deleted) since the listing: list again rather than skip a generation.
+        this.vanishing.set(`${g.dev}:${g.ino}`, { file: g.file, size: g.size });
         this.discoverAgain = true;
         break;
       }
-      const fin = this.finishedGens.get(`${f.id.dev}:${f.id.ino}`);
-      if (fin && fin.fpLen > 0 && f.id.fpLen >= fin.fpLen) {
-        const head = Buffer.alloc(fin.fpLen);
-        if (head.length > 0) await f.fh.read(head, 0, head.length, 0);
-        if (fingerprint(head) === fin.fp) {
-          await f.fh.close();
-          continue;
-        }
-      }
-      if (this.files.some((x) => x.id.ino === f.id.ino && x.id.dev === f.id.dev)) {
-        await f.fh.close();
-        continue;
-      }
-      this.addFile(f);
-      added = true;
+      if (await this.adopt(f)) added = true;
     }
     return added;
+  }
+
+  /** Adds a newly opened generation unless it is one already read or held; false then. */
+  private async adopt(f: OpenFile): Promise<boolean> {
+    const fin = this.finishedGens.get(`${f.id.dev}:${f.id.ino}`);
+    if (fin && fin.fpLen > 0 && f.id.fpLen >= fin.fpLen) {
+      const head = Buffer.alloc(fin.fpLen);
+      if (head.length > 0) await f.fh.read(head, 0, head.length, 0);
+      if (fingerprint(head) === fin.fp) {
+        await f.fh.close();
+        return false;
+      }
+    }
+    if (this.files.some((x) => x.id.ino === f.id.ino && x.id.dev === f.id.dev)) {
+      await f.fh.close();
+      return false;
+    }
+    this.opts.stats.debug?.(
+      { path: this.path, ino: f.id.ino, size: f.size, open: this.files.length },
+      'Log generation opened.',
+    );
+    this.addFile(f);
+    return true;
+  }
+
+  /** A generation Docker deleted before it was opened: counted and logged with the file named. */
+  private lostUnread(file: string, ino: number, bytes: number): void {
+    this.opts.stats.drop('rotated_away');
+    if (bytes > 0) this.opts.stats.lost?.('rotated_away', bytes);
+    this.opts.stats.warn(
+      `rotated-unread:${this.key}`,
+      { path: file, ino, bytes },
+      'Docker deleted a log file before the agent could open it (harbormaster_log_drops_total{reason="rotated_away"}, its size in harbormaster_log_lost_bytes_total); the agent is not keeping up with this container\'s log rotation.',
+    );
   }
 
   // ---- reading ----
@@ -781,6 +919,10 @@ export class Tailer {
 
   private finishGeneration(cur: OpenFile): void {
     if (cur.pos < cur.size && !cur.skipping) this.opts.stats.drop('malformed_record');
+    this.opts.stats.debug?.(
+      { path: this.path, ino: cur.id.ino, offset: cur.pos, size: cur.size },
+      'Log generation read to its end and closed.',
+    );
     this.files.shift();
     this.finishedGens.set(`${cur.id.dev}:${cur.id.ino}`, { fp: cur.id.fp, fpLen: cur.id.fpLen });
     if (this.finishedGens.size > 32) {

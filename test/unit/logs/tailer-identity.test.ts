@@ -6,8 +6,11 @@
 // restart, applied the checkpoint's offset to it. These tests build that situation on the real
 // filesystem the way Docker's rotation does it (moby loggerutils: max-file=1 unlinks the live file
 // and creates a new one; max-file >= 2 renames) and require every line to arrive.
+import { execFileSync } from 'node:child_process';
 import {
+  closeSync,
   existsSync,
+  openSync,
   mkdtempSync,
   renameSync,
   rmSync,
@@ -15,6 +18,7 @@ import {
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { open } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -97,8 +101,34 @@ function tmp(): string {
   return d;
 }
 
+/**
+ * Writes `content` as a new file at `file` on inode `ino` when it is free: ext4 hands a freed inode
+ * to the next file created in the directory, but other processes creating files meanwhile may take
+ * it first, so spare files are created until one gets it (then renamed into place).
+ */
+async function createOnInode(file: string, content: string, ino: number): Promise<void> {
+  const spares: string[] = [];
+  try {
+    for (let i = 0; i < 2000; i++) {
+      // The tailer closes a finished generation asynchronously: the inode is free a moment later.
+      if (i % 20 === 19) await new Promise((r) => setTimeout(r, 10));
+      const spare = `${path.dirname(file)}/spare-${i}`;
+      writeFileSync(spare, '');
+      if (statSync(spare).ino === ino) {
+        writeFileSync(spare, content);
+        renameSync(spare, file);
+        return;
+      }
+      spares.push(spare);
+    }
+    writeFileSync(file, content);
+  } finally {
+    for (const sp of spares) unlinkSync(sp);
+  }
+}
+
 /** Docker's rotation (moby loggerutils rotate()), then the new live file with its content. */
-function rotate(file: string, maxFile: number, content: string): void {
+async function rotate(file: string, maxFile: number, content: string, ino?: number): Promise<void> {
   if (maxFile < 2) unlinkSync(file);
   else {
     if (existsSync(`${file}.${maxFile - 1}`)) unlinkSync(`${file}.${maxFile - 1}`);
@@ -106,7 +136,8 @@ function rotate(file: string, maxFile: number, content: string): void {
       if (existsSync(`${file}.${i - 1}`)) renameSync(`${file}.${i - 1}`, `${file}.${i}`);
     renameSync(file, `${file}.1`);
   }
-  writeFileSync(file, content);
+  if (ino === undefined) writeFileSync(file, content);
+  else await createOnInode(file, content, ino);
 }
 
 describe('generation identity when Docker reuses an inode', () => {
@@ -122,7 +153,7 @@ describe('generation identity when Docker reuses an inode', () => {
 
       // Docker rotates: unlink (max-file=1) or rename the live file, create a new one.
       const b = generation('b', 50);
-      rotate(file, maxFile, b.bytes);
+      await rotate(file, maxFile, b.bytes);
       const inoB = statSync(file).ino;
       await until(
         () =>
@@ -134,7 +165,7 @@ describe('generation identity when Docker reuses an inode', () => {
       // Rotates again, deleting a (max-file=2: as the oldest); a is closed, so the new live file
       // gets its inode (ext4 hands it out again).
       const c = generation('c', 50);
-      rotate(file, maxFile, c.bytes);
+      await rotate(file, maxFile, c.bytes, inoA);
       expect(statSync(file).ino, 'precondition: the filesystem reuses the freed inode').toBe(inoA);
       await until(
         () => s.got.length >= a.lines.length + b.lines.length + c.lines.length,
@@ -167,7 +198,7 @@ describe('generation identity when Docker reuses an inode', () => {
     // While the agent is down Docker rotates (max-file=1) and the new file gets a's inode.
     const c = generation('c', 50);
     unlinkSync(file);
-    writeFileSync(file, c.bytes);
+    await createOnInode(file, c.bytes, inoA);
     expect(statSync(file).ino, 'precondition: the filesystem reuses the freed inode').toBe(inoA);
     expect(statSync(file).size).toBeGreaterThan(offset);
 
@@ -185,5 +216,49 @@ describe('generation identity when Docker reuses an inode', () => {
     // holds no birth time to tell the two apart, so either reason is right here.)
     expect(s2.drops).toHaveLength(1);
     expect(['rotated_away', 'file_truncated']).toContain(s2.drops[0]);
+  });
+});
+
+describe('a generation deleted before discovery ran', () => {
+  it('is still read: the live file is opened as soon as a notification names it', async () => {
+    const dir = tmp();
+    const file = path.join(dir, 'c-json.log');
+    const a = generation('a', 20);
+    writeFileSync(file, a.bytes);
+    const s = setup(file, { watch: true, pollMs: 20 });
+    await until(() => s.got.length === a.lines.length, 'generation a read', s.t);
+
+    // Discovery (stat, readdir, open) runs in libuv's thread pool behind reads and checkpoint
+    // writes; on a loaded host it can fall behind Docker. Stand-in: every pool thread is blocked
+    // on opening a FIFO that has no writer yet.
+    const fifos = [0, 1, 2, 3].map((i) => path.join(dir, `fifo-${i}`));
+    for (const f of fifos) execFileSync('mkfifo', [f]);
+    const blocked = fifos.map((f) => open(f, 'r'));
+    const b = generation('b', 20);
+    const c = generation('c', 20);
+    try {
+      await new Promise((r) => setTimeout(r, 50));
+      // max-file=1: b is created, filled, and deleted again before discovery gets to it.
+      unlinkSync(file);
+      writeFileSync(file, b.bytes);
+      await new Promise((r) => setTimeout(r, 100));
+      unlinkSync(file);
+      writeFileSync(file, c.bytes);
+      await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      // Writers: the blocked opens complete and the pool is free again.
+      for (const f of fifos) closeSync(openSync(f, 'w'));
+      for (const h of await Promise.all(blocked)) await h.close();
+    }
+    const all = [...a.lines, ...b.lines, ...c.lines];
+    await until(() => s.got.length >= all.length, 'generations b and c read', s.t).catch(
+      (err: unknown) => {
+        throw new Error(
+          `${String(err)}; got ${s.got.length} of ${all.length}, drops ${s.drops.join(',') || 'none'}`,
+        );
+      },
+    );
+    expect(s.bodies()).toEqual(all);
+    expect(s.drops).toEqual([]);
   });
 });
