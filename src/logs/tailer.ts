@@ -108,6 +108,11 @@ export interface TailerOptions {
   pollMs: number;
   /** Watch the directory for changes (default true). */
   watch?: boolean;
+  /**
+   * The live file, opened already (grabLogFile) when the container's start event came: the tailer
+   * takes over the descriptor. Without it the tailer opens the file as it starts.
+   */
+  grabbed?: GrabbedFile;
   now?: () => number;
 }
 
@@ -169,6 +174,33 @@ class FdGeneration implements GenerationHandle {
   }
 }
 
+/** A log file opened (synchronously) before its tailer existed or looked, with its identity. */
+export interface GrabbedFile {
+  readonly fh: GenerationHandle;
+  readonly dev: number;
+  readonly ino: number;
+}
+
+/**
+ * Opens a log file now and keeps it open: once Docker deletes it (`docker run --rm`), the data
+ * stays readable through this descriptor. undefined when the file does not exist (yet).
+ */
+export function grabLogFile(file: string): GrabbedFile | undefined {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const st = fstatSync(fd);
+    return { fh: new FdGeneration(fd), dev: st.dev, ino: st.ino };
+  } catch {
+    closeSync(fd);
+    return undefined;
+  }
+}
+
 function fingerprint(buf: Buffer): string {
   return createHash('sha1').update(buf).digest('hex').slice(0, 20);
 }
@@ -203,7 +235,7 @@ export class Tailer {
    * Live files opened the moment a notification named them (oldest first), not yet taken over
    * by discovery: their data stays readable even if Docker deletes them before discovery runs.
    */
-  private readonly grabbed: { fh: FdGeneration; dev: number; ino: number }[] = [];
+  private readonly grabbed: GrabbedFile[] = [];
   /**
    * Generations a listing showed that could not be opened (gone meanwhile), with the size seen:
    * if the next listing does not show them under any name, Docker deleted them unread.
@@ -241,6 +273,10 @@ export class Tailer {
 
   start(): void {
     if (this.loop) return;
+    // Hold the live file from the start: a short-lived container may be removed (and its log file
+    // deleted) before the first listing; what it wrote is read through this descriptor.
+    const first = this.opts.grabbed ?? grabLogFile(this.path);
+    if (first) this.grabbed.push(first);
     if (this.opts.watch !== false) {
       try {
         const base = path.basename(this.path);
@@ -324,26 +360,16 @@ export class Tailer {
   /** Opens the live file now (from a notification) unless a generation on its inode is held. */
   private grabLive(): void {
     if (this.stopped || !this.initDone) return;
-    let fd: number;
-    try {
-      fd = openSync(this.path, 'r');
-    } catch {
-      return; // deleted (the notification of the move out) or not created yet
+    const g = grabLogFile(this.path);
+    if (!g) return; // deleted (the notification of the move out) or not created yet
+    const held = (x: { dev: number; ino: number }): boolean => x.dev === g.dev && x.ino === g.ino;
+    if (this.files.some((f) => held(f.id)) || this.grabbed.some(held)) {
+      void g.fh.close();
+      return;
     }
-    try {
-      const st = fstatSync(fd);
-      const held = (x: { dev: number; ino: number }): boolean =>
-        x.dev === st.dev && x.ino === st.ino;
-      if (this.files.some((f) => held(f.id)) || this.grabbed.some(held)) {
-        closeSync(fd);
-        return;
-      }
-      this.grabbed.push({ fh: new FdGeneration(fd), dev: st.dev, ino: st.ino });
-      // Bounded: a tailer that cannot keep up must not hold descriptors without limit.
-      if (this.grabbed.length > 16) void this.grabbed.shift()!.fh.close();
-    } catch {
-      closeSync(fd);
-    }
+    this.grabbed.push(g);
+    // Bounded: a tailer that cannot keep up must not hold descriptors without limit.
+    if (this.grabbed.length > 16) void this.grabbed.shift()!.fh.close();
   }
 
   private async closeAll(): Promise<void> {
@@ -567,6 +593,34 @@ export class Tailer {
   private async init(): Promise<void> {
     const gens = await this.listGenerations(true);
     const cp = this.opts.checkpoint;
+    // Grabbed at start (or at the container's start event) and gone from the listing: the
+    // container was removed meanwhile (`docker run --rm`); its data is read through the descriptor.
+    const listed = (g: GrabbedFile): boolean =>
+      gens.some((x) => x.dev === g.dev && x.ino === g.ino);
+    const orphans = this.grabbed.filter((g) => !listed(g));
+    for (const g of orphans) this.grabbed.splice(this.grabbed.indexOf(g), 1);
+    if (gens.length === 0) {
+      for (const g of orphans) {
+        let pos: number | 'end' = !cp && this.opts.startAt === 'end' ? 'end' : 0;
+        if (cp && cp.dev === g.dev && cp.ino === g.ino && (await this.headMatches(g.fh, cp)))
+          pos = cp.offset;
+        const f = await this.openGeneration(this.path, pos, g.ino, g.fh);
+        if (f) this.addFile(f);
+      }
+      return;
+    }
+    // Deleted between the grab and the listing (a rotation): older than every file listed.
+    for (const g of orphans) {
+      const f =
+        !cp && this.opts.startAt !== 'end'
+          ? await this.openGeneration(this.path, 0, g.ino, g.fh)
+          : (await g.fh.close(), undefined);
+      if (f) this.addFile(f);
+    }
+    const take = (ino: number): GenerationHandle | undefined => {
+      const i = this.grabbed.findIndex((g) => g.ino === ino);
+      return i >= 0 ? this.grabbed.splice(i, 1)[0]!.fh : undefined;
+    };
     let from = 0;
     let firstPos: number | 'end' = 0;
     if (cp) {
@@ -628,7 +682,12 @@ export class Tailer {
       firstPos = 'end';
     }
     for (let i = from; i < gens.length; i++) {
-      let f = await this.openGeneration(gens[i]!.file, i === from ? firstPos : 0, gens[i]!.ino);
+      let f = await this.openGeneration(
+        gens[i]!.file,
+        i === from ? firstPos : 0,
+        gens[i]!.ino,
+        gens[i]!.gz ? undefined : take(gens[i]!.ino),
+      );
       if (!f && i === from && firstPos !== 0) {
         // The checkpointed file moved (rotated) meanwhile: find it again by inode.
         const again = (await this.listGenerations()).find((g) => g.ino === gens[i]!.ino);
@@ -639,6 +698,15 @@ export class Tailer {
       }
       if (f) this.addFile(f);
     }
+    // Grabbed files no generation read here used (older than the checkpoint): not needed.
+    for (const g of this.grabbed.splice(0)) await g.fh.close();
+  }
+
+  /** The first bytes of an open file have the checkpoint's fingerprint. */
+  private async headMatches(fh: GenerationHandle, cp: Checkpoint): Promise<boolean> {
+    const head = Buffer.alloc(cp.fpLen);
+    const r = head.length > 0 ? await fh.read(head, 0, head.length, 0) : { bytesRead: 0 };
+    return r.bytesRead === head.length && fingerprint(head) === cp.fp;
   }
 
   /**
