@@ -30,6 +30,7 @@ import { open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { AckTracker } from './ack.js';
 import type { Checkpoint } from './checkpoints.js';
+import { watchForGrabs, type Grab } from './grabber.js';
 import { GzGeneration, uncompressedSize, type GenerationHandle } from './gz-generation.js';
 import { decodeJsonFileLine } from './jsonfile.js';
 import { PartialLines, type CompletedLine } from './partial.js';
@@ -141,6 +142,8 @@ interface OpenFile {
   /** The fingerprint covers all it should (see FP_MAX); until then it grows as the file does. */
   fpDone: boolean;
   mtimeMs: number;
+  /** Birth time (0 where the file system does not report it): orders generations grabbed late. */
+  btime: number;
 }
 
 /**
@@ -223,6 +226,7 @@ export class Tailer {
   private waker: (() => void) | undefined;
   private woken = false;
   private watcher: FSWatcher | undefined;
+  private unwatchGrabs: (() => void) | undefined;
   private readonly now: () => number;
   /** Set once the container is gone and everything was read. */
   done = false;
@@ -278,6 +282,7 @@ export class Tailer {
     const first = this.opts.grabbed ?? grabLogFile(this.path);
     if (first) this.grabbed.push(first);
     if (this.opts.watch !== false) {
+      this.unwatchGrabs = watchForGrabs(this.path, (g) => this.acceptGrab(g));
       try {
         const base = path.basename(this.path);
         this.watcher = watch(path.dirname(this.path), { persistent: false }, (ev, name) => {
@@ -331,6 +336,8 @@ export class Tailer {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.unwatchGrabs?.();
+    this.unwatchGrabs = undefined;
     this.watcher?.close();
     this.watcher = undefined;
     this.wake();
@@ -357,6 +364,37 @@ export class Tailer {
     return this.files.map((f) => f.id.ino);
   }
 
+  /** A descriptor the grabber thread opened for our live file (see grabber.ts). */
+  private acceptGrab(g: Grab): void {
+    const held = (x: { dev: number; ino: number }): boolean => x.dev === g.dev && x.ino === g.ino;
+    if (this.stopped || this.files.some((f) => held(f.id)) || this.grabbed.some(held)) {
+      closeSync(g.fd);
+      return;
+    }
+    this.keepGrab({ fh: new FdGeneration(g.fd), dev: g.dev, ino: g.ino });
+    this.discoverSoon();
+    this.wake();
+  }
+
+  private keepGrab(g: GrabbedFile): void {
+    this.grabbed.push(g);
+    // Bounded: a tailer that cannot keep up must not hold descriptors without limit. One let go
+    // that Docker already deleted is lost, and counted.
+    if (this.grabbed.length > 16) {
+      const old = this.grabbed.shift()!;
+      void (async () => {
+        try {
+          const st = await old.fh.stat();
+          if (st.nlink === 0 && !this.finishedGens.has(`${old.dev}:${old.ino}`))
+            this.lostUnread(this.path, old.ino, st.size);
+        } catch {
+          // closed meanwhile
+        }
+        await old.fh.close();
+      })();
+    }
+  }
+
   /** Opens the live file now (from a notification) unless a generation on its inode is held. */
   private grabLive(): void {
     if (this.stopped || !this.initDone) return;
@@ -367,9 +405,7 @@ export class Tailer {
       void g.fh.close();
       return;
     }
-    this.grabbed.push(g);
-    // Bounded: a tailer that cannot keep up must not hold descriptors without limit.
-    if (this.grabbed.length > 16) void this.grabbed.shift()!.fh.close();
+    this.keepGrab(g);
   }
 
   private async closeAll(): Promise<void> {
@@ -587,6 +623,7 @@ export class Tailer {
       verifyHead: false,
       fpDone: ext.done,
       mtimeMs: st.mtimeMs,
+      btime: st.birthtimeMs,
     };
   }
 
@@ -698,8 +735,13 @@ export class Tailer {
       }
       if (f) this.addFile(f);
     }
-    // Grabbed files no generation read here used (older than the checkpoint): not needed.
-    for (const g of this.grabbed.splice(0)) await g.fh.close();
+    // Grabbed files of listed generations not used here (older than the checkpoint): not needed.
+    // Others were grabbed during the listing: discovery takes them.
+    for (const g of this.grabbed.slice()) {
+      if (!listed(g)) continue;
+      this.grabbed.splice(this.grabbed.indexOf(g), 1);
+      await g.fh.close();
+    }
   }
 
   /** The first bytes of an open file have the checkpoint's fingerprint. */
@@ -822,6 +864,11 @@ export class Tailer {
         if (gens[i]!.ino === newest.id.ino && gens[i]!.dev === newest.id.dev) idx = i;
       }
     }
+    // Grabbed descriptors of generations no newer than the newest open one: discovery had them.
+    for (let i = 0; i <= idx; i++) {
+      const gi = this.grabbed.findIndex((x) => x.dev === gens[i]!.dev && x.ino === gens[i]!.ino);
+      if (gi >= 0) void this.grabbed.splice(gi, 1)[0]!.fh.close();
+    }
     for (let i = idx + 1; i < gens.length; i++) {
       const g = gens[i]!;
       if (this.files.some((f) => f.id.ino === g.ino && f.id.dev === g.dev)) continue;
@@ -858,7 +905,15 @@ export class Tailer {
       { path: this.path, ino: f.id.ino, size: f.size, open: this.files.length },
       'Log generation opened.',
     );
-    this.addFile(f);
+    // A descriptor grabbed on a notification may reach us after discovery opened newer files:
+    // it goes before every file born after it (the live file always stays last).
+    const at = f.btime > 0 ? this.files.findIndex((x) => x.btime > f.btime) : -1;
+    if (at < 0) this.addFile(f);
+    else {
+      for (let i = 0; i < at; i++) this.files[i]!.finalRead = true;
+      this.files.splice(at, 0, f);
+      f.finalRead = true;
+    }
     return true;
   }
 

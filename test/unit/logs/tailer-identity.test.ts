@@ -6,7 +6,7 @@
 // restart, applied the checkpoint's offset to it. These tests build that situation on the real
 // filesystem the way Docker's rotation does it (moby loggerutils: max-file=1 unlinks the live file
 // and creates a new one; max-file >= 2 renames) and require every line to arrive.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import {
   closeSync,
   existsSync,
@@ -250,6 +250,50 @@ describe('a generation deleted before discovery ran', () => {
       for (const f of fifos) closeSync(openSync(f, 'w'));
       for (const h of await Promise.all(blocked)) await h.close();
     }
+    const all = [...a.lines, ...b.lines, ...c.lines];
+    await until(() => s.got.length >= all.length, 'generations b and c read', s.t).catch(
+      (err: unknown) => {
+        throw new Error(
+          `${String(err)}; got ${s.got.length} of ${all.length}, drops ${s.drops.join(',') || 'none'}`,
+        );
+      },
+    );
+    expect(s.bodies()).toEqual(all);
+    expect(s.drops).toEqual([]);
+  });
+});
+
+describe('a generation created and deleted while the main thread is busy', () => {
+  it('is read: the grabber thread opens it when the notification comes', async () => {
+    const dir = tmp();
+    const file = path.join(dir, 'c-json.log');
+    const a = generation('a', 20);
+    writeFileSync(file, a.bytes);
+    const s = setup(file, { watch: true, pollMs: 20 });
+    await until(() => s.got.length === a.lines.length, 'generation a read', s.t);
+    // Let the grabber thread start watching (it runs beside the main thread).
+    await new Promise((r) => setTimeout(r, 200));
+
+    const b = generation('b', 20);
+    const c = generation('c', 20);
+    writeFileSync(path.join(dir, 'stage-b'), b.bytes);
+    writeFileSync(path.join(dir, 'stage-c'), c.bytes);
+    // Docker (max-file=1) in another process: b is created, filled and deleted again while this
+    // thread is busy (a long record through processing, a GC pause on a loaded host).
+    const docker = spawn(
+      'sh',
+      [
+        '-c',
+        'sleep 0.1; rm c-json.log; cat stage-b > c-json.log; sleep 0.2; rm c-json.log; cat stage-c > c-json.log',
+      ],
+      { cwd: dir },
+    );
+    const exited = new Promise((r) => docker.on('exit', r));
+    const end = Date.now() + 1000;
+    while (Date.now() < end) {
+      // busy: no event of this thread runs
+    }
+    await exited;
     const all = [...a.lines, ...b.lines, ...c.lines];
     await until(() => s.got.length >= all.length, 'generations b and c read', s.t).catch(
       (err: unknown) => {
