@@ -23,7 +23,7 @@ import { LogProcessor } from './processing/processor.js';
 import type { ProcessingConfig } from './processing/config.js';
 import { newRecord, TRUNCATED_ATTR } from './record.js';
 import type { LogTelemetry, SourceStats } from './telemetry.js';
-import { Tailer, type TailerStats } from './tailer.js';
+import { grabLogFile, Tailer, type GrabbedFile, type TailerStats } from './tailer.js';
 import type { LogExporter, LogRecord, LogResource, RecordSink } from './types.js';
 
 /** Maps the daemon's log path under the agent's view of the Docker root. */
@@ -76,7 +76,8 @@ export interface LogsComponentOptions {
    */
   identity: Pick<ResourceIdentity, 'container'>;
   logger: Logger;
-  inventory: Pick<Inventory, 'subscribe' | 'list' | 'get' | 'ready' | 'engine'>;
+  inventory: Pick<Inventory, 'subscribe' | 'list' | 'get' | 'ready' | 'engine'> &
+    Partial<Pick<Inventory, 'onDockerEvent'>>;
   /** The daemon client (Engine API reader); without it only json-file logs are tailed. */
   docker?: Pick<DockerClient, 'endpoint' | 'apiVersion' | 'get'>;
   exporter: LogExporter;
@@ -110,6 +111,13 @@ export class LogsComponent implements Component {
   private readonly apiReaders = new Map<string, ApiEntry>();
   private lp: LogProcessor;
   private unsubscribe: (() => void) | undefined;
+  private unsubscribeEvents: (() => void) | undefined;
+  /**
+   * json-file logs opened on the container's start event, before the inspect that tells the
+   * inventory about it: a `docker run --rm` container may be gone (its log file deleted) by the
+   * time its tailer starts. The tailer takes the descriptor over; unclaimed ones close after 30 s.
+   */
+  private readonly early = new Map<string, { file: string; g: GrabbedFile; at: number }>();
   private reconcileTimer: NodeJS.Timeout | undefined;
   private firstReconcileDone = false;
   private stopped = false;
@@ -221,6 +229,10 @@ export class LogsComponent implements Component {
       },
     });
     this.loop.start();
+    this.unsubscribeEvents = this.o.inventory.onDockerEvent?.((ev) => {
+      if (ev.Type !== 'container' || ev.Action !== 'start' || !ev.Actor?.ID) return;
+      this.grabEarly(ev.Actor.ID);
+    });
     this.unsubscribe = this.o.inventory.subscribe((ev) => {
       if (ev.type === 'removed') this.onRemoved(ev.container);
       else this.ensure(ev.container);
@@ -250,7 +262,33 @@ export class LogsComponent implements Component {
     return Promise.resolve();
   }
 
+  /** Opens the json-file log of a container that just started (see `early`). */
+  private grabEarly(id: string): void {
+    if (this.stopped || this.tailers.has(id) || this.early.has(id)) return;
+    if (this.o.logSource === 'api' || !/^[0-9a-f]{64}$/.test(id)) return;
+    const root = this.o.inventory.engine()?.dockerRootDir;
+    if (!root) return;
+    // Docker's json-file path; another driver has no such file and nothing is opened.
+    const file = mapLogPath(
+      path.join(root, 'containers', id, `${id}-json.log`),
+      root,
+      this.o.dockerRoot,
+    );
+    const g = grabLogFile(file);
+    if (g) this.early.set(id, { file, g, at: Date.now() });
+  }
+
+  private expireEarly(all = false): void {
+    const now = Date.now();
+    for (const [id, e] of this.early) {
+      if (!all && now - e.at < 30_000) continue;
+      this.early.delete(id);
+      void e.g.fh.close();
+    }
+  }
+
   private reconcile(): void {
+    this.expireEarly();
     const inv = this.o.inventory;
     if (!inv.ready()) return;
     const list = inv.list();
@@ -298,6 +336,10 @@ export class LogsComponent implements Component {
       return;
     }
     const file = mapLogPath(c.logPath, this.o.inventory.engine()?.dockerRootDir, this.o.dockerRoot);
+    const early = this.early.get(c.id);
+    this.early.delete(c.id);
+    const grabbed = early && early.file === file ? early.g : undefined;
+    if (early && !grabbed) void early.g.fh.close();
     const checkpoint = this.store.get(c.id);
     // Only containers that existed at the very first start (first reconcile) honour start_at.
     const startAt =
@@ -322,6 +364,7 @@ export class LogsComponent implements Component {
       drop: (r, n) => this.t.drop(r, n),
       truncated: () => this.t.truncated(),
       lost: (reason, bytes) => this.t.lost(reason, bytes),
+      debug: (obj, msg) => this.log.debug({ ...obj, container: c.name }, msg),
       warn: (cause, obj, msg) => {
         entry.stats.lastError = msg;
         this.t.warn(cause, { ...obj, container: c.name }, msg);
@@ -354,6 +397,7 @@ export class LogsComponent implements Component {
       chunkBytes: this.cfg.read_chunk_bytes,
       partialFlushMs: this.cfg.partial_flush_seconds * 1000,
       pollMs: this.cfg.poll_interval_seconds * 1000,
+      ...(grabbed ? { grabbed } : {}),
     });
     this.tailers.set(c.id, entry);
     entry.tailer.start();
@@ -513,6 +557,8 @@ export class LogsComponent implements Component {
     this.stopped = true;
     clearTimeout(this.reconcileTimer);
     this.unsubscribe?.();
+    this.unsubscribeEvents?.();
+    this.expireEarly(true);
     for (const e of this.apiReaders.values()) e.abort.abort();
     await Promise.all([
       ...[...this.tailers.values()].map((e) => e.tailer.stop()),

@@ -16,7 +16,7 @@ export interface GenerationHandle {
     length: number,
     position: number,
   ): Promise<{ bytesRead: number }>;
-  stat(): Promise<Pick<Stats, 'size' | 'mtimeMs' | 'nlink' | 'dev' | 'ino'>>;
+  stat(): Promise<Pick<Stats, 'size' | 'mtimeMs' | 'nlink' | 'dev' | 'ino' | 'birthtimeMs'>>;
   close(): Promise<void>;
 }
 
@@ -59,10 +59,11 @@ export class GzGeneration implements GenerationHandle {
     return new GzGeneration(file, st, await uncompressedSize(file, st.size));
   }
 
-  stat(): Promise<Pick<Stats, 'size' | 'mtimeMs' | 'nlink' | 'dev' | 'ino'>> {
+  stat(): Promise<Pick<Stats, 'size' | 'mtimeMs' | 'nlink' | 'dev' | 'ino' | 'birthtimeMs'>> {
     return Promise.resolve({
       size: this.size,
       mtimeMs: this.st.mtimeMs,
+      birthtimeMs: this.st.birthtimeMs,
       nlink: this.st.nlink,
       dev: this.st.dev,
       ino: this.st.ino,

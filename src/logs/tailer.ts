@@ -15,11 +15,22 @@
 // where neither stream has a line being reassembled is a commit point: a restart there never
 // reads the tail of a delivered partial line as a line of its own.
 import { createHash } from 'node:crypto';
-import { watch, type FSWatcher } from 'node:fs';
+import {
+  close,
+  closeSync,
+  fstat,
+  fstatSync,
+  openSync,
+  read,
+  watch,
+  type FSWatcher,
+  type Stats,
+} from 'node:fs';
 import { open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { AckTracker } from './ack.js';
 import type { Checkpoint } from './checkpoints.js';
+import { watchForGrabs, type Grab } from './grabber.js';
 import { GzGeneration, uncompressedSize, type GenerationHandle } from './gz-generation.js';
 import { decodeJsonFileLine } from './jsonfile.js';
 import { PartialLines, type CompletedLine } from './partial.js';
@@ -28,7 +39,24 @@ import type { AttrValue, DropReason, RecordSink, LogResource } from './types.js'
 
 export { utf8Truncate } from './partial.js';
 
+/**
+ * A generation is identified by device, inode and a fingerprint of its first bytes: at least the
+ * first FP_LEN bytes (all checkpoints of earlier versions have that), and through the end of its
+ * first line, at most FP_MAX. The first line of a json-file generation carries Docker's timestamp
+ * in nanoseconds, so two generations never share it, even when both begin inside a long line (16
+ * KiB fragments of the same character) and the second was given the first one's inode (ext4 hands
+ * a freed inode to the next file created, and Docker deletes one generation right before it
+ * creates the next).
+ */
 export const FP_LEN = 1024;
+export const FP_MAX = 128 * 1024;
+
+/** How many of `head` (a file's first bytes, up to FP_MAX) the fingerprint covers, and whether that is final. */
+function fpExtent(head: Buffer): { len: number; done: boolean } {
+  const nl = head.indexOf(10);
+  const want = nl < 0 ? FP_MAX : Math.min(FP_MAX, Math.max(FP_LEN, nl + 1));
+  return { len: Math.min(head.length, want), done: head.length >= want };
+}
 
 /** Where the tailer puts records (processing, then the queue); hold() is optional for tests. */
 export type TailerSink = Pick<RecordSink, 'waitForSpace' | 'push'> &
@@ -57,7 +85,9 @@ export interface TailerStats {
   truncated(): void;
   warn(cause: string, obj: Record<string, unknown>, msg: string): void;
   /** Bytes of log data lost before they could be read (a lower bound), by reason. */
-  lost?(reason: 'file_truncated', bytes: number): void;
+  lost?(reason: 'file_truncated' | 'rotated_away', bytes: number): void;
+  /** Debug diagnostics (generation opened, finished, lost), with the file and inode. */
+  debug?(obj: Record<string, unknown>, msg: string): void;
 }
 
 export interface TailerOptions {
@@ -85,6 +115,11 @@ export interface TailerOptions {
   pollMs: number;
   /** Watch the directory for changes (default true). */
   watch?: boolean;
+  /**
+   * The live file, opened already (grabLogFile) when the container's start event came: the tailer
+   * takes over the descriptor. Without it the tailer opens the file as it starts.
+   */
+  grabbed?: GrabbedFile;
   now?: () => number;
 }
 
@@ -110,9 +145,71 @@ interface OpenFile {
   readSize: number;
   /** Reached the end once: check the first bytes before reading what was appended since. */
   verifyHead: boolean;
+  /** The fingerprint covers all it should (see FP_MAX); until then it grows as the file does. */
+  fpDone: boolean;
   mtimeMs: number;
   /** mtime of the stat that last set `size`: the bytes up to size were written by then. */
   sizeMtimeMs: number;
+  /** Birth time (0 where the file system does not report it): orders generations grabbed late. */
+  btime: number;
+}
+
+/**
+ * A generation opened synchronously from a file-system notification (see Tailer.grabLive): a
+ * plain descriptor behind the GenerationHandle interface (node has no FileHandle from an fd).
+ */
+class FdGeneration implements GenerationHandle {
+  private closed = false;
+  constructor(readonly fd: number) {}
+  read(
+    buf: Buffer,
+    offset: number,
+    length: number,
+    position: number,
+  ): Promise<{ bytesRead: number }> {
+    return new Promise((resolve, reject) =>
+      read(this.fd, buf, offset, length, position, (err, n) =>
+        err ? reject(err) : resolve({ bytesRead: n }),
+      ),
+    );
+  }
+  stat(): Promise<Stats> {
+    return new Promise((resolve, reject) =>
+      fstat(this.fd, (err, st) => (err ? reject(err) : resolve(st))),
+    );
+  }
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
+    return new Promise((resolve) => close(this.fd, () => resolve()));
+  }
+}
+
+/** A log file opened (synchronously) before its tailer existed or looked, with its identity. */
+export interface GrabbedFile {
+  readonly fh: GenerationHandle;
+  readonly dev: number;
+  readonly ino: number;
+}
+
+/**
+ * Opens a log file now and keeps it open: once Docker deletes it (`docker run --rm`), the data
+ * stays readable through this descriptor. undefined when the file does not exist (yet).
+ */
+export function grabLogFile(file: string): GrabbedFile | undefined {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const st = fstatSync(fd);
+    return { fh: new FdGeneration(fd), dev: st.dev, ino: st.ino };
+  } catch {
+    closeSync(fd);
+    return undefined;
+  }
 }
 
 function fingerprint(buf: Buffer): string {
@@ -137,6 +234,7 @@ export class Tailer {
   private waker: (() => void) | undefined;
   private woken = false;
   private watcher: FSWatcher | undefined;
+  private unwatchGrabs: (() => void) | undefined;
   private readonly now: () => number;
   /** Set once the container is gone and everything was read. */
   done = false;
@@ -145,6 +243,16 @@ export class Tailer {
   private everOpened = false;
   /** Generations already read to their end (dev:ino → fingerprint), never opened again. */
   private readonly finishedGens = new Map<string, { fp: string; fpLen: number }>();
+  /**
+   * Live files opened the moment a notification named them (oldest first), not yet taken over
+   * by discovery: their data stays readable even if Docker deletes them before discovery runs.
+   */
+  private readonly grabbed: GrabbedFile[] = [];
+  /**
+   * Generations a listing showed that could not be opened (gone meanwhile), with the size seen:
+   * if the next listing does not show them under any name, Docker deleted them unread.
+   */
+  private readonly vanishing = new Map<string, { file: string; size: number }>();
 
   constructor(opts: TailerOptions) {
     this.opts = opts;
@@ -179,14 +287,24 @@ export class Tailer {
 
   start(): void {
     if (this.loop) return;
+    // Hold the live file from the start: a short-lived container may be removed (and its log file
+    // deleted) before the first listing; what it wrote is read through this descriptor.
+    const first = this.opts.grabbed ?? grabLogFile(this.path);
+    if (first) this.grabbed.push(first);
     if (this.opts.watch !== false) {
+      this.unwatchGrabs = watchForGrabs(this.path, (g) => this.acceptGrab(g));
       try {
         const base = path.basename(this.path);
         this.watcher = watch(path.dirname(this.path), { persistent: false }, (ev, name) => {
           if (name && !String(name).startsWith(base)) return;
           // A rotation: open the new generation now, even while an older one is being read, so
-          // Docker deleting old generations cannot take data we have not read.
-          if (ev === 'rename') this.discoverSoon();
+          // Docker deleting old generations cannot take data we have not read. The live file is
+          // opened right here, synchronously: discovery runs behind reads and checkpoint writes
+          // in the thread pool, and with max-file=1 a generation lives only until max-size.
+          if (ev === 'rename') {
+            if (name === base) this.grabLive();
+            this.discoverSoon();
+          }
           this.wake();
         });
         this.watcher.on('error', () => {
@@ -228,6 +346,8 @@ export class Tailer {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.unwatchGrabs?.();
+    this.unwatchGrabs = undefined;
     this.watcher?.close();
     this.watcher = undefined;
     this.wake();
@@ -267,7 +387,52 @@ export class Tailer {
     return this.files.map((f) => f.id.ino);
   }
 
+  /** A descriptor the grabber thread opened for our live file (see grabber.ts). */
+  private acceptGrab(g: Grab): void {
+    const held = (x: { dev: number; ino: number }): boolean => x.dev === g.dev && x.ino === g.ino;
+    if (this.stopped || this.files.some((f) => held(f.id)) || this.grabbed.some(held)) {
+      closeSync(g.fd);
+      return;
+    }
+    this.keepGrab({ fh: new FdGeneration(g.fd), dev: g.dev, ino: g.ino });
+    this.discoverSoon();
+    this.wake();
+  }
+
+  private keepGrab(g: GrabbedFile): void {
+    this.grabbed.push(g);
+    // Bounded: a tailer that cannot keep up must not hold descriptors without limit. One let go
+    // that Docker already deleted is lost, and counted.
+    if (this.grabbed.length > 16) {
+      const old = this.grabbed.shift()!;
+      void (async () => {
+        try {
+          const st = await old.fh.stat();
+          if (st.nlink === 0 && !this.finishedGens.has(`${old.dev}:${old.ino}`))
+            this.lostUnread(this.path, old.ino, st.size);
+        } catch {
+          // closed meanwhile
+        }
+        await old.fh.close();
+      })();
+    }
+  }
+
+  /** Opens the live file now (from a notification) unless a generation on its inode is held. */
+  private grabLive(): void {
+    if (this.stopped || !this.initDone) return;
+    const g = grabLogFile(this.path);
+    if (!g) return; // deleted (the notification of the move out) or not created yet
+    const held = (x: { dev: number; ino: number }): boolean => x.dev === g.dev && x.ino === g.ino;
+    if (this.files.some((f) => held(f.id)) || this.grabbed.some(held)) {
+      void g.fh.close();
+      return;
+    }
+    this.keepGrab(g);
+  }
+
   private async closeAll(): Promise<void> {
+    for (const g of this.grabbed.splice(0)) await g.fh.close();
     const fs = this.files.splice(0);
     await Promise.all(fs.map((f) => f.fh.close().catch(() => undefined)));
   }
@@ -440,10 +605,11 @@ export class Tailer {
     file: string,
     pos: number | 'end',
     expectIno?: number,
+    given?: GenerationHandle,
   ): Promise<OpenFile | undefined> {
     let fh: GenerationHandle;
     try {
-      fh = file.endsWith('.gz') ? await GzGeneration.open(file) : await open(file, 'r');
+      fh = given ?? (file.endsWith('.gz') ? await GzGeneration.open(file) : await open(file, 'r'));
     } catch {
       return undefined;
     }
@@ -452,8 +618,10 @@ export class Tailer {
       await fh.close();
       return undefined;
     }
-    const head = Buffer.alloc(Math.min(FP_LEN, st.size));
-    if (head.length > 0) await fh.read(head, 0, head.length, 0);
+    const headBuf = Buffer.alloc(Math.min(FP_MAX, st.size));
+    const got = headBuf.length > 0 ? (await fh.read(headBuf, 0, headBuf.length, 0)).bytesRead : 0;
+    const ext = fpExtent(headBuf.subarray(0, got));
+    const head = headBuf.subarray(0, ext.len);
     let start = pos === 'end' ? st.size : pos;
     if (pos === 'end' && st.size > 0) {
       // Start after the last complete line.
@@ -479,14 +647,44 @@ export class Tailer {
       finalRead: false,
       readSize: this.opts.chunkBytes,
       verifyHead: false,
+      fpDone: ext.done,
       mtimeMs: st.mtimeMs,
       sizeMtimeMs: st.mtimeMs,
+      btime: st.birthtimeMs,
     };
   }
 
   private async init(): Promise<void> {
     const gens = await this.listGenerations(true);
     const cp = this.opts.checkpoint;
+    // Grabbed at start (or at the container's start event) and gone from the listing: the
+    // container was removed meanwhile (`docker run --rm`); its data is read through the descriptor.
+    const listed = (g: GrabbedFile): boolean =>
+      gens.some((x) => x.dev === g.dev && x.ino === g.ino);
+    const orphans = this.grabbed.filter((g) => !listed(g));
+    for (const g of orphans) this.grabbed.splice(this.grabbed.indexOf(g), 1);
+    if (gens.length === 0) {
+      for (const g of orphans) {
+        let pos: number | 'end' = !cp && this.opts.startAt === 'end' ? 'end' : 0;
+        if (cp && cp.dev === g.dev && cp.ino === g.ino && (await this.headMatches(g.fh, cp)))
+          pos = cp.offset;
+        const f = await this.openGeneration(this.path, pos, g.ino, g.fh);
+        if (f) this.addFile(f);
+      }
+      return;
+    }
+    // Deleted between the grab and the listing (a rotation): older than every file listed.
+    for (const g of orphans) {
+      const f =
+        !cp && this.opts.startAt !== 'end'
+          ? await this.openGeneration(this.path, 0, g.ino, g.fh)
+          : (await g.fh.close(), undefined);
+      if (f) this.addFile(f);
+    }
+    const take = (ino: number): GenerationHandle | undefined => {
+      const i = this.grabbed.findIndex((g) => g.ino === ino);
+      return i >= 0 ? this.grabbed.splice(i, 1)[0]!.fh : undefined;
+    };
     let from = 0;
     let firstPos: number | 'end' = 0;
     if (cp) {
@@ -548,7 +746,12 @@ export class Tailer {
       firstPos = 'end';
     }
     for (let i = from; i < gens.length; i++) {
-      let f = await this.openGeneration(gens[i]!.file, i === from ? firstPos : 0, gens[i]!.ino);
+      let f = await this.openGeneration(
+        gens[i]!.file,
+        i === from ? firstPos : 0,
+        gens[i]!.ino,
+        gens[i]!.gz ? undefined : take(gens[i]!.ino),
+      );
       if (!f && i === from && firstPos !== 0) {
         // The checkpointed file moved (rotated) meanwhile: find it again by inode.
         const again = (await this.listGenerations()).find((g) => g.ino === gens[i]!.ino);
@@ -559,6 +762,20 @@ export class Tailer {
       }
       if (f) this.addFile(f);
     }
+    // Grabbed files of listed generations not used here (older than the checkpoint): not needed.
+    // Others were grabbed during the listing: discovery takes them.
+    for (const g of this.grabbed.slice()) {
+      if (!listed(g)) continue;
+      this.grabbed.splice(this.grabbed.indexOf(g), 1);
+      await g.fh.close();
+    }
+  }
+
+  /** The first bytes of an open file have the checkpoint's fingerprint. */
+  private async headMatches(fh: GenerationHandle, cp: Checkpoint): Promise<boolean> {
+    const head = Buffer.alloc(cp.fpLen);
+    const r = head.length > 0 ? await fh.read(head, 0, head.length, 0) : { bytesRead: 0 };
+    return r.bytesRead === head.length && fingerprint(head) === cp.fp;
   }
 
   /**
@@ -633,43 +850,109 @@ export class Tailer {
     try {
       st = await stat(this.path);
     } catch {
-      return false;
+      // No live file right now (between Docker's unlink and create): what was grabbed still counts.
+      if (this.grabbed.length === 0 && this.vanishing.size === 0) return false;
     }
-    if (newest && st.ino === newest.id.ino && st.dev === newest.id.dev) return false;
+    if (
+      newest &&
+      st &&
+      st.ino === newest.id.ino &&
+      st.dev === newest.id.dev &&
+      this.grabbed.length === 0 &&
+      this.vanishing.size === 0
+    )
+      return false;
     const gens = await this.listGenerations();
+    const listed = (x: { dev: number; ino: number }): boolean =>
+      gens.some((g) => g.dev === x.dev && g.ino === x.ino);
+    const held = (x: { dev: number; ino: number }): boolean =>
+      this.files.some((f) => f.id.dev === x.dev && f.id.ino === x.ino) ||
+      this.grabbed.some((g) => g.dev === x.dev && g.ino === x.ino);
+    // Seen in a listing, gone before it could be opened, and under no name now: Docker deleted it
+    // unread. Its bytes as last seen are lost (a lower bound: it may have grown since).
+    for (const [k, v] of this.vanishing) {
+      const [dev, ino] = k.split(':').map(Number) as [number, number];
+      if (listed({ dev, ino }) || held({ dev, ino })) continue;
+      this.lostUnread(v.file, ino, v.size);
+    }
+    this.vanishing.clear();
+    let added = false;
+    // Live files grabbed on a notification that no listing shows any more: Docker deleted them
+    // before discovery ran. They are older than every generation listed: read them first.
+    for (const g of this.grabbed.slice()) {
+      if (listed(g)) continue;
+      this.grabbed.splice(this.grabbed.indexOf(g), 1);
+      const f = await this.openGeneration(this.path, 0, g.ino, g.fh);
+      if (f && (await this.adopt(f))) added = true;
+    }
     let idx = -1;
     if (newest) {
       for (let i = 0; i < gens.length; i++) {
         if (gens[i]!.ino === newest.id.ino && gens[i]!.dev === newest.id.dev) idx = i;
       }
     }
-    let added = false;
+    // Grabbed descriptors of generations no newer than the newest open one: discovery had them.
+    for (let i = 0; i <= idx; i++) {
+      const gi = this.grabbed.findIndex((x) => x.dev === gens[i]!.dev && x.ino === gens[i]!.ino);
+      if (gi >= 0) void this.grabbed.splice(gi, 1)[0]!.fh.close();
+    }
     for (let i = idx + 1; i < gens.length; i++) {
       const g = gens[i]!;
       if (this.files.some((f) => f.id.ino === g.ino && f.id.dev === g.dev)) continue;
-      const f = await this.openGeneration(g.file, 0, g.ino);
+      const gi = this.grabbed.findIndex((x) => x.dev === g.dev && x.ino === g.ino);
+      const handle = gi >= 0 ? this.grabbed.splice(gi, 1)[0]!.fh : undefined;
+      const f = await this.openGeneration(g.file, 0, g.ino, handle);
       if (!f) {
         // Rotated (or deleted) since the listing: list again rather than skip a generation.
+        this.vanishing.set(`${g.dev}:${g.ino}`, { file: g.file, size: g.size });
         this.discoverAgain = true;
         break;
       }
-      const fin = this.finishedGens.get(`${f.id.dev}:${f.id.ino}`);
-      if (fin && fin.fpLen > 0 && f.id.fpLen >= fin.fpLen) {
-        const head = Buffer.alloc(fin.fpLen);
-        if (head.length > 0) await f.fh.read(head, 0, head.length, 0);
-        if (fingerprint(head) === fin.fp) {
-          await f.fh.close();
-          continue;
-        }
-      }
-      if (this.files.some((x) => x.id.ino === f.id.ino && x.id.dev === f.id.dev)) {
-        await f.fh.close();
-        continue;
-      }
-      this.addFile(f);
-      added = true;
+      if (await this.adopt(f)) added = true;
     }
     return added;
+  }
+
+  /** Adds a newly opened generation unless it is one already read or held; false then. */
+  private async adopt(f: OpenFile): Promise<boolean> {
+    const fin = this.finishedGens.get(`${f.id.dev}:${f.id.ino}`);
+    if (fin && fin.fpLen > 0 && f.id.fpLen >= fin.fpLen) {
+      const head = Buffer.alloc(fin.fpLen);
+      if (head.length > 0) await f.fh.read(head, 0, head.length, 0);
+      if (fingerprint(head) === fin.fp) {
+        await f.fh.close();
+        return false;
+      }
+    }
+    if (this.files.some((x) => x.id.ino === f.id.ino && x.id.dev === f.id.dev)) {
+      await f.fh.close();
+      return false;
+    }
+    this.opts.stats.debug?.(
+      { path: this.path, ino: f.id.ino, size: f.size, open: this.files.length },
+      'Log generation opened.',
+    );
+    // A descriptor grabbed on a notification may reach us after discovery opened newer files:
+    // it goes before every file born after it (the live file always stays last).
+    const at = f.btime > 0 ? this.files.findIndex((x) => x.btime > f.btime) : -1;
+    if (at < 0) this.addFile(f);
+    else {
+      for (let i = 0; i < at; i++) this.files[i]!.finalRead = true;
+      this.files.splice(at, 0, f);
+      f.finalRead = true;
+    }
+    return true;
+  }
+
+  /** A generation Docker deleted before it was opened: counted and logged with the file named. */
+  private lostUnread(file: string, ino: number, bytes: number): void {
+    this.opts.stats.drop('rotated_away');
+    if (bytes > 0) this.opts.stats.lost?.('rotated_away', bytes);
+    this.opts.stats.warn(
+      `rotated-unread:${this.key}`,
+      { path: file, ino, bytes },
+      'Docker deleted a log file before the agent could open it (harbormaster_log_drops_total{reason="rotated_away"}, its size in harbormaster_log_lost_bytes_total); the agent is not keeping up with this container\'s log rotation.',
+    );
   }
 
   // ---- reading ----
@@ -782,10 +1065,15 @@ export class Tailer {
     cur.readSize = this.opts.chunkBytes;
     // A new identity: positions in the old content must not be confused with the new one.
     cur.id = { ...cur.id, fp: fingerprint(Buffer.alloc(0)), fpLen: 0, seq: ++seqCounter };
+    cur.fpDone = false;
   }
 
   private finishGeneration(cur: OpenFile): void {
     if (cur.pos < cur.size && !cur.skipping) this.opts.stats.drop('malformed_record');
+    this.opts.stats.debug?.(
+      { path: this.path, ino: cur.id.ino, offset: cur.pos, size: cur.size },
+      'Log generation read to its end and closed.',
+    );
     this.files.shift();
     this.finishedGens.set(`${cur.id.dev}:${cur.id.ino}`, { fp: cur.id.fp, fpLen: cur.id.fpLen });
     if (this.finishedGens.size > 32) {
@@ -805,12 +1093,13 @@ export class Tailer {
   private consume(cur: OpenFile, chunk: Buffer, full: boolean): void {
     const base = cur.pos;
     let i = 0;
-    if (cur.id.fpLen < FP_LEN && base === 0) {
-      const head = chunk.subarray(0, Math.min(FP_LEN, chunk.length));
-      if (head.length > cur.id.fpLen) {
-        cur.id.fp = fingerprint(head);
-        cur.id.fpLen = head.length;
+    if (!cur.fpDone && base === 0) {
+      const ext = fpExtent(chunk.subarray(0, Math.min(FP_MAX, chunk.length)));
+      if (ext.len > cur.id.fpLen) {
+        cur.id.fp = fingerprint(chunk.subarray(0, ext.len));
+        cur.id.fpLen = ext.len;
       }
+      cur.fpDone = ext.done;
     }
     if (cur.skipping) {
       const nl = chunk.indexOf(10);

@@ -137,7 +137,7 @@ export class LogTelemetry {
       }),
       lostBytes: new Counter({
         name: 'harbormaster_log_lost_bytes_total',
-        help: 'Bytes of container log data lost before the agent could read them, by reason (file_truncated: a log file truncated in place, e.g. json-file with max-file=1; a lower bound: what was written after the last size seen is not known). Beside the per-file counts in harbormaster_log_drops_total.',
+        help: 'Bytes of container log data lost before the agent could read them, by reason (file_truncated: a log file truncated in place; rotated_away: a generation Docker deleted before the agent opened it, its size as last seen; lower bounds: what was written after the last size seen is not known). Beside the per-file counts in harbormaster_log_drops_total.',
         labelNames: ['reason'],
         registers,
       }),
@@ -215,6 +215,7 @@ export class LogTelemetry {
       }),
     };
     this.m.lostBytes.inc({ reason: 'file_truncated' }, 0);
+    this.m.lostBytes.inc({ reason: 'rotated_away' }, 0);
   }
 
   /** The queue whose depth the gauges and the snapshot report. */
@@ -297,7 +298,7 @@ export class LogTelemetry {
   }
 
   /** Bytes lost before they could be read (counted with the reason; the drop logs it). */
-  lost(reason: 'file_truncated', bytes: number): void {
+  lost(reason: 'file_truncated' | 'rotated_away', bytes: number): void {
     this.m.lostBytes.inc({ reason }, bytes);
   }
 

@@ -1,0 +1,90 @@
+// Opens each new generation of a watched json-file log on a worker thread, the moment a
+// file-system notification names it. The main thread can be busy for hundreds of milliseconds on
+// a loaded host (a 64 KiB line through processing, a GC), while Docker with max-file=1 creates,
+// fills and deletes a 1 MB generation in less; a notification handled there comes too late and
+// the generation is gone unread. The worker does nothing else, so it opens the file within
+// milliseconds. A descriptor belongs to the process: the worker opens it, the tailer reads it
+// (Tailer.acceptGrab) and closes it; one nobody claims is closed.
+import { closeSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+
+/** A descriptor the worker opened, with the identity it had then. */
+export interface Grab {
+  fd: number;
+  dev: number;
+  ino: number;
+}
+
+// CommonJS, evaluated in the worker: watch directories, open the named file on each rename event.
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const fs = require('node:fs');
+const path = require('node:path');
+const watches = new Map();
+function grab(id, file) {
+  let fd;
+  try { fd = fs.openSync(file, 'r'); } catch { return; }
+  try {
+    const st = fs.fstatSync(fd);
+    parentPort.postMessage({ id, fd, dev: st.dev, ino: st.ino });
+  } catch { fs.closeSync(fd); }
+}
+parentPort.on('message', (m) => {
+  if (m.op === 'watch') {
+    const base = path.basename(m.file);
+    try {
+      const w = fs.watch(path.dirname(m.file), { persistent: false }, (ev, name) => {
+        if (ev === 'rename' && name === base) grab(m.id, m.file);
+      });
+      w.on('error', () => { w.close(); watches.delete(m.id); });
+      watches.set(m.id, w);
+    } catch {}
+  } else if (m.op === 'unwatch') {
+    const w = watches.get(m.id);
+    if (w) { w.close(); watches.delete(m.id); }
+  }
+});
+`;
+
+let worker: Worker | undefined;
+let failed = false;
+let nextId = 0;
+const listeners = new Map<number, (g: Grab) => void>();
+
+function ensureWorker(): Worker | undefined {
+  if (worker || failed) return worker;
+  try {
+    worker = new Worker(WORKER_SOURCE, { eval: true, stdout: false, stderr: false });
+  } catch {
+    failed = true;
+    return undefined;
+  }
+  worker.unref();
+  worker.on('message', (m: Grab & { id: number }) => {
+    const l = listeners.get(m.id);
+    if (l) l({ fd: m.fd, dev: m.dev, ino: m.ino });
+    else closeSync(m.fd);
+  });
+  worker.on('error', () => {
+    // Without the worker, the tailer's own notification handler and poll still discover files.
+    worker = undefined;
+    failed = true;
+  });
+  return worker;
+}
+
+/**
+ * Watches `file`'s directory on the grabber thread; `onGrab` gets every descriptor opened for it
+ * (and owns it). Returns the function that stops watching.
+ */
+export function watchForGrabs(file: string, onGrab: (g: Grab) => void): () => void {
+  const w = ensureWorker();
+  if (!w) return () => {};
+  const id = ++nextId;
+  listeners.set(id, onGrab);
+  w.postMessage({ op: 'watch', id, file });
+  return () => {
+    listeners.delete(id);
+    worker?.postMessage({ op: 'unwatch', id });
+  };
+}
