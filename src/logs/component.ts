@@ -6,6 +6,7 @@
 // export loop (pipeline.ts) delivers them and acknowledges them back to the source, whose
 // ack tracker commits its checkpoint. The exporter and the telemetry are built by agent.ts and
 // handed in; nothing here knows the agent.
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Component, ComponentHealth } from '../component.js';
 import type { Config } from '../config/schema.js';
@@ -118,6 +119,12 @@ export class LogsComponent implements Component {
    * time its tailer starts. The tailer takes the descriptor over; unclaimed ones close after 30 s.
    */
   private readonly early = new Map<string, { file: string; g: GrabbedFile; at: number }>();
+  /**
+   * Containers already removed (their directory gone) when their start event arrived: counted
+   * once as `file_removed_unread` there, so a tailer that finds no file for them later does not
+   * count them again. Entries expire with `early`.
+   */
+  private readonly goneAtStart = new Map<string, number>();
   private reconcileTimer: NodeJS.Timeout | undefined;
   private firstReconcileDone = false;
   private stopped = false;
@@ -275,7 +282,23 @@ export class LogsComponent implements Component {
       this.o.dockerRoot,
     );
     const g = grabLogFile(file);
-    if (g) this.early.set(id, { file, g, at: Date.now() });
+    if (g) {
+      this.early.set(id, { file, g, at: Date.now() });
+      return;
+    }
+    // No file, and the container's directory is gone while Docker's containers directory is
+    // there: Docker removed the container (a `docker run --rm` that exited) before its start
+    // event reached the agent, so what it printed cannot be read. Counted, never silent.
+    const dir = path.dirname(file);
+    if (!existsSync(dir) && existsSync(path.dirname(dir))) {
+      this.goneAtStart.set(id, Date.now());
+      this.t.drop('file_removed_unread', 1);
+      this.t.warn(
+        'removed_before_start_event',
+        { container: id.slice(0, 12), file },
+        'A container was removed (its log file deleted) before its start event reached the agent: what it printed was not read. Counted in harbormaster_log_drops_total{reason="file_removed_unread"}; logged once.',
+      );
+    }
   }
 
   private expireEarly(all = false): void {
@@ -285,6 +308,8 @@ export class LogsComponent implements Component {
       this.early.delete(id);
       void e.g.fh.close();
     }
+    for (const [id, at] of this.goneAtStart)
+      if (all || now - at >= 30_000) this.goneAtStart.delete(id);
   }
 
   private reconcile(): void {
@@ -361,7 +386,11 @@ export class LogsComponent implements Component {
         entry.stats.lines[stream] += n;
         entry.stats.bytes[stream] += b;
       },
-      drop: (r, n) => this.t.drop(r, n),
+      drop: (r, n) => {
+        // already counted when its start event found the container gone (see goneAtStart)
+        if (r === 'file_removed_unread' && this.goneAtStart.has(c.id)) return;
+        this.t.drop(r, n);
+      },
       truncated: () => this.t.truncated(),
       lost: (reason, bytes) => this.t.lost(reason, bytes),
       debug: (obj, msg) => this.log.debug({ ...obj, container: c.name }, msg),
