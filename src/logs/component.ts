@@ -101,6 +101,50 @@ export interface LogIntake {
   submit(record: LogRecord): void;
 }
 
+/**
+ * What the log path needs of a container known only from its events (see `readOrphan`): its
+ * identity and Docker's json-file path; everything else the defaults of an exited container.
+ */
+function orphanInfo(
+  id: string,
+  name: string,
+  image: string,
+  labels: Record<string, string>,
+  dockerRootDir: string,
+): ContainerInfo {
+  return {
+    id,
+    name,
+    image,
+    imageId: '',
+    labels,
+    state: 'exited',
+    pid: 0,
+    createdAt: 0,
+    startedAt: 0,
+    finishedAt: 0,
+    restartCount: 0,
+    exitCode: 0,
+    oomKilled: false,
+    health: 'none',
+    healthFailingStreak: 0,
+    networkMode: '',
+    logDriver: 'json-file',
+    logPath: path.join(dockerRootDir, 'containers', id, `${id}-json.log`),
+    cgroup: { v1: '', v2: '' },
+    spec: {
+      cpuShares: 0,
+      cpuPeriod: 0,
+      cpuQuota: 0,
+      nanoCpus: 0,
+      memoryLimit: 0,
+      memorySwap: 0,
+      memoryReservation: 0,
+      pidsLimit: 0,
+    },
+  };
+}
+
 export class LogsComponent implements Component {
   readonly name = 'logs';
   private readonly cfg: Config['logs'];
@@ -237,8 +281,9 @@ export class LogsComponent implements Component {
     });
     this.loop.start();
     this.unsubscribeEvents = this.o.inventory.onDockerEvent?.((ev) => {
-      if (ev.Type !== 'container' || ev.Action !== 'start' || !ev.Actor?.ID) return;
-      this.grabEarly(ev.Actor.ID);
+      if (ev.Type !== 'container' || !ev.Actor?.ID) return;
+      if (ev.Action === 'start') this.grabEarly(ev.Actor.ID);
+      else if (ev.Action === 'destroy') this.readOrphan(ev.Actor.ID, ev.Actor.Attributes ?? {});
     });
     this.unsubscribe = this.o.inventory.subscribe((ev) => {
       if (ev.type === 'removed') this.onRemoved(ev.container);
@@ -299,6 +344,30 @@ export class LogsComponent implements Component {
         'A container was removed (its log file deleted) before its start event reached the agent: what it printed was not read. Counted in harbormaster_log_drops_total{reason="file_removed_unread"}; logged once.',
       );
     }
+  }
+
+  /**
+   * A container destroyed while its log, opened on the start event, was never claimed by a
+   * tailer: the inventory never knew it (Docker removed it before the inspect). Its tailer is
+   * made from what the event says (name, image, labels) and reads the held descriptor to its
+   * end, then retires like any removed container. Waits a moment first, so an inspect that is
+   * still under way claims it the normal way.
+   */
+  private readOrphan(id: string, attrs: Readonly<Record<string, string>>): void {
+    if (!this.early.has(id)) return;
+    const t = setTimeout(() => {
+      const e = this.early.get(id);
+      if (this.stopped || !e || this.tailers.has(id) || this.o.inventory.get(id)) return;
+      const root = this.o.inventory.engine()?.dockerRootDir ?? '';
+      const labels: Record<string, string> = {};
+      for (const [k, v] of Object.entries(attrs))
+        if (k !== 'name' && k !== 'image' && k !== 'exitCode' && k !== 'execDuration')
+          labels[k] = v;
+      this.ensure(orphanInfo(id, attrs.name ?? id.slice(0, 12), attrs.image ?? '', labels, root));
+      // already gone: read to the end, then retire (not wait for a restart)
+      this.tailers.get(id)?.tailer.markRemoved();
+    }, 1000);
+    t.unref();
   }
 
   private expireEarly(all = false): void {
