@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AGENT_NODE_FLAGS } from '../src/node-flags.js';
 
 const LINE_BODY = 150; // + ~90 bytes of json-file framing ≈ 190-byte lines on disk with a short body
 
@@ -135,6 +136,7 @@ async function runPipeline(
     const child = spawn(
       process.execPath,
       [
+        ...AGENT_NODE_FLAGS, // the pipeline runs with the agent's V8 flags
         '--expose-gc',
         worker,
         JSON.stringify({

@@ -52,4 +52,5 @@ if [ -z "${HARBORMASTER_STATE_DIR:-}" ] && [ "$(id -u)" -ne 0 ]; then
   export HARBORMASTER_STATE_DIR="${XDG_STATE_HOME:-$HOME/.local/state}/harbormaster"
 fi
 echo "starting harbormaster: metrics on http://localhost:9105/metrics (Ctrl-C stops it)"
-exec node dist/src/cli.js run "$@"
+# V8 flags: src/node-flags.ts (why; kept in step by test/unit/node-flags.test.ts)
+exec node --max-semi-space-size=16 dist/src/cli.js run "$@"

@@ -60,6 +60,10 @@ function watchReadiness(agent: AgentProcess) {
     async end() {
       stop = true;
       await loop;
+      // the state at the end, even when it changed after the loop's last look (the caller
+      // waited for it, so the loop may have been asleep when it flipped)
+      const r = await agent.get('/readyz');
+      if (seen.at(-1) !== r.status) seen.push(r.status);
     },
   };
 }

@@ -16,6 +16,7 @@ import {
 } from './harness/index.js';
 import { allLogRecords, startOtlpReceiver, type OtlpReceiver } from '../support/otlp-receiver.js';
 import { AGENT_IMAGE, buildAgentImage, documentedDockerRun } from './image-build.js';
+import { AGENT_NODE_FLAGS } from '../../src/node-flags.js';
 
 /** Maps the documented argv onto the private daemon; every documented mount must be handled. */
 function adapt(
@@ -120,7 +121,7 @@ describeDocker('container image (Dockerfile, documented docker run line)', () =>
       'HARBORMASTER_STATE_DIR=/var/lib/harbormaster',
     ])
       expect(c.Env).toContain(e);
-    expect(c.Entrypoint).toEqual(['node', '/app/dist/src/cli.js']);
+    expect(c.Entrypoint).toEqual(['node', ...AGENT_NODE_FLAGS, '/app/dist/src/cli.js']);
     expect(c.Cmd).toEqual(['run']);
     const version = await d.dockerOk(['run', '--rm', '--network', 'none', AGENT_IMAGE, 'version']);
     expect(version).toMatch(/^harbormaster \d+\.\d+\.\d+/);

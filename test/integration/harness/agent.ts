@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll } from 'vitest';
+import { AGENT_NODE_FLAGS } from '../../../src/node-flags.js';
 import { settlesWithin, sleep, tail } from './exec.js';
 
 export const READY_MSG = 'HTTP server listening';
@@ -148,6 +149,8 @@ export async function startAgent(opts: AgentOptions): Promise<AgentProcess> {
   const ownStateDir = opts.stateDir === undefined;
   const stateDir = opts.stateDir ?? (await mkdtemp(path.join(os.tmpdir(), 'hm-agent-')));
   const args = [
+    // the agent as shipped: the image and scripts/run-local.sh pass these too
+    ...AGENT_NODE_FLAGS,
     cli,
     'run',
     '--listen',
