@@ -348,8 +348,9 @@ export class LogsComponent implements Component {
 
   /**
    * A container destroyed while its log, opened on the start event, was never claimed by a
-   * tailer: the inventory never knew it (Docker removed it before the inspect). Its tailer is
-   * made from what the event says (name, image, labels) and reads the held descriptor to its
+   * tailer: the inventory never knew it, or knew it only from before its start (no log path
+   * yet), because Docker removed it before the inspect. Its tailer is made from what the
+   * inventory or the event says (name, image, labels) and reads the held descriptor to its
    * end, then retires like any removed container. Waits a moment first, so an inspect that is
    * still under way claims it the normal way.
    */
@@ -357,13 +358,24 @@ export class LogsComponent implements Component {
     if (!this.early.has(id)) return;
     const t = setTimeout(() => {
       const e = this.early.get(id);
-      if (this.stopped || !e || this.tailers.has(id) || this.o.inventory.get(id)) return;
+      if (this.stopped || !e || this.tailers.has(id)) return;
       const root = this.o.inventory.engine()?.dockerRootDir ?? '';
+      // The inventory may know it from its create event, inspected before Docker set a log path
+      // (LogPath is '' until the start): no tailer was made for it, and the start's inspect came
+      // too late. Its identity comes from there, else from the events.
+      const known = this.o.inventory.get(id);
       const labels: Record<string, string> = {};
       for (const [k, v] of Object.entries(attrs))
         if (k !== 'name' && k !== 'image' && k !== 'exitCode' && k !== 'execDuration')
           labels[k] = v;
-      this.ensure(orphanInfo(id, attrs.name ?? id.slice(0, 12), attrs.image ?? '', labels, root));
+      const orphan = orphanInfo(
+        id,
+        known?.name ?? attrs.name ?? id.slice(0, 12),
+        known?.image ?? attrs.image ?? '',
+        known ? { ...known.labels } : labels,
+        root,
+      );
+      this.ensure(known ? { ...orphan, imageId: known.imageId } : orphan);
       // already gone: read to the end, then retire (not wait for a restart)
       this.tailers.get(id)?.tailer.markRemoved();
     }, 1000);
