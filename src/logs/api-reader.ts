@@ -93,9 +93,16 @@ export type ApiReadProblem = 'request_failed' | 'bad_frame' | 'bad_timestamp' | 
 export function logSourceFor(
   c: { logDriver: string; logPath?: string },
   endpoint: Pick<DockerEndpoint, 'socketPath'>,
+  mode: 'auto' | 'file' | 'api' = 'auto',
 ): 'file' | 'api' | 'none' {
   if (c.logDriver === 'none') return 'none';
-  if (endpoint.socketPath && c.logDriver === 'json-file') return 'file';
+  if (mode === 'api') return 'api';
+  if (c.logDriver === 'json-file' && (mode === 'file' || endpoint.socketPath)) {
+    // Docker sets LogPath at the start: a container known only from its create event has none
+    // yet. Its file is tailed once the start is seen, never streamed meanwhile (that would ship
+    // its lines twice, once per source).
+    return c.logPath === '' ? 'none' : 'file';
+  }
   // local, journald, and (Docker ≥ 20.10 dual logging) any other driver; everything when remote.
   return 'api';
 }

@@ -417,12 +417,7 @@ export class LogsComponent implements Component {
     const docker = this.o.docker;
     const tailable = c.logDriver === 'json-file' && c.logPath !== '';
     if (!docker) return tailable ? 'file' : 'none';
-    const mode = this.o.logSource ?? 'auto';
-    if (c.logDriver === 'none') return 'none';
-    if (mode === 'api') return 'api';
-    if (mode === 'file' && tailable) return 'file';
-    const s = logSourceFor(c, docker.endpoint);
-    return s === 'file' && c.logPath === '' ? 'none' : s;
+    return logSourceFor(c, docker.endpoint, this.o.logSource ?? 'auto');
   }
 
   private resourceOf(c: ContainerInfo): LogResource {

@@ -54,4 +54,23 @@ describe('API log stream helpers', () => {
     expect(logSourceFor({ logDriver: 'json-file' }, {})).toBe('api');
     expect(logSourceFor({ logDriver: 'none' }, sock)).toBe('none');
   });
+
+  it('docker.log_source: a json-file container known only from its create (no LogPath yet) is neither tailed nor streamed', () => {
+    const sock = { socketPath: '/var/run/docker.sock' };
+    const tcp = {}; // e.g. tcp:// behind a socket proxy
+    const created = { logDriver: 'json-file', logPath: '' };
+    const started = { logDriver: 'json-file', logPath: '/var/lib/docker/containers/x/x-json.log' };
+    // file: the file once the start gave it a path, never the API meanwhile (the start's
+    // tailer would ship every line a second time)
+    expect(logSourceFor(created, tcp, 'file')).toBe('none');
+    expect(logSourceFor(started, tcp, 'file')).toBe('file');
+    expect(logSourceFor(created, sock, 'auto')).toBe('none');
+    expect(logSourceFor(started, sock, 'auto')).toBe('file');
+    // remote in auto mode and api mode: the API, path or not
+    expect(logSourceFor(created, tcp, 'auto')).toBe('api');
+    expect(logSourceFor(started, sock, 'api')).toBe('api');
+    // other drivers: the API in file mode too; none stays none
+    expect(logSourceFor({ logDriver: 'journald', logPath: '' }, tcp, 'file')).toBe('api');
+    expect(logSourceFor({ logDriver: 'none' }, sock, 'api')).toBe('none');
+  });
 });
