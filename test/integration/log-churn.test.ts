@@ -244,9 +244,18 @@ describeDocker('removed containers leave nothing behind (issue 16, criterion 4)'
     );
     expect(shipped + unread).toBeGreaterThanOrEqual(RUNS);
 
-    const after = await settledRss(a.pid);
+    // RSS comes back within 5 %: polled, because V8 gives the young generation and freed old
+    // space back to the system only after its memory reducer has run a few collections once the
+    // churn's allocation stopped (seconds to a minute later on a busy machine). Memory the
+    // removed containers still held would never come back.
+    const settleStart = Date.now();
+    let after = await settledRss(a.pid);
+    while (after > before * 1.05 && Date.now() - settleStart < 90_000) {
+      await sleep(2_000);
+      after = await settledRss(a.pid);
+    }
     console.log(
-      `${RUNS} --rm runs in ${churnMs} ms (concurrency ${CONCURRENCY}); shipped ${shipped}, removed unread ${unread}; RSS before ${(before / 2 ** 20).toFixed(1)} MiB, after ${(after / 2 ** 20).toFixed(1)} MiB (${((100 * (after - before)) / before).toFixed(1)} %)`,
+      `${RUNS} --rm runs in ${churnMs} ms (concurrency ${CONCURRENCY}); shipped ${shipped}, removed unread ${unread}; RSS before ${(before / 2 ** 20).toFixed(1)} MiB, after ${(after / 2 ** 20).toFixed(1)} MiB (${((100 * (after - before)) / before).toFixed(1)} %) ${Date.now() - settleStart} ms after the churn's checks`,
     );
     expect(after).toBeLessThanOrEqual(before * 1.05);
     await a.stop();
