@@ -164,14 +164,27 @@ async function runPipeline(
   return r;
 }
 
-export async function runLogsBench(opts: { quick: boolean }): Promise<Record<string, unknown>> {
+/**
+ * `quick`: 100,000 lines, a 256 MiB backlog (about two minutes). `smoke` (CI): every variant with
+ * a few thousand lines, to show the bench still runs end to end; its ratios mean little (start-up
+ * dominates).
+ */
+export async function runLogsBench(opts: {
+  quick: boolean;
+  smoke?: boolean;
+}): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'hm-logs-bench-'));
   const results: Record<string, unknown> = {};
   try {
-    const lines = opts.quick ? 100_000 : 1_000_000;
+    const lines = opts.smoke ? 10_000 : opts.quick ? 100_000 : 1_000_000;
     const variants: { name: string; files: number; partialKiB: number; lines: number }[] = [
       { name: 'single_file_190B', files: 1, partialKiB: 0, lines },
-      { name: 'partial_16KiB', files: 1, partialKiB: 64, lines: opts.quick ? 2_000 : 20_000 },
+      {
+        name: 'partial_16KiB',
+        files: 1,
+        partialKiB: 64,
+        lines: opts.smoke ? 200 : opts.quick ? 2_000 : 20_000,
+      },
       { name: 'files_100', files: 100, partialKiB: 0, lines },
     ];
     for (const v of variants) {
@@ -215,23 +228,24 @@ export async function runLogsBench(opts: { quick: boolean }): Promise<Record<str
     }
     // Backlog: the receiver answers 503 while a big file waits on disk (the queue fills, the
     // tailer stops reading), then recovers; peak RSS over both phases.
-    const backlogMiB = opts.quick ? 256 : 2048;
+    const backlogMiB = opts.smoke ? 16 : opts.quick ? 256 : 2048;
+    const outageS = opts.smoke ? 3 : 15;
     const d = path.join(dir, 'backlog');
     mkdirSync(d, { recursive: true });
     const f = path.join(d, 'backlog-json.log');
     const backlogLines = Math.ceil((backlogMiB * 1048576) / 190);
     const backlogBytes = generate(f, backlogLines, 0);
     const r = await runPipeline([f], backlogLines, 'none', {
-      outageMs: 15_000,
+      outageMs: outageS * 1000,
       stopAfterMs: opts.quick ? 180_000 : 900_000, // a safety limit: normally it drains first
     });
     results.backlog_503 = {
       backlog_mib: +(backlogBytes / 1048576).toFixed(0),
       backlog_lines: backlogLines,
-      outage_s: 15,
+      outage_s: outageS,
       all_delivered: r.exported! >= backlogLines,
       exported_lines: r.exported,
-      time_to_drain_s: +(r.seconds! - 15).toFixed(1),
+      time_to_drain_s: +(r.seconds! - outageS).toFixed(1),
       peak_rss_while_waiting_mib: +r.peakRssWhileDownMiB!.toFixed(1),
       peak_rss_mib: +r.peakRssMiB!.toFixed(1),
       goal: 'RSS <= 200 MiB while 2 GB wait',

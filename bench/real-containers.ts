@@ -123,9 +123,11 @@ export interface RealContainersResult {
 
 export async function runRealContainersBench(opts: {
   quick: boolean;
+  /** CI: 5 containers, a short idle phase: shows the bench runs, not the figures */
+  smoke?: boolean;
 }): Promise<RealContainersResult> {
-  const n = opts.quick ? 20 : 100;
-  const idleSeconds = opts.quick ? 30 : 120;
+  const n = opts.smoke ? 5 : opts.quick ? 20 : 100;
+  const idleSeconds = opts.smoke ? 5 : opts.quick ? 30 : 120;
   const d: PrivateDockerd = await startPrivateDockerd();
   let agent: Agent | undefined;
   try {
@@ -190,7 +192,7 @@ export async function runRealContainersBench(opts: {
     const idleN = Math.min(n, 50);
     if (n > idleN) await d.dockerOk(['rm', '-f', ...ids.slice(idleN)]);
     // steady state: start-up work (module compilation, V8's idle-time GC) is over after ~30 s
-    await sleep(opts.quick ? 15_000 : 30_000);
+    await sleep(opts.smoke ? 2_000 : opts.quick ? 15_000 : 30_000);
     const i0 = procCpuSeconds(pid);
     const w0 = performance.now();
     while (performance.now() - w0 < idleSeconds * 1000) {

@@ -1,5 +1,7 @@
-// `npm run bench [-- --quick]`: runs every benchmark, prints tables with baselines and ratios,
-// and writes machine-readable results to bench/results/latest.json.
+// `npm run bench [-- --quick | --smoke]`: runs every benchmark, prints tables with baselines and
+// ratios, and writes machine-readable results to bench/results/latest.json. `--quick` (about two
+// minutes) gives figures worth comparing; `--smoke` (CI, about a minute) only shows that
+// every benchmark still runs end to end: the slow ones (real containers, logs) run tiny sizes.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -12,7 +14,9 @@ import { runRealContainersBench } from './real-containers.js';
 import { runSecurityBench } from './security-posture.js';
 import { runStatusBench } from './status-page.js';
 
-const quick = process.argv.includes('--quick');
+const smoke = process.argv.includes('--smoke');
+const quick = smoke || process.argv.includes('--quick');
+const tag = smoke ? '-smoke' : quick ? '-quick' : '';
 const only = process.argv
   .find((a) => a.startsWith('--only='))
   ?.slice('--only='.length)
@@ -22,6 +26,7 @@ const want = (name: string): boolean => !only || only.includes(name);
 const results: Record<string, unknown> = {
   date: new Date().toISOString(),
   quick,
+  smoke,
   machine: {
     cpus: os.cpus().length,
     cpuModel: os.cpus()[0]?.model,
@@ -31,23 +36,26 @@ const results: Record<string, unknown> = {
   },
 };
 
-if (want('metrics')) results.metricsCollection = await runMetricsBench({ quick });
+if (want('metrics'))
+  results.metricsCollection = await runMetricsBench({
+    quick,
+    ...(smoke ? { rounds: 1, sizes: [200] } : {}),
+  });
 if (want('compression')) results.metricsCompression = await runCompressionBench({ quick });
-if (want('real')) results.realContainers = await runRealContainersBench({ quick });
-if (want('logs')) results.logs = await runLogsBench({ quick });
+if (want('real')) results.realContainers = await runRealContainersBench({ quick, smoke });
+if (want('logs')) results.logs = await runLogsBench({ quick, smoke });
 if (want('logs-deps')) {
   const r = runLogsDepsBench({ quick });
   printLogsDeps(r);
   results.logsDeps = r;
 }
 if (want('patterns')) results.patterns = runPatternsBench({ quick });
-if (want('security')) results.securityPosture = await runSecurityBench({ quick });
-if (want('status')) results.statusPage = await runStatusBench({ quick });
+if (want('security'))
+  results.securityPosture = await runSecurityBench({ quick, ...(smoke ? { rounds: 3 } : {}) });
+if (want('status'))
+  results.statusPage = await runStatusBench({ quick, ...(smoke ? { rounds: 2 } : {}) });
 
 const dir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 mkdirSync(dir, { recursive: true });
-writeFileSync(
-  `${dir}/latest${quick ? '-quick' : ''}.json`,
-  JSON.stringify(results, null, 2) + '\n',
-);
-process.stdout.write(`\nresults written to bench/results/latest${quick ? '-quick' : ''}.json\n`);
+writeFileSync(`${dir}/latest${tag}.json`, JSON.stringify(results, null, 2) + '\n');
+process.stdout.write(`\nresults written to bench/results/latest${tag}.json\n`);
