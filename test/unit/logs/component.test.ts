@@ -11,12 +11,14 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { logsSection } from '../../../src/config/sections/logs.js';
 import { ResourceIdentity } from '../../../src/docker/identity.js';
 import { NdjsonLogExporter } from '../../../src/exporters/ndjson.js';
+import { OtlpLogsExporter } from '../../../src/exporters/otlp-logs.js';
 import { CHECKPOINT_FILE } from '../../../src/logs/checkpoints.js';
 import { LogsComponent } from '../../../src/logs/component.js';
 import { processingSection } from '../../../src/logs/processing/config.js';
 import { newRecord } from '../../../src/logs/record.js';
 import { LogTelemetry } from '../../../src/logs/telemetry.js';
 import { makeContainerInfo } from '../../support/container-info.js';
+import { startOtlpReceiver } from '../../support/otlp-receiver.js';
 import { FakeDockerLog } from './fake-docker.js';
 
 const dirs: string[] = [];
@@ -132,5 +134,70 @@ describe('log shipping component', () => {
       await comp.stop();
     }
     expect(shipped().filter((r) => r.body.startsWith('line ')).length).toBe(50);
+  });
+
+  it('counts lines the receiver rejects with 400 in harbormaster_log_drops_total{reason="export_rejected"} and moves past them', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'hm-comp-'));
+    dirs.push(dir);
+    const receiver = await startOtlpReceiver({ behaviour: { status: 400 } });
+    const w = new FakeDockerLog(dir);
+    for (let i = 0; i < 40; i++) w.write('stdout', `rejected ${i}`);
+    const c = makeContainerInfo({ id: 'b'.repeat(64), name: 'api', logPath: w.file });
+    const registry = new Registry();
+    const logger = pino({ level: 'silent' });
+    const exporter = new OtlpLogsExporter({
+      url: `${receiver.url}/v1/logs`,
+      protocol: 'http/protobuf',
+      headers: {},
+      compression: 'none',
+      timeoutMs: 5000,
+    });
+    const comp = new LogsComponent({
+      logs: { ...logsSection.parse({}), batch_delay_seconds: 0.02, poll_interval_seconds: 0.02 },
+      stateDir: path.join(dir, 'state'),
+      dockerRoot: '/var/lib/docker',
+      shutdownTimeoutSeconds: 5,
+      identity: new ResourceIdentity({ hostName: 'h1', daemonInfo: () => undefined }),
+      logger,
+      inventory: {
+        list: () => [c],
+        get: (id: string) => (id === c.id ? c : undefined),
+        subscribe: () => () => {},
+        ready: () => true,
+        engine: () => undefined,
+      },
+      exporter,
+      telemetry: new LogTelemetry(registry, logger),
+    });
+    const rejected = async (): Promise<number | undefined> => {
+      const m = /^harbormaster_log_drops_total\{reason="export_rejected"\} (\d+)$/m.exec(
+        await registry.metrics(),
+      );
+      return m ? Number(m[1]) : undefined;
+    };
+    const checkpointOffset = (): number | undefined => {
+      try {
+        const cp = JSON.parse(readFileSync(path.join(dir, 'state', CHECKPOINT_FILE), 'utf8')) as {
+          files: Record<string, { offset: number }>;
+        };
+        return cp.files[c.id]?.offset;
+      } catch {
+        return undefined;
+      }
+    };
+    await comp.start();
+    try {
+      // rejected lines are done with: acknowledged, so the checkpoint reaches the end of the file
+      await until(
+        () => checkpointOffset() === readFileSync(w.file).length,
+        'the checkpoint past the rejected lines',
+      );
+      expect(receiver.requests()).toBeGreaterThanOrEqual(1);
+      expect(await rejected()).toBe(40);
+    } finally {
+      await comp.stop();
+      await exporter.shutdown();
+      await receiver.close();
+    }
   });
 });
