@@ -175,7 +175,7 @@ export async function runRealContainersBench(opts: {
       await sleep(100);
     }
     await get(`${agent.url}/metrics`);
-    const scrapes = 5;
+    const scrapes = opts.smoke ? 2 : 5;
     let renderMs = 0;
     let bytes = 0;
     const a0 = procCpuSeconds(pid);

@@ -41,7 +41,11 @@ if (want('metrics'))
     quick,
     ...(smoke ? { rounds: 1, sizes: [200] } : {}),
   });
-if (want('compression')) results.metricsCompression = await runCompressionBench({ quick });
+if (want('compression'))
+  results.metricsCompression = await runCompressionBench({
+    quick,
+    ...(smoke ? { containers: 200 } : {}),
+  });
 if (want('real')) results.realContainers = await runRealContainersBench({ quick, smoke });
 if (want('logs')) results.logs = await runLogsBench({ quick, smoke });
 if (want('logs-deps')) {
@@ -51,9 +55,9 @@ if (want('logs-deps')) {
 }
 if (want('patterns')) results.patterns = runPatternsBench({ quick });
 if (want('security'))
-  results.securityPosture = await runSecurityBench({ quick, ...(smoke ? { rounds: 3 } : {}) });
+  results.securityPosture = await runSecurityBench({ quick, ...(smoke ? { rounds: 1 } : {}) });
 if (want('status'))
-  results.statusPage = await runStatusBench({ quick, ...(smoke ? { rounds: 2 } : {}) });
+  results.statusPage = await runStatusBench({ quick, ...(smoke ? { rounds: 1 } : {}) });
 
 const dir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 mkdirSync(dir, { recursive: true });
