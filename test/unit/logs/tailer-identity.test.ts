@@ -104,13 +104,16 @@ function tmp(): string {
 /**
  * Writes `content` as a new file at `file` on inode `ino` when it is free: ext4 hands a freed inode
  * to the next file created in the directory, but other processes creating files meanwhile may take
- * it first, so spare files are created until one gets it (then renamed into place).
+ * it first, so spare files are created until one gets it (then renamed into place). Up to 20 s:
+ * the tailer closes a finished generation asynchronously, and on a loaded machine (the other unit
+ * worker creating temporary files too) the inode came free only after more than the 2,000 tries
+ * this allowed before.
  */
 async function createOnInode(file: string, content: string, ino: number): Promise<void> {
   const spares: string[] = [];
+  const deadline = Date.now() + 20_000;
   try {
-    for (let i = 0; i < 2000; i++) {
-      // The tailer closes a finished generation asynchronously: the inode is free a moment later.
+    for (let i = 0; Date.now() < deadline; i++) {
       if (i % 20 === 19) await new Promise((r) => setTimeout(r, 10));
       const spare = `${path.dirname(file)}/spare-${i}`;
       writeFileSync(spare, '');
@@ -120,6 +123,8 @@ async function createOnInode(file: string, content: string, ino: number): Promis
         return;
       }
       spares.push(spare);
+      // hold at most 2,000 spares: freeing them lets the search start over
+      if (spares.length >= 2000) for (const sp of spares.splice(0)) unlinkSync(sp);
     }
     writeFileSync(file, content);
   } finally {
