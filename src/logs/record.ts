@@ -4,9 +4,9 @@
 // Two constructors, one set of fields: newRecord (a body that is already a Buffer or text: the
 // Engine API reader, intake, tests) and newRecordFromBytes (the file tailer: the body is a range
 // of the decoder's body slab, kept as offsets; a Buffer view is made only if a stage reads
-// `body`). The helpers below (bodyRange, bodyBytes, textOf, writeBody) read the range in
+// `body`), and the record is the ack token of its line (no token object). The helpers below (bodyRange, bodyBytes, textOf, writeBody) read the range in
 // place, so a line that no stage changes costs no view between the tailer and the encoder.
-import type { Ack } from './ack.js';
+import type { Ack, AckToken, AckTracker } from './ack.js';
 import type { AttrValue, LogRecord, LogResource } from './types.js';
 
 export const TRUNCATED_ATTR = 'harbormaster.log.truncated';
@@ -18,7 +18,7 @@ const EMPTY = Buffer.alloc(0);
  * header). src is never reused or written by the source (the decoder's slab, or a buffer of the
  * line's own), so the range stays valid as long as the record.
  */
-export class BytesRecord implements LogRecord {
+export class BytesRecord implements LogRecord, AckToken {
   severityNumber: number | undefined = undefined;
   severityText: string | undefined = undefined;
   traceId: string | undefined = undefined;
@@ -39,9 +39,14 @@ export class BytesRecord implements LogRecord {
     readonly timeSec: number,
     readonly timeNanos: number,
     readonly observedMs: number,
-    public ack: Ack | undefined,
+    /** The tracker and sequence number of the line: the record is its own ack token. */
+    readonly tracker: AckTracker<unknown>,
+    readonly seq: number,
     public attributes: Record<string, AttrValue> | undefined,
   ) {}
+
+  /** Starts as the record itself (one unit, no token object); stages may join more acks. */
+  ack: Ack | undefined = this;
 
   get body(): Buffer | string {
     if (this.value === undefined) {
@@ -60,7 +65,10 @@ export class BytesRecord implements LogRecord {
   }
 }
 
-/** The file tailer's record: the body is src[start, end) (see BytesRecord). */
+/**
+ * The file tailer's record of one whole line: the body is src[start, end) and the record is the
+ * line's ack token (tracker, seq from AckTracker.nextSeq): see BytesRecord.
+ */
 export function newRecordFromBytes(
   resource: LogResource,
   stream: 'stdout' | 'stderr',
@@ -70,7 +78,8 @@ export function newRecordFromBytes(
   timeSec: number,
   timeNanos: number,
   observedMs: number,
-  ack: Ack | undefined,
+  tracker: AckTracker<unknown>,
+  seq: number,
   attributes?: Record<string, AttrValue>,
 ): LogRecord {
   return new BytesRecord(
@@ -82,7 +91,8 @@ export function newRecordFromBytes(
     timeSec,
     timeNanos,
     observedMs,
-    ack,
+    tracker,
+    seq,
     attributes,
   );
 }

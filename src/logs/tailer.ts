@@ -1159,7 +1159,7 @@ export class Tailer {
       // A whole line (the common case): the record is born here, its body the decoder's range.
       // A restart point only where no line of either stream is being reassembled: restarting in
       // the middle of one would read the rest of a delivered line as a line of its own.
-      const ack = this.tracker.next(cur.id, endOffset, !this.partials.isPending(other));
+      const seq = this.tracker.nextSeq(cur.id, endOffset, !this.partials.isPending(other));
       let end = d.end;
       let attributes: Record<string, AttrValue> | undefined = d.attrs;
       if (end - d.start > this.opts.maxLineBytes) {
@@ -1177,7 +1177,8 @@ export class Tailer {
           d.timeSec,
           d.timeNanos,
           this.observedMs,
-          ack,
+          this.tracker as AckTracker<unknown>,
+          seq,
           attributes,
         ),
       );
