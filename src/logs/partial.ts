@@ -8,6 +8,10 @@
 //
 // Memory: the bytes kept here are reported through hold() to the queue's bound, and a pending
 // line keeps the acks of its fragments, so the source never commits past its first fragment.
+//
+// The file tailer hands a whole line of a stream with nothing pending straight to its record
+// (tailer.ts line(), cut at max_line_bytes with utf8CutEnd): only fragments and the lines they
+// end come through here.
 import { joinAcks, type Ack } from './ack.js';
 
 export interface CompletedLine {

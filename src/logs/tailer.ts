@@ -7,9 +7,14 @@
 // Generations are discovered from file-system notifications on the container directory and a
 // poll; a burst of rotations between two looks is caught by listing `<name>.N` as well.
 //
-// Acknowledgement: every raw json-file line read gets a token from the tailer's AckTracker that
+// Acknowledgement: every raw json-file line read is registered with the tailer's AckTracker, which
 // remembers (file identity, offset after the line). Records carry the tokens of their lines
 // (partial lines all of their fragments); malformed or skipped lines are acknowledged at once.
+//
+// Hot path (one whole line, the usual case): decodeJsonFileLineInto fills one reused result with
+// the body as a range of the decoder's slab; the record is born from that range (no Buffer view)
+// and is its own ack token (AckTracker.nextSeq, no token object), so a line costs one object.
+// Fragments of longer lines go through PartialLines (src/logs/partial.ts) as before.
 // The tracker commits the longest unbroken acknowledged run, and the tailer reports it as its
 // checkpoint (commit option): nothing still held anywhere is ever committed past. Only a line end
 // where neither stream has a line being reassembled is a commit point: a restart there never
