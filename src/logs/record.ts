@@ -17,18 +17,22 @@ const EMPTY = Buffer.alloc(0);
  * A record whose body is src[start, end) until a stage reads or replaces `body` (see the module
  * header). src is never reused or written by the source (the decoder's slab, or a buffer of the
  * line's own), so the range stays valid as long as the record.
+ *
+ * Kept small, because records wait in the queue long enough to survive young-generation
+ * collections: the fields only parsing and multiline set (severity, trace context, lines…) are
+ * not slots of a new record (they read as undefined until a stage sets them), and the two
+ * epoch-sized numbers are held as pairs of small integers (a field holding 1.7e9 or 1.7e12 is a
+ * separate heap number per record).
  */
 export class BytesRecord implements LogRecord, AckToken {
-  severityNumber: number | undefined = undefined;
-  severityText: string | undefined = undefined;
-  traceId: string | undefined = undefined;
-  spanId: string | undefined = undefined;
-  traceFlags: number | undefined = undefined;
-  droppedAttributesCount: number | undefined = undefined;
-  lines: number | undefined = undefined;
-  eventName: string | undefined = undefined;
   /** The body once it was read as a Buffer or replaced; undefined while it is only the range. */
   private value: Buffer | string | undefined = undefined;
+  /** Starts as the record itself (one unit, no token object); stages may join more acks. */
+  ack: Ack | undefined = this;
+  private readonly secHi: number;
+  private readonly secLo: number;
+  private readonly obsHi: number;
+  private readonly obsLo: number;
   constructor(
     readonly resource: LogResource,
     readonly stream: 'stdout' | 'stderr',
@@ -36,17 +40,27 @@ export class BytesRecord implements LogRecord, AckToken {
     public src: Buffer | undefined,
     public start: number,
     public end: number,
-    readonly timeSec: number,
+    timeSec: number,
     readonly timeNanos: number,
-    readonly observedMs: number,
+    observedMs: number,
     /** The tracker and sequence number of the line: the record is its own ack token. */
     readonly tracker: AckTracker<unknown>,
     readonly seq: number,
     public attributes: Record<string, AttrValue> | undefined,
-  ) {}
+  ) {
+    this.secHi = Math.floor(timeSec / 65536);
+    this.secLo = timeSec - this.secHi * 65536;
+    this.obsHi = Math.floor(observedMs / 1048576);
+    this.obsLo = observedMs - this.obsHi * 1048576;
+  }
 
-  /** Starts as the record itself (one unit, no token object); stages may join more acks. */
-  ack: Ack | undefined = this;
+  get timeSec(): number {
+    return this.secHi * 65536 + this.secLo;
+  }
+
+  get observedMs(): number {
+    return this.obsHi * 1048576 + this.obsLo;
+  }
 
   get body(): Buffer | string {
     if (this.value === undefined) {
