@@ -1,7 +1,7 @@
 // OTLP logs protobuf (ExportLogsServiceRequest) encoded straight from the pipeline's records:
 // bodies are copied as bytes, resources and the constant attributes are encoded once. The
 // library serializer (@opentelemetry/otlp-transformer) is the reference in the unit tests.
-import { bodyBytes } from '../logs/record.js';
+import { bodyBytes, writeBody } from '../logs/record.js';
 import type { LogRecord, LogResource } from '../logs/types.js';
 import { VERSION } from '../version.js';
 
@@ -29,10 +29,12 @@ class Writer {
     }
     this.buf[this.pos++] = n;
   }
-  /** A body: bytes as they are, text encoded in place (bodyLen from bodyBytes). */
-  body(b: Buffer | string, len: number): void {
-    if (typeof b === 'string') this.buf.write(b, this.pos, len, 'utf8');
-    else this.buf.set(b, this.pos);
+  /**
+   * A body: bytes as they are (a body range copied straight from the decoder's slab), text
+   * encoded in place (len from bodyBytes).
+   */
+  body(r: LogRecord, len: number): void {
+    writeBody(r, this.buf, this.pos, len);
     this.pos += len;
   }
   bytes(b: Buffer): void {
@@ -265,7 +267,7 @@ export function encodeLogsRequest(records: readonly LogRecord[]): Buffer {
       w.varint(anyLen);
       w.byte(0x0a);
       w.varint(bodyLen[i]!);
-      w.body(r.body, bodyLen[i]!);
+      w.body(r, bodyLen[i]!);
       w.bytes(iostream(r));
       const ex = extra[i];
       if (ex) w.bytes(ex);

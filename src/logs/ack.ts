@@ -15,8 +15,9 @@
 // rest of an already delivered line as a line of its own). The committed position is then the
 // last commit point of the acknowledged run; units past it are re-read after a restart.
 //
-// Cost: one small token object per unit; the tracker stores refs and numbers in arrays that are
-// compacted as the committed run advances.
+// Cost: one small token object per unit, none where the record is its own token (the file
+// tailer's whole lines: src/logs/record.ts BytesRecord has tracker and seq); the tracker stores
+// refs and numbers in arrays that are compacted as the committed run advances.
 //
 // Age: a source may mark() the time of the data it is about to hand out (once per read chunk, not
 // per unit); oldestMarkedMs() is then the time of the mark that covers the oldest token not yet
@@ -89,12 +90,20 @@ export class AckTracker<R> {
    * not one to restart from (see commit points above).
    */
   next(ref: R, n: number, point = true): AckToken {
+    return { tracker: this as AckTracker<unknown>, seq: this.nextSeq(ref, n, point) };
+  }
+
+  /**
+   * next() without the token object: the sequence number of the unit, for a source whose record
+   * is itself the token (the file tailer's BytesRecord carries tracker and seq).
+   */
+  nextSeq(ref: R, n: number, point = true): number {
     const seq = this.base + this.refs.length - this.head;
     this.refs.push(ref);
     // n >= 0 always; a unit that is not a commit point is stored as -1 - n.
     this.ns.push(point ? n : -1 - n);
     this.acked.push(false);
-    return { tracker: this as AckTracker<unknown>, seq };
+    return seq;
   }
 
   /** The next tokens' data dates from timeMs (until the next mark). Cheap; once per chunk. */

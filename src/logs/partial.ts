@@ -8,6 +8,10 @@
 //
 // Memory: the bytes kept here are reported through hold() to the queue's bound, and a pending
 // line keeps the acks of its fragments, so the source never commits past its first fragment.
+//
+// The file tailer hands a whole line of a stream with nothing pending straight to its record
+// (tailer.ts line(), cut at max_line_bytes with utf8CutEnd): only fragments and the lines they
+// end come through here.
 import { joinAcks, type Ack } from './ack.js';
 
 export interface CompletedLine {
@@ -47,9 +51,15 @@ const EMPTY = Buffer.alloc(0);
 /** Cuts buf to at most max bytes without splitting a UTF-8 sequence. */
 export function utf8Truncate(buf: Buffer, max: number): Buffer {
   if (buf.length <= max) return buf;
-  let end = max;
-  while (end > 0 && ((buf[end] ?? 0) & 0xc0) === 0x80) end--;
-  return buf.subarray(0, end);
+  return buf.subarray(0, utf8CutEnd(buf, 0, buf.length, max));
+}
+
+/** The end of buf[start, end) cut to at most max bytes without splitting a UTF-8 sequence. */
+export function utf8CutEnd(buf: Buffer, start: number, end: number, max: number): number {
+  if (end - start <= max) return end;
+  let e = start + max;
+  while (e > start && ((buf[e] ?? 0) & 0xc0) === 0x80) e--;
+  return e;
 }
 
 /** b itself, or a copy when it is a view into `chunk` (a read buffer that will be reused). */

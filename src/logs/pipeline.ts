@@ -12,8 +12,10 @@ import { bodyBytes } from './record.js';
 import type { DropReason, ExportResult, LogExporter, LogRecord, RecordSink } from './types.js';
 import { sleep } from '../util/sleep.js';
 
-// Per-record cost besides the body bytes: the record object, the Buffer view of its body, its
-// ack token and the tracker's slots for it (an estimate, not a measurement).
+// Per-record cost besides the body bytes: the record object, the tracker's slots for it and, for
+// records not born from a body range (record.ts BytesRecord), the Buffer view of the body and the
+// ack token (an estimate, not a measurement; a tailer's whole line costs less, about 150 bytes,
+// so the bound errs on the safe side).
 export const RECORD_OVERHEAD = 320;
 
 export function recordSize(r: LogRecord): number {

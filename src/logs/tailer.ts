@@ -7,9 +7,14 @@
 // Generations are discovered from file-system notifications on the container directory and a
 // poll; a burst of rotations between two looks is caught by listing `<name>.N` as well.
 //
-// Acknowledgement: every raw json-file line read gets a token from the tailer's AckTracker that
+// Acknowledgement: every raw json-file line read is registered with the tailer's AckTracker, which
 // remembers (file identity, offset after the line). Records carry the tokens of their lines
 // (partial lines all of their fragments); malformed or skipped lines are acknowledged at once.
+//
+// Hot path (one whole line, the usual case): decodeJsonFileLineInto fills one reused result with
+// the body as a range of the decoder's slab; the record is born from that range (no Buffer view)
+// and is its own ack token (AckTracker.nextSeq, no token object), so a line costs one object.
+// Fragments of longer lines go through PartialLines (src/logs/partial.ts) as before.
 // The tracker commits the longest unbroken acknowledged run, and the tailer reports it as its
 // checkpoint (commit option): nothing still held anywhere is ever committed past. Only a line end
 // where neither stream has a line being reassembled is a commit point: a restart there never
@@ -32,9 +37,9 @@ import { AckTracker } from './ack.js';
 import type { Checkpoint } from './checkpoints.js';
 import { watchForGrabs, type Grab } from './grabber.js';
 import { GzGeneration, uncompressedSize, type GenerationHandle } from './gz-generation.js';
-import { decodeJsonFileLine } from './jsonfile.js';
-import { PartialLines, type CompletedLine } from './partial.js';
-import { TRUNCATED_ATTR, newRecord } from './record.js';
+import { decodeJsonFileLineInto, decodedBytes } from './jsonfile.js';
+import { PartialLines, utf8CutEnd, type CompletedLine } from './partial.js';
+import { TRUNCATED_ATTR, newRecord, newRecordFromBytes } from './record.js';
 import type { AttrValue, DropReason, RecordSink, LogResource } from './types.js';
 
 export { utf8Truncate } from './partial.js';
@@ -227,6 +232,8 @@ export class Tailer {
   private readonly tracker: AckTracker<MutableIdentity>;
   /** observedMs of the records being emitted (one clock read per chunk). */
   private observedMs = 0;
+  /** The decoder's result, reused line after line. */
+  private readonly decoded = decodedBytes();
   private stopped = false;
   private removed = false;
   private flushAtEof = false;
@@ -1140,8 +1147,8 @@ export class Tailer {
   }
 
   private line(cur: OpenFile, chunk: Buffer, s: number, e: number, endOffset: number): void {
-    const d = decodeJsonFileLine(chunk, s, e);
-    if (!d) {
+    const d = this.decoded;
+    if (!decodeJsonFileLineInto(chunk, s, e, d)) {
       this.opts.stats.drop('malformed_record');
       this.tracker.skip(cur.id, endOffset, !this.partials.anyPending);
       return;
@@ -1152,22 +1159,51 @@ export class Tailer {
       this.markChunk = false;
       this.tracker.mark(d.timeSec * 1000 + d.timeNanos / 1e6);
     }
-    // A restart point only where no line of either stream is being reassembled: restarting in
-    // the middle of one would read the rest of a delivered line as a line of its own.
-    const point =
-      d.complete && !this.partials.isPending(d.stream === 'stdout' ? 'stderr' : 'stdout');
+    const other = d.stream === 'stdout' ? 'stderr' : 'stdout';
+    if (d.complete && !this.partials.isPending(d.stream)) {
+      // A whole line (the common case): the record is born here, its body the decoder's range.
+      // A restart point only where no line of either stream is being reassembled: restarting in
+      // the middle of one would read the rest of a delivered line as a line of its own.
+      const seq = this.tracker.nextSeq(cur.id, endOffset, !this.partials.isPending(other));
+      let end = d.end;
+      let attributes: Record<string, AttrValue> | undefined = d.attrs;
+      if (end - d.start > this.opts.maxLineBytes) {
+        end = utf8CutEnd(d.src, d.start, end, this.opts.maxLineBytes);
+        attributes = { ...attributes, [TRUNCATED_ATTR]: true };
+        this.opts.stats.truncated();
+      }
+      this.opts.sink.push(
+        newRecordFromBytes(
+          this.opts.resource,
+          d.stream,
+          d.src,
+          d.start,
+          end,
+          d.timeSec,
+          d.timeNanos,
+          this.observedMs,
+          this.tracker as AckTracker<unknown>,
+          seq,
+          attributes,
+        ),
+      );
+      return;
+    }
+    // A fragment of a longer line, or the end of one: partial-line reassembly.
+    const point = d.complete && !this.partials.isPending(other);
     this.partials.push(
       d.stream,
-      d.body,
+      d.src.subarray(d.start, d.end),
       d.complete,
       d.timeSec,
       d.timeNanos,
       d.attrs,
       this.tracker.next(cur.id, endOffset, point),
-      chunk.buffer,
+      undefined,
     );
   }
 
+  /** A line partial-line reassembly completed (joined, cut, or flushed). */
   private emit(l: CompletedLine): void {
     let attributes: Record<string, AttrValue> | undefined = l.attrs;
     if (l.truncated) {

@@ -1,5 +1,6 @@
 // The one record shape of the log path, from its source to the exporter (see README "The path
-// of a line"). A record is born in a source (src/logs/record.ts newRecord) with its resource,
+// of a line"). A record is born in a source (src/logs/record.ts newRecord, or newRecordFromBytes
+// for the file tailer's body ranges) with its resource,
 // stream (log.iostream), times and ack; processing stages change only the fields they own
 // (RECORD_FIELDS); the exporter encodes it; the ack goes back to the source once delivered.
 import type { Ack } from './ack.js';
@@ -24,7 +25,8 @@ export interface LogRecord {
   readonly stream: 'stdout' | 'stderr';
   /**
    * The line without its newline: the bytes the source read (Buffer) until a processing stage
-   * needs the text; stages that change it store a string.
+   * needs the text; stages that change it store a string. A file tailer's record keeps it as a
+   * range of the decoder's body slab and makes the Buffer on first read (record.ts BytesRecord).
    */
   body: Buffer | string;
   /** Docker's timestamp (of the first line): seconds since the epoch and nanoseconds within. */

@@ -320,9 +320,9 @@ const FAILED: ParseOutcome = { kind: 'failed' };
  * parseJsonObject and parseLogfmtObject). True when it might parse, or when a non-ASCII byte comes
  * first (Unicode blanks are for the text path to judge).
  */
-export function autoMayParse(b: Uint8Array): boolean {
-  const n = b.length;
-  let i = 0;
+export function autoMayParse(b: Uint8Array, start = 0, end = b.length): boolean {
+  const n = end;
+  let i = start;
   // ASCII whitespace as String.prototype.trim and /\s/ see it.
   while (i < n) {
     const c = b[i]!;
@@ -333,7 +333,7 @@ export function autoMayParse(b: Uint8Array): boolean {
   const c0 = b[i]!;
   if (c0 === 0x7b /* { */ || c0 >= 0x80) return true;
   // logfmt (auto): skip spaces and tabs; the first token must end in `=` and not be empty.
-  let k = 0;
+  let k = start;
   while (k < n && (b[k] === 0x20 || b[k] === 0x09)) k++;
   const ks = k;
   for (; k < n; k++) {

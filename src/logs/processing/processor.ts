@@ -7,7 +7,7 @@
 // or the rate limit drops is acknowledged at once and counted. Nothing here throws: problems are
 // counted and logged once.
 import { acknowledge } from '../ack.js';
-import { textOf } from '../record.js';
+import { bodyBytes, bodyRange, textOf } from '../record.js';
 import type { LogRecord } from '../types.js';
 import { autoMayParse, parseBody, type BodyLimits, type ParserMode, PARSER_MODES } from './body.js';
 import type { ProcessingConfig } from './config.js';
@@ -291,7 +291,7 @@ export class ContainerProcessor {
       this.grouper.push(rec);
       if (this.timers && !this.timer && !this.closed) this.schedule();
     } else this.finish(rec);
-    this.timed(performance.now() - t0, rec.body.length);
+    this.timed(performance.now() - t0, bodyBytes(rec));
   }
 
   /**
@@ -300,11 +300,25 @@ export class ContainerProcessor {
    * was read (not decoded to text, not timed: byte checks are linear and pattern-free).
    */
   private passes(rec: LogRecord): boolean {
-    const b = rec.body;
-    if (typeof b === 'string' || rec.attributes !== undefined) return false;
+    if (rec.attributes !== undefined) return false;
+    // A body range (the file tailer's records) is checked where it lies: no Buffer view.
+    const x = bodyRange(rec);
+    let b: Buffer;
+    let start = 0;
+    let end: number;
+    if (x) {
+      b = x.src!;
+      start = x.start;
+      end = x.end;
+    } else {
+      const body = rec.body;
+      if (typeof body === 'string') return false;
+      b = body;
+      end = body.length;
+    }
     const s = this.settings;
-    if (s.parser === 'auto' && autoMayParse(b)) return false;
-    return !s.redactor.mayMatchBytes(b);
+    if (s.parser === 'auto' && autoMayParse(b, start, end)) return false;
+    return !s.redactor.mayMatchBytes(b, start, end);
   }
 
   /** Bytes held by multiline grouping. */

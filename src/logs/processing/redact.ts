@@ -125,9 +125,9 @@ export class Redactor {
    * attributes can then be passed on as bytes); true when one might, or when a pattern has no
    * byte check.
    */
-  mayMatchBytes(b: Buffer): boolean {
+  mayMatchBytes(b: Buffer, start = 0, end = b.length): boolean {
     if (this.o.patterns.length === 0) return false;
-    return this.anyLiteral === undefined || this.anyLiteral.test(b.toString('latin1'));
+    return this.anyLiteral === undefined || this.anyLiteral.test(b.toString('latin1', start, end));
   }
 
   /** The string with every match masked, and how many matches there were. */
