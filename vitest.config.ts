@@ -7,13 +7,12 @@ import { LongestFirstSequencer } from './test/integration/harness/sequencer.js';
 //
 // Integration files run in INTEGRATION_WORKERS workers (default 2: two files at a time; 1 runs
 // them one by one). Each file has a private dockerd of its own (harness/index.ts: own socket, data
-// root, containerd namespace and cgroup parent, destroyed after the file), so files never see each
-// other's containers, and the RUN_ALONE files (sequencer.ts) run with nothing beside them. Most
-// files wait on the daemon, a receiver's outage or a container's output rather than compute, so
-// two at a time cut the integration project from about 21 to about 14 minutes on the 2-core CI
-// machine. An
-// engine given by HARBORMASTER_TEST_DOCKER_HOST is one shared engine: the files then run one at
-// a time.
+// root, containerd namespace and cgroup parent, destroyed after the file), so files never see
+// each other's containers, and the RUN_ALONE files (sequencer.ts) run with nothing beside
+// them. Most files wait on the daemon, a receiver's outage or a container's output rather
+// than compute, so two at a time cut the integration project from about 21 to about 14 minutes
+// on the 2-core CI machine. An engine given by HARBORMASTER_TEST_DOCKER_HOST is one shared
+// engine: the files then run one at a time.
 const INTEGRATION_WORKERS = process.env.HARBORMASTER_TEST_DOCKER_HOST
   ? 1
   : Math.max(1, Number(process.env.HARBORMASTER_TEST_INTEGRATION_WORKERS ?? '2') || 2);

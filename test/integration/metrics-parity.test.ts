@@ -65,6 +65,31 @@ function meminfoWorkingSet(): number {
   return (m.get('MemTotal') ?? 0) - (m.get('MemFree') ?? 0) - (m.get('Inactive(file)') ?? 0);
 }
 
+interface HostReading {
+  /** Date.now() of the reading */
+  t: number;
+  /** procStatBusy() */
+  busy: number;
+  /** meminfoWorkingSet() */
+  mem: number;
+}
+
+/** A field of the host readings at time t (ms), interpolated between the two around it. */
+function at(readings: readonly HostReading[], t: number, field: 'busy' | 'mem'): number {
+  const first = readings[0];
+  const last = readings[readings.length - 1];
+  if (!first || !last || t < first.t || t > last.t)
+    throw new Error(`no host reading around ${new Date(t).toISOString()}`);
+  let i = 1;
+  while (i < readings.length - 1 && (readings[i] as HostReading).t < t) i++;
+  const a = readings[i - 1] as HostReading;
+  const b = readings[i] as HostReading;
+  return b.t === a.t ? b[field] : a[field] + ((b[field] - a[field]) * (t - a.t)) / (b.t - a.t);
+}
+
+/** The result of an instant query: a vector ("value") or, for a range selector, a matrix. */
+type PromQueryResult = Array<{ value?: [number, string]; values?: Array<[number, string]> }>;
+
 describeDocker('cAdvisor parity, host series and container selection (issue 14)', () => {
   const tag = uniqueName('x').slice(2);
   const names = {
@@ -267,35 +292,58 @@ describeDocker('cAdvisor parity, host series and container selection (issue 14)'
 
   it('a real Prometheus: id="/" CPU rate and working set within 10 % of /proc/stat and /proc/meminfo', async () => {
     quietSince = Date.now(); // the selection tests' agents are gone (see quietSince)
-    // a scrape every 5 s: enough samples for rate()[1m], and the agent stays an idle agent
-    prom = await startPrometheus({
-      targets: [new URL(agent.url).host],
-      scrapeIntervalSeconds: 5,
-    });
-    await prom.waitForTargets();
-    await sleep(3_000);
-    const tA = Date.now();
-    const busyA = procStatBusy();
-    await sleep(60_000);
-    const busyB = procStatBusy();
-    const tB = Date.now();
-    const expectedCpu = (busyB - busyA) / 100 / ((tB - tA) / 1000);
-    const expectedMem = meminfoWorkingSet();
-    await getDocker().dockerOk(['rm', '-f', names.busy]);
-    const at = async (expr: string): Promise<number> => {
-      const url = `${prom?.url}/api/v1/query?query=${encodeURIComponent(expr)}&time=${tB / 1000}`;
-      const body = (await (await fetch(url)).json()) as {
-        data?: { result?: Array<{ value: [number, string] }> };
-      };
-      const v = body.data?.result?.[0]?.value[1];
-      if (v === undefined) throw new Error(`no result for ${expr}: ${JSON.stringify(body)}`);
-      return Number(v);
+    // /proc/stat and /proc/meminfo every 100 ms with the time of each reading: the comparison
+    // below reads them at the timestamps of the samples Prometheus used, not at two moments of
+    // the test's own choosing
+    const host: HostReading[] = [];
+    const read = (): void => {
+      host.push({ t: Date.now(), busy: procStatBusy(), mem: meminfoWorkingSet() });
     };
-    const cpu = await at('sum(rate(container_cpu_usage_seconds_total{id="/"}[1m]))');
-    const mem = await at('container_memory_working_set_bytes{id="/"}');
+    read();
+    const sampler = setInterval(read, 100);
+    try {
+      // a scrape every 5 s: enough samples for rate()[1m], and the agent stays an idle agent
+      prom = await startPrometheus({
+        targets: [new URL(agent.url).host],
+        scrapeIntervalSeconds: 5,
+      });
+      await prom.waitForTargets();
+      await sleep(63_000);
+    } finally {
+      clearInterval(sampler);
+    }
+    read();
+    const tB = (host[host.length - 1] as HostReading).t;
+    await getDocker().dockerOk(['rm', '-f', names.busy]);
+    const get = async (expr: string): Promise<PromQueryResult> => {
+      const url = `${prom?.url}/api/v1/query?query=${encodeURIComponent(expr)}&time=${tB / 1000}`;
+      const body = (await (await fetch(url)).json()) as { data?: { result?: PromQueryResult } };
+      const r = body.data?.result;
+      if (!r?.length) throw new Error(`no result for ${expr}: ${JSON.stringify(body)}`);
+      return r;
+    };
+    const instant = async (expr: string): Promise<number> =>
+      Number((await get(expr))[0]?.value?.[1]);
+    // the samples rate() uses at tB, and the host's busy time over exactly their span
+    const cpuSeries = 'container_cpu_usage_seconds_total{id="/"}';
+    const raw = ((await get(`${cpuSeries}[1m]`))[0]?.values ?? []).map(([t]) => t * 1000);
+    expect(raw.length).toBeGreaterThanOrEqual(10); // a scrape every 5 s for a minute
+    const t1 = raw[0] as number;
+    const tn = raw[raw.length - 1] as number;
+    const expectedCpu = (at(host, tn, 'busy') - at(host, t1, 'busy')) / 100 / ((tn - t1) / 1000);
+    const cpu = await instant(`sum(rate(${cpuSeries}[1m]))`);
+    // the working set: the mean of the minute's samples against the mean of /proc/meminfo at
+    // their timestamps (a host that starts and removes containers moves by tens of MiB within a
+    // second: one sample against one reading would compare two different moments)
+    const memRaw = (await get('container_memory_working_set_bytes{id="/"}[1m]'))[0]?.values ?? [];
+    expect(memRaw.length).toBeGreaterThanOrEqual(10);
+    const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const mem = mean(memRaw.map(([, v]) => Number(v)));
+    const expectedMem = mean(memRaw.map(([t]) => at(host, t * 1000, 'mem')));
     console.log(
-      `id="/": CPU ${cpu.toFixed(3)} vs /proc/stat ${expectedCpu.toFixed(3)} cores; ` +
-        `working set ${(mem / MiB).toFixed(0)} vs /proc/meminfo ${(expectedMem / MiB).toFixed(0)} MiB`,
+      `id="/": CPU ${cpu.toFixed(3)} vs /proc/stat ${expectedCpu.toFixed(3)} cores over ` +
+        `${((tn - t1) / 1000).toFixed(1)} s (${raw.length} samples); mean working set ` +
+        `${(mem / MiB).toFixed(0)} vs /proc/meminfo ${(expectedMem / MiB).toFixed(0)} MiB`,
     );
     expect(expectedCpu).toBeGreaterThan(0.3); // the busy container alone uses half a core
     expect(Math.abs(cpu - expectedCpu) / expectedCpu).toBeLessThan(0.1);
