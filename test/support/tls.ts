@@ -2,9 +2,9 @@
 // server certificate for 127.0.0.1 / localhost signed by it, a client certificate signed by it,
 // and a second CA that signed nothing the server trusts (for "refused" cases).
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tempDir } from './tmp.js';
 
 export interface TestPki {
   dir: string;
@@ -57,8 +57,9 @@ function makeLeaf(dir: string, name: string, ca: string, ext: string): void {
   );
 }
 
+/** Makes the PKI in a temporary directory that is removed when the calling test file ends. */
 export function makeTestPki(): TestPki {
-  const dir = mkdtempSync(join(tmpdir(), 'hm-pki-'));
+  const dir = tempDir('hm-pki');
   makeCa(dir, 'ca');
   makeCa(dir, 'other-ca');
   makeLeaf(

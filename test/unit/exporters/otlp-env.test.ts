@@ -1,5 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../../src/config/load.js';
@@ -8,8 +7,9 @@ import {
   otlpSignalDisabled,
   resolveOtlpSignal,
 } from '../../../src/exporters/otlp-env.js';
+import { tempDir } from '../../support/tmp.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'hm-otlp-env-'));
+const dir = tempDir('hm-otlp-env');
 function file(name: string, text: string): string {
   const p = join(dir, name);
   writeFileSync(p, text);

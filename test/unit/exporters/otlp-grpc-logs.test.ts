@@ -1,5 +1,5 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { OtlpSignalSettings } from '../../../src/exporters/otlp-env.js';
 import {
   OtlpGrpcLogsTransport,
@@ -149,9 +149,8 @@ describe('OtlpGrpcLogsTransport (plaintext)', () => {
 describe('OtlpGrpcLogsTransport (TLS)', () => {
   let pki: TestPki;
   beforeAll(() => {
-    pki = makeTestPki();
+    pki = makeTestPki(); // removed after this file (test/support/tmp.ts)
   });
-  afterAll(() => undefined);
 
   async function tlsReceiver(requireClientCert: boolean): Promise<OtlpGrpcReceiver> {
     return receiver({

@@ -1,8 +1,7 @@
 // Issue 16 acceptance 9 (unit level): run spans survive a receiver outage. The real OTLP/HTTP
 // protobuf exporter sends to the real test receiver; the receiver goes away and comes back on
 // the same port; the spool lives on the real filesystem.
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
@@ -19,6 +18,7 @@ import {
   startOtlpReceiver,
   type OtlpReceiver,
 } from '../../support/otlp-receiver.js';
+import { tempDir } from '../../support/tmp.js';
 
 const resource = resourceFromAttributes({ 'service.name': 'harbormaster', 'host.name': 'h1' });
 const logger = pino({ level: 'silent' });
@@ -84,7 +84,7 @@ describe('SpanSpool', () => {
   it('keeps spans through an outage and delivers every one afterwards', async () => {
     let rx = await startOtlpReceiver();
     const port = rx.port;
-    const dir = join(mkdtempSync(join(tmpdir(), 'hm-spool-')), 'spans');
+    const dir = join(tempDir('hm-spool'), 'spans');
     const { spool, registry } = setup(port, dir);
 
     expect((await exportVia(spool, [span(0)])).code).toBe(ExportResultCode.SUCCESS);
@@ -116,7 +116,7 @@ describe('SpanSpool', () => {
     const rx = await startOtlpReceiver();
     const port = rx.port;
     await rx.close();
-    const dir = join(mkdtempSync(join(tmpdir(), 'hm-spool-')), 'spans');
+    const dir = join(tempDir('hm-spool'), 'spans');
     const first = setup(port, dir);
     for (let i = 0; i < 5; i++) await exportVia(first.spool, [span(i), span(i + 100)]);
     await first.spool.shutdown();
@@ -136,7 +136,7 @@ describe('SpanSpool', () => {
     const rx = await startOtlpReceiver();
     const port = rx.port;
     await rx.close();
-    const dir = join(mkdtempSync(join(tmpdir(), 'hm-spool-')), 'spans');
+    const dir = join(tempDir('hm-spool'), 'spans');
     const { spool, registry } = setup(port, dir, 3000);
     const results: ExportResultCode[] = [];
     for (let i = 0; i < 10; i++) results.push((await exportVia(spool, [span(i)])).code);

@@ -1,9 +1,9 @@
 // Test certificates made with the openssl CLI: a CA, a server certificate for 127.0.0.1 and
 // client certificates signed by that CA or by another one.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { tempDir } from '../../support/tmp.js';
 
 export interface TestPki {
   dir: string;
@@ -66,8 +66,9 @@ function issue(dir: string, ca: string, name: string, cn: string, ext: string): 
   );
 }
 
+/** Makes the PKI in a temporary directory that is removed when the calling test file ends. */
 export function makePki(): TestPki {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'hm-pki-'));
+  const dir = tempDir('hm-pki');
   makeCa(dir, 'ca');
   makeCa(dir, 'stranger-ca');
   const serverExt = 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth';

@@ -1,13 +1,13 @@
 // Issue 16 acceptance 8 (unit level): secrets are never printed — not by `config check`, not in
 // configuration errors, not in the agent's own log lines.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../../src/util/logger.js';
 import { redactSecrets } from '../../../src/util/secrets.js';
+import { tempDir } from '../../support/tmp.js';
 
 const CLI = join(import.meta.dirname, '../../../src/cli.ts');
 
@@ -21,7 +21,7 @@ function cli(args: string[], env: Record<string, string> = {}) {
 }
 
 function tmpFile(text: string): string {
-  const f = join(mkdtempSync(join(tmpdir(), 'hm-secrets-')), 'harbormaster.yaml');
+  const f = join(tempDir('hm-secrets'), 'harbormaster.yaml');
   writeFileSync(f, text);
   return f;
 }
