@@ -9,6 +9,7 @@ import {
   TEST_IMAGE,
   describeDocker,
   harness,
+  refusedPort,
   startAgent,
   startOwnDockerd,
   waitFor,
@@ -257,10 +258,7 @@ describeDocker('daemon loss', () => {
   });
 
   it('explains a tcp:// DOCKER_HOST with no listener and keeps running', async () => {
-    const probe = net.createServer();
-    await new Promise<void>((res) => probe.listen(0, '127.0.0.1', res));
-    const port = (probe.address() as net.AddressInfo).port;
-    await new Promise<void>((res) => probe.close(() => res()));
+    const port = await refusedPort();
     const agent = await startAgent({ dockerHost: `tcp://127.0.0.1:${port}` });
     const err = await agent.waitForLog((l) => l.level === 50, 10_000);
     expect(String(err.msg)).toContain(`nothing accepts connections at tcp://127.0.0.1:${port}`);
