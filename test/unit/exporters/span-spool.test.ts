@@ -19,6 +19,7 @@ import {
   type OtlpReceiver,
 } from '../../support/otlp-receiver.js';
 import { tempDir } from '../../support/tmp.js';
+import { refusedPort } from '../../integration/harness/exec.js';
 
 const resource = resourceFromAttributes({ 'service.name': 'harbormaster', 'host.name': 'h1' });
 const logger = pino({ level: 'silent' });
@@ -82,6 +83,8 @@ function setup(port: number, dir: string, maxBytes = 1 << 20) {
 
 describe('SpanSpool', () => {
   it('keeps spans through an outage and delivers every one afterwards', async () => {
+    // the receiver restarts on its port (the spool keeps its endpoint): the one place this file
+    // binds a port it closed
     let rx = await startOtlpReceiver();
     const port = rx.port;
     const dir = join(tempDir('hm-spool'), 'spans');
@@ -113,19 +116,16 @@ describe('SpanSpool', () => {
   });
 
   it('spans spooled by one agent process are sent by the next', async () => {
-    const rx = await startOtlpReceiver();
-    const port = rx.port;
-    await rx.close();
     const dir = join(tempDir('hm-spool'), 'spans');
-    const first = setup(port, dir);
+    const first = setup(await refusedPort(), dir);
     for (let i = 0; i < 5; i++) await exportVia(first.spool, [span(i), span(i + 100)]);
     await first.spool.shutdown();
     // A crash mid-write leaves a .tmp file: ignored and removed.
     writeFileSync(join(dir, 'spans-0000000000000001.json.tmp'), '[{"trunc');
 
-    const rx2 = await startOtlpReceiver({ port });
+    const rx2 = await startOtlpReceiver();
     cleanup.push(() => rx2.close());
-    const second = setup(port, dir);
+    const second = setup(rx2.port, dir);
     expect(second.spool.spooled).toBe(10);
     await until(() => names(rx2).length === 10);
     expect(second.spool.spooled).toBe(0);
@@ -133,11 +133,8 @@ describe('SpanSpool', () => {
   });
 
   it('counts what it cannot keep: a full spool and a corrupt file', async () => {
-    const rx = await startOtlpReceiver();
-    const port = rx.port;
-    await rx.close();
     const dir = join(tempDir('hm-spool'), 'spans');
-    const { spool, registry } = setup(port, dir, 3000);
+    const { spool, registry } = setup(await refusedPort(), dir, 3000);
     const results: ExportResultCode[] = [];
     for (let i = 0; i < 10; i++) results.push((await exportVia(spool, [span(i)])).code);
     const kept = spool.spooled;
@@ -151,9 +148,9 @@ describe('SpanSpool', () => {
 
     await spool.shutdown();
     writeFileSync(join(dir, 'spans-0000000000000000.json'), 'not json');
-    const again = setup(port, dir, 1 << 20);
-    const rx2 = await startOtlpReceiver({ port });
+    const rx2 = await startOtlpReceiver();
     cleanup.push(() => rx2.close());
+    const again = setup(rx2.port, dir, 1 << 20);
     await until(() => again.spool.spooled === 0);
     expect(names(rx2)).toHaveLength(kept);
     const t2 = await again.registry.getSingleMetricAsString(
