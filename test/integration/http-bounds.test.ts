@@ -63,6 +63,8 @@ describeDocker('HTTP bounds under a descriptor limit (issue 16)', () => {
     // listen backlog are retried by the kernel for seconds: their time starts when they connect)
     const openFor: number[] = [];
     let finished = 0;
+    const fds = (): number => readdirSync(`/proc/${agent.pid}/fd`).length;
+    const idleFds = fds();
     const sockets: net.Socket[] = [];
     for (let i = 0; i < CLIENTS; i++) {
       // in bursts of 100: beyond the listen backlog the kernel would hold connections the
@@ -80,12 +82,19 @@ describeDocker('HTTP bounds under a descriptor limit (issue 16)', () => {
     }
     let maxFds = 0;
     const sampleFds = (): void => {
-      maxFds = Math.max(maxFds, readdirSync(`/proc/${agent.pid}/fd`).length);
+      maxFds = Math.max(maxFds, fds());
     };
     const sampler = setInterval(sampleFds, 100);
     try {
-      // a scrape gets in while the flood holds every slot: the quietest connection makes room
-      await new Promise((r) => setTimeout(r, 1500));
+      // a scrape gets in while the flood holds every slot (the agent's descriptors show the
+      // slots taken; a few of its own may come and go meanwhile): the quietest connection makes
+      // room
+      await waitFor(
+        () => fds() >= idleFds + (LIMIT - RESERVED) - 16,
+        10_000,
+        50,
+        `the flood to hold every one of the ${LIMIT - RESERVED} connection slots`,
+      );
       const scrape = await waitFor(
         async () => {
           const res = await agent.get('/metrics');
