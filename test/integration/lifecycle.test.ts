@@ -253,10 +253,30 @@ describeDocker('container lifecycle (issue 4)', () => {
     await metricIs(agent, 'container_state', name, 1, 'running');
     await sleep(1500);
     expect(sample(await metrics(agent), 'container_restarts_total', name)).toBe(2);
-    // destroyed: series stay for the grace, so the last values are scraped
+    // destroyed: series stay for the grace, so the last values are scraped (read once the agent
+    // has counted the daemon's destroy event)
+    const destroys = (text: string): number =>
+      text
+        .split('\n')
+        .filter(
+          (l) =>
+            l.startsWith('docker_engine_events_total{') &&
+            l.includes('type="container"') &&
+            l.includes('action="destroy"'),
+        )
+        .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+    const before = destroys(await metrics(agent));
     await d.dockerOk(['rm', '-f', name]);
-    await sleep(500);
-    expect(sample(await metrics(agent), 'container_restarts_total', name)).toBe(2);
+    const after = await waitFor(
+      async () => {
+        const text = await metrics(agent);
+        return destroys(text) > before ? text : undefined;
+      },
+      10_000,
+      100,
+      "the agent to count the container's destroy event",
+    );
+    expect(sample(after, 'container_restarts_total', name)).toBe(2);
   });
 });
 
