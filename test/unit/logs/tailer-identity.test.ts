@@ -12,6 +12,8 @@ import {
   existsSync,
   openSync,
   mkdtempSync,
+  readdirSync,
+  readFileSync,
   renameSync,
   rmSync,
   statSync,
@@ -42,6 +44,22 @@ async function until(cond: () => boolean, what: string, t?: Tailer): Promise<voi
     t?.wake();
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/** inotify watches of this process on the inode `ino` (from /proc/self/fdinfo). */
+function inotifyWatchesOf(ino: number): number {
+  let n = 0;
+  for (const fd of readdirSync('/proc/self/fdinfo')) {
+    let text: string;
+    try {
+      text = readFileSync(`/proc/self/fdinfo/${fd}`, 'latin1');
+    } catch {
+      continue; // closed meanwhile
+    }
+    for (const m of text.matchAll(/^inotify wd:\S+ ino:([0-9a-f]+) /gm))
+      if (parseInt(m[1] as string, 16) === ino) n++;
+  }
+  return n;
 }
 
 let clock = 1_700_000_000_000_000_000n;
@@ -276,8 +294,10 @@ describe('a generation created and deleted while the main thread is busy', () =>
     writeFileSync(file, a.bytes);
     const s = setup(file, { watch: true, pollMs: 20 });
     await until(() => s.got.length === a.lines.length, 'generation a read', s.t);
-    // Let the grabber thread start watching (it runs beside the main thread).
-    await new Promise((r) => setTimeout(r, 200));
+    // The grabber thread watches the directory (its own inotify instance beside the main
+    // thread's: two watches of the directory's inode in this process).
+    const dirIno = statSync(dir).ino;
+    await until(() => inotifyWatchesOf(dirIno) >= 2, 'the grabber thread to watch', s.t);
 
     const b = generation('b', 20);
     const c = generation('c', 20);
