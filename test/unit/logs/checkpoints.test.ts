@@ -10,6 +10,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -71,6 +72,27 @@ describe('checkpoint store', () => {
     expect(again.keys().sort()).toEqual(['a', 'b']);
   });
 
+  it('writes a new file and renames it over the old one; a write that fails leaves the old one whole', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, CHECKPOINT_FILE);
+    const s = new CheckpointStore(dir, silent);
+    s.set('a', cp(10));
+    await s.flush();
+    const first = statSync(file).ino;
+    s.set('a', cp(20));
+    await s.flush();
+    // a new inode: the file was replaced, not rewritten in place (a crash mid-write of an
+    // in-place rewrite leaves a truncated file)
+    expect(statSync(file).ino).not.toBe(first);
+    const before = readFileSync(file, 'utf8');
+    // the temporary file cannot be written (a directory in its place)
+    mkdirSync(`${file}.tmp`);
+    s.set('a', cp(30));
+    await expect(s.flush()).rejects.toThrow(/EISDIR/);
+    expect(readFileSync(file, 'utf8')).toBe(before);
+    expect(new CheckpointStore(dir, silent).get('a')).toEqual(cp(20));
+  });
+
   it('fsyncs the new file before the rename when checkpoint_fsync is on, and not when off', async () => {
     const dir = tempDir();
     const proto = await fileHandleProto(dir);
@@ -78,11 +100,29 @@ describe('checkpoint store', () => {
     const on = new CheckpointStore(path.join(dir, 'on'), silent, true);
     on.set('a', cp(1));
     await on.flush();
-    expect(sync).toHaveBeenCalledTimes(1);
+    on.set('a', cp(2));
+    // at the moment of the sync the new content is in the temporary file and not yet renamed
+    // over the checkpoint file
+    const seen: Array<{ tmp: boolean; renamed: boolean }> = [];
+    const onFile = path.join(dir, 'on', CHECKPOINT_FILE);
+    sync.mockImplementation(() => {
+      seen.push({
+        tmp: existsSync(`${onFile}.tmp`),
+        renamed:
+          (JSON.parse(readFileSync(onFile, 'utf8')) as { files: Record<string, Checkpoint> }).files
+            .a?.offset === 2,
+      });
+      return Promise.resolve();
+    });
+    await on.flush();
+    expect(seen).toEqual([{ tmp: true, renamed: false }]);
+    sync.mockRestore();
+    expect(new CheckpointStore(path.join(dir, 'on'), silent).get('a')).toEqual(cp(2));
+    const calls = vi.spyOn(proto, 'sync');
     const off = new CheckpointStore(path.join(dir, 'off'), silent, false);
     off.set('a', cp(1));
     await off.flush();
-    expect(sync).toHaveBeenCalledTimes(1);
+    expect(calls).not.toHaveBeenCalled();
     expect(new CheckpointStore(path.join(dir, 'off'), silent).get('a')).toEqual(cp(1));
   });
 
