@@ -166,10 +166,9 @@ describeDocker('log backpressure (small queue, receiver answering 503)', () => {
 
     // Stalled: the queue holds about its bound, the agent has read only a little more than that
     // (the rest of the file waits on disk), 503s keep coming, and nothing more is read between
-    // two further 503s. What was read comes from harbormaster_log_{bytes,lines}_read_total.
-    // (harbormaster_log_file_bytes_behind is not asserted while stalled: today it is computed
-    // from the file size seen at the tailer's last read, so a blocked tailer reports a few bytes
-    // while megabytes wait. It is asserted to reach 0 after the recovery below.)
+    // two further 503s. What was read comes from harbormaster_log_{bytes,lines}_read_total;
+    // harbormaster_log_file_bytes_behind shows the rest of the file waiting (a paused tailer
+    // still looks at the file every poll interval), and reaches 0 after the recovery below.
     const sum = (t: string, family: string): number => {
       let n = 0;
       const re = new RegExp(`^${family}\\{[^}]*container_name="${name}"[^}]*\\} (\\d+)$`, 'gm');
@@ -210,6 +209,16 @@ describeDocker('log backpressure (small queue, receiver answering 503)', () => {
     expect(linesRead(t1)).toBeLessThan(N / 4);
     expect(queueBytes(t1)).toBeGreaterThan(0);
     expect(queueBytes(t1)).toBeLessThanOrEqual(QUEUE_MAX + 64 * 1024);
+    // what waits on disk: the file less what was read (within 5 %)
+    await waitFor(
+      async () => {
+        const b = behind(await text()) ?? 0;
+        return Math.abs(b - (fileBytes - stalled.read)) <= 0.05 * (fileBytes - stalled.read);
+      },
+      10_000,
+      200,
+      `harbormaster_log_file_bytes_behind to show the ${fileBytes - stalled.read} unread bytes`,
+    );
     // nothing was accepted, nothing was exported
     expect(rx.logs()).toEqual([]);
     expect(t1).toMatch(/^harbormaster_log_records_exported_total 0$/m);
