@@ -6,7 +6,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import {
   describeDocker,
   getDocker,
@@ -44,7 +44,15 @@ describeDocker('log backpressure (small queue, receiver answering 503)', () => {
     await rm(stateDir, { recursive: true, force: true });
   });
 
-  // Runs first in this file: its container is then the only one on the daemon with logs.
+  // Each test removes its container and clears the receiver when it ends (afterEach), so each
+  // agent tails only the container of its own test and each test sees only its own requests, in
+  // either order.
+  const containers: string[] = [];
+  afterEach(async () => {
+    for (const c of containers.splice(0)) await getDocker().docker(['rm', '-f', c]);
+    rx.reset();
+  });
+
   it('drops and counts every record of a batch the receiver rejects with 400, once per record', async () => {
     rx.setStatus(400);
     const info = harness().docker;
@@ -60,10 +68,9 @@ describeDocker('log backpressure (small queue, receiver answering 503)', () => {
         HARBORMASTER_METRICS_ENABLED: 'false',
       },
     });
-    let c400 = '';
     try {
       const M = 500;
-      c400 = (
+      const c400 = (
         await runContainer([
           '-d',
           '--name',
@@ -74,6 +81,7 @@ describeDocker('log backpressure (small queue, receiver answering 503)', () => {
           `seq 1 ${M}; sleep 600`,
         ])
       ).stdout.trim();
+      containers.push(c400);
       const rejected = (t: string) =>
         metric(t, /^harbormaster_log_drops_total\{reason="export_rejected"\} (\d+)$/m);
       await waitFor(
@@ -94,9 +102,6 @@ describeDocker('log backpressure (small queue, receiver answering 503)', () => {
     } finally {
       await a.stop();
       await rm(dir, { recursive: true, force: true });
-      // the next test's agent must tail its own container only
-      if (c400) await getDocker().docker(['rm', '-f', c400]);
-      rx.reset();
     }
   });
 
@@ -137,6 +142,7 @@ describeDocker('log backpressure (small queue, receiver answering 503)', () => {
         `seq 1 ${N} | sed 's/$/ ${PAD}/'; sleep 600`,
       ])
     ).stdout.trim();
+    containers.push(id);
     const logPath = (await getDocker().dockerOk(['inspect', '-f', '{{.LogPath}}', id])).trim();
     const text = async (): Promise<string> => (await a.get('/metrics')).text;
     const queueBytes = (t: string) => metric(t, /^harbormaster_log_queue_bytes (\d+)$/m);
