@@ -50,10 +50,16 @@ describe('event-loop lag', () => {
   });
 
   it('reports a blocked loop as its block, not as block + resolution', async () => {
-    const registry = eventLoopLagRegistry(20, 10_000);
-    await new Promise((r) => setTimeout(r, 100));
-    const before = await registry.metrics();
-    expect(value(before, 'nodejs_eventloop_lag_max_seconds')).toBeLessThan(0.1);
+    // a window without a stall of 0.1 s before the block (a loaded host can pause this process:
+    // then a fresh registry and another 100 ms, so that the block is what the figure shows)
+    let registry = eventLoopLagRegistry(20, 10_000);
+    for (let tries = 1; ; tries++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const before = await registry.metrics();
+      if (value(before, 'nodejs_eventloop_lag_max_seconds') < 0.1) break;
+      if (tries === 50) throw new Error('no 100 ms without a 0.1 s stall in 50 tries');
+      registry = eventLoopLagRegistry(20, 10_000);
+    }
     const until = Date.now() + 150;
     while (Date.now() < until) {
       // block the event loop for 150 ms
