@@ -10,6 +10,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import {
   closeSync,
   existsSync,
+  mkdirSync,
   openSync,
   mkdtempSync,
   readdirSync,
@@ -32,8 +33,10 @@ import type { DropReason, LogRecord } from '../../../src/logs/types.js';
 
 const dirs: string[] = [];
 const tailers: Tailer[] = [];
+const mounts: string[] = [];
 afterEach(async () => {
   for (const t of tailers.splice(0)) await t.stop();
+  for (const m of mounts.splice(0)) execFileSync('umount', [m]);
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
@@ -120,6 +123,28 @@ function tmp(): string {
 }
 
 /**
+ * A directory for the inode-reuse cases: a fresh 16 MiB ext4 file system of this test alone
+ * (loop-mounted; needs root, as CI runs), where a freed inode goes to the next file created,
+ * because no other process creates files there. Elsewhere (not root, no loop device) a plain
+ * temporary directory, where createOnInode searches for the inode.
+ */
+function inodeDir(): string {
+  const d = tmp();
+  if (process.getuid?.() !== 0) return d;
+  const mnt = path.join(d, 'fs');
+  try {
+    execFileSync('truncate', ['-s', '16M', path.join(d, 'fs.img')]);
+    execFileSync('mkfs.ext4', ['-q', '-F', path.join(d, 'fs.img')]);
+    mkdirSync(mnt);
+    execFileSync('mount', ['-o', 'loop', path.join(d, 'fs.img'), mnt]);
+  } catch {
+    return d;
+  }
+  mounts.push(mnt);
+  return mnt;
+}
+
+/**
  * Writes `content` as a new file at `file` on inode `ino` when it is free: ext4 hands a freed inode
  * to the next file created in the directory, but other processes creating files meanwhile may take
  * it first, so spare files are created until one gets it (then renamed into place). Up to 20 s:
@@ -167,7 +192,7 @@ describe('generation identity when Docker reuses an inode', () => {
   it.each([1, 2])(
     'max-file=%i: a new generation on the inode of one already read, same first KiB, is read',
     async (maxFile) => {
-      const file = path.join(tmp(), 'c-json.log');
+      const file = path.join(inodeDir(), 'c-json.log');
       const a = generation('a', 50);
       writeFileSync(file, a.bytes);
       const inoA = statSync(file).ino;
@@ -205,7 +230,7 @@ describe('generation identity when Docker reuses an inode', () => {
   );
 
   it('a checkpoint in a deleted generation is not applied to a new one on the same inode', async () => {
-    const file = path.join(tmp(), 'c-json.log');
+    const file = path.join(inodeDir(), 'c-json.log');
     const a = generation('a', 50);
     writeFileSync(file, a.bytes);
     const inoA = statSync(file).ino;
