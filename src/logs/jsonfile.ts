@@ -175,6 +175,26 @@ export function parseTimeBytes(
 
 const tmpTime = { sec: 0, nanos: 0 };
 
+/** The one place a decoded record is written (both paths); the time is tmpTime's. */
+function fill(
+  out: DecodedBytes,
+  src: Buffer,
+  start: number,
+  end: number,
+  complete: boolean,
+  stream: 'stdout' | 'stderr',
+  attrs: Record<string, string> | undefined,
+): void {
+  out.src = src;
+  out.start = start;
+  out.end = end;
+  out.complete = complete;
+  out.stream = stream;
+  out.timeSec = tmpTime.sec;
+  out.timeNanos = tmpTime.nanos;
+  out.attrs = attrs;
+}
+
 function slowPath(buf: Buffer, start: number, end: number, out: DecodedBytes): boolean {
   let v: unknown;
   try {
@@ -202,14 +222,7 @@ function slowPath(buf: Buffer, start: number, end: number, out: DecodedBytes): b
       if (typeof val === 'string') (attrs ??= {})[k] = val;
     }
   }
-  out.src = body;
-  out.start = 0;
-  out.end = body.length;
-  out.complete = complete;
-  out.stream = stream;
-  out.timeSec = tmpTime.sec;
-  out.timeNanos = tmpTime.nanos;
-  out.attrs = attrs;
+  fill(out, body, 0, body.length, complete, stream, attrs);
   return true;
 }
 
@@ -248,14 +261,7 @@ function finishFast(
   // The record ends with `"}` (Docker writes no whitespace).
   if (buf[end - 1] !== 0x7d || buf[end - 2] !== Q) return false;
   if (!parseTimeBytes(buf, ts, end - 2, tmpTime)) return false;
-  out.src = src;
-  out.start = bodyStart;
-  out.end = bodyEnd;
-  out.complete = complete;
-  out.stream = stream;
-  out.timeSec = tmpTime.sec;
-  out.timeNanos = tmpTime.nanos;
-  out.attrs = undefined;
+  fill(out, src, bodyStart, bodyEnd, complete, stream, undefined);
   return true;
 }
 
