@@ -18,6 +18,8 @@ function varintLen(n: number): number {
 /** Minimal protobuf writer into a pre-sized buffer. */
 class Writer {
   pos = 0;
+  /** A DataView of buf, made when the first body is written (body copies). */
+  private dv: DataView | undefined = undefined;
   constructor(readonly buf: Buffer) {}
   byte(b: number): void {
     this.buf[this.pos++] = b;
@@ -34,7 +36,9 @@ class Writer {
    * encoded in place (len from bodyBytes).
    */
   body(r: LogRecord, len: number): void {
-    writeBody(r, this.buf, this.pos, len);
+    const b = this.buf;
+    this.dv ??= new DataView(b.buffer, b.byteOffset, b.length);
+    writeBody(r, b, this.pos, len, this.dv);
     this.pos += len;
   }
   bytes(b: Buffer): void {
