@@ -38,6 +38,8 @@ describe('json-file decoding', () => {
       frac: fc.stringMatching(/^[0-9]{0,12}$/),
       off: fc.option(fc.integer({ min: -(23 * 60 + 59), max: 23 * 60 + 59 }), { nil: undefined }),
       broken: fc.constantFrom(undefined, 4, 10, 13, 17, 18),
+      // with a DataView of the buffer (the decoder's word compares) or without
+      withView: fc.boolean(),
     });
     fc.assert(
       fc.property(
@@ -55,7 +57,8 @@ describe('json-file decoding', () => {
             const b = Buffer.from(`"time":"${text}"`);
             for (let k = 0; k < repeat; k++) {
               const t = { sec: -1, nanos: -1 };
-              const ok = parseTimeBytes(b, 8, b.length - 1, t);
+              const view = new DataView(b.buffer, b.byteOffset, b.length);
+              const ok = parseTimeBytes(b, 8, b.length - 1, t, x.withView ? view : undefined);
               if (x.broken !== undefined) {
                 expect(ok).toBe(false);
                 continue;
