@@ -18,6 +18,8 @@ function varintLen(n: number): number {
 /** Minimal protobuf writer into a pre-sized buffer. */
 class Writer {
   pos = 0;
+  /** A DataView of buf, made when the first body is written (body copies). */
+  private dv: DataView | undefined = undefined;
   constructor(readonly buf: Buffer) {}
   byte(b: number): void {
     this.buf[this.pos++] = b;
@@ -34,7 +36,9 @@ class Writer {
    * encoded in place (len from bodyBytes).
    */
   body(r: LogRecord, len: number): void {
-    writeBody(r, this.buf, this.pos, len);
+    const b = this.buf;
+    this.dv ??= new DataView(b.buffer, b.byteOffset, b.length);
+    writeBody(r, b, this.pos, len, this.dv);
     this.pos += len;
   }
   bytes(b: Buffer): void {
@@ -206,76 +210,100 @@ function recordExtra(r: LogRecord): Buffer | undefined {
 }
 
 /**
+ * Per-record sizes and the resource groups' chains of one encoding, reused from batch to batch
+ * (grown when a batch is larger): nothing is allocated per record or per batch for them.
+ */
+let recLen = new Int32Array(4096);
+let bodyLen = new Int32Array(4096);
+/** The next record of the same resource, -1 at the end of a group. */
+let nextInGroup = new Int32Array(4096);
+/** recordExtra of each record (mostly undefined); cleared after each encoding. */
+const extras: (Buffer | undefined)[] = [];
+
+/**
  * Encodes an ExportLogsServiceRequest. Records are grouped by resource (in order of first
  * appearance), order within a resource is kept.
  */
 export function encodeLogsRequest(records: readonly LogRecord[]): Buffer {
-  const groups = new Map<LogResource, number[]>();
-  for (let i = 0; i < records.length; i++) {
-    const r = records[i]!.resource;
-    let g = groups.get(r);
-    if (!g) groups.set(r, (g = []));
-    g.push(i);
-  }
   const n = records.length;
-  const recLen = new Array<number>(n);
-  const bodyInnerLen = new Array<number>(n);
-  const bodyLen = new Array<number>(n);
-  const extra = new Array<Buffer | undefined>(n);
+  if (recLen.length < n) {
+    const size = Math.max(n, recLen.length * 2);
+    recLen = new Int32Array(size);
+    bodyLen = new Int32Array(size);
+    nextInGroup = new Int32Array(size);
+  }
+  extras.length = 0; // (also after an encoding that threw)
+  // Groups in order of first appearance: a group is its first and last record, chained.
+  const groupOf = new Map<LogResource, number>();
+  const firsts: number[] = [];
+  const lasts: number[] = [];
+  const resources: LogResource[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = records[i]!.resource;
+    nextInGroup[i] = -1;
+    const g = groupOf.get(r);
+    if (g === undefined) {
+      groupOf.set(r, firsts.length);
+      firsts.push(i);
+      lasts.push(i);
+      resources.push(r);
+    } else {
+      nextInGroup[lasts[g]!] = i;
+      lasts[g] = i;
+    }
+  }
   let total = 0;
   const scopeLens: number[] = [];
   const rlLens: number[] = [];
-  for (const [res, idxs] of groups) {
+  for (let g = 0; g < firsts.length; g++) {
     let scopeLen = SCOPE_FIELD.length;
-    for (const i of idxs) {
+    for (let i = firsts[g]!; i >= 0; i = nextInGroup[i]!) {
       const r = records[i]!;
       const bl = bodyBytes(r);
       bodyLen[i] = bl;
       const anyLen = 1 + varintLen(bl) + bl; // AnyValue.string_value
-      bodyInnerLen[i] = anyLen;
       const ex = recordExtra(r);
-      extra[i] = ex;
+      if (ex !== undefined || i < extras.length) extras[i] = ex;
       const len = 9 + 9 + 1 + varintLen(anyLen) + anyLen + iostream(r).length + (ex?.length ?? 0);
       recLen[i] = len;
       scopeLen += 1 + varintLen(len) + len;
     }
     scopeLens.push(scopeLen);
-    const rlLen = resourceField(res).length + 1 + varintLen(scopeLen) + scopeLen;
+    const rlLen = resourceField(resources[g]!).length + 1 + varintLen(scopeLen) + scopeLen;
     rlLens.push(rlLen);
     total += 1 + varintLen(rlLen) + rlLen;
   }
   const w = new Writer(Buffer.allocUnsafe(total));
-  let gi = 0;
-  for (const [res, idxs] of groups) {
-    const rlLen = rlLens[gi]!;
-    const scopeLen = scopeLens[gi]!;
-    gi++;
+  for (let g = 0; g < firsts.length; g++) {
+    const rlLen = rlLens[g]!;
+    const scopeLen = scopeLens[g]!;
     w.byte(0x0a);
     w.varint(rlLen);
-    w.bytes(resourceField(res));
+    w.bytes(resourceField(resources[g]!));
     w.byte(0x12);
     w.varint(scopeLen);
     w.bytes(SCOPE_FIELD);
-    for (const i of idxs) {
+    for (let i = firsts[g]!; i >= 0; i = nextInGroup[i]!) {
       const r = records[i]!;
       w.byte(0x12);
       w.varint(recLen[i]!);
       w.byte(0x09);
       w.fixed64Nanos(r.timeSec, r.timeNanos);
-      const anyLen = bodyInnerLen[i]!;
+      const bl = bodyLen[i]!;
       w.byte(0x2a);
-      w.varint(anyLen);
+      w.varint(1 + varintLen(bl) + bl);
       w.byte(0x0a);
-      w.varint(bodyLen[i]!);
-      w.body(r, bodyLen[i]!);
+      w.varint(bl);
+      w.body(r, bl);
       w.bytes(iostream(r));
-      const ex = extra[i];
+      const ex = i < extras.length ? extras[i] : undefined;
       if (ex) w.bytes(ex);
       const osec = Math.floor(r.observedMs / 1000);
       w.byte(0x59);
       w.fixed64Nanos(osec, (r.observedMs - osec * 1000) * 1_000_000);
     }
   }
+  extras.length = 0;
   if (w.pos !== total) throw new Error(`OTLP encoder size mismatch: ${w.pos} != ${total}`);
   return w.buf;
 }

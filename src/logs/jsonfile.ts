@@ -84,9 +84,13 @@ function dig(buf: Buffer, i: number): number {
 }
 
 /** The last valid seconds prefix parseTimeBytes saw (19 bytes) and its seconds. */
-const lastPrefix = new Uint8Array(19);
+const lastPrefix = new Uint8Array(20);
+/** lastPrefix as four 32-bit words (and three bytes): compared word by word when a view is given. */
+const lastPrefixView = new DataView(lastPrefix.buffer);
 let lastBase = 0;
 let lastValid = false;
+
+const POW10 = [1, 10, 100, 1000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
 
 /** Seconds since the epoch of `YYYY-MM-DDTHH:MM:SS` at buf[start] (UTC); undefined: not one. */
 function parsePrefix(buf: Buffer, start: number): number | undefined {
@@ -116,23 +120,36 @@ function parsePrefix(buf: Buffer, start: number): number | undefined {
 /**
  * Parses RFC 3339 with up to 9 fraction digits (`2024-05-01T12:34:56.123456789Z`, or with a
  * numeric offset) from buf[start, end). Returns false when it is not such a timestamp.
+ * `view`: a DataView of buf (the decoder's), for comparing the seconds prefix a word at a time.
  */
 export function parseTimeBytes(
   buf: Buffer,
   start: number,
   end: number,
   out: { sec: number; nanos: number },
+  view?: DataView,
 ): boolean {
   if (end - start < 20) return false;
   // Lines come many to a second: the seconds of the last `YYYY-MM-DDTHH:MM:SS` prefix are kept
-  // and reused while the prefix is the same (19 byte compares instead of parsing and checking).
+  // and reused while the prefix is the same (compares instead of parsing and checking).
   let base: number;
   let same = lastValid;
-  for (let k = 0; same && k < 19; k++)
-    if (buf[start + k] !== lastPrefix[k]) {
-      same = false;
-      break;
-    }
+  if (view !== undefined) {
+    const p = lastPrefixView;
+    same &&=
+      view.getInt32(start, true) === p.getInt32(0, true) &&
+      view.getInt32(start + 4, true) === p.getInt32(4, true) &&
+      view.getInt32(start + 8, true) === p.getInt32(8, true) &&
+      view.getInt32(start + 12, true) === p.getInt32(12, true) &&
+      buf[start + 16] === lastPrefix[16] &&
+      buf[start + 17] === lastPrefix[17] &&
+      buf[start + 18] === lastPrefix[18];
+  } else
+    for (let k = 0; same && k < 19; k++)
+      if (buf[start + k] !== lastPrefix[k]) {
+        same = false;
+        break;
+      }
   if (same) base = lastBase;
   else {
     const b = parsePrefix(buf, start);
@@ -145,18 +162,17 @@ export function parseTimeBytes(
   let i = start + 19;
   let nanos = 0;
   if (buf[i] === 0x2e) {
-    i++;
-    let n = 0;
-    let scale = 100_000_000;
+    // Up to nine digits count (nanoseconds), any more are read and ignored.
+    const f = ++i;
     while (i < end) {
-      const c = dig(buf, i);
-      if (Number.isNaN(c)) break;
-      if (n < 9) nanos += c * scale;
-      scale /= 10;
-      n++;
+      const c = (buf[i] ?? 0) - 48;
+      if (c < 0 || c > 9) break;
+      if (i - f < 9) nanos = nanos * 10 + c;
       i++;
     }
+    const n = i - f;
     if (n === 0) return false;
+    if (n < 9) nanos *= POW10[9 - n]!;
   }
   let offsetSec = 0;
   const z = buf[i];
@@ -174,6 +190,26 @@ export function parseTimeBytes(
 }
 
 const tmpTime = { sec: 0, nanos: 0 };
+
+/** The one place a decoded record is written (both paths); the time is tmpTime's. */
+function fill(
+  out: DecodedBytes,
+  src: Buffer,
+  start: number,
+  end: number,
+  complete: boolean,
+  stream: 'stdout' | 'stderr',
+  attrs: Record<string, string> | undefined,
+): void {
+  out.src = src;
+  out.start = start;
+  out.end = end;
+  out.complete = complete;
+  out.stream = stream;
+  out.timeSec = tmpTime.sec;
+  out.timeNanos = tmpTime.nanos;
+  out.attrs = attrs;
+}
 
 function slowPath(buf: Buffer, start: number, end: number, out: DecodedBytes): boolean {
   let v: unknown;
@@ -202,14 +238,7 @@ function slowPath(buf: Buffer, start: number, end: number, out: DecodedBytes): b
       if (typeof val === 'string') (attrs ??= {})[k] = val;
     }
   }
-  out.src = body;
-  out.start = 0;
-  out.end = body.length;
-  out.complete = complete;
-  out.stream = stream;
-  out.timeSec = tmpTime.sec;
-  out.timeNanos = tmpTime.nanos;
-  out.attrs = attrs;
+  fill(out, body, 0, body.length, complete, stream, attrs);
   return true;
 }
 
@@ -235,6 +264,7 @@ function finishFast(
   bodyStart: number,
   bodyEnd: number,
   complete: boolean,
+  view?: DataView,
 ): boolean {
   if (!startsWithAt(buf, q, STREAM_KEY)) return false;
   const st = q + STREAM_KEY.length;
@@ -247,15 +277,8 @@ function finishFast(
   const ts = t0 + TIME_KEY.length;
   // The record ends with `"}` (Docker writes no whitespace).
   if (buf[end - 1] !== 0x7d || buf[end - 2] !== Q) return false;
-  if (!parseTimeBytes(buf, ts, end - 2, tmpTime)) return false;
-  out.src = src;
-  out.start = bodyStart;
-  out.end = bodyEnd;
-  out.complete = complete;
-  out.stream = stream;
-  out.timeSec = tmpTime.sec;
-  out.timeNanos = tmpTime.nanos;
-  out.attrs = undefined;
+  if (!parseTimeBytes(buf, ts, end - 2, tmpTime, view)) return false;
+  fill(out, src, bodyStart, bodyEnd, complete, stream, undefined);
   return true;
 }
 
@@ -426,7 +449,7 @@ export function decodeJsonFileLineInto(
   // (Escapes decode to ASCII: the decoded body is valid exactly when the raw bytes are.)
   if ((hi & 0x80808080) !== 0 && !isUtf8(sl.subarray(o0, o0 + n)))
     return slowPath(buf, start, end, out);
-  if (!finishFast(buf, end, q, out, sl, o0, o0 + n, nl)) return slowPath(buf, start, end, out);
+  if (!finishFast(buf, end, q, out, sl, o0, o0 + n, nl, bv)) return slowPath(buf, start, end, out);
   slabPos = o0 + n;
   return true;
 }

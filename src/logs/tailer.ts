@@ -1160,11 +1160,14 @@ export class Tailer {
       this.tracker.mark(d.timeSec * 1000 + d.timeNanos / 1e6);
     }
     const other = d.stream === 'stdout' ? 'stderr' : 'stdout';
-    if (d.complete && !this.partials.isPending(d.stream)) {
+    // (Mostly no line is being reassembled: one check instead of one per stream.)
+    const anyPending = this.partials.anyPending;
+    if (d.complete && !(anyPending && this.partials.isPending(d.stream))) {
       // A whole line (the common case): the record is born here, its body the decoder's range.
       // A restart point only where no line of either stream is being reassembled: restarting in
       // the middle of one would read the rest of a delivered line as a line of its own.
-      const seq = this.tracker.nextSeq(cur.id, endOffset, !this.partials.isPending(other));
+      const point = !(anyPending && this.partials.isPending(other));
+      const seq = this.tracker.nextSeq(cur.id, endOffset, point);
       let end = d.end;
       let attributes: Record<string, AttrValue> | undefined = d.attrs;
       if (end - d.start > this.opts.maxLineBytes) {

@@ -11,8 +11,8 @@ export interface RedactionPattern {
   hint?: RegExp;
   /**
    * Byte pre-check, the same as `hint` for bytes: the pattern cannot match a text that contains
-   * none of these ASCII literals (compared ignoring ASCII case). Lets a line that cannot match be
-   * passed without decoding it to text.
+   * none of these ASCII literals (compared ignoring ASCII case; each at least 3 bytes). Lets a
+   * line that cannot match be passed without decoding it to text.
    */
   literals?: readonly string[];
 }
@@ -74,15 +74,112 @@ export interface RedactorOptions {
 
 /**
  * A case-insensitive RegExp of ASCII literals, for bytes read as Latin-1 (one character per byte,
- * no decoding: the cheapest string V8 makes from bytes). Non-ASCII bytes become characters
- * U+0080..U+00FF, which never fold to ASCII letters under the `i` flag (without `u`), so this
- * finds a literal exactly where the same RegExp would find it in the decoded UTF-8 text.
+ * no decoding). Non-ASCII bytes become characters U+0080..U+00FF, which never fold to ASCII
+ * letters under the `i` flag (without `u`), so this finds a literal exactly where the same RegExp
+ * would find it in the decoded UTF-8 text. The definition ByteLiterals is checked against (tests).
  */
 export function literalsRegExp(literals: readonly string[]): RegExp {
-  for (const l of literals)
-    if (l.length === 0 || !/^[\x20-\x7e]+$/.test(l))
-      throw new Error(`literal ${JSON.stringify(l)}: expected printable ASCII`);
+  for (const l of literals) checkLiteral(l);
   return new RegExp(literals.map((l) => l.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')).join('|'), 'i');
+}
+
+function checkLiteral(l: string): void {
+  if (l.length === 0 || !/^[\x20-\x7e]+$/.test(l))
+    throw new Error(`literal ${JSON.stringify(l)}: expected printable ASCII`);
+}
+
+/**
+ * Finds any of a set of ASCII literals (ignoring ASCII case) in bytes, without making a string:
+ * the same decision as literalsRegExp on the Latin-1 string of the range (bytes ≥ 0x80 never fold
+ * to ASCII, so UTF-8 text, valid or not, needs no decoding).
+ *
+ * Every literal is at least 3 bytes, so each occurrence contains a byte pair at an even distance
+ * from the range start that is its first two or its second and third bytes. The scan reads four
+ * bytes at a time (one DataView word) and looks its two pairs up in a 128 KiB table: per pair, the
+ * literals that may start at it (low byte) and one byte before it (high byte), one bit per literal
+ * (literals after the eighth share the last bit). Only those literals are then compared. About
+ * half the CPU of the Latin-1 string and RegExp, and nothing allocated per line.
+ */
+export class ByteLiterals {
+  private static readonly tables = new Map<string, Uint16Array>();
+  /** Lower-case literals; their bytes are compared as (byte | mask) === literal byte. */
+  private readonly lits: Uint8Array[];
+  /** Per literal: 0x20 at letters (either case matches), 0 elsewhere (exact). */
+  private readonly masks: Uint8Array[];
+  private readonly pairs: Uint16Array;
+  /** The last buffer scanned and a DataView of it (bodies come many to a slab). */
+  private lastBuf: Uint8Array | undefined;
+  private lastView: DataView | undefined;
+
+  constructor(literals: readonly string[]) {
+    for (const l of literals) {
+      checkLiteral(l);
+      if (l.length < 3) throw new Error(`literal ${JSON.stringify(l)}: expected at least 3 bytes`);
+    }
+    const lower = [...new Set(literals.map((l) => l.toLowerCase()))].sort();
+    if (lower.length === 0) throw new Error('ByteLiterals: expected at least one literal');
+    this.lits = lower.map((l) => Buffer.from(l, 'latin1'));
+    this.masks = this.lits.map((l) => l.map((c) => (c >= 0x61 && c <= 0x7a ? 0x20 : 0)));
+    const key = lower.join('\n');
+    let t = ByteLiterals.tables.get(key);
+    if (!t) {
+      t = new Uint16Array(65536);
+      // Each case variant of a literal's first two bytes (low byte) and of its second and third
+      // (high byte).
+      const cases = (c: number): number[] => (c >= 0x61 && c <= 0x7a ? [c, c - 0x20] : [c]);
+      this.lits.forEach((l, j) => {
+        const bit = 1 << Math.min(j, 7);
+        for (const x of cases(l[0]!)) for (const y of cases(l[1]!)) t![(x << 8) | y]! |= bit;
+        for (const x of cases(l[1]!)) for (const y of cases(l[2]!)) t![(x << 8) | y]! |= bit << 8;
+      });
+      ByteLiterals.tables.set(key, t);
+    }
+    this.pairs = t;
+  }
+
+  /** True when b[start, end) contains one of the literals (ignoring ASCII case). */
+  test(b: Uint8Array, start = 0, end = b.length): boolean {
+    if (b !== this.lastBuf) {
+      this.lastBuf = b;
+      this.lastView = new DataView(b.buffer, b.byteOffset, b.length);
+    }
+    const dv = this.lastView!;
+    const t = this.pairs;
+    let p = start;
+    for (; p + 4 <= end; p += 4) {
+      const w = dv.getUint32(p);
+      const v1 = t[w >>> 16]!;
+      const v2 = t[w & 0xffff]!;
+      if ((v1 | v2) === 0) continue;
+      if ((v1 & 0xff) !== 0 && this.at(b, p, end, v1 & 0xff)) return true;
+      if (v1 > 0xff && p > start && this.at(b, p - 1, end, v1 >>> 8)) return true;
+      if ((v2 & 0xff) !== 0 && this.at(b, p + 2, end, v2 & 0xff)) return true;
+      if (v2 > 0xff && this.at(b, p + 1, end, v2 >>> 8)) return true;
+    }
+    // At most three bytes are left: one more pair at p (a pair at p + 2 would end at the range end).
+    if (p + 1 < end) {
+      const v = t[(b[p]! << 8) | b[p + 1]!]!;
+      if ((v & 0xff) !== 0 && this.at(b, p, end, v & 0xff)) return true;
+      if (v > 0xff && p > start && this.at(b, p - 1, end, v >>> 8)) return true;
+    }
+    return false;
+  }
+
+  /** Whether one of the literals in `bits` starts at b[i] and ends by `end`. */
+  private at(b: Uint8Array, i: number, end: number, bits: number): boolean {
+    const lits = this.lits;
+    for (let j = 0; j < lits.length; j++) {
+      if ((bits & (1 << (j < 7 ? j : 7))) === 0) continue;
+      const l = lits[j]!;
+      const n = l.length;
+      if (i + n > end) continue;
+      const m = this.masks[j]!;
+      let k = 0;
+      while (k < n && (b[i + k]! | m[k]!) === l[k]) k++;
+      if (k === n) return true;
+    }
+    return false;
+  }
 }
 
 export class Redactor {
@@ -91,12 +188,12 @@ export class Redactor {
   /** secretKeys verdicts of attribute keys seen (keys repeat line after line); bounded. */
   private readonly keyVerdicts = new Map<string, boolean>();
   /** The union of the patterns' literals, when every pattern has some; undefined: no byte check. */
-  private readonly anyLiteral: RegExp | undefined;
+  private readonly anyLiteral: ByteLiterals | undefined;
 
   constructor(private readonly o: RedactorOptions) {
     const ps = o.patterns;
     if (ps.length > 0 && ps.every((p) => p.literals && p.literals.length > 0))
-      this.anyLiteral = literalsRegExp([...new Set(ps.flatMap((p) => p.literals!))]);
+      this.anyLiteral = new ByteLiterals(ps.flatMap((p) => p.literals!));
     if (ps.length > 0 && ps.every((p) => p.hint && p.hint.flags.replace('i', '') === '')) {
       const ci = ps.some((p) => p.hint!.flags.includes('i'));
       // A case-sensitive hint in a case-insensitive union only lets more lines through.
@@ -127,7 +224,7 @@ export class Redactor {
    */
   mayMatchBytes(b: Buffer, start = 0, end = b.length): boolean {
     if (this.o.patterns.length === 0) return false;
-    return this.anyLiteral === undefined || this.anyLiteral.test(b.toString('latin1', start, end));
+    return this.anyLiteral === undefined || this.anyLiteral.test(b, start, end);
   }
 
   /** The string with every match masked, and how many matches there were. */

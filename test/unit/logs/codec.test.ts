@@ -8,6 +8,8 @@ import {
   encodeJsonFileLine,
   parseTimeBytes,
 } from '../../../src/logs/jsonfile.js';
+import { AckTracker } from '../../../src/logs/ack.js';
+import { newRecordFromBytes } from '../../../src/logs/record.js';
 import type { LogRecord, LogResource } from '../../../src/logs/types.js';
 import { attrs, decodeOtlp, type ExportLogsServiceRequest } from '../../support/otlp-receiver.js';
 
@@ -36,6 +38,8 @@ describe('json-file decoding', () => {
       frac: fc.stringMatching(/^[0-9]{0,12}$/),
       off: fc.option(fc.integer({ min: -(23 * 60 + 59), max: 23 * 60 + 59 }), { nil: undefined }),
       broken: fc.constantFrom(undefined, 4, 10, 13, 17, 18),
+      // with a DataView of the buffer (the decoder's word compares) or without
+      withView: fc.boolean(),
     });
     fc.assert(
       fc.property(
@@ -53,7 +57,8 @@ describe('json-file decoding', () => {
             const b = Buffer.from(`"time":"${text}"`);
             for (let k = 0; k < repeat; k++) {
               const t = { sec: -1, nanos: -1 };
-              const ok = parseTimeBytes(b, 8, b.length - 1, t);
+              const view = new DataView(b.buffer, b.byteOffset, b.length);
+              const ok = parseTimeBytes(b, 8, b.length - 1, t, x.withView ? view : undefined);
               if (x.broken !== undefined) {
                 expect(ok).toBe(false);
                 continue;
@@ -304,6 +309,93 @@ describe('OTLP protobuf encoder', () => {
       ),
       { numRuns: 200 },
     );
+  });
+
+  it('writes bodies that are ranges of shared buffers exactly as the same bodies as Buffers', () => {
+    // The file tailer's records: bodies side by side in slabs (any offset, any length around the
+    // eight-byte steps and the 256-byte switch to a view, multi-byte UTF-8), records of two slabs
+    // interleaved in one batch, and the slabs' other bytes never leaking into a body.
+    const tracker = new AckTracker<number>(() => {});
+    const body = fc
+      .array(fc.constantFrom('a', 'é', '✓', '😀', 'xyzw1234', '"', '\\'), { maxLength: 80 })
+      .map((a) => Buffer.from(a.join('')));
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(body, fc.boolean(), fc.nat(7)), { minLength: 1, maxLength: 12 }),
+        (specs) => {
+          const slabs = [Buffer.alloc(64 * 1024, 0xee), Buffer.alloc(64 * 1024, 0xdd)];
+          const pos = [0, 0];
+          const ranges: LogRecord[] = [];
+          const whole: LogRecord[] = [];
+          for (const [b, second, gap] of specs) {
+            const k = second ? 1 : 0;
+            const start = pos[k]! + gap;
+            b.copy(slabs[k]!, start);
+            pos[k] = start + b.length;
+            const [seq, sec, stream] = [
+              ranges.length,
+              1714566896 + ranges.length,
+              'stdout',
+            ] as const;
+            ranges.push(
+              newRecordFromBytes(
+                resource,
+                stream,
+                slabs[k]!,
+                start,
+                start + b.length,
+                sec,
+                7,
+                1,
+                tracker as AckTracker<unknown>,
+                seq,
+              ),
+            );
+            whole.push(
+              rec('', { body: Buffer.from(b), timeSec: sec, timeNanos: 7, observedMs: 1 }),
+            );
+          }
+          expect(encodeLogsRequest(ranges).equals(encodeLogsRequest(whole))).toBe(true);
+        },
+      ),
+      { numRuns: 300 },
+    );
+    // Lengths around every step: 0 to 300 bytes, at offsets 0 to 8.
+    for (let off = 0; off <= 8; off++) {
+      const slab = Buffer.alloc(1024, 0xee);
+      const batch: LogRecord[] = [];
+      const want: LogRecord[] = [];
+      for (let len = 0; len <= 300; len++) {
+        const b = Buffer.alloc(len);
+        for (let i = 0; i < len; i++) b[i] = 0x21 + ((i * 7 + len) % 90);
+        b.copy(slab, off);
+        batch.push(
+          newRecordFromBytes(
+            resource,
+            'stderr',
+            Buffer.from(slab),
+            off,
+            off + len,
+            1,
+            2,
+            3,
+            tracker as AckTracker<unknown>,
+            len,
+          ),
+        );
+        want.push(rec('', { body: b, stream: 'stderr', timeSec: 1, timeNanos: 2, observedMs: 3 }));
+      }
+      const ours = decodeOtlp(
+        'logs',
+        encodeLogsRequest(batch),
+        'application/x-protobuf',
+      ) as ExportLogsServiceRequest;
+      const bodies = ours.resourceLogs[0]!.scopeLogs[0]!.logRecords.map(
+        (r) => (r.body as { stringValue: string }).stringValue,
+      );
+      expect(bodies).toEqual(want.map((r) => (r.body as Buffer).toString()));
+      expect(encodeLogsRequest(batch).equals(encodeLogsRequest(want))).toBe(true);
+    }
   });
 
   it('produces the same request as the library JSON serializer', () => {

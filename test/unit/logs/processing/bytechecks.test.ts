@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { autoMayParse, parseBody } from '../../../../src/logs/processing/body.js';
 import { defaultProcessingConfig } from '../../../../src/logs/processing/config.js';
 import {
+  ByteLiterals,
   DEFAULT_REDACTION_PATTERNS,
   literalsRegExp,
   Redactor,
@@ -97,6 +98,137 @@ describe('byte checks of default processing agree with the text path', () => {
       { numRuns: 5000 },
     );
     expect(() => literalsRegExp(['pässword'])).toThrow(/pässword.*printable ASCII/);
+  });
+
+  // The byte scan (ByteLiterals) must decide exactly as the literal RegExp on the Latin-1 string
+  // of the same range: bodies anywhere in a buffer (the range edges at every alignment of its
+  // four-byte steps), literals cut by the edges, every case variant, multi-byte and invalid UTF-8.
+  const DEFAULT_LITERALS = [...new Set(DEFAULT_REDACTION_PATTERNS.flatMap((p) => p.literals!))];
+  const stringCheck = (re: RegExp, b: Buffer, start: number, end: number): boolean =>
+    re.test(b.toString('latin1', start, end));
+  /**
+   * A literal with the case bit (0x20) of some bytes flipped (other cases of letters, and for ':'
+   * or '/' the control bytes 0x1a or 0x0f, which must not match), or cut by a byte at either end.
+   */
+  const nearLiteral = (l: string): fc.Arbitrary<Buffer> =>
+    fc
+      .tuple(fc.array(fc.boolean(), { minLength: l.length, maxLength: l.length }), fc.nat(2))
+      .map(([flip, cut]) => {
+        const b = Buffer.from([...l].map((c, i) => c.charCodeAt(0) ^ (flip[i] ? 0x20 : 0)));
+        return cut === 0 ? b : cut === 1 ? b.subarray(1) : b.subarray(0, -1);
+      });
+  /** A body: pieces of text (secrets, near misses, case variants, UTF-8) and raw bytes. */
+  const bodyBytes = fc
+    .array(
+      fc.oneof(
+        line.map((s) => Buffer.from(s)),
+        fc.constantFrom(...DEFAULT_LITERALS).chain((l) => nearLiteral(l)),
+        fc.uint8Array({ maxLength: 12 }).map((a) => Buffer.from(a)),
+        // invalid UTF-8: lone continuation bytes, a cut sequence, overlong forms, bytes ≥ 0xf5
+        fc.constantFrom(
+          ...['80', 'c3', 'e6bc', 'f09f98', 'c0af', 'ff', 'fe', 'ed a080'].map((h) =>
+            Buffer.from(h.replace(' ', ''), 'hex'),
+          ),
+        ),
+        // bytes whose values differ from letters' by the case bit ('@' '`', '[' '{', 0x1a ':'…)
+        fc.constantFrom(
+          ...['@', '`', '[', '{', '^', '~', '\x1a', '\x0f', '\x1f', '\xda', '\xfa'].map((c) =>
+            Buffer.from(c, 'latin1'),
+          ),
+        ),
+      ),
+      { maxLength: 16 },
+    )
+    .map((a) => Buffer.concat(a));
+
+  it('the byte scan decides as the literal RegExp on the Latin-1 string, on any range', () => {
+    const re = literalsRegExp(DEFAULT_LITERALS);
+    const scan = new ByteLiterals(DEFAULT_LITERALS);
+    fc.assert(
+      fc.property(
+        bodyBytes,
+        bodyBytes,
+        bodyBytes,
+        fc.nat(3),
+        fc.nat(3),
+        (before, body, after, cutStart, cutEnd) => {
+          const b = Buffer.concat([before, body, after]);
+          // The range may cut into the body by a few bytes from either side.
+          const start = Math.min(before.length + cutStart, b.length);
+          const end = Math.max(start, before.length + body.length - cutEnd);
+          expect(scan.test(b, start, end)).toBe(stringCheck(re, b, start, end));
+          expect(scan.test(b)).toBe(stringCheck(re, b, 0, b.length));
+        },
+      ),
+      { numRuns: 10000 },
+    );
+  });
+
+  it('the byte scan finds every case variant of every literal at every offset and edge', () => {
+    const re = literalsRegExp(DEFAULT_LITERALS);
+    const scan = new ByteLiterals(DEFAULT_LITERALS);
+    let found = 0;
+    for (const l of DEFAULT_LITERALS) {
+      const letters = [...l].map((c, i) => (/[a-z]/i.test(c) ? i : -1)).filter((i) => i >= 0);
+      for (let v = 0; v < 1 << letters.length; v++) {
+        const chars = [...l];
+        letters.forEach((i, k) => {
+          if (v & (1 << k)) chars[i] = chars[i]!.toUpperCase();
+        });
+        const lit = chars.join('');
+        for (let q = 0; q < 8; q++) {
+          // Filler that is no literal's byte ('x' and a multi-byte character), the literal at q.
+          const b = Buffer.concat([
+            Buffer.from('xé'.repeat(4)).subarray(0, q),
+            Buffer.from(lit, 'latin1'),
+            Buffer.from('xxxxx'),
+          ]);
+          for (let start = Math.max(0, q - 3); start <= q + 1; start++)
+            for (let end = q + l.length - 2; end <= q + l.length + 3; end++) {
+              // Found exactly when the range holds the whole literal.
+              const want = start <= q && end >= q + l.length;
+              expect(stringCheck(re, b, start, end)).toBe(want);
+              expect(scan.test(b, start, end), `${lit} at ${q} in [${start}, ${end})`).toBe(want);
+              if (want) found++;
+            }
+        }
+      }
+    }
+    expect(found).toBeGreaterThan(1000);
+  });
+
+  it('the byte scan agrees with the literal RegExp for other literal sets too', () => {
+    // Literals and bodies over an alphabet of letters and the bytes one case bit away from them.
+    const alphabet = [...'abKk:/@`[{^~x\x1a\xe9\xc3\xa9'];
+    const lit = fc
+      .array(fc.constantFrom(...alphabet.filter((c) => c < '\x7f' && c >= ' ')), {
+        minLength: 3,
+        maxLength: 6,
+      })
+      .map((a) => a.join(''));
+    const char = fc.constantFrom(...alphabet).map((c) => Buffer.from(c, 'latin1'));
+    // A literal set (more than eight share a bit of the pair table), and bodies of characters
+    // and near variants of its literals.
+    const setAndBody = fc.array(lit, { minLength: 1, maxLength: 12 }).chain((lits) =>
+      fc.tuple(
+        fc.constant(lits),
+        fc
+          .array(fc.oneof(char, fc.constantFrom(...lits).chain(nearLiteral)), { maxLength: 16 })
+          .map((a) => Buffer.concat(a)),
+      ),
+    );
+    fc.assert(
+      fc.property(setAndBody, fc.nat(6), fc.nat(6), ([lits, b], a, z) => {
+        const start = Math.min(a, b.length);
+        const end = Math.max(start, b.length - z);
+        expect(new ByteLiterals(lits).test(b, start, end)).toBe(
+          stringCheck(literalsRegExp(lits), b, start, end),
+        );
+      }),
+      { numRuns: 5000 },
+    );
+    expect(() => new ByteLiterals(['ab'])).toThrow(/"ab".*at least 3 bytes/);
+    expect(() => new ByteLiterals(['pässword'])).toThrow(/pässword.*printable ASCII/);
   });
 
   it('a redactor with a pattern that has no literals always takes the text path', () => {
