@@ -8,6 +8,7 @@ import { afterAll, expect, it } from 'vitest';
 import {
   TEST_IMAGE,
   describeDocker,
+  dockerCliEnv,
   harness,
   refusedPort,
   startAgent,
@@ -124,21 +125,40 @@ describeDocker('daemon loss', () => {
     const watcher = spawn(
       'docker',
       ['events', '--format', '{{.Type}} {{.Action}} {{.Actor.Attributes.name}}'],
-      { env: { ...process.env, DOCKER_HOST: d.host }, stdio: ['ignore', 'pipe', 'ignore'] },
+      { env: dockerCliEnv(d.host), stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let watched = '';
+    let watcherErr = '';
+    let watcherExit: number | null | undefined;
     watcher.stdout.on('data', (c: Buffer) => (watched += c.toString()));
-    // attached once it reports an event we cause (instead of guessing how long that takes)
-    const marker = `attach-${process.pid}`;
-    await d.dockerOk(['create', '--network', 'none', '--name', marker, TEST_IMAGE, 'true']);
+    watcher.stderr.on('data', (c: Buffer) => (watcherErr += c.toString()));
+    watcher.on('exit', (code) => (watcherExit = code));
+    // attached once it reports an event we cause (instead of guessing how long that takes). The
+    // daemon does not replay events to a new subscriber: a marker created before the watcher's
+    // subscription exists is never seen, so a new marker goes out every second until one is.
+    const markers: string[] = [];
     await waitFor(
-      () => watched.includes(`container create ${marker}`),
-      15_000,
-      20,
+      async () => {
+        if (watcherExit !== undefined)
+          throw new Error(`docker events exited with ${watcherExit}: ${watcherErr.trim()}`);
+        if (markers.some((m) => watched.includes(`container create ${m}\n`))) return true;
+        const m = `attach-${process.pid}-${markers.length}`;
+        markers.push(m);
+        await d.dockerOk(['create', '--network', 'none', '--name', m, TEST_IMAGE, 'true']);
+        return false;
+      },
+      30_000,
+      1_000,
       'docker events to attach',
     );
-    await d.dockerOk(['rm', marker]);
-    await waitFor(() => watched.includes(`container destroy ${marker}`), 15_000, 20, 'marker gone');
+    await d.dockerOk(['rm', ...markers]);
+    const last = markers[markers.length - 1] as string;
+    await waitFor(
+      () => watched.includes(`container destroy ${last}\n`),
+      15_000,
+      20,
+      'markers gone',
+    );
     watched = '';
     const churn = spawn('sh', ['-c', script], {
       env: { ...process.env, DOCKER_HOST: d.host },

@@ -20,6 +20,7 @@ export * from './agent.js';
 export * from './context.js';
 export * from './dockerd.js';
 export {
+  dockerCliEnv,
   exec,
   listeningPorts,
   pingDocker,
