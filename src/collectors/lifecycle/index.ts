@@ -9,7 +9,11 @@ import type { ApiContainerInspect } from '../../docker/api-types.js';
 import { containerSelection, type ContainerPredicate } from '../../docker/selection.js';
 import { METRICS_OPT_OUT_LABEL } from '../metrics-feature.js';
 import { HEALTH_STATES, type DockerEvent, type HealthState } from '../../docker/types.js';
-import { createRunSpanExporter, type RunSpanExporter } from '../../exporters/otlp-traces.js';
+import {
+  createRunSpanExporter,
+  type ContainerRun,
+  type RunSpanExporter,
+} from '../../exporters/otlp-traces.js';
 import type { ExpositionProvider } from '../../exporters/prometheus.js';
 import { Counter } from 'prom-client';
 import { OnceLogger } from '../../util/logger.js';
@@ -214,6 +218,13 @@ function disabledMetrics(ctx: AgentContext): Set<string> {
   return new Set(Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string') : []);
 }
 
+/**
+ * How long the span of a run that an unexplained SIGKILL ended waits for Docker's OOM verdict:
+ * containerd reports the OOM and the exit on separate paths, so on a busy host the `oom` event
+ * comes after `die`.
+ */
+export const OOM_VERDICT_HOLD_MS = 10_000;
+
 export class LifecycleCollector implements Component, ExpositionProvider {
   readonly name = 'lifecycle';
   readonly tracker: LifecycleTracker;
@@ -229,12 +240,17 @@ export class LifecycleCollector implements Component, ExpositionProvider {
   private deletes = 0;
   private stopped = false;
   private readonly probeReads = new Map<string, NodeJS.Timeout>();
+  /** Spans of runs ended by an unexplained SIGKILL, waiting for Docker's OOM verdict. */
+  private readonly heldRuns = new Map<ContainerRun, NodeJS.Timeout>();
   private controller = new AbortController();
   private readonly auditSink: AuditSink | undefined;
   private readonly auditor: ExecAuditor | undefined;
 
-  constructor(ctx: AgentContext) {
+  private readonly oomVerdictHoldMs: number;
+
+  constructor(ctx: AgentContext, opts: { oomVerdictHoldMs?: number } = {}) {
     this.ctx = ctx;
+    this.oomVerdictHoldMs = opts.oomVerdictHoldMs ?? OOM_VERDICT_HOLD_MS;
     const log = ctx.logger.child({ component: 'lifecycle' });
     this.once = new OnceLogger(log);
     this.disabled = disabledMetrics(ctx);
@@ -260,7 +276,7 @@ export class LifecycleCollector implements Component, ExpositionProvider {
         return out;
       },
       hooks: {
-        runEnded: (run) => this.spans?.export(run),
+        runEnded: (run) => this.exportRun(run),
         oomEvent: (id, startedAt) => ctx.oom.noteEvent(id, startedAt),
         track: (id, startedAt) => ctx.oom.track(id, startedAt),
         forget: (id) => ctx.oom.delete(id),
@@ -415,9 +431,37 @@ export class LifecycleCollector implements Component, ExpositionProvider {
     }
   }
 
+  /**
+   * Sends a finished run's span; one that a SIGKILL nobody sent through the API ended (exit code
+   * 137 without a `kill` event: the kernel's OOM killer, or a kill -9 on the host) waits
+   * OOM_VERDICT_HOLD_MS first, for Docker's OOM verdict that can come after `die` (the tracker
+   * adds it to the held span: `docker.container.oom_killed` and an `oom` event).
+   */
+  private exportRun(run: ContainerRun): void {
+    if (!this.spans) return;
+    const unexplainedKill =
+      run.exitCode === 137 && !run.oomKilled && !run.events.some((e) => e.name === 'kill');
+    if (!unexplainedKill || this.stopped) {
+      this.spans.export(run);
+      return;
+    }
+    const t = setTimeout(() => {
+      this.heldRuns.delete(run);
+      this.spans?.export(run);
+    }, this.oomVerdictHoldMs);
+    t.unref();
+    this.heldRuns.set(run, t);
+  }
+
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    // held runs go out now, with what is known
+    for (const [run, t] of this.heldRuns) {
+      clearTimeout(t);
+      this.spans?.export(run);
+    }
+    this.heldRuns.clear();
     for (const u of this.unsubscribe) u();
     this.unsubscribe = [];
     if (this.timer) clearInterval(this.timer);

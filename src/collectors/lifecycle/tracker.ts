@@ -74,7 +74,16 @@ export interface LastExit {
   code: number;
   timeMs: number;
   oom: boolean;
+  /** StartedAt (inspect, else the start event's time) of the run that ended; 0 = unknown. */
+  runStartedAt: number;
 }
+
+/**
+ * How long after a run's end Docker's OOM verdict for it is still taken. containerd reports a
+ * cgroup OOM and the task's exit on separate paths, so on a busy host the `oom` event (and
+ * inspect's `State.OOMKilled`) can come after `die`, seconds later.
+ */
+export const LATE_OOM_MS = 30_000;
 
 export interface TrackedContainer {
   id: string;
@@ -86,6 +95,12 @@ export interface TrackedContainer {
   health: HealthState;
   failingStreak: number;
   run?: Run;
+  /**
+   * The span data of the run that ended last, until the next run starts: a late OOM verdict is
+   * added to it (the collector holds a SIGKILLed run's span a moment for it, see
+   * OOM_VERDICT_HOLD_MS).
+   */
+  endedRun?: { span: ContainerRun; events: RunEvent[] };
   runs: number;
   /** StartedAt counted by a re-sync; replayed start events up to it are not counted again. */
   reconciledStartedAt: number;
@@ -212,6 +227,7 @@ export class LifecycleTracker {
         c.removedAt = undefined;
         if (replayed && c.run) return; // the re-sync already opened this run
         this.flushPendingOom(c, 0);
+        c.endedRun = undefined;
         c.runs += 1;
         c.run = { startMs: ms, inspectStartedAt: 0, events: [], oom: false, attempt: c.runs };
         // the snapshot may already describe this run (inspect landed first)
@@ -240,7 +256,13 @@ export class LifecycleTracker {
         if (run) {
           run.oom = true;
           run.events.push({ name: 'oom', timeMs: ms });
-        }
+        } else if (
+          c.lastExit &&
+          ms >= c.lastExit.timeMs - MATCH_MS &&
+          ms <= c.lastExit.timeMs + LATE_OOM_MS
+        )
+          // no run is open: the verdict for the run that just ended, sent after its `die`
+          this.lateOom(c, ms);
         let started = run?.inspectStartedAt ?? 0;
         if (!started && run && c.info && Math.abs(c.info.startedAt - run.startMs) < MATCH_MS)
           started = c.info.startedAt;
@@ -338,30 +360,44 @@ export class LifecycleTracker {
     for (let i = 0; i < p.count; i++) this.hooks.oomEvent?.(c.id, startedAt);
   }
 
+  /** Docker's OOM verdict for the run that ended last, after its end was handled. */
+  private lateOom(c: TrackedContainer, ms: number): void {
+    if (c.lastExit) c.lastExit.oom = true;
+    const r = c.endedRun;
+    if (r && !r.span.oomKilled) {
+      r.span.oomKilled = true;
+      r.events.push({ name: 'oom', timeMs: ms });
+    }
+  }
+
   private endRun(c: TrackedContainer, endMs: number, code: number): void {
     const run = c.run;
     const oom = run?.oom ?? false;
-    c.lastExit = { code, timeMs: endMs, oom };
+    c.lastExit = {
+      code,
+      timeMs: endMs,
+      oom,
+      runStartedAt: run ? run.inspectStartedAt || run.startMs : 0,
+    };
     if (!run) return;
     c.run = undefined;
     const info = c.info;
     const signal = run.signal ?? (code > 128 ? signalName(code - 128) : undefined);
-    this.hooks.runEnded?.(
-      {
-        containerId: c.id,
-        containerName: info?.name ?? c.id.slice(0, 12),
-        image: info?.image ?? '',
-        labels: info ? this.spanLabels(info) : {},
-        startMs: run.startMs,
-        endMs,
-        exitCode: code,
-        signal: code === 0 ? undefined : signal,
-        oomKilled: oom,
-        attempt: run.attempt,
-        events: run.events,
-      },
-      c,
-    );
+    const ended: ContainerRun = {
+      containerId: c.id,
+      containerName: info?.name ?? c.id.slice(0, 12),
+      image: info?.image ?? '',
+      labels: info ? this.spanLabels(info) : {},
+      startMs: run.startMs,
+      endMs,
+      exitCode: code,
+      signal: code === 0 ? undefined : signal,
+      oomKilled: oom,
+      attempt: run.attempt,
+      events: run.events,
+    };
+    c.endedRun = { span: ended, events: run.events };
+    this.hooks.runEnded?.(ended, c);
   }
 
   // ---- inventory snapshots ----
@@ -402,7 +438,12 @@ export class LifecycleTracker {
         };
       }
       if (!isLive(info.state) && info.finishedAt > 0 && !c.lastExit)
-        c.lastExit = { code: info.exitCode, timeMs: info.finishedAt, oom: info.oomKilled };
+        c.lastExit = {
+          code: info.exitCode,
+          timeMs: info.finishedAt,
+          oom: info.oomKilled,
+          runStartedAt: info.startedAt,
+        };
     } else if (
       resync &&
       ev.type === 'updated' &&
@@ -430,7 +471,12 @@ export class LifecycleTracker {
         };
       }
       if (!isLive(info.state) && info.finishedAt > 0)
-        c.lastExit = { code: info.exitCode, timeMs: info.finishedAt, oom: info.oomKilled };
+        c.lastExit = {
+          code: info.exitCode,
+          timeMs: info.finishedAt,
+          oom: info.oomKilled,
+          runStartedAt: info.startedAt,
+        };
     } else if (
       resync &&
       c.run &&
@@ -466,11 +512,17 @@ export class LifecycleTracker {
     if (c.pendingOom && Math.abs(info.startedAt - c.pendingOom.approxStartMs) < MATCH_MS)
       this.flushPendingOom(c, info.startedAt);
 
-    // the inspect after a die is authoritative for the OOM flag and exit code of that exit
-    if (!isLive(info.state) && info.finishedAt > 0 && c.lastExit) {
-      if (Math.abs(c.lastExit.timeMs - info.finishedAt) < MATCH_MS) {
-        c.lastExit.oom = c.lastExit.oom || info.oomKilled;
-        c.lastExit.code = info.exitCode;
+    // the inspect after a die is authoritative for the OOM flag and exit code of that exit. The
+    // same run: the same StartedAt (the die event can be sent seconds after FinishedAt on a busy
+    // host, so the end times alone may not match), or end times within the window
+    const last = c.lastExit;
+    if (!isLive(info.state) && info.finishedAt > 0 && last) {
+      const sameRun =
+        (last.runStartedAt > 0 && Math.abs(info.startedAt - last.runStartedAt) < MATCH_MS) ||
+        Math.abs(last.timeMs - info.finishedAt) < MATCH_MS;
+      if (sameRun) {
+        if (info.oomKilled && !last.oom) this.lateOom(c, info.finishedAt);
+        last.code = info.exitCode;
       }
     }
     if (isLive(info.state) || info.startedAt > 0) this.hooks.track?.(info.id, info.startedAt);

@@ -161,6 +161,80 @@ describe('LifecycleTracker', () => {
     expect(runs[0]?.events.map((e) => e.name)).toEqual(['oom']);
   });
 
+  it('takes an OOM verdict that comes after die: the last exit and the ended run get it', () => {
+    // containerd reports the OOM and the exit on separate paths: on a busy host `die` wins
+    const { t, runs, ooms } = setup();
+    t.onInventory({ type: 'added', container: info({ startedAt: T0 }) }, false);
+    t.onDockerEvent(ev('start', T0 + 3));
+    t.onDockerEvent(ev('die', T0 + 900, { exitCode: '137' }));
+    expect(t.get(ID)!.lastExit).toMatchObject({ code: 137, oom: false });
+    expect(runs[0]?.oomKilled).toBe(false);
+    t.onDockerEvent(ev('oom', T0 + 4_000));
+    expect(ooms).toEqual([[ID, T0]]);
+    expect(t.get(ID)!.lastExit).toMatchObject({ code: 137, oom: true });
+    // the same object the collector holds for a moment before sending it
+    expect(runs[0]?.oomKilled).toBe(true);
+    expect(runs[0]?.events.map((e) => e.name)).toEqual(['oom']);
+    expect(runs).toHaveLength(1);
+  });
+
+  it("takes inspect's OOMKilled for the run that ended even when die came seconds after FinishedAt", () => {
+    const { t, runs } = setup();
+    t.onInventory({ type: 'added', container: info({ startedAt: T0 }) }, false);
+    t.onDockerEvent(ev('start', T0 + 3));
+    // dockerd sends die after its exit handling: 5 s after containerd's exit time here
+    t.onDockerEvent(ev('die', T0 + 6_000, { exitCode: '137' }));
+    t.onInventory(
+      {
+        type: 'updated',
+        container: info({
+          startedAt: T0,
+          state: 'exited',
+          exitCode: 137,
+          finishedAt: T0 + 1_000,
+          oomKilled: true,
+        }),
+        previous: info({ startedAt: T0 }),
+      },
+      false,
+    );
+    expect(t.get(ID)!.lastExit).toMatchObject({ code: 137, oom: true });
+    expect(runs[0]?.oomKilled).toBe(true);
+    // an inspect of another run (another StartedAt, far-off end) does not touch this exit
+    t.onDockerEvent(ev('start', T0 + 20_000));
+    t.onDockerEvent(ev('die', T0 + 30_000, { exitCode: '137' }));
+    t.onInventory(
+      {
+        type: 'updated',
+        container: info({
+          startedAt: T0,
+          state: 'exited',
+          exitCode: 137,
+          finishedAt: T0 + 1_000,
+          oomKilled: true,
+        }),
+        previous: info({ startedAt: T0 }),
+      },
+      false,
+    );
+    expect(t.get(ID)!.lastExit).toMatchObject({ code: 137, oom: false });
+    expect(runs[1]?.oomKilled).toBe(false);
+  });
+
+  it('gives a late OOM to no run that it cannot belong to', () => {
+    const { t, runs } = setup();
+    t.onInventory({ type: 'added', container: info({ startedAt: T0 }) }, false);
+    t.onDockerEvent(ev('start', T0 + 3));
+    t.onDockerEvent(ev('die', T0 + 60_000, { exitCode: '1' }));
+    // replayed from before that run's end (after a reconnect): an earlier run's
+    t.onDockerEvent(ev('oom', T0 + 50_000));
+    // long after the end (the window is LATE_OOM_MS)
+    t.onDockerEvent(ev('oom', T0 + 60_000 + 31_000));
+    expect(t.get(ID)!.lastExit).toMatchObject({ code: 1, oom: false });
+    expect(runs[0]?.oomKilled).toBe(false);
+    expect(runs[0]?.events).toEqual([]);
+  });
+
   it('records health transitions and pause/unpause as span events', () => {
     const { t, runs } = setup();
     t.onInventory({ type: 'added', container: info({ health: 'starting' }) }, true);

@@ -1,0 +1,146 @@
+// A run that a SIGKILL nobody sent through the API ended (exit code 137, no `kill` event) may have
+// been OOM-killed with Docker's verdict still on its way: containerd reports the OOM and the exit
+// on separate paths, and on a busy host the `oom` event comes after `die`. Its span waits a
+// moment for that verdict; runs that `docker kill` ended, and every other run, go out at once.
+//
+// Through the real Agent and LifecycleCollector (no daemon: events and inspects enter through the
+// tracker's entry points), spans captured where the state-dir spool would wrap the exporter.
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ExportResultCode } from '@opentelemetry/core';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Agent } from '../../../src/agent.js';
+import { LifecycleCollector } from '../../../src/collectors/lifecycle/index.js';
+import { loadConfig } from '../../../src/config/load.js';
+import type { DockerEvent } from '../../../src/docker/types.js';
+import { makeContainerInfo } from '../../support/container-info.js';
+import { captureLogger } from '../../support/log-capture.js';
+
+const T0 = 1_750_000_000_000;
+
+const dirs: string[] = [];
+const agents: Agent[] = [];
+afterEach(async () => {
+  await Promise.all(agents.splice(0).map((a) => a.stop()));
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function ev(
+  id: string,
+  action: string,
+  ms: number,
+  attrs: Record<string, string> = {},
+): DockerEvent {
+  return {
+    Type: 'container',
+    Action: action,
+    Actor: { ID: id, Attributes: { name: id.slice(0, 4), ...attrs } },
+    time: Math.floor(ms / 1000),
+    timeNano: ms * 1e6,
+  };
+}
+
+async function until<T>(get: () => T | undefined | false, what: string): Promise<T> {
+  const end = Date.now() + 10_000;
+  for (;;) {
+    const v = get();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function start(holdMs: number): { lc: LifecycleCollector; spans: ReadableSpan[]; agent: Agent } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'hm-lc-oom-'));
+  dirs.push(dir);
+  const env = {
+    DOCKER_HOST: `unix://${path.join(dir, 'no-docker.sock')}`,
+    OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9',
+    HARBORMASTER_STATE_DIR: path.join(dir, 'state'),
+    HARBORMASTER_LISTEN: '127.0.0.1:0',
+    HARBORMASTER_LIFECYCLE_TRACES_BATCH_DELAY_SECONDS: '0.05',
+    // built below by hand, over the agent's own context
+    HARBORMASTER_LIFECYCLE_ENABLED: 'false',
+  };
+  const spans: ReadableSpan[] = [];
+  let lc: LifecycleCollector | undefined;
+  const agent = new Agent(loadConfig({ env }).config, captureLogger().logger, [
+    (ctx) => {
+      ctx.wrapSpanExporter = () => ({
+        export: (s, done) => {
+          spans.push(...s);
+          done({ code: ExportResultCode.SUCCESS });
+        },
+        shutdown: () => Promise.resolve(),
+      });
+      lc = new LifecycleCollector(ctx, { oomVerdictHoldMs: holdMs });
+      return lc;
+    },
+  ]);
+  agents.push(agent);
+  return { lc: lc!, spans, agent };
+}
+
+function running(lc: LifecycleCollector, id: string): void {
+  lc.tracker.onInventory(
+    {
+      type: 'added',
+      container: makeContainerInfo({
+        id,
+        name: id.slice(0, 4),
+        startedAt: T0,
+        createdAt: T0 - 1000,
+      }),
+    },
+    false,
+  );
+  lc.tracker.onDockerEvent(ev(id, 'start', T0));
+}
+
+const spanOf = (spans: ReadableSpan[], id: string): ReadableSpan | undefined =>
+  spans.find(
+    (s) => s.resource.attributes['container.id'] === id || s.attributes['container.id'] === id,
+  );
+
+describe('run spans and a late OOM verdict', () => {
+  it('an unexplained SIGKILL: the span waits for the oom event that follows die and carries it', async () => {
+    const { lc, spans } = start(1_500);
+    const id = 'a'.repeat(64);
+    running(lc, id);
+    lc.tracker.onDockerEvent(ev(id, 'die', T0 + 1000, { exitCode: '137' }));
+    await new Promise((r) => setTimeout(r, 400));
+    expect(spanOf(spans, id)).toBeUndefined(); // held
+    lc.tracker.onDockerEvent(ev(id, 'oom', T0 + 3000));
+    const span = await until(() => spanOf(spans, id), 'the held span');
+    expect(span.attributes['docker.container.oom_killed']).toBe(true);
+    expect(span.events.map((e) => e.name)).toContain('oom');
+  });
+
+  it('docker kill (a kill event) and a plain exit: the spans go out at once', async () => {
+    const { lc, spans } = start(60_000);
+    const killed = 'b'.repeat(64);
+    const exited = 'c'.repeat(64);
+    running(lc, killed);
+    running(lc, exited);
+    lc.tracker.onDockerEvent(ev(killed, 'kill', T0 + 900, { signal: '9' }));
+    lc.tracker.onDockerEvent(ev(killed, 'die', T0 + 1000, { exitCode: '137' }));
+    lc.tracker.onDockerEvent(ev(exited, 'die', T0 + 1000, { exitCode: '1' }));
+    const k = await until(() => spanOf(spans, killed), 'the killed run span');
+    expect(k.attributes['docker.container.oom_killed']).toBe(false);
+    await until(() => spanOf(spans, exited), 'the exited run span');
+  });
+
+  it('a held span is sent when the agent stops, with what is known', async () => {
+    const { lc, spans, agent } = start(60_000);
+    const id = 'd'.repeat(64);
+    running(lc, id);
+    lc.tracker.onDockerEvent(ev(id, 'die', T0 + 1000, { exitCode: '137' }));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(spanOf(spans, id)).toBeUndefined();
+    await agent.stop();
+    const span = spanOf(spans, id);
+    expect(span?.attributes['docker.container.oom_killed']).toBe(false);
+  });
+});
