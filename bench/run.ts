@@ -21,14 +21,7 @@ const only = process.argv
   .find((a) => a.startsWith('--only='))
   ?.slice('--only='.length)
   .split(',');
-// `--except=a,b`: every benchmark but these (CI runs the one with a private dockerd, `real`, on
-// its own before the integration tests and the rest beside the run-alone file)
-const except = process.argv
-  .find((a) => a.startsWith('--except='))
-  ?.slice('--except='.length)
-  .split(',');
-const want = (name: string): boolean =>
-  (!only || only.includes(name)) && !(except ?? []).includes(name);
+const want = (name: string): boolean => !only || only.includes(name);
 
 const results: Record<string, unknown> = {
   date: new Date().toISOString(),
