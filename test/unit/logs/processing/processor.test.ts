@@ -101,9 +101,12 @@ describe('per-container controls', () => {
     h.push('(unclosed stays');
     expect(h.out.map((r) => r.body)).toEqual(['(unclosed stays']);
     expect(h.events.invalid_label).toBe(2);
-    expect(h.warnings).toHaveLength(2);
-    expect(h.warnings.join('\n')).toContain('harbormaster.logs.drop');
-    expect(h.warnings.join('\n')).toContain('harbormaster.logs.parser');
+    // the label warnings only: a record over the time budget (performance.now(), real time, on
+    // a loaded machine) adds an over_budget warning of its own
+    const labelWarnings = h.warnings.filter((w) => w.startsWith('invalid_label:'));
+    expect(labelWarnings).toHaveLength(2);
+    expect(labelWarnings.join('\n')).toContain('harbormaster.logs.drop');
+    expect(labelWarnings.join('\n')).toContain('harbormaster.logs.parser');
   });
 
   it('the rate limit (off by default) drops over the budget and counts by reason', () => {
