@@ -143,18 +143,17 @@ describeDocker('daemon loss', () => {
           throw new Error(`docker events exited with ${watcherExit}: ${watcherErr.trim()}`);
         if (markers.some((m) => watched.includes(`container create ${m}\n`))) return true;
         const m = `attach-${process.pid}-${markers.length}`;
-        markers.push(m);
         await d.dockerOk(['create', '--network', 'none', '--name', m, TEST_IMAGE, 'true']);
+        markers.push(m);
         return false;
       },
       30_000,
       1_000,
       'docker events to attach',
     );
-    await d.dockerOk(['rm', ...markers]);
-    const last = markers[markers.length - 1] as string;
+    await d.dockerOk(['rm', '-f', ...markers]);
     await waitFor(
-      () => watched.includes(`container destroy ${last}\n`),
+      () => markers.every((m) => watched.includes(`container destroy ${m}\n`)),
       15_000,
       20,
       'markers gone',
