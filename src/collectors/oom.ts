@@ -25,6 +25,8 @@ interface OomRun {
   /** Kills of this run by the cgroup counter (above the baseline). */
   cgroup: number;
   baseline?: number;
+  /** The run closed last (its counts are in `base`): a late `oom` event for it merges there. */
+  prev?: { runStartedAt: number; events: number; cgroup: number };
 }
 
 export class OomTracker {
@@ -50,6 +52,7 @@ export class OomTracker {
     } else if (runStartedAt !== 0 && e.runStartedAt !== runStartedAt) {
       // a new run (new cgroup): close the previous run's count
       e.base += this.runCount(e);
+      e.prev = { runStartedAt: e.runStartedAt, events: e.events, cgroup: e.cgroup };
       e.events = 0;
       e.cgroup = 0;
       e.runStartedAt = runStartedAt;
@@ -60,6 +63,16 @@ export class OomTracker {
 
   /** A daemon `oom` event for the container's run that started at runStartedAt (ms). */
   noteEvent(id: string, runStartedAt: number): void {
+    const e = this.perContainer.get(id);
+    const prev = e?.prev;
+    if (e && prev && runStartedAt !== 0 && prev.runStartedAt === runStartedAt) {
+      // Docker's late verdict for the run before the current one (sent after the next run
+      // started): merged with what that run already counted, the current run untouched
+      const before = this.runCount(prev);
+      prev.events += 1;
+      e.base += this.runCount(prev) - before;
+      return;
+    }
     this.entry(id, runStartedAt).events += 1;
   }
 
@@ -79,7 +92,7 @@ export class OomTracker {
   }
 
   /** Kills of the current run: the cgroup's count; events as "at least one" (see the header). */
-  private runCount(e: OomRun): number {
+  private runCount(e: { events: number; cgroup: number }): number {
     const fromEvents = this.cgroupCounts ? Math.min(e.events, 1) : e.events;
     return Math.max(fromEvents, e.cgroup);
   }

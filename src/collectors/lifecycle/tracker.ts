@@ -85,6 +85,17 @@ export interface LastExit {
  */
 export const LATE_OOM_MS = 30_000;
 
+/** The run that ended last, kept LATE_OOM_MS for a late OOM verdict. */
+export interface EndedRun {
+  span: ContainerRun;
+  /** The span's events (the same array, writable). */
+  events: RunEvent[];
+  /** Its exit: the verdict marks the span only while this is still the container's last exit. */
+  exit: LastExit;
+  /** Its inspect StartedAt (the OomTracker's key), 0 if never matched. */
+  startedAt: number;
+}
+
 export interface TrackedContainer {
   id: string;
   info?: ContainerInfo;
@@ -100,7 +111,7 @@ export interface TrackedContainer {
    * added to it (the collector holds a SIGKILLed run's span a moment for it, see
    * OOM_VERDICT_HOLD_MS).
    */
-  endedRun?: { span: ContainerRun; events: RunEvent[] };
+  endedRun?: EndedRun;
   runs: number;
   /** StartedAt counted by a re-sync; replayed start events up to it are not counted again. */
   reconciledStartedAt: number;
@@ -227,7 +238,6 @@ export class LifecycleTracker {
         c.removedAt = undefined;
         if (replayed && c.run) return; // the re-sync already opened this run
         this.flushPendingOom(c, 0);
-        c.endedRun = undefined;
         c.runs += 1;
         c.run = { startMs: ms, inspectStartedAt: 0, events: [], oom: false, attempt: c.runs };
         // the snapshot may already describe this run (inspect landed first)
@@ -252,17 +262,21 @@ export class LifecycleTracker {
       }
       case 'oom': {
         const c = this.tracked(id);
+        if (this.isLateVerdict(c, ms)) {
+          // the verdict for the run that just ended, sent after its `die` (and, with a restart
+          // policy, after the next run's `start`)
+          this.lateOom(c, ms);
+          // counted for that run: its inspect StartedAt (with no run open, the snapshot's)
+          const ended = c.endedRun;
+          const own = ended && ended.exit === c.lastExit ? ended.startedAt : 0;
+          this.hooks.oomEvent?.(id, own || (c.run ? 0 : (c.info?.startedAt ?? 0)));
+          return;
+        }
         const run = c.run;
         if (run) {
           run.oom = true;
           run.events.push({ name: 'oom', timeMs: ms });
-        } else if (
-          c.lastExit &&
-          ms >= c.lastExit.timeMs - MATCH_MS &&
-          ms <= c.lastExit.timeMs + LATE_OOM_MS
-        )
-          // no run is open: the verdict for the run that just ended, sent after its `die`
-          this.lateOom(c, ms);
+        }
         let started = run?.inspectStartedAt ?? 0;
         if (!started && run && c.info && Math.abs(c.info.startedAt - run.startMs) < MATCH_MS)
           started = c.info.startedAt;
@@ -282,6 +296,7 @@ export class LifecycleTracker {
           t.removedAt = this.now();
           t.run = undefined;
           t.pendingOom = undefined;
+          t.endedRun = undefined;
         }
         return;
       case 'pause':
@@ -360,11 +375,36 @@ export class LifecycleTracker {
     for (let i = 0; i < p.count; i++) this.hooks.oomEvent?.(c.id, startedAt);
   }
 
+  /**
+   * An `oom` event at `ms` is Docker's late verdict for the run that ended last: with no run open,
+   * one within [its end - MATCH_MS, its end + LATE_OOM_MS]; with a run open (a restart policy
+   * started the next one), only when that run began under MATCH_MS before the event and the last
+   * exit was a SIGKILL nobody sent through the API (137 without a `kill` event) not yet known as
+   * an OOM: a heuristic, since the event does not say which run it is for (an OOM right at the
+   * start of the next run is counted for the one before).
+   */
+  private isLateVerdict(c: TrackedContainer, ms: number): boolean {
+    const last = c.lastExit;
+    if (!last || ms < last.timeMs - MATCH_MS || ms > last.timeMs + LATE_OOM_MS) return false;
+    const run = c.run;
+    if (!run) return true;
+    const ended = c.endedRun;
+    return (
+      ms - run.startMs < MATCH_MS &&
+      !last.oom &&
+      last.code === 137 &&
+      ended?.exit === last &&
+      !ended.events.some((e) => e.name === 'kill')
+    );
+  }
+
   /** Docker's OOM verdict for the run that ended last, after its end was handled. */
   private lateOom(c: TrackedContainer, ms: number): void {
-    if (c.lastExit) c.lastExit.oom = true;
+    const last = c.lastExit;
+    if (!last) return;
+    last.oom = true;
     const r = c.endedRun;
-    if (r && !r.span.oomKilled) {
+    if (r && r.exit === last && !r.span.oomKilled) {
       r.span.oomKilled = true;
       r.events.push({ name: 'oom', timeMs: ms });
     }
@@ -396,7 +436,12 @@ export class LifecycleTracker {
       attempt: run.attempt,
       events: run.events,
     };
-    c.endedRun = { span: ended, events: run.events };
+    c.endedRun = {
+      span: ended,
+      events: run.events,
+      exit: c.lastExit,
+      startedAt: run.inspectStartedAt,
+    };
     this.hooks.runEnded?.(ended, c);
   }
 
@@ -409,6 +454,7 @@ export class LifecycleTracker {
       if (c) {
         c.removedAt = this.now();
         c.run = undefined; // never give a run a fake end
+        c.endedRun = undefined;
       }
       return;
     }
@@ -540,6 +586,7 @@ export class LifecycleTracker {
   sweep(): void {
     const now = this.now();
     for (const [id, c] of this.byId) {
+      if (c.endedRun && now - c.endedRun.exit.timeMs > LATE_OOM_MS) c.endedRun = undefined;
       if (c.removedAt !== undefined && now - c.removedAt >= this.graceMs) {
         this.byId.delete(id);
         this.hooks.forget?.(id);

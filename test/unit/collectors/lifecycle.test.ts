@@ -221,6 +221,40 @@ describe('LifecycleTracker', () => {
     expect(runs[1]?.oomKilled).toBe(false);
   });
 
+  it('with a restart policy: a verdict just after the next start is for the run that ended', () => {
+    const { t, runs, ooms } = setup();
+    t.onInventory({ type: 'added', container: info({ startedAt: T0 }) }, false);
+    t.onDockerEvent(ev('start', T0 + 3));
+    t.onInventory(
+      { type: 'updated', container: info({ startedAt: T0 }), previous: info({ startedAt: T0 }) },
+      false,
+    );
+    t.onDockerEvent(ev('die', T0 + 900, { exitCode: '137' }));
+    t.onDockerEvent(ev('start', T0 + 1_000)); // restarted 100 ms later
+    t.onDockerEvent(ev('oom', T0 + 1_600));
+    expect(t.get(ID)!.lastExit).toMatchObject({ code: 137, oom: true });
+    expect(runs[0]?.oomKilled).toBe(true);
+    expect(runs[0]?.events.map((e) => e.name)).toEqual(['oom']);
+    expect(ooms).toEqual([[ID, T0]]); // counted for the run that ended
+    // the new run is not marked: its exit is its own
+    t.onDockerEvent(ev('die', T0 + 9_000, { exitCode: '0' }));
+    expect(t.get(ID)!.lastExit).toMatchObject({ code: 0, oom: false });
+    expect(runs[1]?.oomKilled).toBe(false);
+    // but an OOM well into a run, or after a docker kill, is that run's
+    t.onDockerEvent(ev('start', T0 + 10_000));
+    t.onDockerEvent(ev('oom', T0 + 13_000));
+    t.onDockerEvent(ev('die', T0 + 13_100, { exitCode: '137' }));
+    expect(runs[2]?.oomKilled).toBe(true);
+    t.onDockerEvent(ev('start', T0 + 14_000));
+    t.onDockerEvent(ev('kill', T0 + 14_500, { signal: '9' }));
+    t.onDockerEvent(ev('die', T0 + 14_600, { exitCode: '137' }));
+    t.onDockerEvent(ev('start', T0 + 14_700));
+    t.onDockerEvent(ev('oom', T0 + 15_000));
+    expect(runs[3]?.oomKilled).toBe(false);
+    t.onDockerEvent(ev('die', T0 + 16_000, { exitCode: '137' }));
+    expect(runs[4]?.oomKilled).toBe(true);
+  });
+
   it('gives a late OOM to no run that it cannot belong to', () => {
     const { t, runs } = setup();
     t.onInventory({ type: 'added', container: info({ startedAt: T0 }) }, false);

@@ -16,6 +16,27 @@ describe('OomTracker', () => {
     expect(t.total('a')).toBe(3);
   });
 
+  it("merges a late event for the run before the current one with that run's count", () => {
+    // Docker's oom event for run A arrives after the restart policy started run B
+    const t = new OomTracker(() => START);
+    t.noteCgroup('a', START + 1000, 0);
+    t.noteCgroup('a', START + 1000, 1); // the cgroup counted A's kill
+    t.noteCgroup('a', START + 5000, 0); // B
+    expect(t.total('a')).toBe(1);
+    t.noteEvent('a', START + 1000);
+    expect(t.total('a')).toBe(1); // the same kill, not a second one
+    t.noteCgroup('a', START + 5000, 1); // B's own kill
+    expect(t.total('a')).toBe(2);
+    // A's cgroup vanished before any read saw its kill: the late event is that kill
+    const u = new OomTracker(() => START);
+    u.noteCgroup('b', START + 1000, 0);
+    u.noteCgroup('b', START + 5000, 0);
+    u.noteEvent('b', START + 1000);
+    expect(u.total('b')).toBe(1);
+    u.noteCgroup('b', START + 5000, 0);
+    expect(u.total('b')).toBe(1);
+  });
+
   it('does not count kills from before the agent started again after an agent restart', () => {
     // first agent: the run started at START+1000 and had one kill
     const first = new OomTracker(() => START);
