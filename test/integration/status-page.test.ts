@@ -307,7 +307,8 @@ describeDocker('status page in a real browser', () => {
 
     // the container view: lifecycle, allowlisted labels only, CPU and memory charts
     const webId = (await visibleRows(page)).find((r) => r.cells[0] === names.web)?.id ?? '';
-    await page.click(`#containers-body tr[data-id="${webId}"] a`);
+    // a locator: the table refreshes in place, and a row link found a moment before may be gone
+    await page.locator(`#containers-body tr[data-id="${webId}"] a`).click();
     await page.waitForSelector('#detail:not(.hidden)');
     await waitFor(
       async () =>
@@ -339,7 +340,31 @@ describeDocker('status page in a real browser', () => {
     expect(labels.join(' ')).not.toContain('harbormaster.test'); // not on the allowlist
     await page.screenshot({ path: path.join(artifacts, 'container-view.png'), fullPage: true });
 
-    // a malformed link (bad percent-encoding) says so in the view instead of throwing a URIError
+    // a malformed link (bad percent-encoding) says so in the view instead of throwing a URIError;
+    // and a slow answer for the container asked for just before it (held here until the message
+    // shows) does not overwrite that message when it lands
+    await page.evaluate(() => {
+      location.hash = '#/';
+    });
+    await page.setRequestInterception(true);
+    let release: (() => void) | undefined;
+    const held = new Promise<void>((resolve) => {
+      page.on('request', (req) => {
+        if (!release && req.url().includes('api/v1/status/container?')) {
+          release = () => void req.continue();
+          resolve();
+        } else void req.continue();
+      });
+    });
+    const answered = new Promise<void>((resolve) => {
+      page.on('requestfinished', (req) => {
+        if (req.url().includes('api/v1/status/container?')) resolve();
+      });
+    });
+    await page.evaluate((id) => {
+      location.hash = '#/container/' + encodeURIComponent(id);
+    }, webId);
+    await held;
     await page.evaluate(() => {
       location.hash = '#/container/%E0';
     });
@@ -353,7 +378,17 @@ describeDocker('status page in a real browser', () => {
       100,
       'the message for a malformed container link',
     );
+    release?.();
+    await answered;
+    // the page has handled the answer (its JSON is parsed in the same turn or the next)
+    await page.evaluate(() => new Promise((r) => setTimeout(r, 200)));
+    expect(await page.$eval('#detail-title', (e) => e.textContent)).toBe(
+      'Not a valid container link: %E0',
+    );
     expect(await page.$$('#detail-findings tr')).toHaveLength(0);
+    page.removeAllListeners('request');
+    page.removeAllListeners('requestfinished');
+    await page.setRequestInterception(false);
 
     expect(problems).toEqual([]);
 

@@ -222,7 +222,12 @@ const SCRIPT = `
   }
 
   let detailId = null;
+  // each call's number: a call that a newer one (a hash change, a refresh) overtook while it
+  // fetched writes nothing, so a slow answer for the container shown before cannot overwrite
+  // what the newer call showed
+  let detailCall = 0;
   async function showDetail() {
+    const call = ++detailCall;
     const m = /^#\\/container\\/(.+)$/.exec(location.hash);
     // a message in the view, and nothing left over from the container shown before
     const detailError = (msg) => {
@@ -247,9 +252,11 @@ const SCRIPT = `
       if (!res.ok) throw new Error(res.status + ' ' + res.statusText);
       d = await res.json();
     } catch (err) {
+      if (call !== detailCall) return;
       detailError('Container ' + detailId + ': ' + err.message);
       return;
     }
+    if (call !== detailCall) return;
     $('detail-title').textContent = d.name;
     const facts = $('detail-facts');
     facts.replaceChildren();
