@@ -126,8 +126,12 @@ describeDocker('HTTP bounds under a descriptor limit (issue 16)', () => {
       for (const s of sockets) s.destroy();
     }
     expect(openFor.length).toBeGreaterThan(LIMIT - RESERVED);
-    // closed within the idle timeout plus one sweep (0.5 s here) and scheduling
-    expect(Math.max(...openFor)).toBeLessThan((IDLE_SECONDS + 2) * 1000);
+    // closed by the idle timeout: measured from the client's connect, so it also holds the
+    // agent's accept of a 2,000-connection flood (the sweep's clock starts at the accept), one
+    // sweep (0.5 s here) and scheduling; 8.4 s was seen on a loaded 2-core machine against
+    // 5 + 2 s. A connection the sweep missed stays open until the test destroys it (the wait for
+    // every close above fails first).
+    expect(Math.max(...openFor)).toBeLessThan(IDLE_SECONDS * 2 * 1000);
     expect(maxFds).toBeLessThan(LIMIT);
     const text = (await agent.get('/metrics')).text;
     const closedBy = (reason: string): number =>

@@ -149,7 +149,8 @@ describeDocker('status page behind TLS and basic auth', () => {
       'a refresh over TLS',
     );
     expect(await page.$eval('#banner', (e) => e.classList.contains('hidden'))).toBe(true);
-    await page.click(`#containers-body tr[data-id="${id}"] a`);
+    // a locator: the table refreshes in place, and a row link found a moment before may be gone
+    await page.locator(`#containers-body tr[data-id="${id}"] a`).click();
     await page.waitForSelector('#detail:not(.hidden)');
     await waitFor(
       async () => (await page.$eval('#detail-title', (e) => e.textContent)) === name,
