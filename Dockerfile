@@ -49,7 +49,7 @@ EXPOSE 9105
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "const l=process.env.HARBORMASTER_LISTEN||'0.0.0.0:9105';const p=l.slice(l.lastIndexOf(':')+1);require('http').get({host:'127.0.0.1',port:p,path:'/healthz',timeout:4000},r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1)).on('timeout',()=>process.exit(1))"]
 # V8 flags: src/node-flags.ts (why; kept in step by test/unit/node-flags.test.ts)
-ENTRYPOINT ["node", "--max-semi-space-size=16", "/app/dist/src/cli.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=8", "/app/dist/src/cli.js"]
 CMD ["run"]
 
 # ---- target from-context: dist/ and production node_modules/ already in the build context ---

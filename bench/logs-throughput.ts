@@ -7,7 +7,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { AGENT_NODE_FLAGS } from '../src/node-flags.js';
 
 const LINE_BODY = 150; // + ~90 bytes of json-file framing ≈ 190-byte lines on disk with a short body
@@ -112,6 +112,7 @@ async function runPipeline(
   compression: 'gzip' | 'none',
   backlog?: { outageMs: number; stopAfterMs: number },
   worker = fileURLToPath(new URL('./logs-worker.js', import.meta.url)),
+  nodeFlags: readonly string[] = [...AGENT_NODE_FLAGS], // the pipeline runs with the agent's V8 flags
 ): Promise<Record<string, number>> {
   let received = 0;
   const downUntil = backlog ? Date.now() + backlog.outageMs : 0;
@@ -136,7 +137,7 @@ async function runPipeline(
     const child = spawn(
       process.execPath,
       [
-        ...AGENT_NODE_FLAGS, // the pipeline runs with the agent's V8 flags
+        ...nodeFlags,
         '--expose-gc',
         worker,
         JSON.stringify({
@@ -257,17 +258,27 @@ export async function runLogsBench(opts: {
   return results;
 }
 
+/** The agent's V8 flags of a build (its src/node-flags.js), so a changed flag is compared too. */
+async function buildNodeFlags(build: string): Promise<readonly string[]> {
+  const f = path.resolve(build, 'src', 'node-flags.js');
+  const m = (await import(pathToFileURL(f).href)) as { AGENT_NODE_FLAGS: readonly string[] };
+  return m.AGENT_NODE_FLAGS;
+}
+
 /**
  * Before/after of the pipeline process alone: builds given as directories holding
- * bench/logs-worker.js (a copy of dist/ before a change, and dist/), run in alternation on the
- * same files, each round followed by the plain-reader baseline. CPU seconds and peak RSS over
- * idle are the figures to compare on a busy machine (wall time moves with the load).
+ * bench/logs-worker.js and src/node-flags.js (a copy of dist/ before a change, and dist/), each
+ * run with its own agent V8 flags, in alternation on the same files, each round followed by the
+ * plain-reader baseline. CPU seconds and peak RSS over idle are the figures to compare on a busy
+ * machine (wall time moves with the load). partialKiB > 0: lines of that size in 16 KiB partial
+ * records (the quick run's partial_16KiB case uses 64 and 2,000 lines).
  */
 export async function compareBuilds(
   builds: string[],
   lines: number,
   fileCount: number,
   rounds: number,
+  partialKiB = 0,
 ): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'hm-logs-compare-'));
   try {
@@ -276,14 +287,15 @@ export async function compareBuilds(
       const d = path.join(dir, `c${i}`);
       mkdirSync(d, { recursive: true });
       const f = path.join(d, `c${i}-json.log`);
-      generate(f, Math.ceil(lines / fileCount));
+      generate(f, Math.ceil(lines / fileCount), partialKiB);
       files.push(f);
     }
     const total = Math.ceil(lines / fileCount) * fileCount;
+    const flags = await Promise.all(builds.map(buildNodeFlags));
     for (let r = 0; r < rounds; r++) {
-      for (const b of builds) {
+      for (const [k, b] of builds.entries()) {
         const worker = path.resolve(b, 'bench', 'logs-worker.js');
-        const res = await runPipeline(files, total, 'none', undefined, worker);
+        const res = await runPipeline(files, total, 'none', undefined, worker, flags[k]);
         console.log(
           `${b}: cpu_s ${res.cpuSeconds!.toFixed(2)} wall_s ${res.seconds!.toFixed(2)} peak_over_idle_mib ${(res.peakRssMiB! - res.idleRssMiB!).toFixed(0)} checkpoint_writes ${res.checkpointWrites}`,
         );
@@ -305,6 +317,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       Number(arg('lines') ?? 300_000),
       Number(arg('files') ?? 1),
       Number(arg('rounds') ?? 3),
+      Number(arg('partial-kib') ?? 0),
     );
   else await runLogsBench({ quick: process.argv.includes('--quick') });
 }

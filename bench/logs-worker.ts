@@ -5,6 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
+import { logsSection } from '../src/config/sections/logs.js';
 import { OtlpLogsExporter } from '../src/exporters/otlp-logs.js';
 import { CheckpointStore } from '../src/logs/checkpoints.js';
 import { BoundedQueue, ExportLoop } from '../src/logs/pipeline.js';
@@ -27,7 +28,13 @@ const job = JSON.parse(process.argv[2] ?? '{}') as Job;
 // stderr: stdout carries the result JSON.
 const log = pino({ level: 'warn' }, pino.destination(2));
 const store = new CheckpointStore(mkdtempSync(path.join(os.tmpdir(), 'hm-bench-state-')), log);
-const queue = new BoundedQueue(16 * 1024 * 1024, 4096, 4 * 1024 * 1024);
+// The agent's defaults (queue_max_bytes, batch_max_records, batch_max_bytes).
+const defaults = logsSection.parse({});
+const queue = new BoundedQueue(
+  defaults.queue_max_bytes,
+  defaults.batch_max_records,
+  defaults.batch_max_bytes,
+);
 const exporter = new OtlpLogsExporter({
   url: job.url,
   protocol: 'http/protobuf',

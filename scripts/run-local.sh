@@ -53,4 +53,4 @@ if [ -z "${HARBORMASTER_STATE_DIR:-}" ] && [ "$(id -u)" -ne 0 ]; then
 fi
 echo "starting harbormaster: metrics on http://localhost:9105/metrics (Ctrl-C stops it)"
 # V8 flags: src/node-flags.ts (why; kept in step by test/unit/node-flags.test.ts)
-exec node --max-semi-space-size=16 dist/src/cli.js run "$@"
+exec node --max-semi-space-size=8 dist/src/cli.js run "$@"

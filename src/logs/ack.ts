@@ -16,8 +16,11 @@
 // last commit point of the acknowledged run; units past it are re-read after a restart.
 //
 // Cost: one small token object per unit, none where the record is its own token (the file
-// tailer's whole lines: src/logs/record.ts BytesRecord has tracker and seq); the tracker stores
-// refs and numbers in arrays that are compacted as the committed run advances.
+// tailer's whole lines: src/logs/record.ts BytesRecord has tracker and seq); the tracker keeps
+// the outstanding units in a ring (refs in an array, positions in a Float64Array, ack flags in a
+// Uint8Array; doubled when full, back to its first size when nothing is outstanding), so a steady
+// stream allocates nothing here. (Arrays that grew and were sliced as the run advanced were
+// large-object garbage, freed only by a full collection: a tenth of the peak RSS of a busy tailer.)
 //
 // Age: a source may mark() the time of the data it is about to hand out (once per read chunk, not
 // per unit); oldestMarkedMs() is then the time of the mark that covers the oldest token not yet
@@ -60,13 +63,19 @@ export function ackCount(a: Ack | undefined): number {
   return isToken(a) ? 1 : a.length;
 }
 
+/** First (and idle) size of a tracker's ring. */
+const RING_MIN = 64;
+
 export class AckTracker<R> {
-  /** Sequence number of refs[head]. */
+  /** Sequence number of the unit in slot head. */
   private base = 0;
   private head = 0;
-  private refs: R[] = [];
-  private ns: number[] = [];
-  private acked: boolean[] = [];
+  /** Units outstanding (slots head, head + 1, … modulo the ring size). */
+  private count = 0;
+  private refs: (R | undefined)[] = new Array<R | undefined>(RING_MIN).fill(undefined);
+  /** Position after each unit; a unit that is not a commit point is stored as -1 - n. */
+  private ns = new Float64Array(RING_MIN);
+  private acked = new Uint8Array(RING_MIN);
   private committedRef: R | undefined;
   private committedN = 0;
   private hasCommitted = false;
@@ -98,17 +107,38 @@ export class AckTracker<R> {
    * is itself the token (the file tailer's BytesRecord carries tracker and seq).
    */
   nextSeq(ref: R, n: number, point = true): number {
-    const seq = this.base + this.refs.length - this.head;
-    this.refs.push(ref);
+    if (this.count === this.refs.length) this.resize(this.refs.length * 2);
+    const seq = this.base + this.count;
+    const i = (this.head + this.count) & (this.refs.length - 1);
+    this.refs[i] = ref;
     // n >= 0 always; a unit that is not a commit point is stored as -1 - n.
-    this.ns.push(point ? n : -1 - n);
-    this.acked.push(false);
+    this.ns[i] = point ? n : -1 - n;
+    this.acked[i] = 0;
+    this.count++;
     return seq;
+  }
+
+  /** A ring of `size` slots (a power of two >= count) holding the outstanding units from slot 0. */
+  private resize(size: number): void {
+    const mask = this.refs.length - 1;
+    const refs = new Array<R | undefined>(size).fill(undefined);
+    const ns = new Float64Array(size);
+    const acked = new Uint8Array(size);
+    for (let k = 0; k < this.count; k++) {
+      const j = (this.head + k) & mask;
+      refs[k] = this.refs[j];
+      ns[k] = this.ns[j]!;
+      acked[k] = this.acked[j]!;
+    }
+    this.refs = refs;
+    this.ns = ns;
+    this.acked = acked;
+    this.head = 0;
   }
 
   /** The next tokens' data dates from timeMs (until the next mark). Cheap; once per chunk. */
   mark(timeMs: number): void {
-    const seq = this.base + this.refs.length - this.head;
+    const seq = this.base + this.count;
     const last = this.markSeq.length - 1;
     if (last >= this.markHead && this.markSeq[last] === seq) {
       this.markMs[last] = Math.min(this.markMs[last]!, timeMs);
@@ -134,14 +164,18 @@ export class AckTracker<R> {
   }
 
   ack(seq: number): void {
-    const i = this.head + (seq - this.base);
-    if (seq < this.base || i >= this.refs.length) return;
-    this.acked[i] = true;
-    if (seq !== this.base) return;
-    let j = this.head;
+    const k = seq - this.base;
+    if (k < 0 || k >= this.count) return;
+    const mask = this.refs.length - 1;
+    this.acked[(this.head + k) & mask] = 1;
+    if (k !== 0) return;
+    // The acknowledged run from the oldest unit: its last commit point is committed.
+    let j = 0;
     let last = -1;
-    while (j < this.refs.length && this.acked[j]) {
-      if (this.ns[j]! >= 0) last = j;
+    while (j < this.count) {
+      const i = (this.head + j) & mask;
+      if (this.acked[i] === 0) break;
+      if (this.ns[i]! >= 0) last = i;
       j++;
     }
     if (last >= 0) {
@@ -149,21 +183,14 @@ export class AckTracker<R> {
       this.committedN = this.ns[last]!;
       this.hasCommitted = true;
     }
-    this.base += j - this.head;
-    this.head = j;
+    for (let x = 0; x < j; x++) this.refs[(this.head + x) & mask] = undefined;
+    this.base += j;
+    this.head = (this.head + j) & mask;
+    this.count -= j;
     this.dropMarks();
-    if (this.head === this.refs.length) {
-      this.refs = [];
-      this.ns = [];
-      this.acked = [];
-      this.head = 0;
-    } else if (this.head > 4096 && this.head * 2 > this.refs.length) {
-      this.refs = this.refs.slice(this.head);
-      this.ns = this.ns.slice(this.head);
-      this.acked = this.acked.slice(this.head);
-      this.head = 0;
-    }
-    const idle = this.head === this.refs.length;
+    const idle = this.count === 0;
+    // A tracker that once had many units outstanding gives the ring back when it is idle.
+    if (idle && this.refs.length > RING_MIN) this.resize(RING_MIN);
     if (last >= 0) this.onCommit(this.committedRef as R, this.committedN);
     if (idle && this.onIdle && this.outstanding === 0) this.onIdle();
   }
@@ -181,7 +208,7 @@ export class AckTracker<R> {
 
   /** Tokens handed out and not committed yet. */
   get outstanding(): number {
-    return this.refs.length - this.head;
+    return this.count;
   }
 
   /** The last committed position, if any was. */

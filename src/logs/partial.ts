@@ -71,6 +71,17 @@ export function own(b: Buffer, chunk: ArrayBufferLike | undefined): Buffer {
   return c;
 }
 
+/**
+ * The bytes a pending line keeps of a fragment: the fragment itself when the source owns it
+ * (the file tailer: the decoder copied it out of the read buffer already), a copy when it is a
+ * view into `chunk` or when only a cut part of it is kept (what is held is what is counted).
+ * A second copy of every fragment was garbage outside the JS heap (16 KiB a fragment) that only
+ * a collection frees: most of the peak RSS while 64 KiB lines are shipped.
+ */
+function keep(part: Buffer, body: Buffer, chunk: ArrayBufferLike | undefined): Buffer {
+  return part.length < body.length ? Buffer.from(part) : own(part, chunk);
+}
+
 export class PartialLines {
   private readonly pending: { stdout?: Pending; stderr?: Pending } = {};
   private heldBytes = 0;
@@ -131,7 +142,7 @@ export class PartialLines {
         });
         return;
       }
-      const first = Buffer.from(utf8Truncate(body, max));
+      const first = keep(utf8Truncate(body, max), body, chunk);
       this.pending[stream] = {
         parts: [first],
         bytes: first.length,
@@ -149,12 +160,12 @@ export class PartialLines {
       const room = max - p.bytes;
       if (body.length > room) {
         const cut = utf8Truncate(body, room);
-        if (cut.length > 0) p.parts.push(Buffer.from(cut));
+        if (cut.length > 0) p.parts.push(keep(cut, body, chunk));
         p.bytes += cut.length;
         this.hold(cut.length);
         p.truncated = true;
       } else if (body.length > 0) {
-        p.parts.push(Buffer.from(body));
+        p.parts.push(keep(body, body, chunk));
         p.bytes += body.length;
         this.hold(body.length);
       }

@@ -22,10 +22,20 @@ export function recordSize(r: LogRecord): number {
   return bodyBytes(r) + RECORD_OVERHEAD;
 }
 
-/** FIFO with a byte bound; producers wait for space, the consumer waits for a batch. */
+/**
+ * FIFO with a byte bound; producers wait for space, the consumer waits for a batch.
+ *
+ * The records wait in a ring (a power-of-two array, doubled when full, never shrunk: the bound
+ * keeps it at most about queue_max_bytes / RECORD_OVERHEAD slots, 512 KiB at the default), so a
+ * steady stream allocates nothing here: a growing array and the slices that compacted it were
+ * large-object garbage that only a full collection frees, and a batch is one array of its exact
+ * size.
+ */
 export class BoundedQueue implements RecordSink {
-  private items: LogRecord[] = [];
+  private ring: (LogRecord | undefined)[] = new Array<LogRecord | undefined>(1024).fill(undefined);
+  /** Slot of the oldest record. */
   private head = 0;
+  private count = 0;
   /** Bytes of queued records. */
   bytes = 0;
   /** Bytes held outside the queue (partial lines, multiline groups), same bound. */
@@ -44,7 +54,7 @@ export class BoundedQueue implements RecordSink {
   ) {}
 
   get length(): number {
-    return this.items.length - this.head;
+    return this.count;
   }
 
   /** Every byte the bound counts. */
@@ -84,8 +94,10 @@ export class BoundedQueue implements RecordSink {
   }
 
   push(r: LogRecord): void {
-    if (this.length === 0) this.oldestAt = Date.now();
-    this.items.push(r);
+    if (this.count === 0) this.oldestAt = Date.now();
+    if (this.count === this.ring.length) this.grow();
+    this.ring[(this.head + this.count) & (this.ring.length - 1)] = r;
+    this.count++;
     this.bytes += recordSize(r);
     if (this.dataWaiter && (this.length >= this.batchRecords || this.bytes >= this.batchBytes)) {
       const w = this.dataWaiter;
@@ -117,26 +129,40 @@ export class BoundedQueue implements RecordSink {
     });
   }
 
+  /** Twice the slots, the records in order from slot 0. */
+  private grow(): void {
+    const old = this.ring;
+    const n = old.length;
+    const next = new Array<LogRecord | undefined>(n * 2).fill(undefined);
+    for (let i = 0; i < n; i++) next[i] = old[(this.head + i) & (n - 1)];
+    this.ring = next;
+    this.head = 0;
+  }
+
   /** The next batch; its bytes count as in flight until release(). */
   take(): { records: LogRecord[]; bytes: number } {
-    const out: LogRecord[] = [];
+    const ring = this.ring;
+    const mask = ring.length - 1;
+    const head = this.head;
+    let k = 0;
     let bytes = 0;
-    while (this.head < this.items.length && out.length < this.batchRecords) {
-      const r = this.items[this.head]!;
-      const sz = recordSize(r);
-      if (out.length > 0 && bytes + sz > this.batchBytes) break;
-      out.push(r);
+    while (k < this.count && k < this.batchRecords) {
+      const sz = recordSize(ring[(head + k) & mask]!);
+      if (k > 0 && bytes + sz > this.batchBytes) break;
       bytes += sz;
-      this.items[this.head] = undefined as unknown as LogRecord;
-      this.head++;
+      k++;
     }
+    const out = new Array<LogRecord>(k);
+    for (let i = 0; i < k; i++) {
+      const j = (head + i) & mask;
+      out[i] = ring[j]!;
+      ring[j] = undefined;
+    }
+    this.head = (head + k) & mask;
+    this.count -= k;
     this.bytes -= bytes;
     this.inflight += bytes;
-    if (this.head > 65536 || this.head === this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    if (this.length > 0) this.oldestAt = Date.now();
+    if (this.count > 0) this.oldestAt = Date.now();
     return { records: out, bytes };
   }
 }

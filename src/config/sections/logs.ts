@@ -87,7 +87,7 @@ export const logsSection = section({
     .number()
     .int()
     .positive()
-    .default(16 * 1024 * 1024)
+    .default(8 * 1024 * 1024)
     .describe(
       'Memory bound of the queue between the tailers and the exporter; when it is full the tailers stop reading and unread data waits on disk.',
     ),

@@ -4,6 +4,7 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import fc from 'fast-check';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OtlpLogsExporter } from '../../../src/exporters/otlp-logs.js';
@@ -64,6 +65,65 @@ describe('bounded queue', () => {
     await waiting;
     expect(woke).toBe(true);
     expect(q.total).toBe(size * 2);
+  });
+
+  it('hands records out in order, in batches within both limits, across ring growth and wraparound', () => {
+    // Random pushes and takes against a plain array: the ring (1,024 slots at first) grows and
+    // wraps many times; every record comes out once, in order, and the byte counts add up.
+    const sizeOf = (r: LogRecord): number => (r.body as Buffer).length + RECORD_OVERHEAD;
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            fc.record({ push: fc.integer({ min: 1, max: 1200 }), len: fc.nat(200) }),
+            fc.constant({ take: true as const }),
+          ),
+          { minLength: 1, maxLength: 30 },
+        ),
+        fc.integer({ min: 1, max: 5000 }),
+        fc.integer({ min: 1000, max: 400_000 }),
+        (ops, batchRecords, batchBytes) => {
+          const q = new BoundedQueue(1 << 30, batchRecords, batchBytes);
+          const model: LogRecord[] = [];
+          let modelBytes = 0;
+          let next = 0;
+          const takeOne = (): void => {
+            const { records, bytes } = q.take();
+            const want = model.splice(0, records.length);
+            let same = records.length === want.length;
+            let size = 0;
+            for (let k = 0; k < records.length; k++) {
+              if (records[k] !== want[k]) same = false;
+              size += sizeOf(records[k]!);
+            }
+            expect(same).toBe(true);
+            if (want.length > 0) expect(records.length).toBeGreaterThan(0);
+            expect(records.length).toBeLessThanOrEqual(batchRecords);
+            expect(bytes).toBe(size);
+            // A batch stops before the byte limit, unless its first record alone passes it.
+            if (records.length > 1) expect(bytes).toBeLessThanOrEqual(batchBytes);
+            modelBytes -= size;
+            q.release(bytes);
+          };
+          for (const op of ops) {
+            if ('take' in op) takeOne();
+            else
+              for (let i = 0; i < op.push; i++) {
+                const r = rec(String(next++).padEnd(op.len, '.'));
+                q.push(r);
+                model.push(r);
+                modelBytes += sizeOf(r);
+              }
+            expect(q.length).toBe(model.length);
+            expect(q.bytes).toBe(modelBytes);
+          }
+          while (model.length > 0) takeOne();
+          expect(q.length).toBe(0);
+          expect(q.take().records).toHaveLength(0);
+        },
+      ),
+      { numRuns: 25 },
+    );
   });
 
   it('counts bytes held outside the queue (partial lines, multiline groups) against the same bound', async () => {
