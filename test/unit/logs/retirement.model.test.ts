@@ -284,12 +284,10 @@ async function runModel(events: Ev[]): Promise<void> {
         .sort();
     const delivered = (): Set<string> => {
       if (!existsSync(exporter.file)) return new Set();
-      return new Set(
-        readFileSync(exporter.file, 'utf8')
-          .split('\n')
-          .filter(Boolean)
-          .map((l) => (JSON.parse(l) as { body: string }).body),
-      );
+      // the exporter may be appending: only whole lines (what follows the last newline is a
+      // line still being written)
+      const lines = readFileSync(exporter.file, 'utf8').split('\n').slice(0, -1);
+      return new Set(lines.filter(Boolean).map((l) => (JSON.parse(l) as { body: string }).body));
     };
     const allLive = (): boolean => {
       const got = delivered();
