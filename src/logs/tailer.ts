@@ -522,10 +522,8 @@ export class Tailer {
           const r = await f.fh.read(head, 0, head.length, 0);
           truncated = r.bytesRead !== head.length || fingerprint(head) !== f.id.fp;
         }
-        if (truncated) {
-          this.restartTruncated(f, f.size);
-          f.size = st.size;
-        } else if (st.size > f.size) f.size = st.size;
+        if (truncated) this.restartTruncated(f, f.size, st.size);
+        else if (st.size > f.size) f.size = st.size;
         f.sizeMtimeMs = st.mtimeMs;
       } catch {
         // closed meanwhile
@@ -994,7 +992,10 @@ export class Tailer {
         const head = Buffer.alloc(cur.id.fpLen);
         const r = await cur.fh.read(head, 0, head.length, 0);
         if (r.bytesRead !== head.length || fingerprint(head) !== cur.id.fp) {
-          this.restartTruncated(cur);
+          // Lost: at least what we knew of plus the chunk just read. Its size now is unknown: 0
+          // until the next read or stat (not the old one, which the next look at the file,
+          // paused on a full queue, would take for a second truncation).
+          this.restartTruncated(cur, Math.max(cur.size, cur.pos + bytesRead), 0);
           return true;
         }
       }
@@ -1012,7 +1013,7 @@ export class Tailer {
     cur.size = st.size;
     cur.sizeMtimeMs = st.mtimeMs;
     if (st.size < cur.pos) {
-      this.restartTruncated(cur, known);
+      this.restartTruncated(cur, known, st.size);
       return true;
     }
     cur.verifyHead = true;
@@ -1024,7 +1025,7 @@ export class Tailer {
         const head = Buffer.alloc(cur.id.fpLen);
         const r = await cur.fh.read(head, 0, head.length, 0);
         if (r.bytesRead !== head.length || fingerprint(head) !== cur.id.fp) {
-          this.restartTruncated(cur);
+          this.restartTruncated(cur, cur.size, st.size);
           return true;
         }
       }
@@ -1053,9 +1054,11 @@ export class Tailer {
   /**
    * Truncated in place (or rewritten): whatever we had not read is lost; start again at 0. The
    * bytes lost are at least those we knew of and had not read (knownSize: the size seen before
-   * the truncation was noticed).
+   * the truncation was noticed). sizeNow becomes the file's known size: what was just seen, or 0
+   * when nothing was (never the size before the truncation, or the next look at the file would
+   * count the same truncation again).
    */
-  private restartTruncated(cur: OpenFile, knownSize = cur.size): void {
+  private restartTruncated(cur: OpenFile, knownSize: number, sizeNow: number): void {
     this.opts.stats.drop('file_truncated');
     const lost = Math.max(0, knownSize - cur.pos);
     if (lost > 0) this.opts.stats.lost?.('file_truncated', lost);
@@ -1067,6 +1070,7 @@ export class Tailer {
     this.observedMs = this.now();
     this.partials.flushAll();
     cur.pos = 0;
+    cur.size = sizeNow;
     cur.skipping = false;
     cur.verifyHead = false;
     cur.readSize = this.opts.chunkBytes;

@@ -80,11 +80,10 @@ describeDocker('log loss accounting (issue 16)', () => {
     ).stdout.trim();
     ids.push(id);
     const logPath = (await getDocker().dockerOk(['inspect', '-f', '{{.LogPath}}', id])).trim();
-    const behind = async (): Promise<number> =>
-      counter(
-        (await a.get('/metrics')).text,
-        /^harbormaster_log_file_bytes_behind\{container_name="trunc-[^"]*"\} (\d+)$/m,
-      );
+    const drops = /^harbormaster_log_drops_total\{reason="file_truncated"\} (\d+)$/m;
+    const lostRe = /^harbormaster_log_lost_bytes_total\{reason="file_truncated"\} (\d+)$/m;
+    const behindRe = /^harbormaster_log_file_bytes_behind\{container_name="trunc-[^"]*"\} (\d+)$/m;
+    const behind = async (): Promise<number> => counter((await a.get('/metrics')).text, behindRe);
     // the whole output on disk (a write after the truncation would start the file again), and
     // the agent paused on the full queue with megabytes unread
     await waitFor(
@@ -97,27 +96,21 @@ describeDocker('log loss accounting (issue 16)', () => {
     await waitFor(async () => (await behind()) > 4 * 1024 * 1024, 60_000, 200, 'a backlog');
     const unread = await behind();
     truncateSync(logPath, 0);
+    let seen = '';
     const t = await waitFor(
       async () => {
         const m = (await a.get('/metrics')).text;
-        return counter(m, /^harbormaster_log_drops_total\{reason="file_truncated"\} (\d+)$/m) ===
-          1 &&
-          counter(m, /^harbormaster_log_lost_bytes_total\{reason="file_truncated"\} (\d+)$/m) > 0 &&
-          counter(
-            m,
-            /^harbormaster_log_file_bytes_behind\{container_name="trunc-[^"]*"\} (\d+)$/m,
-          ) === 0
-          ? m
-          : undefined;
+        const [d, l, b] = [counter(m, drops), counter(m, lostRe), counter(m, behindRe)];
+        seen = `drops ${d}, lost bytes ${l}, bytes behind ${b}`;
+        return d === 1 && l > 0 && b === 0 ? m : undefined;
       },
       30_000,
       200,
       'a counted truncation with lost bytes and nothing behind',
-    );
-    const lost = counter(
-      t,
-      /^harbormaster_log_lost_bytes_total\{reason="file_truncated"\} (\d+)$/m,
-    );
+    ).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}; last seen: ${seen}`);
+    });
+    const lost = counter(t, lostRe);
     console.log(`truncated with ${unread} B behind: ${lost} B counted lost`);
     // what it knew was unread, give or take one poll of growth
     expect(lost).toBeGreaterThanOrEqual(unread * 0.95);
