@@ -58,12 +58,14 @@ describeDocker('docker run --rm: every line delivered or counted', () => {
 
   it(`${RUNS} --rm containers printing ${LINES} numbered lines each (${CONCURRENCY} at once)`, async () => {
     const names: string[] = [];
+    /** Lines each run printed to `docker run`'s own stdout (the attach stream, not the log file). */
+    const printed = new Map<string, number>();
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < RUNS) {
         const name = uniqueName(`rm${next++}`);
         names.push(name);
-        await runContainer([
+        const r = await runContainer([
           '--rm',
           '--name',
           name,
@@ -74,6 +76,7 @@ describeDocker('docker run --rm: every line delivered or counted', () => {
           '-c',
           `seq 1 ${LINES}`,
         ]);
+        printed.set(name, r.stdout.split('\n').filter(Boolean).length);
       }
     };
     await Promise.all(Array.from({ length: CONCURRENCY }, worker));
@@ -111,8 +114,17 @@ describeDocker('docker run --rm: every line delivered or counted', () => {
       async (err: unknown) => {
         const by = lines();
         const m = (await agent!.get('/metrics')).text;
+        const missing = names.filter((n) => (by.get(n)?.size ?? 0) < LINES);
         console.log(
-          `runs with lines missing: ${names.filter((n) => (by.get(n)?.size ?? 0) < LINES).length} of ${RUNS}\n` +
+          `runs with lines missing: ${missing.length} of ${RUNS}: ` +
+            missing
+              .map(
+                (n) =>
+                  `${n} (#${names.indexOf(n)}, ${printed.get(n)} lines on docker run's stdout; ` +
+                  `delivered: ${[...(by.get(n) ?? [])].join(',')})`,
+              )
+              .join('; ') +
+            '\n' +
             m
               .split('\n')
               .filter((l) => l.startsWith('harbormaster_log_drops_total'))
