@@ -201,7 +201,10 @@ function sameContainer(a: ContainerInfo, b: ContainerInfo): boolean {
 
 /**
  * The single source of container identity: lists and inspects every container, then follows
- * `/events`; re-lists after every reconnect because the daemon forgets events on restart.
+ * `/events`; re-lists after every reconnect because the daemon forgets events on restart. Each
+ * subscription asks for the events since the agent's start (then since the last event seen), so
+ * a container that started and was removed while the stream was not open is still seen; a
+ * replayed event already handled is skipped.
  */
 export class Inventory implements Component, ContainerSource {
   readonly name = 'inventory';
@@ -229,6 +232,17 @@ export class Inventory implements Component, ContainerSource {
   private loop: Promise<void> | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private readySince = 0;
+  /**
+   * Where the next `/events` subscription starts (Docker's `since`): the agent's start on the
+   * first connect, then the second of the last event seen. Without it, a container that starts
+   * and is removed between the agent's start (or a lost stream) and the subscription is never
+   * seen: no start event, so its log file is neither read nor counted as unread.
+   */
+  private readonly startedMs: number;
+  /** Docker's `time` (seconds) of the newest event seen; 0 before the first. */
+  private lastEventSec = 0;
+  /** The raw lines of the events of second lastEventSec: a replay after a reconnect skips them. */
+  private readonly seenAtLastSec = new Set<string>();
   private readonly syncWaiters = new Set<() => void>();
   private readonly metrics: {
     reachable: Gauge;
@@ -253,6 +267,7 @@ export class Inventory implements Component, ContainerSource {
     this.heartbeatTimeoutMs = opts.heartbeatTimeoutMs ?? 5_000;
     this.now = opts.now ?? Date.now;
     this.procRoot = opts.procRoot;
+    this.startedMs = this.now();
     const registers = opts.registry ? [opts.registry] : [];
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
@@ -469,16 +484,17 @@ export class Inventory implements Component, ContainerSource {
       info,
     };
     // Open the event stream first and buffer, so nothing between list and follow is missed.
-    const buffered: DockerEvent[] = [];
+    const buffered: Array<{ ev: DockerEvent; line: string }> = [];
     let live = false;
     let lastActivity = Date.now();
     let opened!: () => void;
     const openedP = new Promise<void>((r) => (opened = r));
     this.stream = this.client.stream(
       '/events',
-      undefined,
+      { since: this.since() },
       (line) => {
         lastActivity = Date.now();
+        if (this.seenAtLastSec.has(line)) return; // replayed: handled before the reconnect
         let ev: DockerEvent;
         try {
           ev = JSON.parse(line) as DockerEvent;
@@ -491,8 +507,8 @@ export class Inventory implements Component, ContainerSource {
           );
           return;
         }
-        if (live) this.handleEvent(ev);
-        else buffered.push(ev);
+        if (live) this.handleEvent(ev, line);
+        else buffered.push({ ev, line });
       },
       () => opened(),
     );
@@ -508,7 +524,7 @@ export class Inventory implements Component, ContainerSource {
     }
     this.reachable = true;
     live = true;
-    for (const ev of buffered.splice(0)) this.handleEvent(ev);
+    for (const { ev, line } of buffered.splice(0)) this.handleEvent(ev, line);
     this.synced = true;
     this.lastError = undefined;
     this.readySince = this.now();
@@ -523,6 +539,31 @@ export class Inventory implements Component, ContainerSource {
     } finally {
       beat.stop();
     }
+  }
+
+  /** Docker's `since` for the next subscription: seconds with nine fractional digits. */
+  private since(): string {
+    if (this.lastEventSec > 0) return String(this.lastEventSec);
+    const ms = Math.max(0, Math.floor(this.startedMs));
+    return `${Math.floor(ms / 1000)}.${String((ms % 1000) * 1_000_000).padStart(9, '0')}`;
+  }
+
+  /**
+   * Remembers a handled event so that the replay of its second after a reconnect skips it (an
+   * event received but not handled, because the connection failed before the re-list finished,
+   * is not remembered: the next subscription replays it).
+   */
+  private noteSeen(ev: DockerEvent, line: string): void {
+    const sec =
+      typeof ev.time === 'number' && ev.time > 0
+        ? Math.floor(ev.time)
+        : Math.floor((Number(ev.timeNano) || 0) / 1e9);
+    if (sec <= 0 || sec < this.lastEventSec) return; // out of order: never part of a replay
+    if (sec > this.lastEventSec) {
+      this.lastEventSec = sec;
+      this.seenAtLastSec.clear();
+    }
+    this.seenAtLastSec.add(line);
   }
 
   /**
@@ -633,7 +674,8 @@ export class Inventory implements Component, ContainerSource {
     this.emit({ type: 'removed', container: info });
   }
 
-  private handleEvent(ev: DockerEvent): void {
+  private handleEvent(ev: DockerEvent, line: string): void {
+    this.noteSeen(ev, line);
     const type = ev.Type ?? '';
     const action = ev.Action ?? '';
     this.metrics.events.inc(eventLabels(type, action));

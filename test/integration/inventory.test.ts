@@ -1,9 +1,15 @@
-// Foundation acceptance 1: every container operation shows in the inventory within 1 s.
+// Foundation acceptance 1: every container operation shows in the inventory within 1 s. And no
+// event is missed or handled twice around a subscription: a container that starts and is removed
+// before the inventory subscribes, or while its stream is lost, is still seen, once.
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { DockerClient } from '../../src/docker/client.js';
 import { Inventory } from '../../src/docker/inventory.js';
-import type { ContainerInfo, InventoryEvent } from '../../src/docker/types.js';
+import type { ContainerInfo, DockerEvent, InventoryEvent } from '../../src/docker/types.js';
 import {
   TEST_IMAGE,
   describeDocker,
@@ -143,5 +149,92 @@ describeDocker('inventory follows the daemon', () => {
     expect(c?.imageId).toMatch(/^sha256:/);
     expect(fresh.engine()?.apiVersion).toMatch(/^1\.\d+$/);
     await fresh.stop();
+  });
+
+  /** `<name> <action>` of each container event of a run, in the order handled. */
+  const recordEvents = (inv: Inventory, prefix: string): string[] => {
+    const seen: string[] = [];
+    inv.onDockerEvent((ev: DockerEvent) => {
+      const name = ev.Actor.Attributes?.name ?? '';
+      if (ev.Type === 'container' && name.startsWith(prefix)) seen.push(`${name} ${ev.Action}`);
+    });
+    return seen;
+  };
+  const lifecycle = (name: string): string[] =>
+    ['create', 'attach', 'start', 'die', 'destroy'].map((a) => `${name} ${a}`);
+
+  it('sees a container started and removed before it subscribed, once', async () => {
+    const name = uniqueName('before');
+    const client = new DockerClient({ host: getDocker().host });
+    const fresh = new Inventory({ client, logger: pino({ level: 'silent' }) });
+    const seen = recordEvents(fresh, name);
+    // the agent has started (the inventory exists) but has not subscribed yet
+    await runContainer(['--rm', '--name', name, TEST_IMAGE, 'true']);
+    const ctl = new AbortController();
+    await fresh.start(ctl.signal);
+    try {
+      await fresh.waitReady();
+      await waitFor(() => seen.includes(`${name} destroy`), 10_000, 50, 'the replayed destroy');
+      expect([...seen].sort()).toEqual(lifecycle(name).sort());
+    } finally {
+      await fresh.stop();
+    }
+  });
+
+  it('after a lost stream, sees what happened meanwhile and handles nothing twice', async () => {
+    // a proxy in front of the daemon's socket that can drop every connection and refuse new ones
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'hm-inv-proxy-'));
+    const sock = path.join(dir, 'docker.sock');
+    const daemon = new URL(getDocker().host).pathname;
+    const open = new Set<net.Socket>();
+    let refusing = false;
+    const proxy = net.createServer((down) => {
+      if (refusing) return void down.destroy();
+      const up = net.connect(daemon);
+      open.add(down).add(up);
+      const close = (): void => {
+        down.destroy();
+        up.destroy();
+        open.delete(down);
+        open.delete(up);
+      };
+      down.on('error', close).on('close', close);
+      up.on('error', close).on('close', close);
+      down.pipe(up).pipe(down);
+    });
+    await new Promise<void>((r) => proxy.listen(sock, r));
+    const prefix = uniqueName('lost');
+    const client = new DockerClient({ host: `unix://${sock}` });
+    const inv = new Inventory({
+      client,
+      logger: pino({ level: 'silent' }),
+      initialBackoffMs: 100,
+      maxBackoffMs: 300,
+    });
+    const seen = recordEvents(inv, prefix);
+    const ctl = new AbortController();
+    try {
+      await inv.start(ctl.signal);
+      await inv.waitReady();
+      // seen live; its events are the newest, so the replay after the reconnect repeats them
+      await runContainer(['--rm', '--name', `${prefix}-a`, TEST_IMAGE, 'true']);
+      await waitFor(() => seen.includes(`${prefix}-a destroy`), 10_000, 50, 'a destroyed');
+      refusing = true;
+      for (const s of open) s.destroy();
+      await waitFor(() => !inv.ready(), 10_000, 20, 'the inventory noticing the lost stream');
+      // started and removed while the inventory cannot reach the daemon
+      await runContainer(['--rm', '--name', `${prefix}-b`, TEST_IMAGE, 'true']);
+      refusing = false;
+      await waitFor(() => inv.ready(), 10_000, 50, 'the inventory reconnected');
+      await waitFor(() => seen.includes(`${prefix}-b destroy`), 10_000, 50, 'b replayed');
+      expect([...seen].sort()).toEqual(
+        [...lifecycle(`${prefix}-a`), ...lifecycle(`${prefix}-b`)].sort(),
+      );
+    } finally {
+      await inv.stop();
+      proxy.close();
+      for (const s of open) s.destroy();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
