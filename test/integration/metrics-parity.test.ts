@@ -1,6 +1,7 @@
 // Issue 14 acceptance with real containers on the private dockerd, a real Prometheus and the
 // host's /proc: writable-layer size, the root container id="/", include/exclude rules for
 // metrics and logs, and event-loop lag of an idle agent.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, statfsSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { CONTAINER_FAMILIES } from '../../src/collectors/containers.js';
@@ -54,6 +55,27 @@ function procStatBusy(): number {
   const n = (i: number): number => Number(f[i] ?? 0);
   return n(1) + n(2) + n(3) + n(6) + n(7) + n(8);
 }
+
+/** Steal ticks of the host from /proc/stat (time the hypervisor gave this VM's CPUs to others). */
+function procStatSteal(): { steal: number; total: number } {
+  const f = (readFileSync('/proc/stat', 'latin1').split('\n')[0] ?? '').trim().split(/\s+/);
+  const n = f.slice(1, 9).map(Number);
+  return { steal: n[7] ?? 0, total: n.reduce((a, b) => a + b, 0) };
+}
+
+/**
+ * A bare Node.js process beside the agent with the agent's lag sampler (a 1 s timer that records
+ * how late each firing is): when it is late too, at the same moment, the whole host stalled (on
+ * this VM: the hypervisor's steal reaches 40-50 % for seconds at a time, and every process, this
+ * one with its single timer included, is then tens of ms late), not the agent's event loop.
+ * Prints `<Date.now()> <ms late>` per tick.
+ */
+const CONTROL_SAMPLER = `let prev = performance.now();
+setInterval(() => {
+  const now = performance.now();
+  process.stdout.write(Date.now() + ' ' + (now - prev - 1000).toFixed(1) + '\\n');
+  prev = now;
+}, 1000);`;
 
 /** MemTotal − MemFree − Inactive(file) from /proc/meminfo, in bytes. */
 function meminfoWorkingSet(): number {
@@ -115,6 +137,9 @@ describeDocker('cAdvisor parity, host series and container selection (issue 14)'
   let quietSince = 0;
   /** When the Prometheus test removed its busy container (Date.now()), for the lag test's report. */
   let busyRemovedAt = 0;
+  /** The control sampler (CONTROL_SAMPLER) and its ticks: when, and how late (ms). */
+  let control: ChildProcess | undefined;
+  const controlTicks: Array<{ t: number; late: number }> = [];
   const dataRoot = (): string => {
     const info = harness().docker;
     return info.available && info.dataRoot ? info.dataRoot : '/var/lib/docker';
@@ -163,6 +188,19 @@ describeDocker('cAdvisor parity, host series and container selection (issue 14)'
       runContainer([...common, '--name', names.other, otherImage, 'sleep', '3600']),
     ]);
     rx = await startOtlpReceiver();
+    control = spawn(process.execPath, ['-e', CONTROL_SAMPLER], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let pending = '';
+    control.stdout?.setEncoding('utf8').on('data', (c: string) => {
+      const lines = (pending + c).split('\n');
+      pending = lines.pop() ?? '';
+      for (const l of lines) {
+        const [t, late] = l.split(' ').map(Number);
+        if (Number.isFinite(t) && Number.isFinite(late))
+          controlTicks.push({ t: t as number, late: late as number });
+      }
+    });
     quietSince = Date.now();
     agent = await startAgent({
       dockerHost: d.host,
@@ -183,6 +221,7 @@ describeDocker('cAdvisor parity, host series and container selection (issue 14)'
   });
 
   afterAll(async () => {
+    control?.kill();
     await prom?.stop();
     await agent?.stop();
     await rx?.close();
@@ -355,16 +394,37 @@ describeDocker('cAdvisor parity, host series and container selection (issue 14)'
 
   it('an idle agent: nodejs_eventloop_lag_p99_seconds stays below 0.05 over 2 minutes', async () => {
     if (!prom) throw new Error('Prometheus is not running (the previous test failed)');
-    // steady state: the figures cover the last one to two windows, so start-up (module loading,
-    // the first inventory sync) has left them two windows after the start; then two minutes
-    const left = quietSince + 2 * EVENT_LOOP_WINDOW_MS + 125_000 - Date.now();
-    if (left > 0) await sleep(left);
-    const max = await prom.query('max_over_time(nodejs_eventloop_lag_p99_seconds[2m])');
-    const samples = await prom.query('count_over_time(nodejs_eventloop_lag_p99_seconds[2m])');
-    expect(Number(samples[0]?.value[1])).toBeGreaterThanOrEqual(20);
-    const v = Number(max[0]?.value[1]);
-    console.log(`max of nodejs_eventloop_lag_p99_seconds over 2 minutes: ${v}`);
-    if (!(v < 0.05)) {
+    const TWO_MINUTES = 120_000;
+    // A figure covers the last one to two windows of ticks: a stall moves it for that long.
+    const REACH = 2 * EVENT_LOOP_WINDOW_MS;
+    // Steady state: start-up (module loading, the first inventory sync) has left the figures two
+    // windows after the start. Then two minutes. When the agent's figure is over the bound and the
+    // control process was late too in the span the figure covers (the host stalled: VM steal), the
+    // measurement moves to the next two minutes clear of that stall, at most twice; the agent
+    // late while the control was not (its own loop blocked) fails at once.
+    let end = quietSince + REACH + TWO_MINUTES + 5_000;
+    for (let attempt = 1; ; attempt++) {
+      const stealAt0 = procStatSteal();
+      if (end > Date.now()) await sleep(end - Date.now());
+      end = Date.now();
+      const stealAt1 = procStatSteal();
+      const max = await prom.query('max_over_time(nodejs_eventloop_lag_p99_seconds[2m])');
+      const samples = await prom.query('count_over_time(nodejs_eventloop_lag_p99_seconds[2m])');
+      expect(Number(samples[0]?.value[1])).toBeGreaterThanOrEqual(20);
+      const v = Number(max[0]?.value[1]);
+      const span = controlTicks.filter((c) => c.t >= end - TWO_MINUTES - REACH && c.t <= end);
+      expect(span.length, 'control sampler ticks over the span').toBeGreaterThan(100);
+      const hostStalls = span.filter((c) => c.late >= 25);
+      const worst = Math.max(...span.map((c) => c.late));
+      const stealPct =
+        (100 * (stealAt1.steal - stealAt0.steal)) / Math.max(1, stealAt1.total - stealAt0.total);
+      console.log(
+        `window ${attempt}: max of nodejs_eventloop_lag_p99_seconds over 2 minutes: ${v}; ` +
+          `control process beside it: worst tick ${worst.toFixed(1)} ms late, ` +
+          `${hostStalls.length} ticks >= 25 ms; host steal ${stealPct.toFixed(1)} % ` +
+          '(/proc/stat, over the wait)',
+      );
+      if (v < 0.05) break;
       // when: each sample over 10 ms, in seconds after the busy container's removal
       const url = `${prom.url}/api/v1/query?query=${encodeURIComponent('nodejs_eventloop_lag_p99_seconds[2m]')}`;
       const body = (await (await fetch(url)).json()) as { data?: { result?: PromQueryResult } };
@@ -372,9 +432,24 @@ describeDocker('cAdvisor parity, host series and container selection (issue 14)'
         .filter(([, x]) => Number(x) > 0.01)
         .map(([t, x]) => `${(t - busyRemovedAt / 1000).toFixed(1)} s: ${x}`);
       console.log(
-        `p99 samples over 10 ms (s after the busy container's removal): ${late.join(', ')}`,
+        `p99 samples over 10 ms (s after the busy container's removal): ${late.join(', ')}; ` +
+          `control ticks >= 25 ms late: ${hostStalls
+            .map((c) => `${((c.t - busyRemovedAt) / 1000).toFixed(1)} s: ${c.late} ms`)
+            .join(', ')}`,
+      );
+      if (hostStalls.length === 0 || attempt === 3)
+        expect(
+          v,
+          hostStalls.length === 0
+            ? 'the agent was late while a bare Node.js process beside it was not'
+            : 'the host stalled in three windows in a row',
+        ).toBeLessThan(0.05);
+      const lastStall = Math.max(...hostStalls.map((c) => c.t));
+      end = lastStall + REACH + TWO_MINUTES + 5_000;
+      console.log(
+        `the host stalled (the control process was late too): measuring again until ` +
+          `${((end - Date.now()) / 1000).toFixed(0)} s from now`,
       );
     }
-    expect(v).toBeLessThan(0.05);
-  }, 300_000);
+  }, 900_000);
 });
