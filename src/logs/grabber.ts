@@ -54,7 +54,16 @@ const listeners = new Map<number, (g: Grab) => void>();
 function ensureWorker(): Worker | undefined {
   if (worker || failed) return worker;
   try {
-    worker = new Worker(WORKER_SOURCE, { eval: true, stdout: false, stderr: false });
+    // trackUnmanagedFds off: the descriptors it opens are the main thread's to close. With
+    // tracking on (Node's default), each number the kernel hands out again printed "File
+    // descriptor N opened in unmanaged mode twice" on the agent's stderr, and a worker that
+    // exited would close every number it had opened: by then, descriptors of the tailers.
+    worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      stdout: false,
+      stderr: false,
+      trackUnmanagedFds: false,
+    });
   } catch {
     failed = true;
     return undefined;
