@@ -39,7 +39,11 @@ function createExclusively(file: string): boolean {
 
 /** The pid holding `exclusive`, or undefined (a stale entry is removed). */
 function exclusiveHolder(dir: string): number | undefined {
-  const file = path.join(dir, 'exclusive');
+  return holderOf(path.join(dir, 'exclusive'));
+}
+
+/** The pid in a lock file, or undefined (a stale file, of a process gone, is removed). */
+function holderOf(file: string): number | undefined {
   let pid: number;
   try {
     pid = Number(readFileSync(file, 'utf8'));
@@ -105,4 +109,29 @@ export async function acquireHostLock(mode: 'shared' | 'exclusive'): Promise<Hos
   };
   process.on('exit', release);
   return { mode, waitedMs: Date.now() - t0, release };
+}
+
+/**
+ * The lock of a group of files that must not run beside each other (APART in sequencer.ts): the
+ * file `group-<name>` in the run's lock directory holds its holder's pid. Resolves once held;
+ * take it before the host lock, so a file waiting for its group holds nothing else.
+ */
+export async function acquireGroupLock(name: string): Promise<HostLock> {
+  const dir = process.env[LOCK_DIR_ENV];
+  const t0 = Date.now();
+  if (!dir) return { mode: 'exclusive', waitedMs: 0, release: () => undefined };
+  const mine = path.join(dir, `group-${name}`);
+  while (!createExclusively(mine)) {
+    holderOf(mine);
+    await sleep(200);
+  }
+  let released = false;
+  const release = (): void => {
+    if (released) return;
+    released = true;
+    rmSync(mine, { force: true });
+    process.off('exit', release);
+  };
+  process.on('exit', release);
+  return { mode: 'exclusive', waitedMs: Date.now() - t0, release };
 }

@@ -12,9 +12,9 @@ import {
   type PrivateDockerdOptions,
 } from './dockerd.js';
 import type { ExecOptions, ExecResult } from './exec.js';
-import { acquireHostLock, type HostLock } from './host-lock.js';
+import { acquireGroupLock, acquireHostLock, type HostLock } from './host-lock.js';
 import { ensureTestImage } from './image.js';
-import { runsAlone } from './sequencer.js';
+import { apartGroup, runsAlone } from './sequencer.js';
 
 export * from './agent.js';
 export * from './context.js';
@@ -211,11 +211,21 @@ export async function destroyOwnDockerd(d: PrivateDockerd): Promise<void> {
 // last-registered first: the file's own hooks (agents stopped, receivers closed) come before this.
 registerCleanup();
 let hostLock: HostLock | undefined;
+let groupLock: HostLock | undefined;
 // Files in RUN_ALONE (sequencer.ts) hold the run's host lock exclusively, all others shared
 // (harness/host-lock.ts): a file-level hook, so it runs before any of the file's own hooks.
 // (vitest wants the first argument of a hook as a destructuring pattern; the suite is the second)
 // eslint-disable-next-line no-empty-pattern
 beforeAll(async ({}, suite) => {
+  // an APART group's lock first (sequencer.ts): a file waiting for it holds nothing else
+  const group = apartGroup(suite.file.filepath);
+  if (group) {
+    groupLock = await acquireGroupLock(group);
+    if (groupLock.waitedMs > 1000)
+      process.stderr.write(
+        `[harbormaster integration] ${suite.file.name}: waited ${groupLock.waitedMs} ms for the other files of "${group}"\n`,
+      );
+  }
   hostLock = await acquireHostLock(runsAlone(suite.file.filepath) ? 'exclusive' : 'shared');
   if (hostLock.mode === 'exclusive' || hostLock.waitedMs > 1000) {
     process.stderr.write(
@@ -230,5 +240,6 @@ afterAll(async () => {
     else if (dockerSkipReason() === undefined) await removeTestContainers();
   } finally {
     hostLock?.release();
+    groupLock?.release();
   }
 });
