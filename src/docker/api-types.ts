@@ -88,4 +88,6 @@ export interface ApiInfo {
   /** e.g. `name=seccomp,profile=builtin`, `name=userns`, `name=rootless`, `name=apparmor`. */
   SecurityOptions?: string[] | null;
   LiveRestoreEnabled?: boolean;
+  /** The daemon's clock when it answered, RFC 3339 with nanoseconds. */
+  SystemTime?: string;
 }

@@ -220,7 +220,7 @@ export class Inventory implements Component, ContainerSource {
   private readonly containers = new Map<string, ContainerInfo>();
   private readonly removed = new Map<string, { info: ContainerInfo; expires: number }>();
   private readonly listeners = new Set<InventoryListener>();
-  private readonly eventListeners = new Set<(e: DockerEvent) => void>();
+  private readonly eventListeners = new Set<(e: DockerEvent, replayed: boolean) => void>();
   private readonly inflight = new Map<string, { dirty: boolean }>();
   private readonly tombstones = new Map<string, number>();
   private engineInfo: EngineInfo | undefined;
@@ -241,8 +241,16 @@ export class Inventory implements Component, ContainerSource {
   private readonly startedMs: number;
   /** Docker's `time` (seconds) of the newest event seen; 0 before the first. */
   private lastEventSec = 0;
-  /** The raw lines of the events of second lastEventSec: a replay after a reconnect skips them. */
+  /**
+   * The raw lines of the events of second lastEventSec (at most the last 256: the daemon replays
+   * no more than that): a replay after a reconnect skips them.
+   */
   private readonly seenAtLastSec = new Set<string>();
+  /**
+   * The daemon's clock (ms) when it answered `/info` right before the current subscription: an
+   * event older than that is a replay (see onDockerEvent).
+   */
+  private subscribedAtMs = 0;
   private readonly syncWaiters = new Set<() => void>();
   private readonly metrics: {
     reachable: Gauge;
@@ -267,7 +275,7 @@ export class Inventory implements Component, ContainerSource {
     this.heartbeatTimeoutMs = opts.heartbeatTimeoutMs ?? 5_000;
     this.now = opts.now ?? Date.now;
     this.procRoot = opts.procRoot;
-    this.startedMs = this.now();
+    this.startedMs = Date.now(); // compared with the daemon's clock: not an injected now()
     const registers = opts.registry ? [opts.registry] : [];
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
@@ -333,7 +341,7 @@ export class Inventory implements Component, ContainerSource {
     return () => this.listeners.delete(listener);
   }
 
-  onDockerEvent(listener: (e: DockerEvent) => void): () => void {
+  onDockerEvent(listener: (e: DockerEvent, replayed: boolean) => void): () => void {
     this.eventListeners.add(listener);
     return () => this.eventListeners.delete(listener);
   }
@@ -474,6 +482,10 @@ export class Inventory implements Component, ContainerSource {
   private async connectAndFollow(signal: AbortSignal, onSynced: () => void): Promise<void> {
     await this.client.negotiate(signal);
     const info = await this.client.get<ApiInfo>('/info', undefined, signal);
+    // the daemon's clock, not the agent's: a remote daemon's may differ
+    const daemonNow = parseTime(info.SystemTime) || Date.now();
+    const skewMs = daemonNow - Date.now();
+    this.subscribedAtMs = daemonNow;
     this.engineInfo = {
       apiVersion: this.client.apiVersion ?? '',
       serverVersion: info.ServerVersion ?? '',
@@ -491,7 +503,7 @@ export class Inventory implements Component, ContainerSource {
     const openedP = new Promise<void>((r) => (opened = r));
     this.stream = this.client.stream(
       '/events',
-      { since: this.since() },
+      { since: this.since(skewMs) },
       (line) => {
         lastActivity = Date.now();
         if (this.seenAtLastSec.has(line)) return; // replayed: handled before the reconnect
@@ -541,10 +553,14 @@ export class Inventory implements Component, ContainerSource {
     }
   }
 
-  /** Docker's `since` for the next subscription: seconds with nine fractional digits. */
-  private since(): string {
+  /**
+   * Docker's `since` for the next subscription: the second of the last event handled, or the
+   * agent's start on the daemon's clock (`skewMs`: daemon minus agent), with nine fractional
+   * digits.
+   */
+  private since(skewMs: number): string {
     if (this.lastEventSec > 0) return String(this.lastEventSec);
-    const ms = Math.max(0, Math.floor(this.startedMs));
+    const ms = Math.max(1000, Math.floor(this.startedMs + skewMs));
     return `${Math.floor(ms / 1000)}.${String((ms % 1000) * 1_000_000).padStart(9, '0')}`;
   }
 
@@ -564,6 +580,10 @@ export class Inventory implements Component, ContainerSource {
       this.seenAtLastSec.clear();
     }
     this.seenAtLastSec.add(line);
+    if (this.seenAtLastSec.size > 256) {
+      const oldest = this.seenAtLastSec.values().next().value;
+      if (oldest !== undefined) this.seenAtLastSec.delete(oldest);
+    }
   }
 
   /**
@@ -679,9 +699,11 @@ export class Inventory implements Component, ContainerSource {
     const type = ev.Type ?? '';
     const action = ev.Action ?? '';
     this.metrics.events.inc(eventLabels(type, action));
+    const at = ev.timeNano ? ev.timeNano / 1e6 : (ev.time ?? 0) * 1000;
+    const replayed = at > 0 && at < this.subscribedAtMs;
     for (const l of this.eventListeners) {
       try {
-        l(ev);
+        l(ev, replayed);
       } catch (err) {
         this.once.error(
           'event-listener',

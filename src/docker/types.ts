@@ -139,8 +139,13 @@ export interface ContainerSource {
   get(id: string): ContainerInfo | undefined;
   /** Subscribe to changes. Returns an unsubscribe function. */
   subscribe(listener: InventoryListener): () => void;
-  /** Subscribe to every raw daemon event (after the inventory has applied it). */
-  onDockerEvent(listener: (event: DockerEvent) => void): () => void;
+  /**
+   * Subscribe to every raw daemon event (after the inventory has applied it). `replayed`: the
+   * event happened before the subscription it came on (Docker's `since` replay after the
+   * agent's start or a lost stream), so the re-list the inventory made meanwhile already
+   * describes its effect; a listener that keeps per-run state from events should skip it.
+   */
+  onDockerEvent(listener: (event: DockerEvent, replayed: boolean) => void): () => void;
   /** True when the inventory is synced with the daemon. */
   ready(): boolean;
 }

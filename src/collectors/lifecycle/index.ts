@@ -363,8 +363,13 @@ export class LifecycleCollector implements Component, ExpositionProvider {
     for (const c of inv.list())
       this.guard('seed', () => this.tracker.onInventory({ type: 'added', container: c }, true));
     this.unsubscribe.push(
-      inv.onDockerEvent((ev) =>
+      inv.onDockerEvent((ev, replayed) =>
         this.guard('event', () => {
+          // A replayed event (from before the subscription) is already in the re-list the
+          // tracker reconciled with (restart counts, last exit, OOM); applied now, it would end
+          // or mark the run that re-list opened. The logs component takes it (to read or count
+          // the container's log); runs and exec audits do not.
+          if (replayed) return;
           this.tracker.onDockerEvent(ev);
           this.auditor?.onDockerEvent(ev);
           this.afterProbe(ev);
