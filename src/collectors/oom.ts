@@ -1,6 +1,6 @@
 /**
  * OOM kills per container, fed by two sources without double counting:
- * the daemon's `oom` events and the cgroup's own counter (`memory.events` oom_kill on v2,
+ * the daemon's `oom` events, the cgroup's own counter (`memory.events` oom_kill on v2,
  * `memory.oom_control` oom_kill on v1). Both describe the same kills of one run (one cgroup
  * lifetime); runs add up.
  *
@@ -24,9 +24,11 @@ interface OomRun {
   events: number;
   /** Kills of this run by the cgroup counter (above the baseline). */
   cgroup: number;
+  /** Docker's inspect says the run was OOM-killed (State.OOMKilled): at least one kill. */
+  verdict: boolean;
   baseline?: number;
   /** The run closed last (its counts are in `base`): a late `oom` event for it merges there. */
-  prev?: { runStartedAt: number; events: number; cgroup: number };
+  prev?: { runStartedAt: number; events: number; cgroup: number; verdict: boolean };
 }
 
 export class OomTracker {
@@ -47,14 +49,27 @@ export class OomTracker {
   private entry(id: string, runStartedAt: number): OomRun {
     let e = this.perContainer.get(id);
     if (!e) {
-      e = { base: 0, runStartedAt, events: 0, cgroup: 0, baseline: this.baselineFor(runStartedAt) };
+      e = {
+        base: 0,
+        runStartedAt,
+        events: 0,
+        cgroup: 0,
+        verdict: false,
+        baseline: this.baselineFor(runStartedAt),
+      };
       this.perContainer.set(id, e);
     } else if (runStartedAt !== 0 && e.runStartedAt !== runStartedAt) {
       // a new run (new cgroup): close the previous run's count
       e.base += this.runCount(e);
-      e.prev = { runStartedAt: e.runStartedAt, events: e.events, cgroup: e.cgroup };
+      e.prev = {
+        runStartedAt: e.runStartedAt,
+        events: e.events,
+        cgroup: e.cgroup,
+        verdict: e.verdict,
+      };
       e.events = 0;
       e.cgroup = 0;
+      e.verdict = false;
       e.runStartedAt = runStartedAt;
       e.baseline = this.baselineFor(runStartedAt);
     }
@@ -76,6 +91,26 @@ export class OomTracker {
     this.entry(id, runStartedAt).events += 1;
   }
 
+  /**
+   * Docker's inspect of the run that started at runStartedAt says it was OOM-killed: at least one
+   * kill, also when its `oom` event never came (containerd, on a loaded host, may not send one
+   * when the cgroup is gone first) and the cgroup vanished before a read. Only for runs that began
+   * while the agent watched (like the rest of the counter); idempotent.
+   */
+  noteVerdict(id: string, runStartedAt: number): void {
+    if (runStartedAt === 0 || runStartedAt < this.agentStartedAt) return;
+    const e = this.perContainer.get(id);
+    const prev = e?.prev;
+    if (e && prev && prev.runStartedAt === runStartedAt) {
+      const before = this.runCount(prev);
+      prev.verdict = true;
+      e.base += this.runCount(prev) - before;
+      return;
+    }
+    if (e && runStartedAt < e.runStartedAt) return; // older than the runs kept: already closed
+    this.entry(id, runStartedAt).verdict = true;
+  }
+
   /** The cgroup's cumulative oom_kill counter as read now for the run that started at runStartedAt. */
   noteCgroup(id: string, runStartedAt: number, count: number): void {
     this.cgroupCounts = true;
@@ -92,9 +127,9 @@ export class OomTracker {
   }
 
   /** Kills of the current run: the cgroup's count; events as "at least one" (see the header). */
-  private runCount(e: { events: number; cgroup: number }): number {
+  private runCount(e: { events: number; cgroup: number; verdict: boolean }): number {
     const fromEvents = this.cgroupCounts ? Math.min(e.events, 1) : e.events;
-    return Math.max(fromEvents, e.cgroup);
+    return Math.max(fromEvents, e.cgroup, e.verdict ? 1 : 0);
   }
 
   has(id: string): boolean {

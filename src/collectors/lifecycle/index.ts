@@ -278,6 +278,7 @@ export class LifecycleCollector implements Component, ExpositionProvider {
       hooks: {
         runEnded: (run) => this.exportRun(run),
         oomEvent: (id, startedAt) => ctx.oom.noteEvent(id, startedAt),
+        oomVerdict: (id, startedAt) => ctx.oom.noteVerdict(id, startedAt),
         track: (id, startedAt) => ctx.oom.track(id, startedAt),
         forget: (id) => ctx.oom.delete(id),
         imagePull: () => (this.pulls += 1),

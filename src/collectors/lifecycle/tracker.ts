@@ -136,6 +136,8 @@ export interface TrackerHooks {
   runEnded?(run: ContainerRun, c: TrackedContainer): void;
   /** An `oom` event for the run that started at runStartedAt (inspect StartedAt, ms; 0 = unknown). */
   oomEvent?(id: string, runStartedAt: number): void;
+  /** Docker's inspect says the run that started at runStartedAt ended OOM-killed. */
+  oomVerdict?(id: string, runStartedAt: number): void;
   /** A container is known with its current run start (keeps an OOM series at 0). */
   track?(id: string, runStartedAt: number): void;
   /** The container's series are gone for good (after the grace). */
@@ -568,6 +570,7 @@ export class LifecycleTracker {
         Math.abs(last.timeMs - info.finishedAt) < MATCH_MS;
       if (sameRun) {
         if (info.oomKilled && !last.oom) this.lateOom(c, info.finishedAt);
+        if (info.oomKilled) this.hooks.oomVerdict?.(info.id, info.startedAt);
         last.code = info.exitCode;
       }
     }

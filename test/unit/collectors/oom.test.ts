@@ -81,4 +81,29 @@ describe('OomTracker', () => {
     t.noteEvent('a', START + 1000);
     expect(t.total('a')).toBe(2);
   });
+
+  it("counts Docker's OOMKilled verdict as a kill when no event and no cgroup reading saw it, once", () => {
+    // a run killed 60 ms after its start: the cgroup is gone before a read, no `oom` event came
+    const t = new OomTracker(() => START);
+    t.noteCgroup('other', START + 10, 0); // this host has a cgroup counter
+    t.track('a', START + 1000);
+    expect(t.total('a')).toBe(0);
+    t.noteVerdict('a', START + 1000);
+    t.noteVerdict('a', START + 1000); // every later inspect says it again
+    expect(t.total('a')).toBe(1);
+    t.noteEvent('a', START + 1000); // the event arrives after all: the same kill
+    expect(t.total('a')).toBe(1);
+    // the verdict for the run before the current one merges with that run's count
+    t.noteCgroup('a', START + 5000, 0);
+    t.noteVerdict('a', START + 1000);
+    expect(t.total('a')).toBe(1);
+    const u = new OomTracker(() => START);
+    u.noteCgroup('b', START + 1000, 0);
+    u.noteCgroup('b', START + 5000, 0); // run B began before A's verdict was read
+    u.noteVerdict('b', START + 1000);
+    expect(u.total('b')).toBe(1);
+    // a run from before the agent started is not counted (as for events and cgroup counters)
+    u.noteVerdict('c', START - 1000);
+    expect(u.total('c')).toBe(0);
+  });
 });
