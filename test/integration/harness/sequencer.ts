@@ -5,59 +5,56 @@
 // vitest orders by the durations of the last run (its results cache), but a fresh clone (CI:
 // `npm ci` starts without node_modules/.vite) has none and falls back to file size, which puts
 // e.g. the 60 s outage of hardening-spans (a small file) last. So: the cached duration when there
-// is one and the file passed, else the duration measured on a machine of the CI kind below,
-// else an estimate from the file size. Keep the table roughly current when a file gets much slower or faster; it only
+// is one and the file passed, else the duration measured on this project's CI machine below, else an estimate from
+// the file size. Keep the table roughly current when a file gets much slower or faster; it only
 // affects the order, never what runs.
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 /**
- * Seconds per integration file, measured by a passing `CI=true npm test` on a machine of the CI
- * kind (2 cores, two integration workers; 2026-12-02, 4641baf: `log-churn` without the 88 s it
- * waited for its APART group). Every file is listed; a file missing here is estimated from its
- * size.
+ * Seconds per integration file, measured by a sequential `CI=true npm test` on the CI machine
+ * (one worker, 2 cores). Every file is listed; a file missing here is estimated from its size.
  */
 const MEASURED_SECONDS: Readonly<Record<string, number>> = {
-  'logs.test.ts': 343,
-  'log-churn.test.ts': 233,
-  'metrics-parity.test.ts': 201,
-  'otel-logs.test.ts': 112,
-  'lifecycle.test.ts': 98,
-  'swarm.test.ts': 78,
-  'otel-transport.test.ts': 75,
+  'metrics-parity.test.ts': 200,
+  'logs.test.ts': 148,
+  'log-churn.test.ts': 118,
   'hardening-spans.test.ts': 70,
-  'image.test.ts': 68,
-  'log-backpressure.test.ts': 64,
-  'daemon-loss.test.ts': 60,
-  'least-privilege.test.ts': 53,
-  'log-rm.test.ts': 49,
-  'log-label-limits.test.ts': 48,
-  'security.test.ts': 39,
-  'log-behind.test.ts': 28,
-  'dashboards.test.ts': 27,
-  'status-page.test.ts': 24,
-  'metrics.test.ts': 23,
-  'logs-processing.test.ts': 23,
-  'state-faults.test.ts': 22,
-  'reload.test.ts': 20,
-  'log-loss.test.ts': 16,
-  'status-page-auth.test.ts': 15,
-  'docker-tls.test.ts': 15,
-  'web-security.test.ts': 14,
-  'harness.test.ts': 14,
-  'http-bounds.test.ts': 13,
-  'doctor.test.ts': 13,
-  'shutdown.test.ts': 12,
-  'inventory.test.ts': 10,
-  'otel-identity.test.ts': 9,
-  'hardening-patterns.test.ts': 9,
-  'log-compressed.test.ts': 8,
-  'logs-processing-api-reader.test.ts': 8,
-  'hardening-heartbeat.test.ts': 7,
-  'socket-proxy.test.ts': 6,
-  'status-reload.test.ts': 6,
-  'security-odd-shapes.test.ts': 6,
+  'lifecycle.test.ts': 68,
+  'swarm.test.ts': 58,
+  'otel-transport.test.ts': 41,
+  'otel-logs.test.ts': 39,
+  'image.test.ts': 34,
+  'least-privilege.test.ts': 33,
+  'daemon-loss.test.ts': 28,
+  'log-label-limits.test.ts': 27,
+  'security.test.ts': 26,
+  'dashboards.test.ts': 21,
+  'metrics.test.ts': 19,
+  'logs-processing.test.ts': 14,
+  'log-backpressure.test.ts': 14,
+  'reload.test.ts': 13,
+  'state-faults.test.ts': 12,
+  'status-page.test.ts': 11,
+  'log-loss.test.ts': 11,
+  'log-behind.test.ts': 11,
+  'web-security.test.ts': 10,
+  'shutdown.test.ts': 10,
+  'status-page-auth.test.ts': 9,
+  'http-bounds.test.ts': 9,
+  'harness.test.ts': 8,
+  'docker-tls.test.ts': 7,
+  'otel-identity.test.ts': 6,
+  'doctor.test.ts': 6,
+  'hardening-patterns.test.ts': 5,
+  'log-compressed.test.ts': 4,
+  'inventory.test.ts': 4,
+  'hardening-heartbeat.test.ts': 4,
+  'logs-processing-api-reader.test.ts': 3,
+  'status-reload.test.ts': 2,
+  'socket-proxy.test.ts': 2,
+  'security-odd-shapes.test.ts': 2,
 };
 
 /**
