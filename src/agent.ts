@@ -205,7 +205,11 @@ export class Agent {
     // ~1 % of a core on an idle host; once a second is plenty for an agent
     collectDefaultMetrics({ register: processRegistry, eventLoopMonitoringPrecision: 1000 });
     // its nodejs_eventloop_lag_p50... include that 1 s: served corrected by collectors/event-loop
-    const lagRegistry = eventLoopLagRegistry();
+    const lagRegistry = eventLoopLagRegistry(
+      undefined,
+      undefined,
+      logger.child({ component: 'event-loop' }),
+    );
     metrics.addProvider({
       render: async () =>
         omitFamilies(

@@ -14,6 +14,7 @@
  */
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import { Gauge, Registry } from 'prom-client';
+import type { Logger } from '../util/logger.js';
 
 /** Sampling interval of the histogram (ms). */
 export const EVENT_LOOP_RESOLUTION_MS = 1000;
@@ -69,6 +70,12 @@ export function lagSeconds(
 /** Each figure covers the last one to two windows of ticks, whoever scrapes and how often. */
 export const EVENT_LOOP_WINDOW_MS = 30_000;
 
+/** A tick at least this late is logged at debug level (with when it fired and how late). */
+export const EVENT_LOOP_DEBUG_LATE_MS = 20;
+/** A tick at least this late is a warning (at most one a minute; the rest are counted in it). */
+export const EVENT_LOOP_WARN_LATE_MS = 1000;
+const WARN_EVERY_MS = 60_000;
+
 /**
  * The corrected lag families in their own registry. A timer fires every `resolutionMs`; each
  * firing records how late it is (time since the previous firing minus the interval). Ticks go
@@ -76,10 +83,16 @@ export const EVENT_LOOP_WINDOW_MS = 30_000;
  * nothing, so several scrapers (or a curl next to Prometheus) do not steal each other's samples.
  * (monitorEventLoopDelay also forgets the first interval after each reset, so a block right after
  * a scrape would be lost.)
+ *
+ * With a logger, a tick at least {@link EVENT_LOOP_DEBUG_LATE_MS} late is logged at debug level
+ * (`late_ms`; the record's time is when the tick fired, so the block ended then and began
+ * `late_ms` before), and one at least {@link EVENT_LOOP_WARN_LATE_MS} late is a warning: the
+ * figure says that the loop was late, the log says when.
  */
 export function eventLoopLagRegistry(
   resolutionMs = EVENT_LOOP_RESOLUTION_MS,
   windowMs = EVENT_LOOP_WINDOW_MS,
+  log?: Pick<Logger, 'debug' | 'warn'>,
 ): Registry {
   const registry = new Registry();
   let current = createHistogram();
@@ -88,10 +101,29 @@ export function eventLoopLagRegistry(
   let rotated = prev;
   const interval = BigInt(resolutionMs) * 1_000_000n;
   const window = BigInt(windowMs) * 1_000_000n;
+  let warnedAt = -Infinity;
+  let unwarned = 0;
   setInterval(() => {
     const now = process.hrtime.bigint();
     const late = now - prev - interval;
     prev = now;
+    const lateMs = Number(late) / 1e6;
+    if (log && lateMs >= EVENT_LOOP_DEBUG_LATE_MS) {
+      const fields = { late_ms: Math.round(lateMs * 10) / 10, interval_ms: resolutionMs };
+      log.debug(fields, 'event loop tick late');
+      if (lateMs >= EVENT_LOOP_WARN_LATE_MS) {
+        const at = Number(now / 1_000_000n);
+        if (at - warnedAt >= WARN_EVERY_MS) {
+          log.warn(
+            { ...fields, late_ticks_not_logged: unwarned },
+            `event loop blocked: a ${resolutionMs} ms timer fired ${Math.round(lateMs)} ms late ` +
+              '(CPU starved, swapping, or synchronous work; nodejs_eventloop_lag_max_seconds)',
+          );
+          warnedAt = at;
+          unwarned = 0;
+        } else unwarned++;
+      }
+    }
     if (now - rotated >= window) {
       previous = current;
       current = createHistogram();

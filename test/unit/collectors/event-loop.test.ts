@@ -73,4 +73,48 @@ describe('event-loop lag', () => {
     // reading does not reset: a second scraper sees the same window
     expect(value(await registry.metrics(), 'nodejs_eventloop_lag_max_seconds')).toBe(max);
   });
+
+  it('logs when a late tick fired and how late it was; a block of a second or more is a warning', async () => {
+    const records: Array<{ level: string; obj: Record<string, unknown>; msg: string; at: number }> =
+      [];
+    const log = {
+      debug: (obj: Record<string, unknown>, msg: string) =>
+        records.push({ level: 'debug', obj, msg, at: Date.now() }),
+      warn: (obj: Record<string, unknown>, msg: string) =>
+        records.push({ level: 'warn', obj, msg, at: Date.now() }),
+    } as unknown as Parameters<typeof eventLoopLagRegistry>[2];
+    eventLoopLagRegistry(20, 10_000, log);
+    await new Promise((r) => setTimeout(r, 100));
+    records.length = 0; // whatever this process's start-up cost
+    const blocked = (ms: number): number => {
+      const from = Date.now();
+      while (Date.now() < from + ms) {
+        // block the event loop
+      }
+      return from;
+    };
+    const from = blocked(150);
+    await new Promise((r) => setTimeout(r, 60));
+    // the record's time is the end of the block; minus late_ms, its start (a stalled host can add
+    // late ticks of its own: the block's is the one that began when it did)
+    const late = records.filter(
+      (r) =>
+        r.level === 'debug' &&
+        Number(r.obj.late_ms) >= 100 &&
+        Math.abs(r.at - Number(r.obj.late_ms) - from) < 40,
+    );
+    expect(late, JSON.stringify(records)).toHaveLength(1);
+    expect(records.filter((r) => r.level === 'warn')).toHaveLength(0);
+    // a second-long block warns once; the next one within the minute is counted, not logged
+    blocked(1050);
+    await new Promise((r) => setTimeout(r, 60));
+    blocked(1050);
+    await new Promise((r) => setTimeout(r, 60));
+    const warns = records.filter((r) => r.level === 'warn');
+    expect(warns).toHaveLength(1);
+    expect((warns[0] as (typeof records)[number]).msg).toMatch(/event loop blocked: .* ms late/);
+    expect(
+      records.filter((r) => r.level === 'debug' && Number(r.obj.late_ms) >= 1000).length,
+    ).toBeGreaterThanOrEqual(2);
+  });
 });
