@@ -56,26 +56,42 @@ function procStatBusy(): number {
   return n(1) + n(2) + n(3) + n(6) + n(7) + n(8);
 }
 
-/** Steal ticks of the host from /proc/stat (time the hypervisor gave this VM's CPUs to others). */
-function procStatSteal(): { steal: number; total: number } {
-  const f = (readFileSync('/proc/stat', 'latin1').split('\n')[0] ?? '').trim().split(/\s+/);
-  const n = f.slice(1, 9).map(Number);
-  return { steal: n[7] ?? 0, total: n.reduce((a, b) => a + b, 0) };
+/** Steal of each CPU from /proc/stat (`cpuN` lines), in ms (USER_HZ is 100: a tick is 10 ms). */
+function procStatStealPerCpu(): number[] {
+  return readFileSync('/proc/stat', 'latin1')
+    .split('\n')
+    .filter((l) => /^cpu\d+ /.test(l))
+    .map((l) => 10 * Number(l.trim().split(/\s+/)[8] ?? 0));
 }
 
 /**
- * A bare Node.js process beside the agent with the agent's lag sampler (a 1 s timer that records
- * how late each firing is): when it is late too, at the same moment, the whole host stalled (on
- * this VM: the hypervisor's steal reaches 40-50 % for seconds at a time, and every process, this
- * one with its single timer included, is then tens of ms late), not the agent's event loop.
- * Prints `<Date.now()> <ms late>` per tick.
+ * A thread's time on a CPU and time runnable but waiting for one (`/proc/PID/task/TID/schedstat`,
+ * ns), in ms; the main thread of a process has the process's id. Undefined when it is gone.
+ */
+function mainThreadSchedstat(pid: number): { run: number; wait: number } | undefined {
+  try {
+    const [run, wait] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'latin1')
+      .trim()
+      .split(' ')
+      .map(Number);
+    return { run: (run ?? 0) / 1e6, wait: (wait ?? 0) / 1e6 };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A bare Node.js process beside the agent: a 100 ms timer that records how late each firing is.
+ * When it is late at the moment the agent was, the whole host stalled, not the agent's loop.
+ * Prints `<Date.now()> <ms late>` for each tick at least 10 ms late.
  */
 const CONTROL_SAMPLER = `let prev = performance.now();
 setInterval(() => {
   const now = performance.now();
-  process.stdout.write(Date.now() + ' ' + (now - prev - 1000).toFixed(1) + '\\n');
+  const late = now - prev - 100;
+  if (late >= 10) process.stdout.write(Date.now() + ' ' + late.toFixed(1) + '\\n');
   prev = now;
-}, 1000);`;
+}, 100);`;
 
 /** MemTotal − MemFree − Inactive(file) from /proc/meminfo, in bytes. */
 function meminfoWorkingSet(): number {
@@ -137,11 +153,13 @@ describeDocker('cAdvisor parity, host series and container selection (issue 14)'
   let quietSince = 0;
   /** When the Prometheus test removed its busy container (Date.now()), for the lag test's report. */
   let busyRemovedAt = 0;
-  /** The control sampler (CONTROL_SAMPLER) and its ticks: when, and how late (ms). */
+  /** The control sampler (CONTROL_SAMPLER) and its late ticks: when (ms), and how late (ms). */
   let control: ChildProcess | undefined;
   const controlTicks: Array<{ t: number; late: number }> = [];
-  /** The host's steal over each second (percent of all CPU time), from /proc/stat. */
-  const stealTicks: Array<{ t: number; pct: number }> = [];
+  /** Steal of each CPU (ms) from t0 to t1 (Date.now()), read every 100 ms from /proc/stat. */
+  const steal: Array<{ t0: number; t1: number; ms: number[] }> = [];
+  /** The agent's main thread from t0 to t1: ms on a CPU, ms runnable but waiting for one. */
+  const agentSched: Array<{ t0: number; t1: number; run: number; wait: number }> = [];
   let stealSampler: NodeJS.Timeout | undefined;
   const dataRoot = (): string => {
     const info = harness().docker;
@@ -204,17 +222,42 @@ describeDocker('cAdvisor parity, host series and container selection (issue 14)'
           controlTicks.push({ t: t as number, late: late as number });
       }
     });
-    let prevSteal = procStatSteal();
+    let prevSteal = { t: Date.now(), ms: procStatStealPerCpu() };
+    let prevSched: { t: number; pid: number; run: number; wait: number } | undefined;
     stealSampler = setInterval(() => {
-      const now = procStatSteal();
-      const pct = (100 * (now.steal - prevSteal.steal)) / Math.max(1, now.total - prevSteal.total);
-      stealTicks.push({ t: Date.now(), pct });
+      const now = { t: Date.now(), ms: procStatStealPerCpu() };
+      if (agent) {
+        const sched = mainThreadSchedstat(agent.pid);
+        if (sched && prevSched?.pid === agent.pid)
+          agentSched.push({
+            t0: prevSched.t,
+            t1: now.t,
+            run: sched.run - prevSched.run,
+            wait: sched.wait - prevSched.wait,
+          });
+        prevSched = sched && { t: now.t, pid: agent.pid, ...sched };
+        if (agentSched.length > 20_000) agentSched.splice(0, 10_000);
+      }
+      steal.push({
+        t0: prevSteal.t,
+        t1: now.t,
+        ms: now.ms.map((x, i) => x - (prevSteal.ms[i] ?? x)),
+      });
+      if (steal.length > 20_000) steal.splice(0, 10_000);
       prevSteal = now;
-    }, 1000);
+    }, 100);
     quietSince = Date.now();
     agent = await startAgent({
       dockerHost: d.host,
-      args: ['--docker-root', dataRoot(), '--metrics-fs-interval-seconds', '2'],
+      // debug: the event-loop sampler logs each tick at least 20 ms late, with when it fired
+      args: [
+        '--docker-root',
+        dataRoot(),
+        '--metrics-fs-interval-seconds',
+        '2',
+        '--log-level',
+        'debug',
+      ],
       env: {
         OTEL_EXPORTER_OTLP_ENDPOINT: rx.url,
         HARBORMASTER_LOGS_BATCH_DELAY_SECONDS: '0.05',
@@ -409,68 +452,85 @@ describeDocker('cAdvisor parity, host series and container selection (issue 14)'
     // A figure covers the last one to two windows of ticks: a stall moves it for that long.
     const REACH = 2 * EVENT_LOOP_WINDOW_MS;
     // Steady state: start-up (module loading, the first inventory sync) has left the figures two
-    // windows after the start. Then two minutes. When the agent's figure is over the bound and the
-    // control process was late too in the span the figure covers (the host stalled: VM steal), the
-    // measurement moves to the next two minutes clear of that stall, at most twice; the agent
-    // late while the control was not (its own loop blocked) fails at once.
-    let end = quietSince + REACH + TWO_MINUTES + 5_000;
-    for (let attempt = 1; ; attempt++) {
-      const stealAt0 = procStatSteal();
-      if (end > Date.now()) await sleep(end - Date.now());
-      end = Date.now();
-      const stealAt1 = procStatSteal();
-      const max = await prom.query('max_over_time(nodejs_eventloop_lag_p99_seconds[2m])');
-      const samples = await prom.query('count_over_time(nodejs_eventloop_lag_p99_seconds[2m])');
-      expect(Number(samples[0]?.value[1])).toBeGreaterThanOrEqual(20);
-      const v = Number(max[0]?.value[1]);
-      const span = controlTicks.filter((c) => c.t >= end - TWO_MINUTES - REACH && c.t <= end);
-      expect(span.length, 'control sampler ticks over the span').toBeGreaterThan(100);
-      // the host stalled: the control was late, or the hypervisor took a quarter of the CPUs
-      const hostStalls: Array<{ t: number; late: number; steal?: number }> = [
-        ...span.filter((c) => c.late >= 25),
-        ...stealTicks
-          .filter((x) => x.t >= end - TWO_MINUTES - REACH && x.t <= end && x.pct >= 25)
-          .map((x) => ({ t: x.t, late: NaN, steal: x.pct })),
-      ];
-      const worst = Math.max(...span.map((c) => c.late));
-      const stealPct =
-        (100 * (stealAt1.steal - stealAt0.steal)) / Math.max(1, stealAt1.total - stealAt0.total);
-      console.log(
-        `window ${attempt}: max of nodejs_eventloop_lag_p99_seconds over 2 minutes: ${v}; ` +
-          `control process beside it: worst tick ${worst.toFixed(1)} ms late, ` +
-          `${hostStalls.length} ticks >= 25 ms late or seconds of steal >= 25 %; host steal ` +
-          `${stealPct.toFixed(1)} % (/proc/stat, over the wait)`,
+    // windows after the start. Then two minutes.
+    const end = quietSince + REACH + TWO_MINUTES + 5_000;
+    if (end > Date.now()) await sleep(end - Date.now());
+    const from = end - TWO_MINUTES - REACH; // the ticks the figures of the two minutes cover
+    const max = await prom.query('max_over_time(nodejs_eventloop_lag_p99_seconds[2m])');
+    const samples = await prom.query('count_over_time(nodejs_eventloop_lag_p99_seconds[2m])');
+    expect(Number(samples[0]?.value[1])).toBeGreaterThanOrEqual(20);
+    const v = Number(max[0]?.value[1]);
+    // The agent logs each tick at least 20 ms late (debug): when it fired, and how late. The host
+    // can stall the agent without the agent doing anything: on this VM the hypervisor takes one
+    // virtual CPU for 100-400 ms at a time (steal), and a thread on it waits, while a process on
+    // the other CPU runs on. So each tick of 50 ms or more is set against what the host did over
+    // the same moment: the steal of the CPU with the most (read every 100 ms), how long a bare
+    // Node.js process (100 ms timer) was stalled then, and how long the agent's main thread was
+    // runnable but waiting for a CPU (schedstat; steal, then a wait for a CPU, add up). What none
+    // explains is the agent's own: work on its loop (its main thread's CPU time is reported beside
+    // it) or a blocking call. (Shown: 0.4 s of real-time spinners on both CPUs were explained,
+    // the agent stopped by SIGSTOP for 0.3 s was not.)
+    const ticks = agent
+      .logs()
+      .filter((r) => r.component === 'event-loop' && r.msg === 'event loop tick late')
+      .map((r) => ({ t: Number(r.time), late: Number(r.late_ms) }))
+      .filter((x) => x.t >= from && x.t <= end);
+    const worstTick = Math.max(0, ...ticks.map((x) => x.late));
+    // the log and the figure see the same ticks (p99 of 30-60 ticks is about the worst of them)
+    if (v >= 0.025) expect(worstTick, 'the worst late tick logged').toBeGreaterThan(v * 1000 - 2);
+    const MARGIN = 100; // steal is read every 100 ms, and accounted at the next scheduler tick
+    const host = (
+      a: number,
+      b: number,
+    ): { steal: number; control: number; wait: number; run: number } => {
+      const near = <T extends { t0: number; t1: number }>(xs: T[]): T[] =>
+        xs.filter((x) => x.t1 >= a - MARGIN && x.t0 <= b + MARGIN);
+      const cpus = near(steal);
+      const perCpu = (cpus[0]?.ms ?? []).map((_, i) =>
+        cpus.reduce((n, x) => n + (x.ms[i] ?? 0), 0),
       );
-      if (v < 0.05) break;
-      // when: each sample over 10 ms, in seconds after the busy container's removal
-      const url = `${prom.url}/api/v1/query?query=${encodeURIComponent('nodejs_eventloop_lag_p99_seconds[2m]')}`;
-      const body = (await (await fetch(url)).json()) as { data?: { result?: PromQueryResult } };
-      const late = (body.data?.result?.[0]?.values ?? [])
-        .filter(([, x]) => Number(x) > 0.01)
-        .map(([t, x]) => `${(t - busyRemovedAt / 1000).toFixed(1)} s: ${x}`);
-      console.log(
-        `p99 samples over 10 ms (s after the busy container's removal): ${late.join(', ')}; ` +
-          `host stalls (control late, or steal): ${hostStalls
-            .map(
-              (c) =>
-                `${((c.t - busyRemovedAt) / 1000).toFixed(1)} s: ` +
-                (c.steal !== undefined ? `steal ${c.steal.toFixed(0)} %` : `${c.late} ms`),
-            )
-            .join(', ')}`,
+      const overlap = controlTicks.map((c) => Math.min(b, c.t) - Math.max(a, c.t - c.late));
+      const sched = near(agentSched);
+      return {
+        steal: Math.max(0, ...perCpu),
+        control: Math.max(0, ...overlap),
+        wait: sched.reduce((n, x) => n + x.wait, 0),
+        run: sched.reduce((n, x) => n + x.run, 0),
+      };
+    };
+    const judged = ticks
+      .filter((x) => x.late >= 50)
+      .map((x) => {
+        const h = host(x.t - x.late, x.t);
+        return { ...x, ...h, unexplained: x.late - Math.max(h.steal + h.wait, h.control) };
+      });
+    const stealAll = steal.filter((x) => x.t0 >= from && x.t1 <= end);
+    const stealPct =
+      (100 * stealAll.reduce((n, x) => n + Math.max(0, ...x.ms), 0)) /
+      Math.max(
+        1,
+        stealAll.reduce((n, x) => n + x.t1 - x.t0, 0),
       );
-      if (hostStalls.length === 0 || attempt === 3)
-        expect(
-          v,
-          hostStalls.length === 0
-            ? 'the agent was late while a bare Node.js process beside it was not'
-            : 'the host stalled in three windows in a row',
-        ).toBeLessThan(0.05);
-      const lastStall = Math.max(...hostStalls.map((c) => c.t));
-      end = lastStall + REACH + TWO_MINUTES + 5_000;
+    console.log(
+      `max of nodejs_eventloop_lag_p99_seconds over 2 minutes: ${v}; ${ticks.length} agent ticks ` +
+        `>= 20 ms late (worst ${worstTick} ms), ${judged.length} >= 50 ms; steal of the busiest ` +
+        `CPU over the span: ${stealPct.toFixed(1)} %; bare Node.js process late >= 10 ms: ` +
+        `${controlTicks.filter((c) => c.t >= from && c.t <= end).length} ticks`,
+    );
+    for (const j of judged)
       console.log(
-        `the host stalled (the control process was late too): measuring again until ` +
-          `${((end - Date.now()) / 1000).toFixed(0)} s from now`,
+        `  agent tick ${((j.t - busyRemovedAt) / 1000).toFixed(1)} s after the busy container's ` +
+          `removal: ${j.late} ms late; host then: steal ${j.steal} ms on one CPU, bare Node.js ` +
+          `process stalled ${j.control.toFixed(0)} ms, the agent's main thread waited ` +
+          `${j.wait.toFixed(0)} ms for a CPU (and ran ${j.run.toFixed(0)} ms); unexplained ` +
+          `${j.unexplained.toFixed(0)} ms`,
       );
-    }
+    const unexplained = Math.max(0, ...judged.map((j) => j.unexplained));
+    if (v >= 0.05)
+      expect(
+        unexplained,
+        `the figure is ${v}: a tick of the agent's was late while the host was not stalled`,
+      ).toBeLessThan(50);
+    else expect(v).toBeLessThan(0.05);
   }, 900_000);
 });
