@@ -68,6 +68,19 @@ function sharedHolders(dir: string): number[] {
   return out;
 }
 
+/** Removes a held lock file once: when called, or when the process exits without calling it. */
+function releaser(file: string): () => void {
+  let released = false;
+  const release = (): void => {
+    if (released) return;
+    released = true;
+    rmSync(file, { force: true });
+    process.off('exit', release);
+  };
+  process.on('exit', release);
+  return release;
+}
+
 export interface HostLock {
   readonly mode: 'shared' | 'exclusive';
   /** How long acquiring it waited, in ms. */
@@ -100,15 +113,7 @@ export async function acquireHostLock(mode: 'shared' | 'exclusive'): Promise<Hos
       rmSync(mine, { force: true });
     }
   }
-  let released = false;
-  const release = (): void => {
-    if (released) return;
-    released = true;
-    rmSync(mine, { force: true });
-    process.off('exit', release);
-  };
-  process.on('exit', release);
-  return { mode, waitedMs: Date.now() - t0, release };
+  return { mode, waitedMs: Date.now() - t0, release: releaser(mine) };
 }
 
 /**
@@ -125,13 +130,5 @@ export async function acquireGroupLock(name: string): Promise<HostLock> {
     holderOf(mine);
     await sleep(200);
   }
-  let released = false;
-  const release = (): void => {
-    if (released) return;
-    released = true;
-    rmSync(mine, { force: true });
-    process.off('exit', release);
-  };
-  process.on('exit', release);
-  return { mode: 'exclusive', waitedMs: Date.now() - t0, release };
+  return { mode: 'exclusive', waitedMs: Date.now() - t0, release: releaser(mine) };
 }
