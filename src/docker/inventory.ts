@@ -200,6 +200,34 @@ function sameContainer(a: ContainerInfo, b: ContainerInfo): boolean {
 }
 
 /**
+ * Docker's `since` for an `/events` subscription, with nine fractional digits: the second of the
+ * last event handled, or before the first, the agent's start; both on the daemon's clock as it
+ * reads now (`/info`), from the time elapsed on a clock that never steps. When the daemon's clock
+ * stepped back since the last event, that event's second lies ahead of the daemon's clock (Docker
+ * would then skip what happened since): the subscription starts where the event is on the
+ * daemon's clock now, a second early. (A replay repeats events already handled; the inventory
+ * skips them by their raw line.)
+ */
+export function eventsSince(o: {
+  /** The daemon's clock (ms) when it answered `/info`. */
+  daemonNowMs: number;
+  /** Docker's `time` of the last event handled (s), 0 before the first. */
+  lastEventSec: number;
+  /** ms since the last event was handled, on a monotonic clock. */
+  lastEventAgoMs: number;
+  /** ms since the agent started, on a monotonic clock. */
+  startedAgoMs: number;
+}): string {
+  let ms: number;
+  if (o.lastEventSec > 0) {
+    const handledSec = Math.floor((o.daemonNowMs - Math.max(0, o.lastEventAgoMs)) / 1000);
+    ms = (handledSec < o.lastEventSec ? handledSec - 1 : o.lastEventSec) * 1000;
+  } else ms = Math.floor(o.daemonNowMs - Math.max(0, o.startedAgoMs));
+  ms = Math.max(1000, ms);
+  return `${Math.floor(ms / 1000)}.${String((ms % 1000) * 1_000_000).padStart(9, '0')}`;
+}
+
+/**
  * The single source of container identity: lists and inspects every container, then follows
  * `/events`; re-lists after every reconnect because the daemon forgets events on restart. Each
  * subscription asks for the events since the agent's start (then since the last event seen), so
@@ -238,14 +266,16 @@ export class Inventory implements Component, ContainerSource {
    * and is removed between the agent's start (or a lost stream) and the subscription is never
    * seen: no start event, so its log file is neither read nor counted as unread.
    */
-  private readonly startedMs: number;
-  /** Docker's `time` (seconds) of the newest event seen; 0 before the first. */
+  private readonly startedMono: number;
+  /** Docker's `time` (seconds) of the last event handled; 0 before the first. */
   private lastEventSec = 0;
+  /** performance.now() when the last event was handled (a clock that never steps). */
+  private lastEventMono = 0;
   /**
-   * The raw lines of the events of second lastEventSec (at most the last 256: the daemon replays
-   * no more than that): a replay after a reconnect skips them.
+   * The raw lines of the last 256 events handled (the daemon keeps and replays no more than
+   * that): a replay after a reconnect skips them, whatever their time says.
    */
-  private readonly seenAtLastSec = new Set<string>();
+  private readonly recentLines = new Set<string>();
   /**
    * The daemon's clock (ms) when it answered `/info` right before the current subscription: an
    * event older than that is a replay (see onDockerEvent).
@@ -275,7 +305,7 @@ export class Inventory implements Component, ContainerSource {
     this.heartbeatTimeoutMs = opts.heartbeatTimeoutMs ?? 5_000;
     this.now = opts.now ?? Date.now;
     this.procRoot = opts.procRoot;
-    this.startedMs = Date.now(); // compared with the daemon's clock: not an injected now()
+    this.startedMono = performance.now(); // compared with the daemon's clock: not an injected now()
     const registers = opts.registry ? [opts.registry] : [];
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
@@ -484,7 +514,6 @@ export class Inventory implements Component, ContainerSource {
     const info = await this.client.get<ApiInfo>('/info', undefined, signal);
     // the daemon's clock, not the agent's: a remote daemon's may differ
     const daemonNow = parseTime(info.SystemTime) || Date.now();
-    const skewMs = daemonNow - Date.now();
     this.subscribedAtMs = daemonNow;
     this.engineInfo = {
       apiVersion: this.client.apiVersion ?? '',
@@ -503,10 +532,17 @@ export class Inventory implements Component, ContainerSource {
     const openedP = new Promise<void>((r) => (opened = r));
     this.stream = this.client.stream(
       '/events',
-      { since: this.since(skewMs) },
+      {
+        since: eventsSince({
+          daemonNowMs: daemonNow,
+          lastEventSec: this.lastEventSec,
+          lastEventAgoMs: performance.now() - this.lastEventMono,
+          startedAgoMs: performance.now() - this.startedMono,
+        }),
+      },
       (line) => {
         lastActivity = Date.now();
-        if (this.seenAtLastSec.has(line)) return; // replayed: handled before the reconnect
+        if (this.recentLines.has(line)) return; // replayed: handled before the reconnect
         let ev: DockerEvent;
         try {
           ev = JSON.parse(line) as DockerEvent;
@@ -554,35 +590,23 @@ export class Inventory implements Component, ContainerSource {
   }
 
   /**
-   * Docker's `since` for the next subscription: the second of the last event handled, or the
-   * agent's start on the daemon's clock (`skewMs`: daemon minus agent), with nine fractional
-   * digits.
-   */
-  private since(skewMs: number): string {
-    if (this.lastEventSec > 0) return String(this.lastEventSec);
-    const ms = Math.max(1000, Math.floor(this.startedMs + skewMs));
-    return `${Math.floor(ms / 1000)}.${String((ms % 1000) * 1_000_000).padStart(9, '0')}`;
-  }
-
-  /**
-   * Remembers a handled event so that the replay of its second after a reconnect skips it (an
-   * event received but not handled, because the connection failed before the re-list finished,
-   * is not remembered: the next subscription replays it).
+   * Remembers a handled event so that a replay after a reconnect skips it (an event received but
+   * not handled, because the connection failed before the re-list finished, is not remembered:
+   * the next subscription replays it).
    */
   private noteSeen(ev: DockerEvent, line: string): void {
     const sec =
       typeof ev.time === 'number' && ev.time > 0
         ? Math.floor(ev.time)
         : Math.floor((Number(ev.timeNano) || 0) / 1e9);
-    if (sec <= 0 || sec < this.lastEventSec) return; // out of order: never part of a replay
-    if (sec > this.lastEventSec) {
+    if (sec > 0) {
       this.lastEventSec = sec;
-      this.seenAtLastSec.clear();
+      this.lastEventMono = performance.now();
     }
-    this.seenAtLastSec.add(line);
-    if (this.seenAtLastSec.size > 256) {
-      const oldest = this.seenAtLastSec.values().next().value;
-      if (oldest !== undefined) this.seenAtLastSec.delete(oldest);
+    this.recentLines.add(line);
+    if (this.recentLines.size > 256) {
+      const oldest = this.recentLines.values().next().value;
+      if (oldest !== undefined) this.recentLines.delete(oldest);
     }
   }
 
