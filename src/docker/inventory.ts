@@ -228,6 +228,28 @@ export function eventsSince(o: {
 }
 
 /**
+ * Whether an event came in a replay (Docker's `since`), not live: it happened before the daemon
+ * answered `/info` right before the subscription. Or, received before the re-list finished, it
+ * carries a time more than 2 s ahead of the daemon's clock now: written before that clock stepped
+ * back (a `since` placed on the stepped clock replays those too). A live event after a forward
+ * step is not mistaken for one unless it comes during the re-list.
+ */
+export function isReplay(o: {
+  /** The event's time on the daemon's clock (ms); 0 when it has none. */
+  atMs: number;
+  /** The daemon's clock (ms) when it answered `/info`. */
+  subscribedAtMs: number;
+  /** ms since then, on a monotonic clock. */
+  sinceSubscribedMs: number;
+  /** Received before the re-list finished. */
+  early: boolean;
+}): boolean {
+  if (o.atMs <= 0) return false;
+  if (o.atMs < o.subscribedAtMs) return true;
+  return o.early && o.atMs > o.subscribedAtMs + Math.max(0, o.sinceSubscribedMs) + 2000;
+}
+
+/**
  * The single source of container identity: lists and inspects every container, then follows
  * `/events`; re-lists after every reconnect because the daemon forgets events on restart. Each
  * subscription asks for the events since the agent's start (then since the last event seen), so
@@ -281,6 +303,8 @@ export class Inventory implements Component, ContainerSource {
    * event older than that is a replay (see onDockerEvent).
    */
   private subscribedAtMs = 0;
+  /** performance.now() when `/info` answered (subscribedAtMs). */
+  private subscribedMono = 0;
   private readonly syncWaiters = new Set<() => void>();
   private readonly metrics: {
     reachable: Gauge;
@@ -515,6 +539,7 @@ export class Inventory implements Component, ContainerSource {
     // the daemon's clock, not the agent's: a remote daemon's may differ
     const daemonNow = parseTime(info.SystemTime) || Date.now();
     this.subscribedAtMs = daemonNow;
+    this.subscribedMono = performance.now();
     this.engineInfo = {
       apiVersion: this.client.apiVersion ?? '',
       serverVersion: info.ServerVersion ?? '',
@@ -572,7 +597,7 @@ export class Inventory implements Component, ContainerSource {
     }
     this.reachable = true;
     live = true;
-    for (const { ev, line } of buffered.splice(0)) this.handleEvent(ev, line);
+    for (const { ev, line } of buffered.splice(0)) this.handleEvent(ev, line, true);
     this.synced = true;
     this.lastError = undefined;
     this.readySince = this.now();
@@ -718,13 +743,18 @@ export class Inventory implements Component, ContainerSource {
     this.emit({ type: 'removed', container: info });
   }
 
-  private handleEvent(ev: DockerEvent, line: string): void {
+  /** `early`: received before the re-list finished (where a replay arrives). */
+  private handleEvent(ev: DockerEvent, line: string, early = false): void {
     this.noteSeen(ev, line);
     const type = ev.Type ?? '';
     const action = ev.Action ?? '';
     this.metrics.events.inc(eventLabels(type, action));
-    const at = ev.timeNano ? ev.timeNano / 1e6 : (ev.time ?? 0) * 1000;
-    const replayed = at > 0 && at < this.subscribedAtMs;
+    const replayed = isReplay({
+      atMs: ev.timeNano ? ev.timeNano / 1e6 : (ev.time ?? 0) * 1000,
+      subscribedAtMs: this.subscribedAtMs,
+      sinceSubscribedMs: performance.now() - this.subscribedMono,
+      early,
+    });
     for (const l of this.eventListeners) {
       try {
         l(ev, replayed);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { eventsSince } from '../../../src/docker/inventory.js';
+import { eventsSince, isReplay } from '../../../src/docker/inventory.js';
 
 const T0 = 1_700_000_000; // a daemon clock reading, in seconds
 
@@ -54,5 +54,43 @@ describe('eventsSince (Docker events `since` for a subscription)', () => {
     expect(
       eventsSince({ daemonNowMs: 500, lastEventSec: 0, lastEventAgoMs: 0, startedAgoMs: 10_000 }),
     ).toBe('1.000000000');
+  });
+});
+
+describe('isReplay (an event from before the subscription, not live)', () => {
+  const sub = T0 * 1000; // the daemon's clock at /info
+  it('an event older than the daemon clock at /info is a replay, live or early', () => {
+    for (const early of [true, false]) {
+      expect(isReplay({ atMs: sub - 1, subscribedAtMs: sub, sinceSubscribedMs: 50, early })).toBe(
+        true,
+      );
+      expect(isReplay({ atMs: sub + 10, subscribedAtMs: sub, sinceSubscribedMs: 50, early })).toBe(
+        false,
+      );
+    }
+    // no time at all: never called a replay
+    expect(isReplay({ atMs: 0, subscribedAtMs: sub, sinceSubscribedMs: 0, early: true })).toBe(
+      false,
+    );
+  });
+
+  it('after the daemon clock stepped back: an early event stamped ahead of the clock is a replay', () => {
+    // written an hour ahead of the clock as it reads now: before the step
+    expect(
+      isReplay({ atMs: sub + 3_600_000, subscribedAtMs: sub, sinceSubscribedMs: 300, early: true }),
+    ).toBe(true);
+    // the same time on a live event (after the re-list) is a clock that stepped forward: live
+    expect(
+      isReplay({
+        atMs: sub + 3_600_000,
+        subscribedAtMs: sub,
+        sinceSubscribedMs: 300,
+        early: false,
+      }),
+    ).toBe(false);
+    // an early event within the clock as it reads now (a re-list of 1.5 s) is live
+    expect(
+      isReplay({ atMs: sub + 1_400, subscribedAtMs: sub, sinceSubscribedMs: 1_500, early: true }),
+    ).toBe(false);
   });
 });
