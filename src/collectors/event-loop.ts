@@ -85,7 +85,7 @@ const WARN_EVERY_MS = 60_000;
  * a scrape would be lost.)
  *
  * With a logger, a tick at least {@link EVENT_LOOP_DEBUG_LATE_MS} late is logged at debug level
- * (`late_ms`; the record's time is when the tick fired, so the block ended then and began
+ * (`late_ms`; the record's time is when the tick fired, so the block ended then and began at least
  * `late_ms` before), and one at least {@link EVENT_LOOP_WARN_LATE_MS} late is a warning: the
  * figure says that the loop was late, the log says when.
  */
