@@ -5,83 +5,26 @@
 //
 // Through the real Agent and LifecycleCollector (no daemon: events and inspects enter through the
 // tracker's entry points), spans captured where the state-dir spool would wrap the exporter.
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { ExportResultCode } from '@opentelemetry/core';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Agent } from '../../../src/agent.js';
-import { LifecycleCollector } from '../../../src/collectors/lifecycle/index.js';
-import { loadConfig } from '../../../src/config/load.js';
+import type { LifecycleCollector } from '../../../src/collectors/lifecycle/index.js';
 import type { DockerEvent } from '../../../src/docker/types.js';
 import { makeContainerInfo } from '../../support/container-info.js';
-import { captureLogger } from '../../support/log-capture.js';
+import { containerEvent, handBuiltLifecycle, stopLifecycles, until } from './lifecycle-harness.js';
 
 const T0 = 1_750_000_000_000;
 
-const dirs: string[] = [];
-const agents: Agent[] = [];
-afterEach(async () => {
-  await Promise.all(agents.splice(0).map((a) => a.stop()));
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+afterEach(stopLifecycles);
 
-function ev(
+const ev = (
   id: string,
   action: string,
   ms: number,
   attrs: Record<string, string> = {},
-): DockerEvent {
-  return {
-    Type: 'container',
-    Action: action,
-    Actor: { ID: id, Attributes: { name: id.slice(0, 4), ...attrs } },
-    time: Math.floor(ms / 1000),
-    timeNano: ms * 1e6,
-  };
-}
+): DockerEvent => containerEvent(id, id.slice(0, 4), action, ms, attrs);
 
-async function until<T>(get: () => T | undefined | false, what: string): Promise<T> {
-  const end = Date.now() + 10_000;
-  for (;;) {
-    const v = get();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-function start(holdMs: number): { lc: LifecycleCollector; spans: ReadableSpan[]; agent: Agent } {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'hm-lc-oom-'));
-  dirs.push(dir);
-  const env = {
-    DOCKER_HOST: `unix://${path.join(dir, 'no-docker.sock')}`,
-    OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9',
-    HARBORMASTER_STATE_DIR: path.join(dir, 'state'),
-    HARBORMASTER_LISTEN: '127.0.0.1:0',
-    HARBORMASTER_LIFECYCLE_TRACES_BATCH_DELAY_SECONDS: '0.05',
-    // built below by hand, over the agent's own context
-    HARBORMASTER_LIFECYCLE_ENABLED: 'false',
-  };
-  const spans: ReadableSpan[] = [];
-  let lc: LifecycleCollector | undefined;
-  const agent = new Agent(loadConfig({ env }).config, captureLogger().logger, [
-    (ctx) => {
-      ctx.wrapSpanExporter = () => ({
-        export: (s, done) => {
-          spans.push(...s);
-          done({ code: ExportResultCode.SUCCESS });
-        },
-        shutdown: () => Promise.resolve(),
-      });
-      lc = new LifecycleCollector(ctx, { oomVerdictHoldMs: holdMs });
-      return lc;
-    },
-  ]);
-  agents.push(agent);
-  return { lc: lc!, spans, agent };
-}
+const start = (holdMs: number): ReturnType<typeof handBuiltLifecycle> =>
+  handBuiltLifecycle({ prefix: 'hm-lc-oom-', holdMs });
 
 function running(lc: LifecycleCollector, id: string): void {
   lc.tracker.onInventory(

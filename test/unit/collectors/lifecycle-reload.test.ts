@@ -8,28 +8,17 @@
 // agent replaces its configuration, and the real LifecycleCollector is asked again. The container
 // comes in through the tracker's inventory and daemon-event entry points (no daemon needed); spans
 // are captured where the state-dir spool would wrap the exporter.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { ExportResultCode } from '@opentelemetry/core';
-import type { ReadableSpan } from '@opentelemetry/sdk-trace';
+import { writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Agent } from '../../../src/agent.js';
-import { LifecycleCollector } from '../../../src/collectors/lifecycle/index.js';
 import { loadConfig } from '../../../src/config/load.js';
 import type { DockerEvent } from '../../../src/docker/types.js';
 import { makeContainerInfo } from '../../support/container-info.js';
-import { captureLogger } from '../../support/log-capture.js';
+import { containerEvent, handBuiltLifecycle, stopLifecycles, until } from './lifecycle-harness.js';
 
 const ID = 'e'.repeat(64);
 const T0 = 1_750_000_000_000;
 
-const dirs: string[] = [];
-const agents: Agent[] = [];
-afterEach(async () => {
-  await Promise.all(agents.splice(0).map((a) => a.stop()));
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+afterEach(stopLifecycles);
 
 function yaml(o: { metrics: string[]; logs: string[]; patterns: string[] }): string {
   return [
@@ -44,64 +33,28 @@ function yaml(o: { metrics: string[]; logs: string[]; patterns: string[] }): str
   ].join('\n');
 }
 
-function ev(action: string, ms: number, attrs: Record<string, string> = {}): DockerEvent {
-  return {
-    Type: 'container',
-    Action: action,
-    Actor: { ID, Attributes: { name: 'api', ...attrs } },
-    time: Math.floor(ms / 1000),
-    timeNano: ms * 1e6,
-  };
-}
-
-async function until<T>(get: () => T | undefined | false, what: string): Promise<T> {
-  const end = Date.now() + 10_000;
-  for (;;) {
-    const v = get();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const ev = (action: string, ms: number, attrs: Record<string, string> = {}): DockerEvent =>
+  containerEvent(ID, 'api', action, ms, attrs);
 
 describe('lifecycle after SIGHUP', () => {
   it('metrics, run spans and exec redaction take the new allowlist and redaction rules', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'hm-lc-reload-'));
-    dirs.push(dir);
-    const file = path.join(dir, 'harbormaster.yml');
-    const env = {
-      // no daemon is asked: the socket does not exist (exec inspects fail and are counted)
-      DOCKER_HOST: `unix://${path.join(dir, 'no-docker.sock')}`,
-      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9',
-      HARBORMASTER_STATE_DIR: path.join(dir, 'state'),
-      HARBORMASTER_LISTEN: '127.0.0.1:0',
-      HARBORMASTER_LIFECYCLE_TRACES_BATCH_DELAY_SECONDS: '0.05',
-      // built below by hand, over the agent's own context
-      HARBORMASTER_LIFECYCLE_ENABLED: 'false',
-    };
-    writeFileSync(
+    // (no daemon: exec inspects fail and are counted; the exec auditor is built, its records
+    // would go to the log intake)
+    const {
+      agent,
+      lc: c,
+      spans,
+      env,
       file,
-      yaml({ metrics: ['team', 'api.token'], logs: ['team', 'api.token'], patterns: [] }),
-    );
-    const spans: ReadableSpan[] = [];
-    let lc: LifecycleCollector | undefined;
-    const agent = new Agent(loadConfig({ env, file }).config, captureLogger().logger, [
-      (ctx) => {
-        ctx.wrapSpanExporter = () => ({
-          export: (s, done) => {
-            spans.push(...s);
-            done({ code: ExportResultCode.SUCCESS });
-          },
-          shutdown: () => Promise.resolve(),
-        });
-        // the exec auditor is built (its records would go to this intake)
-        ctx.logIntake = () => ({ waitForSpace: () => undefined, submit: () => undefined });
-        lc = new LifecycleCollector(ctx);
-        return lc;
-      },
-    ]);
-    agents.push(agent);
-    const c = lc!;
+    } = handBuiltLifecycle({
+      prefix: 'hm-lc-reload-',
+      configYaml: yaml({
+        metrics: ['team', 'api.token'],
+        logs: ['team', 'api.token'],
+        patterns: [],
+      }),
+      logIntake: true,
+    });
     const info = makeContainerInfo({
       id: ID,
       name: 'api',
@@ -121,7 +74,7 @@ describe('lifecycle after SIGHUP', () => {
 
     // SIGHUP: api.token leaves both allowlists, and a pattern masks passwords on command lines.
     writeFileSync(
-      file,
+      file!,
       yaml({ metrics: ['team'], logs: ['team'], patterns: ['(?<=--password=)\\S+'] }),
     );
     const report = await agent.reload(() => loadConfig({ env, file }).config);
