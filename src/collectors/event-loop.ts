@@ -12,6 +12,7 @@
  * Sampling once a second sees every block that delays a timer firing, not shorter blocks between
  * two firings: nodejs_eventloop_lag_seconds (prom-client's, measured at each scrape) stays.
  */
+import { closeSync, openSync, readSync } from 'node:fs';
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import { Gauge, Registry } from 'prom-client';
 import type { Logger } from '../util/logger.js';
@@ -76,6 +77,45 @@ export const EVENT_LOOP_DEBUG_LATE_MS = 20;
 export const EVENT_LOOP_WARN_LATE_MS = 1000;
 const WARN_EVERY_MS = 60_000;
 
+/** Nanoseconds the main thread has run on a CPU, and waited runnable for one, since it started. */
+export interface ThreadSched {
+  runNs: number;
+  waitNs: number;
+}
+
+/**
+ * Reads this process's main-thread scheduler counters (`/proc/self/task/<pid>/schedstat`: time on
+ * a CPU, time runnable but waiting for one) through one descriptor kept open: one pread a call.
+ * Returns undefined where the file does not exist (not Linux, a kernel without schedstats); it is
+ * then not tried again.
+ */
+export function mainThreadSchedReader(
+  file = `/proc/self/task/${process.pid}/schedstat`,
+): () => ThreadSched | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return () => undefined;
+  }
+  const buf = Buffer.alloc(128);
+  return () => {
+    if (fd === undefined) return undefined;
+    try {
+      const n = readSync(fd, buf, 0, buf.length, 0);
+      const [run, wait] = buf.toString('latin1', 0, n).split(' ');
+      const runNs = Number(run);
+      const waitNs = Number(wait);
+      if (Number.isFinite(runNs) && Number.isFinite(waitNs)) return { runNs, waitNs };
+    } catch {
+      // fall through: stop reading
+    }
+    closeSync(fd);
+    fd = undefined;
+    return undefined;
+  };
+}
+
 /**
  * The corrected lag families in their own registry. A timer fires every `resolutionMs`; each
  * firing records how late it is (time since the previous firing minus the interval). Ticks go
@@ -87,12 +127,17 @@ const WARN_EVERY_MS = 60_000;
  * With a logger, a tick at least {@link EVENT_LOOP_DEBUG_LATE_MS} late is logged at debug level
  * (`late_ms`; the record's time is when the tick fired, so the block ended then and began at least
  * `late_ms` before), and one at least {@link EVENT_LOOP_WARN_LATE_MS} late is a warning: the
- * figure says that the loop was late, the log says when.
+ * figure says that the loop was late, the log says when. On Linux both records also say what the
+ * main thread did since the previous tick (`cpu_ms` on a CPU, `wait_ms` runnable but waiting for
+ * one): a tick late by about its `wait_ms` is a host short of CPU, one late by about its `cpu_ms`
+ * is the agent's own work, and one late by neither was blocked (a synchronous call, swapping, a
+ * stopped process, or the hypervisor's steal).
  */
 export function eventLoopLagRegistry(
   resolutionMs = EVENT_LOOP_RESOLUTION_MS,
   windowMs = EVENT_LOOP_WINDOW_MS,
   log?: Pick<Logger, 'debug' | 'warn'>,
+  sched: () => ThreadSched | undefined = log ? mainThreadSchedReader() : () => undefined,
 ): Registry {
   const registry = new Registry();
   let current = createHistogram();
@@ -103,21 +148,34 @@ export function eventLoopLagRegistry(
   const window = BigInt(windowMs) * 1_000_000n;
   let warnedAt = -Infinity;
   let unwarned = 0;
+  let prevSched = sched();
+  const ms = (ns: number): number => Math.round(ns / 1e5) / 10;
   setInterval(() => {
     const now = process.hrtime.bigint();
     const late = now - prev - interval;
     prev = now;
     const lateMs = Number(late) / 1e6;
+    const s = prevSched && sched();
+    const since =
+      s && prevSched
+        ? { cpu_ms: ms(s.runNs - prevSched.runNs), wait_ms: ms(s.waitNs - prevSched.waitNs) }
+        : undefined;
+    prevSched = s;
     if (log && lateMs >= EVENT_LOOP_DEBUG_LATE_MS) {
-      const fields = { late_ms: Math.round(lateMs * 10) / 10, interval_ms: resolutionMs };
+      const fields = { late_ms: Math.round(lateMs * 10) / 10, interval_ms: resolutionMs, ...since };
       log.debug(fields, 'event loop tick late');
       if (lateMs >= EVENT_LOOP_WARN_LATE_MS) {
         const at = Number(now / 1_000_000n);
         if (at - warnedAt >= WARN_EVERY_MS) {
+          const thread = since
+            ? `; since the previous tick the main thread ran ${Math.round(since.cpu_ms)} ms and ` +
+              `waited ${Math.round(since.wait_ms)} ms for a CPU`
+            : '';
           log.warn(
             { ...fields, late_ticks_not_logged: unwarned },
-            `event loop blocked: a ${resolutionMs} ms timer fired ${Math.round(lateMs)} ms late ` +
-              '(CPU starved, swapping, or synchronous work; nodejs_eventloop_lag_max_seconds)',
+            `event loop blocked: a ${resolutionMs} ms timer fired ${Math.round(lateMs)} ms late` +
+              `${thread} (CPU starved, swapping, or synchronous work; ` +
+              'nodejs_eventloop_lag_max_seconds)',
           );
           warnedAt = at;
           unwarned = 0;

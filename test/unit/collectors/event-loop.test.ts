@@ -1,6 +1,10 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   eventLoopLagRegistry,
+  mainThreadSchedReader,
   lagSeconds,
   replacesFamily,
 } from '../../../src/collectors/event-loop.js';
@@ -104,6 +108,10 @@ describe('event-loop lag', () => {
         Math.abs(r.at - Number(r.obj.late_ms) - from) < 40,
     );
     expect(late, JSON.stringify(records)).toHaveLength(1);
+    // the busy loop was the main thread's own: on a CPU, or runnable and waiting for one (minus
+    // what a hypervisor stole)
+    const [block] = late as [(typeof records)[number]];
+    expect(Number(block.obj.cpu_ms) + Number(block.obj.wait_ms)).toBeGreaterThan(75);
     expect(records.filter((r) => r.level === 'warn')).toHaveLength(0);
     // a second-long block warns once; the next one within the minute is counted, not logged
     blocked(1050);
@@ -112,9 +120,36 @@ describe('event-loop lag', () => {
     await new Promise((r) => setTimeout(r, 60));
     const warns = records.filter((r) => r.level === 'warn');
     expect(warns).toHaveLength(1);
-    expect((warns[0] as (typeof records)[number]).msg).toMatch(/event loop blocked: .* ms late/);
+    expect((warns[0] as (typeof records)[number]).msg).toMatch(
+      /event loop blocked: a 20 ms timer fired \d+ ms late; since the previous tick the main thread ran \d+ ms and waited \d+ ms for a CPU/,
+    );
     expect(
       records.filter((r) => r.level === 'debug' && Number(r.obj.late_ms) >= 1000).length,
     ).toBeGreaterThanOrEqual(2);
+  });
+
+  it("reads the main thread's time on a CPU and waiting for one from schedstat; none without the file", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'hm-sched-'));
+    try {
+      const file = path.join(dir, 'schedstat');
+      writeFileSync(file, '1234567 89000000 42\n');
+      const read = mainThreadSchedReader(file);
+      expect(read()).toEqual({ runNs: 1234567, waitNs: 89000000 });
+      writeFileSync(file, '2234567 99000000 43\n');
+      expect(read()).toEqual({ runNs: 2234567, waitNs: 99000000 });
+      expect(mainThreadSchedReader(path.join(dir, 'missing'))()).toBeUndefined();
+      writeFileSync(file, 'garbage\n');
+      const bad = mainThreadSchedReader(file);
+      expect(bad()).toBeUndefined();
+      writeFileSync(file, '1 2 3\n');
+      expect(bad(), 'not tried again after a bad read').toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // this process's own main thread (Linux): it has run, and the counters only grow
+    const own = mainThreadSchedReader();
+    const a = own();
+    expect(a?.runNs).toBeGreaterThan(0);
+    expect(own()?.runNs).toBeGreaterThanOrEqual(a?.runNs ?? Infinity);
   });
 });
