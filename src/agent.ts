@@ -205,11 +205,10 @@ export class Agent {
     // ~1 % of a core on an idle host; once a second is plenty for an agent
     collectDefaultMetrics({ register: processRegistry, eventLoopMonitoringPrecision: 1000 });
     // its nodejs_eventloop_lag_p50... include that 1 s: served corrected by collectors/event-loop
-    const lagRegistry = eventLoopLagRegistry(
-      undefined,
-      undefined,
-      logger.child({ component: 'event-loop' }),
-    );
+    const lagRegistry = eventLoopLagRegistry(undefined, undefined, {
+      log: logger.child({ component: 'event-loop' }),
+      signal: this.controller.signal,
+    });
     metrics.addProvider({
       render: async () =>
         omitFamilies(

@@ -83,6 +83,9 @@ export interface ThreadSched {
   waitNs: number;
 }
 
+/** One read of the counters (undefined when unavailable); `close` releases the descriptor. */
+export type SchedReader = (() => ThreadSched | undefined) & { close: () => void };
+
 /**
  * Reads this process's main-thread scheduler counters (`/proc/self/task/<pid>/schedstat`: time on
  * a CPU, time runnable but waiting for one) through one descriptor kept open: one pread a call.
@@ -91,29 +94,39 @@ export interface ThreadSched {
  */
 export function mainThreadSchedReader(
   file = `/proc/self/task/${process.pid}/schedstat`,
-): () => ThreadSched | undefined {
+): SchedReader {
   let fd: number | undefined;
   try {
     fd = openSync(file, 'r');
   } catch {
-    return () => undefined;
+    return Object.assign(() => undefined, { close: () => undefined });
   }
   const buf = Buffer.alloc(128);
-  return () => {
+  const read = (): ThreadSched | undefined => {
     if (fd === undefined) return undefined;
     try {
       const n = readSync(fd, buf, 0, buf.length, 0);
       const [run, wait] = buf.toString('latin1', 0, n).split(' ');
       const runNs = Number(run);
       const waitNs = Number(wait);
-      if (Number.isFinite(runNs) && Number.isFinite(waitNs)) return { runNs, waitNs };
+      // a thread that is reading has run: zeros are a kernel that does not count
+      if (Number.isFinite(runNs) && Number.isFinite(waitNs) && runNs > 0) return { runNs, waitNs };
     } catch {
       // fall through: stop reading
     }
-    closeSync(fd);
-    fd = undefined;
+    close();
     return undefined;
   };
+  const close = (): void => {
+    if (fd === undefined) return;
+    try {
+      closeSync(fd);
+    } catch {
+      // already closed
+    }
+    fd = undefined;
+  };
+  return Object.assign(read, { close });
 }
 
 /**
@@ -129,16 +142,24 @@ export function mainThreadSchedReader(
  * `late_ms` before), and one at least {@link EVENT_LOOP_WARN_LATE_MS} late is a warning: the
  * figure says that the loop was late, the log says when. On Linux both records also say what the
  * main thread did since the previous tick (`cpu_ms` on a CPU, `wait_ms` runnable but waiting for
- * one): a tick late by about its `wait_ms` is a host short of CPU, one late by about its `cpu_ms`
- * is the agent's own work, and one late by neither was blocked (a synchronous call, swapping, a
- * stopped process, or the hypervisor's steal).
+ * one; both cover the whole interval, not only its late part): a tick late by about its
+ * `wait_ms` or less is a host short of CPU, one whose `cpu_ms` is about its lateness or more is
+ * likely the agent's own work, and one late by far more than either was blocked (a synchronous
+ * call, swapping, a stopped process, or the hypervisor's steal).
  */
 export function eventLoopLagRegistry(
   resolutionMs = EVENT_LOOP_RESOLUTION_MS,
   windowMs = EVENT_LOOP_WINDOW_MS,
-  log?: Pick<Logger, 'debug' | 'warn'>,
-  sched: () => ThreadSched | undefined = log ? mainThreadSchedReader() : () => undefined,
+  opts: {
+    log?: Pick<Logger, 'debug' | 'warn'>;
+    /** the main thread's counters (default: its schedstat, read only with a logger) */
+    sched?: SchedReader;
+    /** stops the sampler and closes the schedstat descriptor */
+    signal?: AbortSignal;
+  } = {},
 ): Registry {
+  const { log, signal } = opts;
+  const sched = opts.sched ?? (log ? mainThreadSchedReader() : undefined);
   const registry = new Registry();
   let current = createHistogram();
   let previous = createHistogram();
@@ -148,14 +169,14 @@ export function eventLoopLagRegistry(
   const window = BigInt(windowMs) * 1_000_000n;
   let warnedAt = -Infinity;
   let unwarned = 0;
-  let prevSched = sched();
+  let prevSched = sched?.();
   const ms = (ns: number): number => Math.round(ns / 1e5) / 10;
-  setInterval(() => {
+  const timer = setInterval(() => {
     const now = process.hrtime.bigint();
     const late = now - prev - interval;
     prev = now;
     const lateMs = Number(late) / 1e6;
-    const s = prevSched && sched();
+    const s = prevSched && sched?.();
     const since =
       s && prevSched
         ? { cpu_ms: ms(s.runNs - prevSched.runNs), wait_ms: ms(s.waitNs - prevSched.waitNs) }
@@ -189,6 +210,14 @@ export function eventLoopLagRegistry(
     }
     current.record(late > 0n ? late : 1n); // the histogram takes values ≥ 1 (ns)
   }, resolutionMs).unref();
+  signal?.addEventListener(
+    'abort',
+    () => {
+      clearInterval(timer);
+      sched?.close();
+    },
+    { once: true },
+  );
   const gauges = {} as Record<keyof typeof FAMILIES, Gauge>;
   for (const [key, [name, help]] of Object.entries(FAMILIES) as Array<
     [keyof typeof FAMILIES, readonly [string, string]]

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import {
   eventLoopLagRegistry,
   mainThreadSchedReader,
@@ -86,8 +86,10 @@ describe('event-loop lag', () => {
         records.push({ level: 'debug', obj, msg, at: Date.now() }),
       warn: (obj: Record<string, unknown>, msg: string) =>
         records.push({ level: 'warn', obj, msg, at: Date.now() }),
-    } as unknown as Parameters<typeof eventLoopLagRegistry>[2];
-    eventLoopLagRegistry(20, 10_000, log);
+    } as unknown as NonNullable<Parameters<typeof eventLoopLagRegistry>[2]>['log'];
+    const stop = new AbortController();
+    onTestFinished(() => stop.abort());
+    eventLoopLagRegistry(20, 10_000, { log, signal: stop.signal });
     await new Promise((r) => setTimeout(r, 100));
     records.length = 0; // whatever this process's start-up cost
     const blocked = (ms: number): number => {
@@ -110,8 +112,11 @@ describe('event-loop lag', () => {
     expect(late, JSON.stringify(records)).toHaveLength(1);
     // the busy loop was the main thread's own: on a CPU, or runnable and waiting for one (minus
     // what a hypervisor stole)
+    // since the previous tick (20 ms + its lateness before), not since the start
     const [block] = late as [(typeof records)[number]];
-    expect(Number(block.obj.cpu_ms) + Number(block.obj.wait_ms)).toBeGreaterThan(75);
+    const thread = Number(block.obj.cpu_ms) + Number(block.obj.wait_ms);
+    expect(thread).toBeGreaterThan(75);
+    expect(thread).toBeLessThan(Number(block.obj.late_ms) + 20 + 50);
     expect(records.filter((r) => r.level === 'warn')).toHaveLength(0);
     // a second-long block warns once; the next one within the minute is counted, not logged
     blocked(1050);
@@ -126,6 +131,42 @@ describe('event-loop lag', () => {
     expect(
       records.filter((r) => r.level === 'debug' && Number(r.obj.late_ms) >= 1000).length,
     ).toBeGreaterThanOrEqual(2);
+  });
+
+  it("logs the counters' change since the previous tick: cpu_ms from the first field, wait_ms from the second", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'hm-sched-'));
+    const stop = new AbortController();
+    try {
+      const file = path.join(dir, 'schedstat');
+      writeFileSync(file, '1000000 2000000 1\n');
+      const sched = mainThreadSchedReader(file);
+      const records: Array<Record<string, unknown>> = [];
+      const log = {
+        debug: (obj: Record<string, unknown>) => records.push(obj),
+        warn: () => undefined,
+      } as unknown as NonNullable<Parameters<typeof eventLoopLagRegistry>[2]>['log'];
+      eventLoopLagRegistry(20, 10_000, { log, sched, signal: stop.signal });
+      await new Promise((r) => setTimeout(r, 100));
+      records.length = 0;
+      // the thread ran 30.5 ms and waited 7.25 ms more, then the loop is held for 100 ms
+      writeFileSync(file, '31500000 9250000 2\n');
+      const from = Date.now();
+      while (Date.now() < from + 100) {
+        // block the event loop
+      }
+      await new Promise((r) => setTimeout(r, 60));
+      const late = records.filter((r) => Number(r.late_ms) >= 60);
+      expect(late[0], JSON.stringify(records)).toMatchObject({ cpu_ms: 30.5, wait_ms: 7.3 });
+      // ticks after it: the counters did not move
+      const after = records.slice(records.indexOf(late[0] as Record<string, unknown>) + 1);
+      for (const r of after) expect(r).toMatchObject({ cpu_ms: 0, wait_ms: 0 });
+      stop.abort();
+      // stopped: the descriptor is closed, nothing is read any more
+      expect(sched()).toBeUndefined();
+    } finally {
+      stop.abort();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("reads the main thread's time on a CPU and waiting for one from schedstat; none without the file", () => {
@@ -143,6 +184,8 @@ describe('event-loop lag', () => {
       expect(bad()).toBeUndefined();
       writeFileSync(file, '1 2 3\n');
       expect(bad(), 'not tried again after a bad read').toBeUndefined();
+      writeFileSync(file, '0 0 0\n');
+      expect(mainThreadSchedReader(file)(), 'a kernel that does not count').toBeUndefined();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
