@@ -172,7 +172,13 @@ export function logDriverSkipNote(driver: string, run: ExecResult): string {
   }
   throw new Error(
     `docker run --log-driver ${driver} failed (exit ${run.code})` +
-      (process.env.CI && driver === 'journald' ? ' (CI is set: journald must work)' : '') +
+      (process.env.CI && driver === 'journald'
+        ? ' (CI is set: journald must work' +
+          (JOURNALD_REFUSAL.test(err)
+            ? '; no systemd-journald runs: start it as .ci/run does, `mkdir -p /run/systemd/journal` ' +
+              'then `/lib/systemd/systemd-journald &`)'
+            : ')')
+        : '') +
       `: ${err}`,
   );
 }
