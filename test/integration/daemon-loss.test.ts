@@ -184,12 +184,22 @@ describeDocker('daemon loss', () => {
     symlinkSync(d.socketPath, link);
     const back = Date.now();
     const expected = await dockerPsA(d);
+    let seen: string[] = [];
     await waitFor(
-      async () => JSON.stringify(await inventoryOf(agent)) === JSON.stringify(expected),
+      async () => JSON.stringify((seen = await inventoryOf(agent))) === JSON.stringify(expected),
       10_000,
       100,
       'inventory equal to docker ps -a',
-    );
+    ).catch((e: unknown) => {
+      // say how they differ (id name state), so a failure can be told apart from a slow re-list
+      const extra = seen.filter((x) => !expected.includes(x));
+      const missing = expected.filter((x) => !seen.includes(x));
+      throw new Error(
+        `${e instanceof Error ? e.message : String(e)}: the agent lists ${seen.length}, docker ` +
+          `ps -a ${expected.length}; only the agent: ${JSON.stringify(extra.slice(0, 10))}; ` +
+          `only docker: ${JSON.stringify(missing.slice(0, 10))}`,
+      );
+    });
     const tookMs = Date.now() - back;
     await waitFor(
       async () => (await agent.get('/readyz')).status === 200,
