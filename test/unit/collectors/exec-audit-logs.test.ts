@@ -22,6 +22,7 @@ import { startOtlpGrpcReceiver, type OtlpGrpcReceiver } from '../../support/otlp
 import { allLogRecords, anyValue, attrs } from '../../support/otlp-receiver.js';
 import { makeTestPki, type TestPki } from '../../support/tls.js';
 import { silentLogger } from './helpers.js';
+import { until } from './lifecycle-harness.js';
 
 const ID = 'd'.repeat(64);
 const T0 = 1_750_000_000_000;
@@ -45,16 +46,6 @@ function execEvents(execID: string, exitCode: string): DockerEvent[] {
     ev('exec_start: sh -c exit 3', T0 + 10),
     ev('exec_die', T0 + 500, { exitCode }),
   ];
-}
-
-async function until<T>(get: () => T | undefined | false, what: string): Promise<T> {
-  const end = Date.now() + 10_000;
-  for (;;) {
-    const v = get();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 const dirs: string[] = [];
