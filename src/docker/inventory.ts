@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Component, ComponentHealth } from '../component.js';
 import { OnceLogger, type Logger } from '../util/logger.js';
-import { sleep } from '../util/sleep.js';
 import type { ApiContainerInspect, ApiContainerSummary, ApiInfo } from './api-types.js';
 import { cgroupParentFromProc, containerCgroupPath } from './cgroup-path.js';
 import { DockerError, type DockerClient, type StreamHandle } from './client.js';
+import { backoffWait } from './socket-wait.js';
 import { NON_STATE_ACTIONS, eventLabels } from './events.js';
 import {
   CONTAINER_STATES,
@@ -527,7 +527,23 @@ export class Inventory implements Component, ContainerSource {
         );
         wasLost = true;
       }
-      await sleep(backoff, signal);
+      const wake = await backoffWait(backoff, this.client.endpoint.socketPath, signal, (err) =>
+        this.once.warn(
+          'socket-watch',
+          { err: err.message, socket: this.client.endpoint.socketPath },
+          'Cannot watch the Docker socket for its return; retrying on the backoff timer only.',
+        ),
+      );
+      if (wake === 'socket') {
+        // the daemon (or a link to it) is back: try now, and keep the next waits short in case
+        // it is not answering yet
+        this.log.info(
+          { socket: this.client.endpoint.socketPath },
+          'The Docker socket appeared again; reconnecting now.',
+        );
+        backoff = this.initialBackoffMs;
+        continue;
+      }
       backoff = Math.max(this.initialBackoffMs, Math.min(this.maxBackoffMs, backoff * 2));
     }
     this.synced = false;

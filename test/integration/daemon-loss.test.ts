@@ -76,7 +76,7 @@ afterAll(() => {
 });
 
 describeDocker('daemon loss', () => {
-  it('re-lists after the daemon returns: inventory equals docker ps -a within 10 s, readiness dips', async () => {
+  it('re-lists after the daemon returns: inventory equals docker ps -a within 10 s of its socket coming back, whatever the backoff, readiness dips', async () => {
     const d = await startOwnDockerd();
     // The agent reaches the daemon through a link we can cut: while the link is gone the daemon
     // runs "behind the agent's back" (it cannot see any of those events, just as after a restart).
@@ -100,7 +100,12 @@ describeDocker('daemon loss', () => {
         ).trim(),
       );
     }
-    const agent = await startAgent({ dockerHost: `unix://${link}` });
+    // A backoff cap far above the outage: the agent must notice the socket coming back, not
+    // reach it by its timer (which would be up to the cap, here 120 s, later).
+    const agent = await startAgent({
+      dockerHost: `unix://${link}`,
+      env: { HARBORMASTER_DOCKER_RECONNECT_MAX_BACKOFF_SECONDS: '120' },
+    });
     await waitFor(async () => (await agent.get('/readyz')).status === 200, 15_000, 100, 'ready');
     expect(await inventoryOf(agent)).toEqual(await dockerPsA(d));
     const ready = watchReadiness(agent);
@@ -201,6 +206,9 @@ describeDocker('daemon loss', () => {
       );
     });
     const tookMs = Date.now() - back;
+    expect(
+      agent.logs().some((r) => r.msg === 'The Docker socket appeared again; reconnecting now.'),
+    ).toBe(true);
     await waitFor(
       async () => (await agent.get('/readyz')).status === 200,
       10_000,

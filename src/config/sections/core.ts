@@ -97,7 +97,7 @@ export const dockerSection = section({
   ),
   reconnect_max_backoff_seconds: durationSeconds(
     10,
-    'Upper bound of the reconnect backoff after the daemon is lost; it starts at 0.25 s and resets on success (at least 0.25).',
+    'Upper bound of the reconnect backoff after the daemon is lost; it starts at 0.25 s and resets on success (at least 0.25). A unix socket that appears again (dockerd restarted) ends the wait at once.',
     0.25,
   ),
   removed_grace_seconds: durationSeconds(
