@@ -484,7 +484,9 @@ export class Inventory implements Component, ContainerSource {
     let backoff = this.initialBackoffMs;
     let everConnected = false;
     let wasLost = false;
+    let lastReason: string | undefined;
     while (!signal.aborted) {
+      lastReason = undefined;
       try {
         await this.connectAndFollow(signal, () => {
           backoff = this.initialBackoffMs; // reset on success
@@ -514,6 +516,7 @@ export class Inventory implements Component, ContainerSource {
         if (signal.aborted) break;
         const e = err instanceof DockerError ? err : this.client.describeError(err);
         this.metrics.errors.inc({ reason: e.reason });
+        lastReason = e.reason;
         this.setNotReady(e.message);
         this.once.error(
           'connect',
@@ -527,12 +530,17 @@ export class Inventory implements Component, ContainerSource {
         );
         wasLost = true;
       }
-      const wake = await backoffWait(backoff, this.client.endpoint.socketPath, signal, (err) =>
-        this.once.warn(
-          'socket-watch',
-          { err: err.message, socket: this.client.endpoint.socketPath },
-          'Cannot watch the Docker socket for its return; retrying on the backoff timer only.',
-        ),
+      const wake = await backoffWait(
+        backoff,
+        this.client.endpoint.socketPath,
+        signal,
+        (err) =>
+          this.once.warn(
+            'socket-watch',
+            { err: err.message, socket: this.client.endpoint.socketPath },
+            'Cannot watch the Docker socket for its return; retrying on the backoff timer only.',
+          ),
+        lastReason === 'socket_missing',
       );
       if (wake === 'socket') {
         // the daemon (or a link to it) is back: try now, and keep the next waits short in case

@@ -18,13 +18,16 @@ function isSocketNow(path: string): boolean {
  * ends at once. Without this, a daemon back after a long outage is seen only at the next attempt,
  * up to the backoff cap later. The watch (inotify on the socket's directory) lives only for the
  * wait; if it cannot be set up (no directory, no permission, no inotify watches left) the wait is
- * a plain timer and `onWatchError` is told why.
+ * a plain timer and `onWatchError` is told why. `wasMissing`: the last attempt found no socket at
+ * the path, so one there once the watch is set came in between and ends the wait too (a socket
+ * that was there all along, refusing connections, does not).
  */
 export function backoffWait(
   ms: number,
   socketPath: string | undefined,
   signal: AbortSignal,
   onWatchError?: (err: Error) => void,
+  wasMissing = false,
 ): Promise<BackoffWake> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve('aborted');
@@ -54,6 +57,8 @@ export function backoffWait(
     } catch (err) {
       watcher = undefined;
       onWatchError?.(err instanceof Error ? err : new Error(String(err)));
+      return;
     }
+    if (wasMissing && isSocketNow(socketPath)) finish('socket');
   });
 }

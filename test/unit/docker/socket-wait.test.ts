@@ -61,6 +61,17 @@ describe('backoffWait', () => {
     expect(r.ms).toBeGreaterThanOrEqual(590);
   });
 
+  it('after an attempt that found no socket, one that came before the watch ends the wait', async () => {
+    const sock = join(tempDir('hm-sw'), 'docker.sock');
+    await listenOn(sock); // bound between the failed attempt and the wait
+    const c = new AbortController();
+    const t0 = performance.now();
+    expect(await backoffWait(20_000, sock, c.signal, undefined, true)).toBe('socket');
+    expect(performance.now() - t0).toBeLessThan(5_000);
+    // a socket that was there at the last attempt (refusing, or stale) waits for the timer
+    expect(await backoffWait(300, sock, c.signal, undefined, false)).toBe('timeout');
+  });
+
   it('falls back to the timer, and says why, when the directory cannot be watched', async () => {
     const errors: string[] = [];
     const sock = join(tempDir('hm-sw'), 'gone', 'docker.sock');
