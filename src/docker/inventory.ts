@@ -6,7 +6,7 @@ import { OnceLogger, type Logger } from '../util/logger.js';
 import type { ApiContainerInspect, ApiContainerSummary, ApiInfo } from './api-types.js';
 import { cgroupParentFromProc, containerCgroupPath } from './cgroup-path.js';
 import { DockerError, type DockerClient, type StreamHandle } from './client.js';
-import { backoffWait } from './socket-wait.js';
+import { backoffWait, type BackoffWake } from './socket-wait.js';
 import { NON_STATE_ACTIONS, eventLabels } from './events.js';
 import {
   CONTAINER_STATES,
@@ -484,7 +484,10 @@ export class Inventory implements Component, ContainerSource {
     let backoff = this.initialBackoffMs;
     let everConnected = false;
     let wasLost = false;
-    let lastReason: string | undefined;
+    let lastReason: DockerError['reason'] | undefined;
+    // how the last wait ended, and whether a socket wake was logged during this outage
+    let lastWake: BackoffWake | undefined;
+    let wakeLogged = false;
     while (!signal.aborted) {
       lastReason = undefined;
       try {
@@ -502,6 +505,7 @@ export class Inventory implements Component, ContainerSource {
               'Connected to the Docker daemon; inventory synced.',
             );
           everConnected = true;
+          wakeLogged = false;
           this.once.reset('connect');
         });
         if (signal.aborted) break;
@@ -540,15 +544,19 @@ export class Inventory implements Component, ContainerSource {
             { err: err.message, socket: this.client.endpoint.socketPath },
             'Cannot watch the Docker socket for its return; retrying on the backoff timer only.',
           ),
-        lastReason === 'socket_missing',
+        // not right after a socket wake: a path the connect cannot use but stat can (ENOENT for
+        // another reason) would otherwise retry in a loop without a pause
+        lastReason === 'socket_missing' && lastWake !== 'socket',
       );
+      lastWake = wake;
       if (wake === 'socket') {
         // the daemon (or a link to it) is back: try now, and keep the next waits short in case
-        // it is not answering yet
-        this.log.info(
-          { socket: this.client.endpoint.socketPath },
-          'The Docker socket appeared again; reconnecting now.',
-        );
+        // it is not answering yet. Said once per outage (a crash-looping dockerd binds it often).
+        const socket = this.client.endpoint.socketPath;
+        const msg = 'The Docker socket appeared again; reconnecting now.';
+        if (wakeLogged) this.log.debug({ socket }, msg);
+        else this.log.info({ socket }, msg);
+        wakeLogged = true;
         backoff = this.initialBackoffMs;
         continue;
       }
