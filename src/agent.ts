@@ -6,6 +6,7 @@ import { containerSelection } from './docker/selection.js';
 import { DockerClient } from './docker/client.js';
 import { ResourceIdentity } from './docker/identity.js';
 import { Inventory } from './docker/inventory.js';
+import { EXIT_STALE_SOCKET } from './docker/socket-wait.js';
 import { OomTracker } from './collectors/oom.js';
 import { metricsFeature } from './collectors/metrics-feature.js';
 import { eventLoopLagRegistry, replacesFamily } from './collectors/event-loop.js';
@@ -185,6 +186,9 @@ export class Agent {
   private readonly controller = new AbortController();
   private stopping: Promise<void> | undefined;
   private readonly status: StatusFeature | undefined;
+  /** Who stops the process when a component asks for an exit (the CLI), or the request waiting for it. */
+  private exitHandler: ((code: number, reason: string) => void) | undefined;
+  private pendingExit: { code: number; reason: string } | undefined;
   address: string | undefined;
 
   constructor(config: Config, logger: Logger, extra: ComponentFactory[] = []) {
@@ -232,6 +236,7 @@ export class Agent {
       heartbeatMs: config.docker.heartbeat_seconds * 1000,
       heartbeatTimeoutMs: config.docker.heartbeat_timeout_seconds * 1000,
       procRoot: config.proc_root,
+      onStaleSocket: (message) => this.requestExit(EXIT_STALE_SOCKET, message),
     });
     const identity = new ResourceIdentity({
       hostName: config.host_name,
@@ -342,6 +347,23 @@ export class Agent {
       },
       'Harbormaster started.',
     );
+  }
+
+  /**
+   * `handler` is called (once) when a component finds the agent cannot go on and a restart is
+   * the cure (e.g. a stale Docker socket mount: EXIT_STALE_SOCKET); it stops the agent and exits
+   * with `code`.
+   */
+  onExitRequest(handler: (code: number, reason: string) => void): void {
+    this.exitHandler = handler;
+    const p = this.pendingExit;
+    this.pendingExit = undefined;
+    if (p) handler(p.code, p.reason);
+  }
+
+  private requestExit(code: number, reason: string): void {
+    if (this.exitHandler) this.exitHandler(code, reason);
+    else this.pendingExit ??= { code, reason };
   }
 
   /** Stops every component in reverse order; idempotent. */

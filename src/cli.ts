@@ -104,13 +104,15 @@ async function runAgent(args: ParsedArgs): Promise<number> {
     return 1;
   }
   let exiting = false;
-  const shutdown = (signal: string): void => {
+  /** Stops the agent and exits with `code` (0 after a signal). */
+  const shutdown = (signal: string, code = 0): void => {
     if (exiting) {
+      if (code !== 0) return; // a request to exit while already stopping: the stop goes on
       logger.warn({ signal }, 'Second signal received; exiting now.');
       process.exit(1);
     }
     exiting = true;
-    logger.info({ signal }, 'Stopping.');
+    logger.info({ signal, ...(code !== 0 ? { exitCode: code } : {}) }, 'Stopping.');
     const timer = setTimeout(() => {
       logger.error(
         { timeoutSeconds: config.shutdown_timeout_seconds },
@@ -122,7 +124,7 @@ async function runAgent(args: ParsedArgs): Promise<number> {
     agent.stop().then(
       () => {
         logger.info('Stopped.');
-        process.exit(0);
+        process.exit(code);
       },
       (err: unknown) => {
         logger.error({ err }, 'Stopping failed.');
@@ -130,6 +132,10 @@ async function runAgent(args: ParsedArgs): Promise<number> {
       },
     );
   };
+  agent.onExitRequest((code, reason) => {
+    logger.error({ exitCode: code }, `${reason} Exiting with status ${code}.`);
+    shutdown('exit-request', code);
+  });
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
   // SIGHUP: re-read and validate the configuration; one reload at a time, a HUP during one is queued

@@ -6,7 +6,7 @@ import { OnceLogger, type Logger } from '../util/logger.js';
 import type { ApiContainerInspect, ApiContainerSummary, ApiInfo } from './api-types.js';
 import { cgroupParentFromProc, containerCgroupPath } from './cgroup-path.js';
 import { DockerError, type DockerClient, type StreamHandle } from './client.js';
-import { backoffWait, type BackoffWake } from './socket-wait.js';
+import { backoffWait, isOrphanedSocket, type BackoffWake } from './socket-wait.js';
 import { NON_STATE_ACTIONS, eventLabels } from './events.js';
 import {
   CONTAINER_STATES,
@@ -46,6 +46,12 @@ export interface InventoryOptions {
   heartbeatMs?: number;
   /** How long the heartbeat ping may take before the stream is dropped and reconnected. */
   heartbeatTimeoutMs?: number;
+  /**
+   * Called once when the unix socket is a bind mount of a socket the daemon deleted
+   * (isOrphanedSocket): no reconnect can work, only a restart of the agent's container. The agent
+   * stops and exits with EXIT_STALE_SOCKET.
+   */
+  onStaleSocket?: (message: string) => void;
   now?: () => number;
   /**
    * The host's /proc (proc_root), to learn the daemon's default cgroup parent from a running
@@ -315,6 +321,7 @@ export class Inventory implements Component, ContainerSource {
   };
 
   private readonly procRoot: string | undefined;
+  private readonly onStaleSocket: ((message: string) => void) | undefined;
   /** The daemon's default cgroup parent as last seen in a running container's /proc/<pid>/cgroup. */
   private daemonParent = '';
 
@@ -329,6 +336,7 @@ export class Inventory implements Component, ContainerSource {
     this.heartbeatTimeoutMs = opts.heartbeatTimeoutMs ?? 5_000;
     this.now = opts.now ?? Date.now;
     this.procRoot = opts.procRoot;
+    this.onStaleSocket = opts.onStaleSocket;
     this.startedMono = performance.now(); // compared with the daemon's clock: not an injected now()
     const registers = opts.registry ? [opts.registry] : [];
     // eslint-disable-next-line @typescript-eslint/no-this-alias
@@ -488,6 +496,7 @@ export class Inventory implements Component, ContainerSource {
     // how the last wait ended, and whether a socket wake was logged during this outage
     let lastWake: BackoffWake | undefined;
     let wakeLogged = false;
+    let staleReported = false;
     while (!signal.aborted) {
       lastReason = undefined;
       try {
@@ -533,6 +542,20 @@ export class Inventory implements Component, ContainerSource {
           `Cannot reach the Docker daemon: ${e.message}. Retrying with backoff.`,
         );
         wasLost = true;
+      }
+      const sock = this.client.endpoint.socketPath;
+      if (sock && !staleReported && isOrphanedSocket(sock)) {
+        staleReported = true;
+        const msg =
+          `The Docker socket ${sock} was deleted on the host, and this path is a bind mount of ` +
+          `the deleted one (a container started with -v ${sock}:...; dockerd deletes its socket ` +
+          `when it stops and makes a new one when it starts, and with live-restore this ` +
+          `container kept running): no reconnect can reach the daemon through it. Stopping, so ` +
+          `that the container's restart policy starts the agent again with the new socket.`;
+        this.setNotReady(msg);
+        // logged by whoever stops the agent (the CLI: with the exit status), else here
+        if (this.onStaleSocket) this.onStaleSocket(msg);
+        else this.log.error({ socket: sock, daemon: this.client.endpoint.url }, msg);
       }
       const wake = await backoffWait(
         backoff,

@@ -3,6 +3,30 @@ import { basename, dirname } from 'node:path';
 
 export type BackoffWake = 'timeout' | 'socket' | 'aborted';
 
+/**
+ * Exit status of `harbormaster run` when its Docker socket is a bind mount of a deleted socket
+ * (isOrphanedSocket): EX_TEMPFAIL, a failure a restart cures (restart policies `on-failure`,
+ * `unless-stopped` and `always` start the container again, with the new socket mounted).
+ */
+export const EXIT_STALE_SOCKET = 75;
+
+/**
+ * Whether `path` is a socket that no longer exists anywhere else: a bind mount (a container's
+ * `-v /var/run/docker.sock:/var/run/docker.sock`) of a socket the daemon deleted. dockerd deletes
+ * its socket when it stops and binds a new one when it starts; with live restore the agent's
+ * container keeps running through that, and its mount still shows the old socket, with no links
+ * left, which nothing will ever answer again. Only a new mount (a container restart) sees the new
+ * one.
+ */
+export function isOrphanedSocket(path: string): boolean {
+  try {
+    const st = statSync(path);
+    return st.isSocket() && st.nlink === 0;
+  } catch {
+    return false;
+  }
+}
+
 /** Whether `path` (followed through symlinks) is a unix socket now. */
 function isSocketNow(path: string): boolean {
   try {

@@ -1,6 +1,6 @@
 // Foundation acceptance 2, 3 and 4: losing the daemon is normal; errors name their cause.
-import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -226,6 +226,33 @@ describeDocker('daemon loss', () => {
     const exit = await agent.stop();
     expect(exit.code).toBe(0);
     expect(exit.ms).toBeLessThan(10_000);
+  });
+
+  it('exits with status 75, saying why, when its socket is a bind mount of one the daemon deleted (live restore)', async () => {
+    // What a container started with -v /var/run/docker.sock:/var/run/docker.sock sees when the
+    // host's dockerd (live-restore: the container keeps running) stops and starts: dockerd deletes
+    // its socket and binds a new one, and the mount keeps showing the deleted socket, with no
+    // links, forever. A bind mount on the host is the same mount.
+    const d = await startOwnDockerd();
+    const dir = mkdtempSync(join(tmpdir(), 'hm-bind-'));
+    tmpDirs.push(dir);
+    const mounted = join(dir, 'docker.sock');
+    writeFileSync(mounted, '');
+    execFileSync('mount', ['--bind', d.socketPath, mounted]);
+    try {
+      const agent = await startAgent({ dockerHost: `unix://${mounted}` });
+      await waitFor(async () => (await agent.get('/readyz')).status === 200, 15_000, 100, 'ready');
+      await d.stop();
+      await waitFor(() => agent.exit !== undefined, 20_000, 50, 'the agent to exit');
+      expect(agent.exit?.code, agent.stderr().slice(-2_000)).toBe(75);
+      const why = agent.logs().find((r) => r.exitCode === 75 && r.level === 50);
+      expect(String(why?.msg)).toContain(`The Docker socket ${mounted} was deleted on the host`);
+      expect(String(why?.msg)).toContain('Exiting with status 75.');
+      // stopped in order, not killed: the drain and checkpoint flush ran
+      expect(agent.logs().some((r) => r.msg === 'Stopped.')).toBe(true);
+    } finally {
+      execFileSync('umount', ['-l', mounted]);
+    }
   });
 
   it('starts without a daemon: alive, not ready, one clear error, ready when the daemon appears', async () => {
