@@ -169,6 +169,14 @@ async function checkSocket(client: DockerClient, facts: DaemonFacts): Promise<Ch
       detail: `${sock} is not a socket (${owner})`,
       fix: 'A bind mount of a socket that did not exist yet creates a directory: start dockerd first, remove the directory, and mount /var/run/docker.sock again.',
     };
+  if (st.nlink === 0)
+    return {
+      id: 'socket',
+      title,
+      status: 'fail',
+      detail: `${sock} is a mount of a socket the daemon deleted (no links left): dockerd restarted while this container kept running (live-restore), and the mount still shows the old socket`,
+      fix: "Restart the agent's container (docker restart <name>) so that it mounts the new socket; `harbormaster run` exits with status 75 by itself in this case, for the restart policy to do that.",
+    };
   let accessible = true;
   try {
     await access(sock, constants.R_OK | constants.W_OK);

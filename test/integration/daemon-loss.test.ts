@@ -1,5 +1,5 @@
 // Foundation acceptance 2, 3 and 4: losing the daemon is normal; errors name their cause.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -250,6 +250,19 @@ describeDocker('daemon loss', () => {
       expect(String(why?.msg)).toContain('Exiting with status 75.');
       // stopped in order, not killed: the drain and checkpoint flush ran
       expect(agent.logs().some((r) => r.msg === 'Stopped.')).toBe(true);
+      // and `doctor` says what it is and what to do
+      const doc = spawnSync(process.execPath, [harness().agentCli, 'doctor', '--output', 'json'], {
+        env: { ...process.env, DOCKER_HOST: `unix://${mounted}` },
+        encoding: 'utf8',
+      });
+      const sockCheck = (
+        JSON.parse(doc.stdout) as {
+          checks: Array<{ id: string; status: string; detail: string; fix?: string }>;
+        }
+      ).checks.find((c) => c.id === 'socket');
+      expect(sockCheck?.status, doc.stdout).toBe('fail');
+      expect(sockCheck?.detail).toContain('a mount of a socket the daemon deleted');
+      expect(sockCheck?.fix).toContain('Restart the agent');
     } finally {
       execFileSync('umount', ['-l', mounted]);
     }
