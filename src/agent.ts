@@ -362,8 +362,9 @@ export class Agent {
   }
 
   private requestExit(code: number, reason: string): void {
-    if (this.exitHandler) this.exitHandler(code, reason);
-    else this.pendingExit ??= { code, reason };
+    if (this.exitHandler) return this.exitHandler(code, reason);
+    this.ctx.logger.error({ exitCode: code }, `${reason} (No one to stop the process yet.)`);
+    this.pendingExit ??= { code, reason };
   }
 
   /** Stops every component in reverse order; idempotent. */

@@ -104,31 +104,42 @@ async function runAgent(args: ParsedArgs): Promise<number> {
     return 1;
   }
   let exiting = false;
-  /** Stops the agent and exits with `code` (0 after a signal). */
+  let signalled = false;
+  let exitCode = 0;
+  /**
+   * Stops the agent and exits with `code`: 0 after a signal, a component's code after its exit
+   * request (kept if a signal comes during that stop). A second signal exits at once.
+   */
   const shutdown = (signal: string, code = 0): void => {
+    const isSignal = signal.startsWith('SIG');
     if (exiting) {
-      if (code !== 0) return; // a request to exit while already stopping: the stop goes on
+      if (!isSignal || !signalled) {
+        signalled ||= isSignal; // the first signal during a requested stop: the stop goes on
+        return;
+      }
       logger.warn({ signal }, 'Second signal received; exiting now.');
-      process.exit(1);
+      process.exit(exitCode || 1);
     }
     exiting = true;
+    signalled = isSignal;
+    exitCode = code;
     logger.info({ signal, ...(code !== 0 ? { exitCode: code } : {}) }, 'Stopping.');
     const timer = setTimeout(() => {
       logger.error(
         { timeoutSeconds: config.shutdown_timeout_seconds },
         'Stopping took too long; exiting anyway.',
       );
-      process.exit(1);
+      process.exit(exitCode || 1);
     }, config.shutdown_timeout_seconds * 1000);
     timer.unref();
     agent.stop().then(
       () => {
         logger.info('Stopped.');
-        process.exit(code);
+        process.exit(exitCode);
       },
       (err: unknown) => {
         logger.error({ err }, 'Stopping failed.');
-        process.exit(1);
+        process.exit(exitCode || 1);
       },
     );
   };

@@ -169,14 +169,22 @@ async function checkSocket(client: DockerClient, facts: DaemonFacts): Promise<Ch
       detail: `${sock} is not a socket (${owner})`,
       fix: 'A bind mount of a socket that did not exist yet creates a directory: start dockerd first, remove the directory, and mount /var/run/docker.sock again.',
     };
-  if (st.nlink === 0)
+  if (st.nlink === 0) {
+    // No links left: deleted on the host, seen only through this mount. Stale once nothing
+    // listens (refused); a daemon that still listens on it answers, until it restarts.
+    const refused = facts.error?.reason === 'connection_refused';
     return {
       id: 'socket',
       title,
-      status: 'fail',
-      detail: `${sock} is a mount of a socket the daemon deleted (no links left): dockerd restarted while this container kept running (live-restore), and the mount still shows the old socket`,
-      fix: "Restart the agent's container (docker restart <name>) so that it mounts the new socket; `harbormaster run` exits with status 75 by itself in this case, for the restart policy to do that.",
+      status: refused ? 'fail' : 'warn',
+      detail: refused
+        ? `${sock} is a mount of a socket the daemon deleted (no links left, nothing listening): dockerd stopped or restarted while this container kept running, and the mount still shows the old socket`
+        : `${sock} is a mount of a socket that was deleted on the host (no links left); its daemon still answers, but a restarted dockerd will not be reachable through it`,
+      fix: refused
+        ? "Restart the agent's container (docker restart <name>) so that it mounts the new socket; `harbormaster run` exits with status 75 by itself in this case, for the restart policy to do that."
+        : "Find out what deleted the host's socket; restart the agent's container once dockerd has a socket at that path again.",
     };
+  }
   let accessible = true;
   try {
     await access(sock, constants.R_OK | constants.W_OK);

@@ -544,14 +544,16 @@ export class Inventory implements Component, ContainerSource {
         wasLost = true;
       }
       const sock = this.client.endpoint.socketPath;
-      if (sock && !staleReported && isOrphanedSocket(sock)) {
+      // Refused, and no links left: nothing listens on this socket and no name leads to it any
+      // more. (A socket deleted while its daemon still listens answers: not stale.)
+      if (sock && !staleReported && lastReason === 'connection_refused' && isOrphanedSocket(sock)) {
         staleReported = true;
         const msg =
-          `The Docker socket ${sock} was deleted on the host, and this path is a bind mount of ` +
-          `the deleted one (a container started with -v ${sock}:...; dockerd deletes its socket ` +
-          `when it stops and makes a new one when it starts, and with live-restore this ` +
-          `container kept running): no reconnect can reach the daemon through it. Stopping, so ` +
-          `that the container's restart policy starts the agent again with the new socket.`;
+          `The Docker socket ${sock} is a mount of a socket the daemon deleted (no links left, ` +
+          `nothing listening): dockerd deletes its socket when it stops and binds a new one ` +
+          `when it starts, and a bind mount (-v <host socket>:${sock}) keeps showing the old ` +
+          `one, so no reconnect can reach the daemon through it. Stopping, so that the ` +
+          `container's restart policy starts the agent again with the new socket mounted.`;
         this.setNotReady(msg);
         // logged by whoever stops the agent (the CLI: with the exit status), else here
         if (this.onStaleSocket) this.onStaleSocket(msg);
