@@ -16,6 +16,11 @@ export interface Checkpoint {
   fp: string;
   fpLen: number;
   offset: number;
+  /**
+   * The file's birth time (ms; absent where the file system does not keep one). Tells the same
+   * file truncated in place (same inode, same birth) from an inode reused by a newer file.
+   */
+  btime?: number;
 }
 
 /** Per stream: the Engine API timestamp (ns, decimal string) and frames consumed at exactly it. */
@@ -48,7 +53,8 @@ function isCheckpoint(v: unknown): v is Checkpoint {
     typeof c.fp === 'string' &&
     typeof c.fpLen === 'number' &&
     typeof c.offset === 'number' &&
-    c.offset >= 0
+    c.offset >= 0 &&
+    (c.btime === undefined || typeof c.btime === 'number')
   );
 }
 
@@ -101,6 +107,7 @@ function sameCheckpoint(a: Checkpoint, b: Checkpoint): boolean {
     a.dev === b.dev &&
     a.fp === b.fp &&
     a.fpLen === b.fpLen &&
+    a.btime === b.btime &&
     a.path === b.path
   );
 }

@@ -134,6 +134,8 @@ interface MutableIdentity {
   fp: string;
   fpLen: number;
   seq: number;
+  /** Birth time (ms) of a plain file; 0 when unknown (and for `.gz` generations). */
+  btime: number;
 }
 
 interface OpenFile {
@@ -282,6 +284,7 @@ export class Tailer {
           fp: id.fp,
           fpLen: id.fpLen,
           offset,
+          ...(id.btime > 0 ? { btime: id.btime } : {}),
         }),
       () => this.opts.idle?.(),
     );
@@ -547,7 +550,9 @@ export class Tailer {
    */
   private async listGenerations(
     gz = false,
-  ): Promise<{ file: string; dev: number; ino: number; size: number; gz: boolean }[]> {
+  ): Promise<
+    { file: string; dev: number; ino: number; size: number; gz: boolean; btime: number }[]
+  > {
     const dir = path.dirname(this.path);
     const base = path.basename(this.path);
     let names: string[];
@@ -580,12 +585,20 @@ export class Tailer {
     // Stat newest first: rotation moves files towards older names, the same direction as this
     // scan, so a file moving meanwhile is seen twice (deduplicated) but never missed.
     gens.sort((a, b) => a.n - b.n);
-    const scanned: { file: string; dev: number; ino: number; size: number; gz: boolean }[] = [];
+    const scanned: {
+      file: string;
+      dev: number;
+      ino: number;
+      size: number;
+      gz: boolean;
+      btime: number;
+    }[] = [];
     for (const g of gens) {
       try {
         const st = await stat(g.file);
         const size = g.gz ? await uncompressedSize(g.file, st.size) : st.size;
-        scanned.push({ file: g.file, dev: st.dev, ino: st.ino, size, gz: g.gz });
+        const btime = g.gz ? 0 : st.birthtimeMs || 0;
+        scanned.push({ file: g.file, dev: st.dev, ino: st.ino, size, gz: g.gz, btime });
       } catch {
         // rotated away meanwhile
       }
@@ -645,6 +658,7 @@ export class Tailer {
         fp: fingerprint(head),
         fpLen: head.length,
         seq: ++seqCounter,
+        btime: file.endsWith('.gz') ? 0 : st.birthtimeMs || 0,
       },
       pos: start,
       size: st.size,
@@ -696,9 +710,17 @@ export class Tailer {
       let found = -1;
       /** The checkpointed inode is the only file and holds other content: truncated in place. */
       let rewritten = false;
+      /**
+       * The checkpointed file itself (same inode and birth time) with other first bytes: truncated
+       * (or rewritten) in place, then maybe rotated. Files older than it were read before the
+       * checkpoint; it is read again from its start.
+       */
+      let truncatedAt = -1;
       for (let i = gens.length - 1; i >= 0; i--) {
         const g = gens[i]!;
         if (g.dev !== cp.dev || g.ino !== cp.ino) continue;
+        const sameBirth =
+          cp.btime !== undefined && cp.btime > 0 && g.btime > 0 && cp.btime === g.btime;
         // Same inode: the same file only if its first bytes still match. Otherwise the inode was
         // reused by a newer generation after the checkpointed file was deleted (common: Docker
         // deletes the oldest generation and creates the live file right after), or the file was
@@ -709,6 +731,7 @@ export class Tailer {
             const head = Buffer.alloc(Math.min(cp.fpLen, g.size));
             if (head.length > 0) await fh.read(head, 0, head.length, 0);
             if (head.length === cp.fpLen && fingerprint(head) === cp.fp) found = i;
+            else if (sameBirth && !g.gz) truncatedAt = i;
             // Docker with max-file=1 truncates the live file in place (same inode) instead of
             // rotating it: with no other generation, that is what happened.
             else rewritten = gens.length === 1 && !g.gz && g.file === this.path;
@@ -728,6 +751,14 @@ export class Tailer {
           this.opts.stats.drop('file_truncated');
           firstPos = 0;
         } else firstPos = cp.offset;
+      } else if (truncatedAt >= 0) {
+        from = truncatedAt;
+        this.opts.stats.drop('file_truncated');
+        this.opts.stats.warn(
+          `truncated:${this.key}`,
+          { path: gens[truncatedAt]!.file, checkpointOffset: cp.offset },
+          'A container log file was truncated in place (then maybe rotated) after the checkpoint was written; what it held after the checkpoint and was not read is lost (harbormaster_log_drops_total{reason="file_truncated"}); reading it from its start, and the newer files after it.',
+        );
       } else if (rewritten) {
         this.opts.stats.drop('file_truncated');
         this.opts.stats.warn(

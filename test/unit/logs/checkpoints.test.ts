@@ -72,6 +72,19 @@ describe('checkpoint store', () => {
     expect(again.keys().sort()).toEqual(['a', 'b']);
   });
 
+  it('keeps a file birth time (it tells a file truncated in place from a reused inode), and a change of it is written', async () => {
+    const dir = tempDir();
+    const s = new CheckpointStore(dir, silent);
+    const born = { ...cp(10), btime: 1796231156072.6401 };
+    s.set('a', born);
+    await s.flush();
+    expect(new CheckpointStore(dir, silent).get('a')).toEqual(born);
+    s.set('a', { ...born, btime: born.btime + 1 });
+    await s.flush();
+    expect(s.writeCount).toBe(2);
+    expect(new CheckpointStore(dir, silent).get('a')?.btime).toBe(born.btime + 1);
+  });
+
   it('writes a new file and renames it over the old one; a write that fails leaves the old one whole', async () => {
     const dir = tempDir();
     const file = path.join(dir, CHECKPOINT_FILE);

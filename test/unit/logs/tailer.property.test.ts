@@ -247,6 +247,23 @@ describe('tailer vs model (property)', () => {
               { k: 'partial', stream: 'stdout', frags: 1, pad: 1 },
             ],
           ],
+          // Found by a run of session 12 (seed -2114888322): the live file truncated in place,
+          // then rotated, then a restart with everything acknowledged. The checkpoint (in the
+          // truncated file, on its old content) matched no file, so every file was read again
+          // from its start, older ones too: the tail of a delivered partial line came back as
+          // "end".
+          [
+            [
+              { k: 'partial', stream: 'stderr', frags: 1, pad: 1 },
+              { k: 'rotate' },
+              { k: 'append', stream: 'stderr', n: 1, pad: 0 },
+              { k: 'rotate' },
+              { k: 'append', stream: 'stdout', n: 1, pad: 0 },
+              { k: 'truncate' },
+              { k: 'rotate' },
+              { k: 'restart' },
+            ],
+          ],
         ],
       },
     );
