@@ -719,8 +719,8 @@ export class Tailer {
       for (let i = gens.length - 1; i >= 0; i--) {
         const g = gens[i]!;
         if (g.dev !== cp.dev || g.ino !== cp.ino) continue;
-        const sameBirth =
-          cp.btime !== undefined && cp.btime > 0 && g.btime > 0 && cp.btime === g.btime;
+        const births = cp.btime !== undefined && cp.btime > 0 && g.btime > 0;
+        const sameBirth = births && cp.btime === g.btime;
         // Same inode: the same file only if its first bytes still match. Otherwise the inode was
         // reused by a newer generation after the checkpointed file was deleted (common: Docker
         // deletes the oldest generation and creates the live file right after), or the file was
@@ -734,7 +734,8 @@ export class Tailer {
             else if (sameBirth && !g.gz) truncatedAt = i;
             // Docker with max-file=1 truncates the live file in place (same inode) instead of
             // rotating it: with no other generation, that is what happened.
-            else rewritten = gens.length === 1 && !g.gz && g.file === this.path;
+            // (Not when it was born later: a new file on the freed inode.)
+            else rewritten = !births && gens.length === 1 && !g.gz && g.file === this.path;
           } finally {
             await fh.close();
           }
@@ -743,7 +744,16 @@ export class Tailer {
         }
         break;
       }
-      if (found < 0) found = await this.findCompressed(gens, cp);
+      // Every older plain generation born before the checkpointed file, or the inode was reused
+      // by a newer file born in the same clock tick: then the older files are newer than the
+      // checkpoint and must be read (the checkpoint-miss handling below).
+      if (
+        truncatedAt >= 0 &&
+        !gens.slice(0, truncatedAt).every((g) => g.gz || (g.btime > 0 && g.btime < (cp.btime ?? 0)))
+      )
+        truncatedAt = -1;
+      // the checkpointed inode itself, with its birth time, beats a .gz whose first bytes match
+      if (found < 0 && truncatedAt < 0) found = await this.findCompressed(gens, cp);
       if (found >= 0) {
         from = found;
         const g = gens[found]!;

@@ -42,6 +42,7 @@ export class FakeDockerLog {
 
   /** Returns true when the oldest generation was deleted. */
   rotateRename(): boolean {
+    const liveBorn = statSync(this.file).birthtimeMs;
     let deleted = false;
     for (let i = this.maxFiles - 1; i >= 1; i--) {
       const from = i === 1 ? this.file : `${this.file}.${i - 1}`;
@@ -52,13 +53,31 @@ export class FakeDockerLog {
       }
       if (existsSync(from)) renameSync(from, to);
     }
-    writeFileSync(this.file, '');
+    this.createLive(liveBorn);
     return deleted;
   }
 
   deleteRecreate(): void {
+    const liveBorn = statSync(this.file).birthtimeMs;
     unlinkSync(this.file);
-    writeFileSync(this.file, '');
+    this.createLive(liveBorn);
+  }
+
+  /**
+   * A new empty live file, born after `after` (the previous live file's birth time): Docker writes
+   * max-size bytes between two rotations, never two generations within one tick of the kernel's
+   * file clock (1-4 ms), and the tailer tells a truncated file from a reused inode by birth time.
+   */
+  private createLive(after: number): void {
+    for (;;) {
+      writeFileSync(this.file, '');
+      if (statSync(this.file).birthtimeMs !== after) return;
+      unlinkSync(this.file);
+      const until = Date.now() + 2;
+      while (Date.now() < until) {
+        /* the next tick */
+      }
+    }
   }
 
   truncate(): void {

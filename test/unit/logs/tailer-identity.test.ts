@@ -260,10 +260,68 @@ describe('generation identity when Docker reuses an inode', () => {
     );
     expect(s2.bodies()).toEqual(c.lines);
     // What a held after the checkpoint is gone with it: counted once, not silent. (A new file on
-    // the same inode as the only generation looks like a truncation in place: the checkpoint
-    // holds no birth time to tell the two apart, so either reason is right here.)
+    // the same inode as the only generation looks like a truncation in place where the file
+    // system keeps no birth times; where it does, it is told apart: rotated_away.)
     expect(s2.drops).toHaveLength(1);
     expect(['rotated_away', 'file_truncated']).toContain(s2.drops[0]);
+  });
+});
+
+describe('a checkpoint and the birth time of its file', () => {
+  it('a checkpointed file truncated in place and rotated: read from its start, older files skipped, counted once', async () => {
+    const file = path.join(inodeDir(), 'c-json.log');
+    const a = generation('a', 30);
+    writeFileSync(file, a.bytes);
+    const b = generation('b', 30);
+    await new Promise((r) => setTimeout(r, 20)); // born in a later tick of the file clock
+    await rotate(file, 3, b.bytes); // a is .1, b the live file
+    const inoB = statSync(file).ino;
+    expect(statSync(file).birthtimeMs).toBeGreaterThan(statSync(`${file}.1`).birthtimeMs);
+    let cp: Checkpoint | undefined;
+    const s = setup(file, { commit: (c) => (cp = c) });
+    await until(() => s.got.length === a.lines.length + b.lines.length, 'a and b read', s.t);
+    for (const r of s.got) acknowledge(r.ack);
+    expect(cp?.ino).toBe(inoB);
+    expect(cp?.btime, 'this file system keeps birth times').toBeGreaterThan(0);
+    await s.t.stop();
+    // While the agent is down: b truncated in place (`: > file`), then written and rotated.
+    writeFileSync(file, '');
+    const b2 = generation('b2', 10);
+    writeFileSync(file, b2.bytes);
+    const c = generation('c', 10);
+    await new Promise((r) => setTimeout(r, 20));
+    await rotate(file, 3, c.bytes); // a is .2, b (truncated, then b2) .1, c live
+    const s2 = setup(file, { checkpoint: cp! });
+    await until(() => s2.got.length >= b2.lines.length + c.lines.length, 'b2 and c read', s2.t);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(s2.bodies()).toEqual([...b2.lines, ...c.lines]); // a not again
+    expect(s2.drops).toEqual(['file_truncated']);
+  });
+
+  it('the checkpointed file deleted and its inode reused by a newer file: every file present is read', async () => {
+    const file = path.join(inodeDir(), 'c-json.log');
+    const a = generation('a', 30);
+    writeFileSync(file, a.bytes);
+    const inoA = statSync(file).ino;
+    let cp: Checkpoint | undefined;
+    const s = setup(file, { commit: (c) => (cp = c) });
+    await until(() => s.got.length === a.lines.length, 'a read', s.t);
+    for (const r of s.got.slice(0, 12)) acknowledge(r.ack);
+    expect(cp?.ino).toBe(inoA);
+    await s.t.stop();
+    // While the agent is down (max-file=2): b is written and a rotated away; the next live file
+    // gets a's inode, born later.
+    const b = generation('b', 10);
+    await rotate(file, 2, b.bytes); // a is .1, b live
+    const c = generation('c', 10);
+    await rotate(file, 2, c.bytes, inoA); // a deleted, b is .1, c live on a's inode
+    expect(statSync(file).ino, 'precondition: the filesystem reuses the freed inode').toBe(inoA);
+    expect(statSync(file).birthtimeMs).not.toBe(cp?.btime);
+    const s2 = setup(file, { checkpoint: cp! });
+    await until(() => s2.got.length >= b.lines.length + c.lines.length, 'b and c read', s2.t);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(s2.bodies()).toEqual([...b.lines, ...c.lines]);
+    expect(s2.drops).toEqual(['rotated_away']);
   });
 });
 
