@@ -1,6 +1,7 @@
 // What integration test files import. Importing this module also registers per-file cleanup:
 // containers labelled harbormaster.test=1 are removed and leftover agents are killed after the file.
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, inject } from 'vitest';
 import { registerCleanup } from './agent.js';
 import { ENV, type DockerInfo, type HarnessInfo } from './context.js';
@@ -217,6 +218,8 @@ export async function destroyOwnDockerd(d: PrivateDockerd): Promise<void> {
 // last-registered first: the file's own hooks (agents stopped, receivers closed) come before this.
 registerCleanup();
 let hostLock: HostLock | undefined;
+/** A file .ci/run waits for: created when a RUN_ALONE file has the host to itself. */
+const ALONE_SIGNAL_ENV = 'HARBORMASTER_TEST_ALONE_SIGNAL';
 let groupLock: HostLock | undefined;
 // Files in RUN_ALONE (sequencer.ts) hold the run's host lock exclusively, all others shared
 // (harness/host-lock.ts): a file-level hook, so it runs before any of the file's own hooks.
@@ -238,6 +241,10 @@ beforeAll(async ({}, suite) => {
       `[harbormaster integration] ${suite.file.name}: host lock (${hostLock.mode}) after ${hostLock.waitedMs} ms\n`,
     );
   }
+  // .ci/run starts lint and the unit project at nice 19 when this file appears (CPU-only work
+  // the idle agent of the RUN_ALONE file does not feel; see .ci/run, beside_alone_start)
+  const signal = process.env[ALONE_SIGNAL_ENV];
+  if (hostLock.mode === 'exclusive' && signal) writeFileSync(signal, suite.file.name);
 }, 1_800_000);
 afterAll(async () => {
   try {
