@@ -3,7 +3,8 @@ import { LongestFirstSequencer } from './test/integration/harness/sequencer.js';
 
 // Unit tests run first and finish before the integration project starts (sequence.groupOrder):
 // the two never compete for this machine's cores, so integration timings do not depend on
-// whether unit tests happen to run alongside.
+// whether unit tests happen to run alongside. (.ci/run runs the projects separately: the unit
+// project at nice 19 beside the RUN_ALONE file only, see beside_alone_start there.)
 //
 // Integration files run in INTEGRATION_WORKERS workers (default 3: three files at a time; 1 runs
 // them one by one). Each file has a private dockerd of its own (harness/index.ts: own socket, data

@@ -67,9 +67,13 @@ function tracker(
     update() {
       const all = rx.logs();
       if (all !== reqs) {
-        // reset() replaced the array
+        // reset() replaced the array: what was received before it no longer counts
         reqs = all;
         seen = 0;
+        for (const st of ['stdout', 'stderr'] as const) {
+          out[st].length = 0;
+          out.sets[st].clear();
+        }
       }
       const fresh = all.slice(seen);
       seen = all.length;

@@ -58,6 +58,35 @@ describe('spreadApart', () => {
     const plain = [spec('x.test.ts', 9), spec('y.test.ts', 5)];
     expect(spreadApart(plain, (s) => s.seconds)).toEqual(plain);
   });
+
+  it('with two other workers, waits for files adding up to twice the previous member', () => {
+    const [first, second] = APART['docker-churn']!.files as [string, string];
+    const order = [
+      spec(first, 90),
+      spec(second, 75),
+      spec('a.test.ts', 70),
+      spec('b.test.ts', 70),
+      spec('c.test.ts', 40),
+      spec('d.test.ts', 30),
+    ];
+    // one other worker: after a (70 < 90) and b (140 >= 90); two: after a, b and c (180 >= 180)
+    expect(spreadApart(order, (s) => s.seconds).map((s) => path.basename(s.moduleId))).toEqual([
+      first,
+      'a.test.ts',
+      'b.test.ts',
+      second,
+      'c.test.ts',
+      'd.test.ts',
+    ]);
+    expect(spreadApart(order, (s) => s.seconds, 2).map((s) => path.basename(s.moduleId))).toEqual([
+      first,
+      'a.test.ts',
+      'b.test.ts',
+      'c.test.ts',
+      second,
+      'd.test.ts',
+    ]);
+  });
 });
 
 describe('acquireGroupLock', () => {

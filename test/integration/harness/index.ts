@@ -1,7 +1,7 @@
 // What integration test files import. Importing this module also registers per-file cleanup:
 // containers labelled harbormaster.test=1 are removed and leftover agents are killed after the file.
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, inject } from 'vitest';
 import { registerCleanup } from './agent.js';
 import { ENV, type DockerInfo, type HarnessInfo } from './context.js';
@@ -244,7 +244,10 @@ beforeAll(async ({}, suite) => {
   // .ci/run starts lint and the unit project at nice 19 when this file appears (CPU-only work
   // the idle agent of the RUN_ALONE file does not feel; see .ci/run, beside_alone_start)
   const signal = process.env[ALONE_SIGNAL_ENV];
-  if (hostLock.mode === 'exclusive' && signal) writeFileSync(signal, suite.file.name);
+  if (hostLock.mode === 'exclusive' && signal) {
+    writeFileSync(`${signal}.tmp`, suite.file.name);
+    renameSync(`${signal}.tmp`, signal); // whole, for .ci/run's cat
+  }
 }, 1_800_000);
 afterAll(async () => {
   try {

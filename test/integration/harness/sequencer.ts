@@ -135,18 +135,25 @@ export class LongestFirstSequencer extends BaseSequencer {
         );
       }),
       (s) => weight.get(s) ?? 0,
+      // the integration project's workers besides the one running a group's file
+      Math.max(
+        1,
+        (sorted.find((s) => s.project.name === 'integration')?.project.config.maxWorkers ?? 2) - 1,
+      ),
     );
   }
 }
 
 /**
  * Moves the files of each APART group apart in an order: the first stays where it is; each next
- * one comes only after other files adding up to the previous one's duration (what the other
- * worker runs meanwhile), or at the end of the files that do not run alone.
+ * one comes only after other files adding up to the previous one's duration times `others`, the
+ * workers besides the group's (what they run meanwhile), or at the end of the files that do not
+ * run alone.
  */
 export function spreadApart<T extends { moduleId: string }>(
   order: readonly T[],
   seconds: (s: T) => number,
+  others = 1,
 ): T[] {
   const out: T[] = [];
   const debt = new Map<string, number>();
@@ -156,7 +163,7 @@ export function spreadApart<T extends { moduleId: string }>(
       while (list.length > 0 && (debt.get(g) ?? 0) <= 0) {
         const next = list.shift()!;
         out.push(next);
-        debt.set(g, seconds(next));
+        debt.set(g, seconds(next) * others);
       }
     }
   };
@@ -180,7 +187,7 @@ export function spreadApart<T extends { moduleId: string }>(
       continue;
     }
     out.push(s);
-    debt.set(g, seconds(s));
+    debt.set(g, seconds(s) * others);
   }
   for (const list of pending.values()) out.push(...list.splice(0));
   return out;
