@@ -13,6 +13,9 @@ const spec = (name: string, seconds: number): { moduleId: string; seconds: numbe
 });
 
 describe('spreadApart', () => {
+  /** Base names of spreadApart's order. */
+  const names = (order: ReturnType<typeof spec>[], others?: number): string[] =>
+    spreadApart(order, (s) => s.seconds, others).map((s) => path.basename(s.moduleId));
   it('keeps the first file of a group in place and each next one after files adding up to the one before it', () => {
     const [first, second, third] = APART['docker-churn']!.files as [string, string, string];
     const order = [
@@ -26,7 +29,7 @@ describe('spreadApart', () => {
       spec('e.test.ts', 40),
       spec('metrics-parity.test.ts', 200), // RUN_ALONE: last
     ];
-    const out = spreadApart(order, (s) => s.seconds).map((s) => path.basename(s.moduleId));
+    const out = names(order);
     // second after a + b (180 >= 150), third after c + d (110 < 120) and e (150 >= 120)
     expect(out).toEqual([
       first,
@@ -49,12 +52,7 @@ describe('spreadApart', () => {
       spec('a.test.ts', 10),
       spec('metrics-parity.test.ts', 200),
     ];
-    expect(spreadApart(order, (s) => s.seconds).map((s) => path.basename(s.moduleId))).toEqual([
-      first,
-      'a.test.ts',
-      second,
-      'metrics-parity.test.ts',
-    ]);
+    expect(names(order)).toEqual([first, 'a.test.ts', second, 'metrics-parity.test.ts']);
     const plain = [spec('x.test.ts', 9), spec('y.test.ts', 5)];
     expect(spreadApart(plain, (s) => s.seconds)).toEqual(plain);
   });
@@ -70,7 +68,7 @@ describe('spreadApart', () => {
       spec('d.test.ts', 30),
     ];
     // one other worker: after a (70 < 90) and b (140 >= 90); two: after a, b and c (180 >= 180)
-    expect(spreadApart(order, (s) => s.seconds).map((s) => path.basename(s.moduleId))).toEqual([
+    expect(names(order)).toEqual([
       first,
       'a.test.ts',
       'b.test.ts',
@@ -78,7 +76,7 @@ describe('spreadApart', () => {
       'c.test.ts',
       'd.test.ts',
     ]);
-    expect(spreadApart(order, (s) => s.seconds, 2).map((s) => path.basename(s.moduleId))).toEqual([
+    expect(names(order, 2)).toEqual([
       first,
       'a.test.ts',
       'b.test.ts',
