@@ -8,9 +8,10 @@ import { pino } from 'pino';
 import { logsSection } from '../src/config/sections/logs.js';
 import { OtlpLogsExporter } from '../src/exporters/otlp-logs.js';
 import { CheckpointStore } from '../src/logs/checkpoints.js';
-import { BoundedQueue, ExportLoop } from '../src/logs/pipeline.js';
+import { BoundedQueue, ExportLoop, RUN_OVERHEAD } from '../src/logs/pipeline.js';
 import { defaultProcessingConfig, LogProcessor } from '../src/logs/processing/index.js';
 import { Tailer } from '../src/logs/tailer.js';
+import { batchLines } from '../src/logs/run.js';
 import type { RecordSink } from '../src/logs/types.js';
 
 interface Job {
@@ -54,7 +55,7 @@ const loop = new ExportLoop({
   retryMaxMs: 1000,
   hooks: {
     exported: (batch) => {
-      exported += batch.length;
+      exported += batchLines(batch);
       if (exported >= job.total) finish();
     },
     exportFailure: () => {},
@@ -77,6 +78,19 @@ function sinkFor(i: number): RecordSink {
     waitForSpace: () => queue.waitForSpace(),
     push: (r) => proc.push(r),
     hold: (d) => queue.hold(d),
+    // As in the agent (LogsComponent.runSink): whole lines the byte checks pass are encoded at
+    // read time, in runs. HM_BENCH_RUNS=0: every line as a record.
+    ...(process.env.HM_BENCH_RUNS === '0'
+      ? {}
+      : {
+          runs: {
+            passes: (b: Buffer, s: number, e: number) =>
+              proc.byteChecking && proc.passesBytes(b, s, e),
+            push: (r) => queue.push(r),
+            maxLines: defaults.batch_max_records,
+            maxBytes: Math.max(1, defaults.batch_max_bytes - RUN_OVERHEAD),
+          } satisfies RecordSink['runs'],
+        }),
   };
 }
 // Idle RSS: everything loaded and built, nothing read yet (the memory goals are "idle + N MiB").

@@ -2,6 +2,7 @@
 // cannot be opened or written is a retryable export failure naming the path (the pipeline
 // retries with backoff and keeps the records); it never crashes the agent.
 import { createWriteStream, type WriteStream } from 'node:fs';
+import { batchRecords, type BatchItem } from '../logs/run.js';
 import type { ExportResult, LogExporter, LogRecord } from '../logs/types.js';
 import { nanosString } from './otlp-logs-encode.js';
 
@@ -55,9 +56,9 @@ export class NdjsonLogExporter implements LogExporter {
     return f;
   }
 
-  export(batch: readonly LogRecord[]): Promise<ExportResult> {
+  export(batch: readonly BatchItem[]): Promise<ExportResult> {
     let text = '';
-    for (const r of batch) text += toNdjsonLine(r);
+    for (const r of batchRecords(batch)) text += toNdjsonLine(r);
     const out = this.stream();
     return new Promise((resolve) => {
       out.write(text, (err) => {

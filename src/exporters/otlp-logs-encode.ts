@@ -1,19 +1,14 @@
 // OTLP logs protobuf (ExportLogsServiceRequest) encoded straight from the pipeline's records:
-// bodies are copied as bytes, resources and the constant attributes are encoded once. The
-// library serializer (@opentelemetry/otlp-transformer) is the reference in the unit tests.
+// bodies are copied as bytes, resources and the constant attributes are encoded once; a run of
+// lines the tailer encoded already (src/logs/run.ts) is copied as it is. The library serializer
+// (@opentelemetry/otlp-transformer) is the reference in the unit tests.
+import { IOSTREAM_FIELD, hiLo, nanosHiLoInto, varintLen } from '../logs/otlp-wire.js';
 import { bodyBytes, writeBody } from '../logs/record.js';
+import { LineRun, type BatchItem } from '../logs/run.js';
 import type { LogRecord, LogResource } from '../logs/types.js';
 import { VERSION } from '../version.js';
 
 export const SCOPE_NAME = 'harbormaster';
-
-function varintLen(n: number): number {
-  if (n < 0x80) return 1;
-  if (n < 0x4000) return 2;
-  if (n < 0x200000) return 3;
-  if (n < 0x10000000) return 4;
-  return 5;
-}
 
 /** Minimal protobuf writer into a pre-sized buffer. */
 class Writer {
@@ -124,39 +119,12 @@ function resourceField(r: LogResource): Buffer {
 }
 
 const SCOPE_FIELD = ld(1, Buffer.concat([str(1, SCOPE_NAME), str(2, VERSION)]));
-const IOSTREAM: Record<'stdout' | 'stderr', Buffer> = {
-  stdout: keyValue(6, 'log.iostream', 'stdout'),
-  stderr: keyValue(6, 'log.iostream', 'stderr'),
-};
+const IOSTREAM = IOSTREAM_FIELD;
 
 const NO_IOSTREAM = Buffer.alloc(0);
 /** log.iostream of a record: none for an event record (not a line of a container's output). */
 function iostream(r: LogRecord): Buffer {
   return r.eventName === undefined ? IOSTREAM[r.stream] : NO_IOSTREAM;
-}
-
-const TWO32 = 4294967296;
-
-const hiLo = { lo: 0, hi: 0 };
-
-/** Splits sec*1e9+nanos (up to 2^64) into 32-bit halves without losing precision (into hiLo). */
-function nanosHiLoInto(sec: number, nanos: number): void {
-  const sh = Math.floor(sec / 65536);
-  const sl = sec - sh * 65536;
-  const a = sh * 1e9; // < 2^46, exact; contributes a * 2^16
-  const aHi = Math.floor(a / 65536);
-  const aLo = (a - aHi * 65536) * 65536; // < 2^32
-  const b = sl * 1e9 + nanos; // < 2^47, exact
-  const bHi = Math.floor(b / TWO32);
-  const bLo = b - bHi * TWO32;
-  let lo = aLo + bLo;
-  let hi = aHi + bHi;
-  if (lo >= TWO32) {
-    lo -= TWO32;
-    hi += 1;
-  }
-  hiLo.lo = lo;
-  hiLo.hi = hi;
 }
 
 function varintField(tag: number, n: number): Buffer {
@@ -222,9 +190,9 @@ const extras: (Buffer | undefined)[] = [];
 
 /**
  * Encodes an ExportLogsServiceRequest. Records are grouped by resource (in order of first
- * appearance), order within a resource is kept.
+ * appearance), order within a resource is kept; a run's lines are its bytes, in its place.
  */
-export function encodeLogsRequest(records: readonly LogRecord[]): Buffer {
+export function encodeLogsRequest(records: readonly BatchItem[]): Buffer {
   const n = records.length;
   if (recLen.length < n) {
     const size = Math.max(n, recLen.length * 2);
@@ -259,6 +227,10 @@ export function encodeLogsRequest(records: readonly LogRecord[]): Buffer {
     let scopeLen = SCOPE_FIELD.length;
     for (let i = firsts[g]!; i >= 0; i = nextInGroup[i]!) {
       const r = records[i]!;
+      if (r instanceof LineRun) {
+        scopeLen += r.end - r.start;
+        continue;
+      }
       const bl = bodyBytes(r);
       bodyLen[i] = bl;
       const anyLen = 1 + varintLen(bl) + bl; // AnyValue.string_value
@@ -285,6 +257,10 @@ export function encodeLogsRequest(records: readonly LogRecord[]): Buffer {
     w.bytes(SCOPE_FIELD);
     for (let i = firsts[g]!; i >= 0; i = nextInGroup[i]!) {
       const r = records[i]!;
+      if (r instanceof LineRun) {
+        w.bytes(r.src.subarray(r.start, r.end));
+        continue;
+      }
       w.byte(0x12);
       w.varint(recLen[i]!);
       w.byte(0x09);

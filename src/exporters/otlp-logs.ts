@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import { gzip as gzipCb, constants as zc } from 'node:zlib';
 import { JsonLogsSerializer } from '@opentelemetry/otlp-transformer';
 import type { Config } from '../config/schema.js';
+import { batchRecords, type BatchItem } from '../logs/run.js';
 import type { ExportResult, LogExporter, LogRecord } from '../logs/types.js';
 import { VERSION } from '../version.js';
 import type { OtlpSignalSettings, OtlpTls } from './otlp-env.js';
@@ -38,7 +39,9 @@ export interface OtlpLogsExporterOptions {
 /** Records → request bytes of one encoding. */
 export interface LogsEncoding {
   readonly contentType: string;
-  encode(batch: readonly LogRecord[]): Buffer;
+  /** Copies runs of encoded lines as they are (protobuf); otherwise they are expanded. */
+  readonly acceptsRuns: boolean;
+  encode(batch: readonly BatchItem[]): Buffer;
 }
 
 /** Request bytes → delivery result. */
@@ -50,13 +53,17 @@ export interface LogsTransport {
 
 export const PROTOBUF_ENCODING: LogsEncoding = {
   contentType: 'application/x-protobuf',
+  acceptsRuns: true,
   encode: (batch) => encodeLogsRequest(batch),
 };
 
 export const JSON_ENCODING: LogsEncoding = {
   contentType: 'application/json',
+  acceptsRuns: false,
   encode: (batch) =>
-    Buffer.from(JsonLogsSerializer.serializeRequest(toSdkLogRecords(batch) as never) ?? []),
+    Buffer.from(
+      JsonLogsSerializer.serializeRequest(toSdkLogRecords(batchRecords(batch)) as never) ?? [],
+    ),
 };
 
 export function logsEncoding(protocol: 'http/protobuf' | 'http/json' | 'grpc'): LogsEncoding {
@@ -217,11 +224,15 @@ export class OtlpLogsExporter implements LogExporter {
     }
   }
 
-  encode(batch: readonly LogRecord[]): Buffer {
+  get acceptsRuns(): boolean {
+    return this.encoding.acceptsRuns;
+  }
+
+  encode(batch: readonly BatchItem[]): Buffer {
     return this.encoding.encode(batch);
   }
 
-  export(batch: readonly LogRecord[], signal: AbortSignal): Promise<ExportResult> {
+  export(batch: readonly BatchItem[], signal: AbortSignal): Promise<ExportResult> {
     return this.transport.send(this.encoding.encode(batch), this.encoding.contentType, signal);
   }
 

@@ -18,7 +18,8 @@ import type { Logger } from '../util/logger.js';
 import { ApiLogReader, logSourceFor, type ApiLogRecord } from './api-reader.js';
 import type { ApiCursor } from './checkpoints.js';
 import { CheckpointStore } from './checkpoints.js';
-import { BoundedQueue, ExportLoop } from './pipeline.js';
+import { BoundedQueue, ExportLoop, RUN_OVERHEAD } from './pipeline.js';
+import type { RunSink } from './run.js';
 import type { ContainerProcessor } from './processing/processor.js';
 import { LogProcessor } from './processing/processor.js';
 import type { ProcessingConfig } from './processing/config.js';
@@ -253,6 +254,20 @@ export class LogsComponent implements Component {
     return notes;
   }
 
+  /**
+   * Runs of encoded lines (src/logs/run.ts) go straight to the queue while the container's
+   * current processor (a reload replaces it) sees no stage that needs the record, and its byte
+   * checks pass the line; otherwise the tailer makes a record and pushes it through the processor.
+   */
+  private runSink(entry: { proc: ContainerProcessor }): RunSink {
+    return {
+      passes: (b, start, end) => entry.proc.byteChecking && entry.proc.passesBytes(b, start, end),
+      push: (run) => this.queue.push(run),
+      maxLines: this.cfg.batch_max_records,
+      maxBytes: Math.max(1, this.cfg.batch_max_bytes - RUN_OVERHEAD),
+    };
+  }
+
   private containerProcessor(c: ContainerInfo): ContainerProcessor {
     return this.lp.forContainer(
       c.labels,
@@ -479,6 +494,7 @@ export class LogsComponent implements Component {
       waitForSpace: () => this.queue.waitForSpace(),
       push: (r) => entry.proc.push(r),
       hold: (d) => this.queue.hold(d),
+      ...(this.o.exporter.acceptsRuns ? { runs: this.runSink(entry) } : {}),
     };
     entry.tailer = new Tailer({
       key: c.id,

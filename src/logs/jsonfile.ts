@@ -38,6 +38,11 @@ export interface DecodedBytes {
   timeSec: number;
   timeNanos: number;
   attrs: Record<string, string> | undefined;
+  /**
+   * The body is in the slab with the room asked for around it (decodeJsonFileLineInto's
+   * `reserve` bytes before, `after` bytes after, both free for the caller to write: src/logs/run.ts).
+   */
+  framed: boolean;
 }
 
 /** A result object for decodeJsonFileLineInto. */
@@ -51,6 +56,7 @@ export function decodedBytes(): DecodedBytes {
     timeSec: 0,
     timeNanos: 0,
     attrs: undefined,
+    framed: false,
   };
 }
 
@@ -200,7 +206,9 @@ function fill(
   complete: boolean,
   stream: 'stdout' | 'stderr',
   attrs: Record<string, string> | undefined,
+  framed = false,
 ): void {
+  out.framed = framed;
   out.src = src;
   out.start = start;
   out.end = end;
@@ -265,6 +273,7 @@ function finishFast(
   bodyEnd: number,
   complete: boolean,
   view?: DataView,
+  framed = false,
 ): boolean {
   if (!startsWithAt(buf, q, STREAM_KEY)) return false;
   const st = q + STREAM_KEY.length;
@@ -278,7 +287,7 @@ function finishFast(
   // The record ends with `"}` (Docker writes no whitespace).
   if (buf[end - 1] !== 0x7d || buf[end - 2] !== Q) return false;
   if (!parseTimeBytes(buf, ts, end - 2, tmpTime, view)) return false;
-  fill(out, src, bodyStart, bodyEnd, complete, stream, undefined);
+  fill(out, src, bodyStart, bodyEnd, complete, stream, undefined, framed);
   return true;
 }
 
@@ -339,20 +348,36 @@ export function decodeJsonFileLine(
 }
 
 /**
+ * The slab's next free byte is `at`: after the caller moved the last framed body within its room
+ * (src/logs/run.ts). Only right after a framed decode into `src`; the room asked for covers it
+ * (see decodeJsonFileLineInto).
+ */
+export function slabEndAt(src: Buffer, at: number): void {
+  if (src === slab && at <= SLAB_BYTES) slabPos = at;
+}
+
+/**
  * decodeJsonFileLine into `out` (reused by the caller): false for a malformed record. The body
- * range out.src[out.start, out.end) never refers to buf.
+ * range out.src[out.start, out.end) never refers to buf. With `reserve` > 0 a short body that
+ * takes the fast path is put in the slab `reserve` bytes after its free space and `after` bytes
+ * are kept free behind it (out.framed): room for the caller's framing (the tailer's runs). The
+ * slab also has room for the body plus `reserve + after` bytes counted from the raw record's
+ * length (end - start, at least 58 bytes more than the body), so a caller may move the body a
+ * few bytes further (a header longer than `reserve`) and still stay in the slab.
  */
 export function decodeJsonFileLineInto(
   buf: Buffer,
   start: number,
   end: number,
   out: DecodedBytes,
+  reserve = 0,
+  after = 0,
 ): boolean {
   if (!startsWithAt(buf, start, PREFIX)) return slowPath(buf, start, end, out);
   const s = start + PREFIX.length;
   if (end - s > SLAB_PIECE_MAX) return decodeLong(buf, start, end, s, out);
   // Short: one pass finds the closing quote, unescapes and copies into the current slab.
-  if (slabPos + (end - s) > SLAB_BYTES) {
+  if (slabPos + reserve + (end - s) + after > SLAB_BYTES) {
     slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
     slabView = new DataView(slab.buffer, slab.byteOffset, slab.length);
     slabPos = 0;
@@ -364,7 +389,7 @@ export function decodeJsonFileLineInto(
     lastView = new DataView(buf.buffer, buf.byteOffset, buf.length);
   }
   const bv = lastView;
-  const o0 = slabPos;
+  const o0 = slabPos + reserve;
   let o = o0;
   let i = s;
   let hi = 0;
@@ -449,8 +474,9 @@ export function decodeJsonFileLineInto(
   // (Escapes decode to ASCII: the decoded body is valid exactly when the raw bytes are.)
   if ((hi & 0x80808080) !== 0 && !isUtf8(sl.subarray(o0, o0 + n)))
     return slowPath(buf, start, end, out);
-  if (!finishFast(buf, end, q, out, sl, o0, o0 + n, nl, bv)) return slowPath(buf, start, end, out);
-  slabPos = o0 + n;
+  if (!finishFast(buf, end, q, out, sl, o0, o0 + n, nl, bv, reserve > 0))
+    return slowPath(buf, start, end, out);
+  slabPos = o0 + n + after;
   return true;
 }
 

@@ -9,7 +9,8 @@
 // queue_max_bytes; a full queue makes sources wait (waitForSpace), so unread data stays on disk.
 import { acknowledge } from './ack.js';
 import { bodyBytes } from './record.js';
-import type { DropReason, ExportResult, LogExporter, LogRecord, RecordSink } from './types.js';
+import { LineRun, batchLines, type BatchItem } from './run.js';
+import type { DropReason, ExportResult, LogExporter, RecordSink } from './types.js';
 import { sleep } from '../util/sleep.js';
 
 // Per-record cost besides the body bytes: the record object, the tracker's slots for it and, for
@@ -17,8 +18,12 @@ import { sleep } from '../util/sleep.js';
 // ack token (an estimate, not a measurement; a tailer's whole line costs less, about 150 bytes,
 // so the bound errs on the safe side).
 export const RECORD_OVERHEAD = 320;
+/** A run (src/logs/run.ts): one object and one tracker slot for all its lines. */
+export const RUN_OVERHEAD = 200;
 
-export function recordSize(r: LogRecord): number {
+/** Bytes an item holds: a record's body and overhead; a run's encoded lines (its slab range). */
+export function recordSize(r: BatchItem): number {
+  if (r instanceof LineRun) return r.end - r.start + RUN_OVERHEAD;
   return bodyBytes(r) + RECORD_OVERHEAD;
 }
 
@@ -32,10 +37,12 @@ export function recordSize(r: LogRecord): number {
  * size.
  */
 export class BoundedQueue implements RecordSink {
-  private ring: (LogRecord | undefined)[] = new Array<LogRecord | undefined>(1024).fill(undefined);
+  private ring: (BatchItem | undefined)[] = new Array<BatchItem | undefined>(1024).fill(undefined);
   /** Slot of the oldest record. */
   private head = 0;
   private count = 0;
+  /** Lines queued (a run counts its lines: the batch limit counts records). */
+  private lines = 0;
   /** Bytes of queued records. */
   bytes = 0;
   /** Bytes held outside the queue (partial lines, multiline groups), same bound. */
@@ -53,8 +60,14 @@ export class BoundedQueue implements RecordSink {
     private readonly batchBytes: number,
   ) {}
 
+  /** Entries queued (records and runs). */
   get length(): number {
     return this.count;
+  }
+
+  /** Lines queued (a run counts as its lines). */
+  get queuedLines(): number {
+    return this.lines;
   }
 
   /** Every byte the bound counts. */
@@ -93,13 +106,14 @@ export class BoundedQueue implements RecordSink {
     return this.spacePromise;
   }
 
-  push(r: LogRecord): void {
+  push(r: BatchItem): void {
     if (this.count === 0) this.oldestAt = Date.now();
     if (this.count === this.ring.length) this.grow();
     this.ring[(this.head + this.count) & (this.ring.length - 1)] = r;
     this.count++;
+    this.lines += r instanceof LineRun ? r.lines : 1;
     this.bytes += recordSize(r);
-    if (this.dataWaiter && (this.length >= this.batchRecords || this.bytes >= this.batchBytes)) {
+    if (this.dataWaiter && (this.lines >= this.batchRecords || this.bytes >= this.batchBytes)) {
       const w = this.dataWaiter;
       this.dataWaiter = undefined;
       w();
@@ -108,7 +122,7 @@ export class BoundedQueue implements RecordSink {
 
   /** Resolves when a full batch is queued, or after ms. */
   waitForBatch(ms: number, signal?: AbortSignal): Promise<void> {
-    if (this.length >= this.batchRecords || this.bytes >= this.batchBytes) return Promise.resolve();
+    if (this.lines >= this.batchRecords || this.bytes >= this.batchBytes) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const t = setTimeout(() => {
         this.dataWaiter = undefined;
@@ -133,26 +147,33 @@ export class BoundedQueue implements RecordSink {
   private grow(): void {
     const old = this.ring;
     const n = old.length;
-    const next = new Array<LogRecord | undefined>(n * 2).fill(undefined);
+    const next = new Array<BatchItem | undefined>(n * 2).fill(undefined);
     for (let i = 0; i < n; i++) next[i] = old[(this.head + i) & (n - 1)];
     this.ring = next;
     this.head = 0;
   }
 
-  /** The next batch; its bytes count as in flight until release(). */
-  take(): { records: LogRecord[]; bytes: number } {
+  /**
+   * The next batch (at most batchRecords lines and batchBytes, or one entry over them); its bytes
+   * count as in flight until release().
+   */
+  take(): { records: BatchItem[]; bytes: number } {
     const ring = this.ring;
     const mask = ring.length - 1;
     const head = this.head;
     let k = 0;
     let bytes = 0;
-    while (k < this.count && k < this.batchRecords) {
-      const sz = recordSize(ring[(head + k) & mask]!);
-      if (k > 0 && bytes + sz > this.batchBytes) break;
+    let lines = 0;
+    while (k < this.count) {
+      const x = ring[(head + k) & mask]!;
+      const sz = recordSize(x);
+      const n = x instanceof LineRun ? x.lines : 1;
+      if (k > 0 && (bytes + sz > this.batchBytes || lines + n > this.batchRecords)) break;
       bytes += sz;
+      lines += n;
       k++;
     }
-    const out = new Array<LogRecord>(k);
+    const out = new Array<BatchItem>(k);
     for (let i = 0; i < k; i++) {
       const j = (head + i) & mask;
       out[i] = ring[j]!;
@@ -160,6 +181,7 @@ export class BoundedQueue implements RecordSink {
     }
     this.head = (head + k) & mask;
     this.count -= k;
+    this.lines -= lines;
     this.bytes -= bytes;
     this.inflight += bytes;
     if (this.count > 0) this.oldestAt = Date.now();
@@ -168,9 +190,9 @@ export class BoundedQueue implements RecordSink {
 }
 
 export interface PipelineHooks {
-  exported(batch: readonly LogRecord[]): void;
+  exported(batch: readonly BatchItem[]): void;
   /** A failed attempt at sending batch. */
-  exportFailure(kind: 'retryable' | 'permanent', error?: Error, batch?: readonly LogRecord[]): void;
+  exportFailure(kind: 'retryable' | 'permanent', error?: Error, batch?: readonly BatchItem[]): void;
   retry(): void;
   drop(reason: DropReason, n: number): void;
   warn(cause: string, obj: Record<string, unknown>, msg: string): void;
@@ -262,7 +284,7 @@ export class ExportLoop {
   }
 
   /** True when the batch is done with (delivered or permanently rejected). */
-  private async send(batch: LogRecord[], signal: AbortSignal): Promise<boolean> {
+  private async send(batch: BatchItem[], signal: AbortSignal): Promise<boolean> {
     let backoff = this.o.retryInitialMs;
     for (let attempt = 0; ; attempt++) {
       let res: ExportResult;
@@ -288,10 +310,11 @@ export class ExportLoop {
       }
       if (res.status === 'failure') {
         this.o.hooks.exportFailure('permanent', res.error, batch);
-        this.o.hooks.drop('export_rejected', batch.length);
+        const lines = batchLines(batch);
+        this.o.hooks.drop('export_rejected', lines);
         this.o.hooks.warn(
           `export-rejected:${res.error.message.slice(0, 40)}`,
-          { err: res.error, records: batch.length },
+          { err: res.error, records: lines },
           'The log receiver rejected a batch permanently; it was dropped and counted (harbormaster_log_drops_total{reason="export_rejected"}).',
         );
         return true;

@@ -12,8 +12,12 @@
 // (partial lines all of their fragments); malformed or skipped lines are acknowledged at once.
 //
 // Hot path (one whole line, the usual case): decodeJsonFileLineInto fills one reused result with
-// the body as a range of the decoder's slab; the record is born from that range (no Buffer view)
-// and is its own ack token (AckTracker.nextSeq, no token object), so a line costs one object.
+// the body as a range of the decoder's slab. When the sink takes runs (the exporter encodes OTLP
+// protobuf and the byte checks say no processing stage would change the line), the decoder leaves
+// room around the body and the line is encoded right there (src/logs/run.ts): consecutive lines of
+// a chunk are one LineRun, one queue entry and one ack unit, and no object per line. Otherwise the
+// record is born from that range (no Buffer view) and is its own ack token (AckTracker.nextSeq, no
+// token object), so a line costs one object.
 // Fragments of longer lines go through PartialLines (src/logs/partial.ts) as before.
 // The tracker commits the longest unbroken acknowledged run, and the tailer reports it as its
 // checkpoint (commit option): nothing still held anywhere is ever committed past. Only a line end
@@ -37,9 +41,17 @@ import { AckTracker } from './ack.js';
 import type { Checkpoint } from './checkpoints.js';
 import { watchForGrabs, type Grab } from './grabber.js';
 import { GzGeneration, uncompressedSize, type GenerationHandle } from './gz-generation.js';
-import { decodeJsonFileLineInto, decodedBytes } from './jsonfile.js';
+import { decodeJsonFileLineInto, decodedBytes, slabEndAt } from './jsonfile.js';
 import { PartialLines, utf8CutEnd, type CompletedLine } from './partial.js';
 import { TRUNCATED_ATTR, newRecord, newRecordFromBytes } from './record.js';
+import {
+  LineRun,
+  TRAILER_BYTES,
+  frameLine,
+  headerBytes,
+  observedHalves,
+  type RunSink,
+} from './run.js';
 import type { AttrValue, DropReason, RecordSink, LogResource } from './types.js';
 
 export { utf8Truncate } from './partial.js';
@@ -65,7 +77,7 @@ function fpExtent(head: Buffer): { len: number; done: boolean } {
 
 /** Where the tailer puts records (processing, then the queue); hold() is optional for tests. */
 export type TailerSink = Pick<RecordSink, 'waitForSpace' | 'push'> &
-  Partial<Pick<RecordSink, 'hold'>>;
+  Partial<Pick<RecordSink, 'hold' | 'runs'>>;
 
 // Read buffers are reused: records never keep views into them (the decoder copies bodies out,
 // densely, see jsonfile.ts), so one chunk in flight per reading tailer is all the read memory.
@@ -236,6 +248,20 @@ export class Tailer {
   private observedMs = 0;
   /** The decoder's result, reused line after line. */
   private readonly decoded = decodedBytes();
+  /** The sink's run intake (src/logs/run.ts), when it takes runs. */
+  private readonly runs: RunSink | undefined;
+  /** The open run of the chunk being consumed: lines encoded in runSrc[runStart, runEnd). */
+  private runSrc: Buffer | undefined;
+  private runView: DataView | undefined;
+  private runStart = 0;
+  private runEnd = 0;
+  private runLines = 0;
+  /** Generation and end offset of the run's last line (its ack unit). */
+  private runId: MutableIdentity | undefined;
+  private runOffset = 0;
+  /** The chunk's observed time as the halves of its nanoseconds (runs write it). */
+  private obsLo = 0;
+  private obsHi = 0;
   private stopped = false;
   private removed = false;
   private flushAtEof = false;
@@ -268,6 +294,7 @@ export class Tailer {
     this.key = opts.key;
     this.path = opts.path;
     this.now = opts.now ?? Date.now;
+    this.runs = opts.sink.runs;
     this.partials = new PartialLines({
       maxLineBytes: opts.maxLineBytes,
       flushMs: opts.partialFlushMs,
@@ -1166,6 +1193,11 @@ export class Tailer {
     }
     this.observedMs = this.now();
     this.markChunk = true;
+    if (this.runs !== undefined) {
+      const o = observedHalves(this.observedMs);
+      this.obsLo = o.lo;
+      this.obsHi = o.hi;
+    }
     let lines = 0;
     for (;;) {
       const nl = chunk.indexOf(10, i);
@@ -1174,6 +1206,8 @@ export class Tailer {
       lines++;
       i = nl + 1;
     }
+    // A run never outlives its chunk (nothing else touches the tracker while one is open).
+    this.closeRun();
     if (lines === 0 && full) {
       // One raw line longer than the read size.
       const maxRaw = this.opts.maxLineBytes * 2 + 65536;
@@ -1193,7 +1227,13 @@ export class Tailer {
 
   private line(cur: OpenFile, chunk: Buffer, s: number, e: number, endOffset: number): void {
     const d = this.decoded;
-    if (!decodeJsonFileLineInto(chunk, s, e, d)) {
+    const runs = this.runs;
+    // With runs: room for a run line's framing around the body (run.ts), sized for the body of
+    // Docker's usual layout: 70 bytes of the record are `{"log":"`, the `\n` escape and the
+    // stream and time keys with a nanosecond time. Another length moves the body (toRun).
+    const reserve = runs === undefined ? 0 : headerBytes(Math.max(0, e - s - 70));
+    if (!decodeJsonFileLineInto(chunk, s, e, d, reserve, runs === undefined ? 0 : TRAILER_BYTES)) {
+      this.closeRun();
       this.opts.stats.drop('malformed_record');
       this.tracker.skip(cur.id, endOffset, !this.partials.anyPending);
       return;
@@ -1207,6 +1247,19 @@ export class Tailer {
     const other = d.stream === 'stdout' ? 'stderr' : 'stdout';
     // (Mostly no line is being reassembled: one check instead of one per stream.)
     const anyPending = this.partials.anyPending;
+    if (
+      runs !== undefined &&
+      d.framed &&
+      d.complete &&
+      !anyPending &&
+      d.attrs === undefined &&
+      d.end - d.start <= this.opts.maxLineBytes &&
+      runs.passes(d.src, d.start, d.end)
+    ) {
+      this.toRun(cur, reserve, endOffset, runs);
+      return;
+    }
+    this.closeRun();
     if (d.complete && !(anyPending && this.partials.isPending(d.stream))) {
       // A whole line (the common case): the record is born here, its body the decoder's range.
       // A restart point only where no line of either stream is being reassembled: restarting in
@@ -1249,6 +1302,74 @@ export class Tailer {
       this.tracker.next(cur.id, endOffset, point),
       undefined,
     );
+  }
+
+  /**
+   * The decoded whole line joins the open run, encoded where the decoder put its body (`reserve`
+   * bytes of room before it, TRAILER_BYTES after). A run is one slab range: a line in another slab
+   * (the decoder started a new one) or past the sink's limits starts the next run.
+   */
+  private toRun(cur: OpenFile, reserve: number, endOffset: number, runs: RunSink): void {
+    const d = this.decoded;
+    const src = d.src;
+    const bl = d.end - d.start;
+    const h = headerBytes(bl);
+    const at = d.start - reserve;
+    const recEnd = at + h + bl + TRAILER_BYTES;
+    if (h !== reserve) {
+      // The body is not as long as the room was sized for (other escapes, a shorter time, no
+      // final newline): move it to just after its header (the slab has room, see the decoder).
+      src.copyWithin(at + h, d.start, d.end);
+      slabEndAt(src, recEnd);
+    }
+    if (
+      this.runLines > 0 &&
+      (src !== this.runSrc ||
+        at !== this.runEnd ||
+        this.runLines >= runs.maxLines ||
+        recEnd - this.runStart > runs.maxBytes)
+    )
+      this.closeRun();
+    if (this.runLines === 0) {
+      if (src !== this.runSrc) {
+        this.runSrc = src;
+        this.runView = new DataView(src.buffer, src.byteOffset, src.length);
+      }
+      this.runStart = at;
+      this.runId = cur.id;
+    }
+    this.runEnd = frameLine(
+      src,
+      this.runView!,
+      at,
+      bl,
+      d.stream,
+      d.timeSec,
+      d.timeNanos,
+      this.obsLo,
+      this.obsHi,
+    );
+    this.runLines++;
+    this.runOffset = endOffset;
+  }
+
+  /** Hands the open run on, with its ack unit: the end of its last line, a commit point. */
+  private closeRun(): void {
+    if (this.runLines === 0) return;
+    const seq = this.tracker.nextSeq(this.runId!, this.runOffset, true);
+    this.runs!.push(
+      new LineRun(
+        this.opts.resource,
+        this.runSrc!,
+        this.runStart,
+        this.runEnd,
+        this.runLines,
+        this.tracker as AckTracker<unknown>,
+        seq,
+      ),
+    );
+    this.runLines = 0;
+    this.runId = undefined;
   }
 
   /** A line partial-line reassembly completed (joined, cut, or flushed). */

@@ -4,7 +4,8 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { OnceLogger, type Logger } from '../util/logger.js';
 import { PROCESSING_EVENTS, type ProcessingEvent } from './processing/types.js';
-import { DROP_REASONS, type DropReason, type LogRecord } from './types.js';
+import { batchLines, itemLines, type BatchItem } from './run.js';
+import { DROP_REASONS, type DropReason } from './types.js';
 
 type Stream = 'stdout' | 'stderr';
 
@@ -314,13 +315,14 @@ export class LogTelemetry {
     this.m.truncated.inc();
   }
 
-  exported(batch: readonly LogRecord[]): void {
-    this.m.exported.inc(batch.length);
-    this.exportedTotal += batch.length;
+  exported(batch: readonly BatchItem[]): void {
+    const lines = batchLines(batch);
+    this.m.exported.inc(lines);
+    this.exportedTotal += lines;
     this.lastExportError = undefined;
     this.lastExportAt = this.now();
-    this.eachSource(batch, (s) => {
-      s.shipped++;
+    this.eachSource(batch, (s, n) => {
+      s.shipped += n;
       s.lastExportError = undefined;
     });
   }
@@ -329,7 +331,7 @@ export class LogTelemetry {
   exportFailure(
     kind: 'retryable' | 'permanent',
     error?: Error,
-    batch?: readonly LogRecord[],
+    batch?: readonly BatchItem[],
   ): void {
     this.m.failures.inc({ kind });
     this.failureCounts.set(kind, (this.failureCounts.get(kind) ?? 0) + 1);
@@ -338,8 +340,11 @@ export class LogTelemetry {
     if (batch) this.eachSource(batch, (s) => (s.lastExportError = error.message));
   }
 
-  /** fn once per record of a known source (records of one source come in runs). */
-  private eachSource(batch: readonly LogRecord[], fn: (s: SourceStats) => void): void {
+  /** fn once per entry of a known source with its lines (entries of one source come in runs). */
+  private eachSource(
+    batch: readonly BatchItem[],
+    fn: (s: SourceStats, lines: number) => void,
+  ): void {
     let key: string | undefined;
     let s: SourceStats | undefined;
     for (const r of batch) {
@@ -347,7 +352,7 @@ export class LogTelemetry {
         key = r.resource.key;
         s = this.sources.get(key);
       }
-      if (s) fn(s);
+      if (s) fn(s, itemLines(r));
     }
   }
 

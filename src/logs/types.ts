@@ -4,6 +4,7 @@
 // stream (log.iostream), times and ack; processing stages change only the fields they own
 // (RECORD_FIELDS); the exporter encodes it; the ack goes back to the source once delivered.
 import type { Ack } from './ack.js';
+import type { BatchItem, RunSink } from './run.js';
 
 /** The resource (one per container, or per submitting component) shared by its records. */
 export interface LogResource {
@@ -89,7 +90,13 @@ export type ExportResult =
 
 export interface LogExporter {
   readonly name: string;
-  export(batch: readonly LogRecord[], signal: AbortSignal): Promise<ExportResult>;
+  /**
+   * Writes OTLP protobuf: a run of encoded lines (src/logs/run.ts) is copied as it is. Sources
+   * hand over runs only to such an exporter; others get them expanded if they get any.
+   */
+  readonly acceptsRuns?: boolean;
+  /** Records and runs of encoded lines (src/logs/run.ts batchRecords expands the runs). */
+  export(batch: readonly BatchItem[], signal: AbortSignal): Promise<ExportResult>;
   shutdown?(): Promise<void>;
 }
 
@@ -117,4 +124,9 @@ export interface RecordSink {
   waitForSpace(): Promise<void> | undefined;
   push(record: LogRecord): void;
   hold(delta: number): void;
+  /**
+   * Whole lines already encoded (src/logs/run.ts): present only when the exporter accepts runs
+   * and no processing stage of the source needs to see every record.
+   */
+  runs?: RunSink;
 }

@@ -316,6 +316,19 @@ export class ContainerProcessor {
       b = body;
       end = body.length;
     }
+    return this.passesBytes(b, start, end);
+  }
+
+  /**
+   * Runs of encoded lines (src/logs/run.ts) may skip these stages: they see no record, only
+   * byte checks (byteChecking) on each line's body.
+   */
+  get byteChecking(): boolean {
+    return this.byteChecks;
+  }
+
+  /** A body without attributes that no stage would change or drop (checked as bytes). */
+  passesBytes(b: Buffer, start: number, end: number): boolean {
     const s = this.settings;
     if (s.parser === 'auto' && autoMayParse(b, start, end)) return false;
     return !s.redactor.mayMatchBytes(b, start, end);

@@ -94,7 +94,7 @@ describe('bounded queue', () => {
             let size = 0;
             for (let k = 0; k < records.length; k++) {
               if (records[k] !== want[k]) same = false;
-              size += sizeOf(records[k]!);
+              size += sizeOf(records[k] as LogRecord);
             }
             expect(same).toBe(true);
             if (want.length > 0) expect(records.length).toBeGreaterThan(0);
@@ -182,7 +182,7 @@ describe('bounded queue', () => {
     const got: string[] = [];
     await until(() => {
       const b = q.take();
-      for (const r of b.records) got.push(r.body.toString());
+      for (const r of b.records) got.push((r as LogRecord).body.toString());
       q.release(b.bytes);
       return got.length === total + 1;
     }, 'every line after draining');

@@ -1,0 +1,200 @@
+// Whole lines of one file, encoded at read time: the tailer's hot path (see README "The path of
+// a line"). When no processing stage needs to see a line (the byte checks pass) and the exporter
+// writes OTLP protobuf, the tailer does not make a record per line: the json-file decoder copies
+// the body into its slab with room around it, and the tailer writes the rest of the line's OTLP
+// `LogRecord` there (time, body framing, log.iostream, observed time: RunFraming). Consecutive
+// lines of one read chunk are one LineRun: a range of the slab holding their encoded
+// `ScopeLogs.log_records` fields, one queue entry and one ack unit (its last line's end offset),
+// so nothing per line lives until delivery. The exporter's encoder copies a run's bytes as they
+// are; exporters that need records (OTLP/JSON, NDJSON) expand it (runRecords).
+//
+// Fields of a run's lines are set here, once: resource (the run's), log.iostream (the stream the
+// decoder read), body, time, observed time (the chunk's). A line a stage would change, a fragment,
+// a line with Docker `attrs` or over logs.max_line_bytes takes the record path instead.
+import type { AckToken, AckTracker } from './ack.js';
+import { IOSTREAM_FIELD, hiLo, nanosHiLoInto, varintLen } from './otlp-wire.js';
+import { newRecord } from './record.js';
+import type { LogRecord, LogResource } from './types.js';
+
+/** Consecutive whole lines of one source, encoded as ScopeLogs.log_records fields. */
+export class LineRun implements AckToken {
+  /** The run is its own ack token (one unit: the end of its last line). */
+  readonly ack: AckToken = this;
+  constructor(
+    readonly resource: LogResource,
+    /** src[start, end): the encoded records (each `0x12 len LogRecord`). */
+    readonly src: Buffer,
+    readonly start: number,
+    readonly end: number,
+    /** Lines in the run. */
+    readonly lines: number,
+    readonly tracker: AckTracker<unknown>,
+    readonly seq: number,
+  ) {}
+}
+
+/** What the queue and the exporters carry: records, and runs of encoded lines. */
+export type BatchItem = LogRecord | LineRun;
+
+/** Lines an item stands for (a record is one; multiline groups count as one record). */
+export function itemLines(x: BatchItem): number {
+  return x instanceof LineRun ? x.lines : 1;
+}
+
+/** Records (lines) of a batch. */
+export function batchLines(batch: readonly BatchItem[]): number {
+  let n = 0;
+  for (const x of batch) n += x instanceof LineRun ? x.lines : 1;
+  return n;
+}
+
+/** Where a source hands runs (present when the exporter encodes protobuf and processing allows). */
+export interface RunSink {
+  /** True when no processing stage would change or drop this body (bytes of a whole line). */
+  passes(src: Buffer, start: number, end: number): boolean;
+  push(run: LineRun): void;
+  /** A run holds at most this many lines and bytes (the batch limits: a run is never split). */
+  readonly maxLines: number;
+  readonly maxBytes: number;
+}
+
+/** Bytes after the body of a run's line: log.iostream (26) and observed time (9). */
+export const TRAILER_BYTES = IOSTREAM_FIELD.stdout.length + 9;
+/** The most bytes of framing before a body of up to 2^21 - 100 bytes. */
+export const MAX_HEADER_BYTES = 1 + 3 + 9 + 1 + 3 + 1 + 3;
+
+/** Framing of a line with a body of bl bytes: the header's length. */
+export function headerBytes(bl: number): number {
+  const anyLen = 1 + varintLen(bl) + bl;
+  const recLen = 9 + 1 + varintLen(anyLen) + anyLen + TRAILER_BYTES;
+  return 1 + varintLen(recLen) + 9 + 1 + varintLen(anyLen) + 1 + varintLen(bl);
+}
+
+function putVarint(b: Buffer, p: number, n: number): number {
+  while (n >= 0x80) {
+    b[p++] = (n & 0x7f) | 0x80;
+    n >>>= 7;
+  }
+  b[p++] = n;
+  return p;
+}
+
+function putFixed64(v: DataView, p: number, lo: number, hi: number): void {
+  v.setUint32(p, lo, true);
+  v.setUint32(p + 4, hi, true);
+}
+
+/**
+ * Writes one line's framing around its body (already at b[at + h, at + h + bl), h =
+ * headerBytes(bl)): the header at `at`, the trailer after the body (the chunk's observed time,
+ * `observed` as its 8 bytes). Returns the end of the encoded line.
+ */
+export function frameLine(
+  b: Buffer,
+  v: DataView,
+  at: number,
+  bl: number,
+  stream: 'stdout' | 'stderr',
+  timeSec: number,
+  timeNanos: number,
+  observedLo: number,
+  observedHi: number,
+): number {
+  const anyLen = 1 + varintLen(bl) + bl;
+  const io = IOSTREAM_FIELD[stream];
+  const recLen = 9 + 1 + varintLen(anyLen) + anyLen + io.length + 9;
+  let p = at;
+  b[p++] = 0x12; // ScopeLogs.log_records
+  p = putVarint(b, p, recLen);
+  b[p++] = 0x09; // time_unix_nano (fixed64)
+  nanosHiLoInto(timeSec, timeNanos);
+  putFixed64(v, p, hiLo.lo >>> 0, hiLo.hi >>> 0);
+  p += 8;
+  b[p++] = 0x2a; // body (AnyValue)
+  p = putVarint(b, p, anyLen);
+  b[p++] = 0x0a; // string_value
+  p = putVarint(b, p, bl);
+  p += bl;
+  b.set(io, p);
+  p += io.length;
+  b[p++] = 0x59; // observed_time_unix_nano (fixed64)
+  putFixed64(v, p, observedLo, observedHi);
+  return p + 8;
+}
+
+/** observed time (ms) as the two 32-bit halves of its nanoseconds. */
+export function observedHalves(ms: number): { lo: number; hi: number } {
+  const sec = Math.floor(ms / 1000);
+  nanosHiLoInto(sec, (ms - sec * 1000) * 1_000_000);
+  return { lo: hiLo.lo >>> 0, hi: hiLo.hi >>> 0 };
+}
+
+function readVarint(b: Buffer, p: number): [number, number] {
+  let n = 0;
+  let mul = 1;
+  for (;;) {
+    const c = b[p++]!;
+    n += (c & 0x7f) * mul;
+    if (c < 0x80) return [n, p];
+    mul *= 128;
+  }
+}
+
+function readNanos(b: Buffer, p: number): { sec: number; nanos: number } {
+  const v = b.readBigUInt64LE(p);
+  return { sec: Number(v / 1_000_000_000n), nanos: Number(v % 1_000_000_000n) };
+}
+
+/**
+ * The run's lines as records (OTLP/JSON and NDJSON exporters, tests): the same fields the
+ * encoded bytes hold. The records carry no ack (the run is acknowledged as one).
+ */
+export function runRecords(run: LineRun): LogRecord[] {
+  const out: LogRecord[] = [];
+  const b = run.src;
+  let p = run.start;
+  while (p < run.end) {
+    if (b[p] !== 0x12) throw new Error('runRecords: not a log_records field');
+    const [len, q] = readVarint(b, p + 1);
+    const end = q + len;
+    let time = { sec: 0, nanos: 0 };
+    let observedMs = 0;
+    let body: Buffer = Buffer.alloc(0);
+    let stream: 'stdout' | 'stderr' = 'stdout';
+    let i = q;
+    while (i < end) {
+      const tag = b[i++]!;
+      if (tag === 0x09) {
+        time = readNanos(b, i);
+        i += 8;
+      } else if (tag === 0x59) {
+        const t = readNanos(b, i);
+        observedMs = t.sec * 1000 + Math.round(t.nanos / 1e6);
+        i += 8;
+      } else if (tag === 0x2a) {
+        const [anyLen, j] = readVarint(b, i);
+        const [bl, k] = readVarint(b, j + 1);
+        body = b.subarray(k, k + bl);
+        i = j + anyLen;
+      } else if (tag === 0x32) {
+        const [kvLen, j] = readVarint(b, i);
+        if (b.subarray(j, j + kvLen).equals(IOSTREAM_FIELD.stderr.subarray(2))) stream = 'stderr';
+        i = j + kvLen;
+      } else throw new Error(`runRecords: unexpected field tag ${tag}`);
+    }
+    out.push(newRecord(run.resource, stream, body, time.sec, time.nanos, observedMs, undefined));
+    p = end;
+  }
+  return out;
+}
+
+/** Every item of a batch as records (runs expanded). */
+export function batchRecords(batch: readonly BatchItem[]): LogRecord[] {
+  if (!batch.some((x) => x instanceof LineRun)) return batch as LogRecord[];
+  const out: LogRecord[] = [];
+  for (const x of batch) {
+    if (x instanceof LineRun) for (const r of runRecords(x)) out.push(r);
+    else out.push(x);
+  }
+  return out;
+}
