@@ -11,6 +11,8 @@
 // The tailer calls decodeJsonFileLineInto with one result object it reuses, and gets the body as
 // a range of a buffer nobody reuses (a slab of bodies, see below): no object and no Buffer view per
 // line. decodeJsonFileLine (tests, tools) is the same decoder returning a new object with a body view.
+// For runs of encoded lines (src/logs/run.ts) the tailer asks for room before and after the body
+// in the slab (`reserve`, `after`; out.framed) and writes the OTLP framing of the line there.
 import { isUtf8 } from 'node:buffer';
 
 export interface DecodedLine {
@@ -255,9 +257,66 @@ function slowPath(buf: Buffer, start: number, end: number, out: DecodedBytes): b
 // allocation per line; a slab lives as long as a body in it (records are short-lived: FIFO queue).
 const SLAB_BYTES = 64 * 1024;
 const SLAB_PIECE_MAX = 4096;
-let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+let slab: Buffer = Buffer.allocUnsafeSlow(SLAB_BYTES);
 let slabView: DataView = new DataView(slab.buffer, slab.byteOffset, slab.length);
 let slabPos = 0;
+
+// Slabs that only runs of encoded lines used (src/logs/run.ts) are reused once every run in them
+// is acknowledged: with runs hardly anything is allocated per line, so the garbage collector runs
+// rarely and dead slabs (promoted while their runs waited) would pile up outside the heap until a
+// full collection. A slab any other body used (a record's range, a fragment) is never reused.
+/**
+ * Runs not yet released per slab that runs used: n > 0 for the current slab, -n once the decoder
+ * moved on (retired). A slab that had another body is not in the map (tainted: never reused).
+ */
+const slabRuns = new Map<Buffer, number>();
+/** The current slab had a body that is not part of a run. */
+let slabTainted = false;
+const freeSlabs: Buffer[] = [];
+const FREE_SLABS_MAX = 64;
+
+function nextSlab(): void {
+  const old = slab;
+  const refs = slabRuns.get(old) ?? 0;
+  slabRuns.delete(old);
+  if (!slabTainted) {
+    if (refs > 0) slabRuns.set(old, -refs);
+    else if (freeSlabs.length < FREE_SLABS_MAX) freeSlabs.push(old);
+  }
+  slab = freeSlabs.pop() ?? Buffer.allocUnsafeSlow(SLAB_BYTES);
+  slabTainted = false;
+  slabView = new DataView(slab.buffer, slab.byteOffset, slab.length);
+  slabPos = 0;
+}
+
+/**
+ * A run starts in src (the current slab, right after its first line was decoded into it): src is
+ * reused only after releaseSlabRun for it.
+ */
+export function holdSlabRun(src: Buffer): void {
+  if (src !== slab || slabTainted) return;
+  slabRuns.set(src, (slabRuns.get(src) ?? 0) + 1);
+}
+
+/** A body in src is used outside a run (a record's range, a fragment): src is never reused. */
+export function taintSlab(src: Buffer): void {
+  if (src === slab) slabTainted = true;
+  slabRuns.delete(src);
+}
+
+/** A run in src was acknowledged: its bytes are not read any more (the request was answered). */
+export function releaseSlabRun(src: Buffer): void {
+  const refs = slabRuns.get(src);
+  if (refs === undefined) return;
+  if (refs > 0) slabRuns.set(src, refs - 1);
+  else if (refs < -1) slabRuns.set(src, refs + 1);
+  else if (refs === -1) {
+    // retired, and this was its last run
+    slabRuns.delete(src);
+    if (freeSlabs.length < FREE_SLABS_MAX) freeSlabs.push(src);
+  }
+}
+
 /** A DataView of the last buffer decoded from (the tailer's read chunk): word reads. */
 let lastBuf: Buffer | undefined;
 let lastView: DataView = slabView;
@@ -378,9 +437,7 @@ export function decodeJsonFileLineInto(
   if (end - s > SLAB_PIECE_MAX) return decodeLong(buf, start, end, s, out);
   // Short: one pass finds the closing quote, unescapes and copies into the current slab.
   if (slabPos + reserve + (end - s) + after > SLAB_BYTES) {
-    slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
-    slabView = new DataView(slab.buffer, slab.byteOffset, slab.length);
-    slabPos = 0;
+    nextSlab();
   }
   const sl = slab;
   const sv = slabView;
@@ -476,6 +533,8 @@ export function decodeJsonFileLineInto(
     return slowPath(buf, start, end, out);
   if (!finishFast(buf, end, q, out, sl, o0, o0 + n, nl, bv, reserve > 0))
     return slowPath(buf, start, end, out);
+  // Without room asked for, the body is a record's: this slab is never reused.
+  if (reserve === 0) slabTainted = true;
   slabPos = o0 + n + after;
   return true;
 }

@@ -9,7 +9,7 @@
 // queue_max_bytes; a full queue makes sources wait (waitForSpace), so unread data stays on disk.
 import { acknowledge } from './ack.js';
 import { bodyBytes } from './record.js';
-import { LineRun, batchLines, type BatchItem } from './run.js';
+import { LineRun, batchLines, releaseRun, type BatchItem } from './run.js';
 import type { DropReason, ExportResult, LogExporter, RecordSink } from './types.js';
 import { sleep } from '../util/sleep.js';
 
@@ -263,7 +263,11 @@ export class ExportLoop {
       // first: every ack but a source's oldest only marks its token, and the oldest then commits
       // the whole run at once (one commit and checkpoint entry per source per batch, not per
       // record; the committed position is the same in any order).
-      for (let k = records.length - 1; k >= 0; k--) acknowledge(records[k]!.ack);
+      for (let k = records.length - 1; k >= 0; k--) {
+        const x = records[k]!;
+        acknowledge(x.ack);
+        if (x instanceof LineRun) releaseRun(x);
+      }
       queue.release(bytes);
       await this.flushCheckpoints();
     }

@@ -12,6 +12,7 @@
 // decoder read), body, time, observed time (the chunk's). A line a stage would change, a fragment,
 // a line with Docker `attrs` or over logs.max_line_bytes takes the record path instead.
 import type { AckToken, AckTracker } from './ack.js';
+import { releaseSlabRun } from './jsonfile.js';
 import { IOSTREAM_FIELD, hiLo, nanosHiLoInto, varintLen } from './otlp-wire.js';
 import { newRecord } from './record.js';
 import type { LogRecord, LogResource } from './types.js';
@@ -31,6 +32,14 @@ export class LineRun implements AckToken {
     readonly tracker: AckTracker<unknown>,
     readonly seq: number,
   ) {}
+}
+
+/**
+ * The run was acknowledged (delivered or rejected, the request answered): its bytes are not read
+ * again, and its slab may be reused once every run in it is released (jsonfile.ts).
+ */
+export function releaseRun(run: LineRun): void {
+  releaseSlabRun(run.src);
 }
 
 /** What the queue and the exporters carry: records, and runs of encoded lines. */

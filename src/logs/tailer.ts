@@ -41,7 +41,13 @@ import { AckTracker } from './ack.js';
 import type { Checkpoint } from './checkpoints.js';
 import { watchForGrabs, type Grab } from './grabber.js';
 import { GzGeneration, uncompressedSize, type GenerationHandle } from './gz-generation.js';
-import { decodeJsonFileLineInto, decodedBytes, slabEndAt } from './jsonfile.js';
+import {
+  decodeJsonFileLineInto,
+  decodedBytes,
+  holdSlabRun,
+  slabEndAt,
+  taintSlab,
+} from './jsonfile.js';
 import { PartialLines, utf8CutEnd, type CompletedLine } from './partial.js';
 import { TRUNCATED_ATTR, newRecord, newRecordFromBytes } from './record.js';
 import {
@@ -1260,6 +1266,8 @@ export class Tailer {
       return;
     }
     this.closeRun();
+    // The body stays in the slab for a record or a fragment: the slab is never reused.
+    if (d.framed) taintSlab(d.src);
     if (d.complete && !(anyPending && this.partials.isPending(d.stream))) {
       // A whole line (the common case): the record is born here, its body the decoder's range.
       // A restart point only where no line of either stream is being reassembled: restarting in
@@ -1337,6 +1345,8 @@ export class Tailer {
       }
       this.runStart = at;
       this.runId = cur.id;
+      // The slab is reused only once this run is acknowledged (jsonfile.ts).
+      holdSlabRun(src);
     }
     this.runEnd = frameLine(
       src,

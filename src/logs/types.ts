@@ -61,11 +61,14 @@ export interface LogRecord {
 /**
  * Which stage sets which field. Each field has one owner; `body` is born in the source and may be
  * replaced by the stages listed, in this order. test/unit/logs/record.test.ts checks this table
- * against the code paths.
+ * against the code paths. A line of a run (src/logs/run.ts, the file tailer's lines no stage
+ * changes) is never a record object: its source fields (resource, stream, body, times) are written
+ * once, encoded, by run.ts frameLine, and the run carries the ack; the other fields stay unset.
  */
 export const RECORD_FIELDS: Readonly<Record<keyof LogRecord, string>> = {
   resource: 'source (discovery gives it: src/logs/resource.ts)',
-  stream: 'source (newRecord; log.iostream is written only by the encoders)',
+  stream:
+    'source (newRecord; log.iostream is written only by the encoders, or by run.ts frameLine for a run)',
   body: 'source; replaced by multiline (join), parse (message field), redact (mask)',
   timeSec: 'source (first line of a partial or multiline group)',
   timeNanos: 'source',

@@ -1,6 +1,7 @@
 // Acceptance 6: a tailer against a simple model through random sequences of append, partial
 // append, rotation by rename, delete-and-recreate, truncation and restart (real files in a temp
-// dir). Delivered is never less than the model; duplicates only after a restart.
+// dir). Delivered is never less than the model; duplicates only after a restart. The same with a
+// sink that takes runs of encoded lines (src/logs/run.ts), as the agent's does for OTLP protobuf.
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { acknowledge } from '../../../src/logs/ack.js';
 import type { Checkpoint } from '../../../src/logs/checkpoints.js';
 import { Tailer, type TailerStats } from '../../../src/logs/tailer.js';
+import { batchRecords, type BatchItem } from '../../../src/logs/run.js';
 import type { LogRecord } from '../../../src/logs/types.js';
 import { FakeDockerLog } from './fake-docker.js';
 
@@ -71,7 +73,10 @@ async function until(
   }
 }
 
-async function runScenario(ops: Op[], maxFiles: number): Promise<void> {
+/** Lines the runs variant received in runs (the sink's runs are used, not only offered). */
+let runLines = 0;
+
+async function runScenario(ops: Op[], maxFiles: number, runs = false): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'hm-tailer-'));
   const w = new FakeDockerLog(dir, maxFiles);
   const resource = { key: 'c', attributes: {} };
@@ -79,7 +84,7 @@ async function runScenario(ops: Op[], maxFiles: number): Promise<void> {
   const open: Partial<Record<'stdout' | 'stderr', string>> = {};
   let seq = 0;
   const delivered: LogRecord[] = []; // acknowledged (what a receiver has)
-  let pending: LogRecord[] = []; // handed to the queue, not acknowledged yet
+  let pending: BatchItem[] = []; // handed to the queue, not acknowledged yet
   let checkpoint: Checkpoint | undefined;
   let restarts = 0;
   let deletedSinceAck = false;
@@ -88,7 +93,24 @@ async function runScenario(ops: Op[], maxFiles: number): Promise<void> {
       key: 'c',
       path: w.file,
       resource,
-      sink: { waitForSpace: () => undefined, push: (r) => pending.push(r) },
+      sink: {
+        waitForSpace: () => undefined,
+        push: (r) => pending.push(r),
+        // Small limits: runs end at them as well as at chunk and slab ends.
+        ...(runs
+          ? {
+              runs: {
+                passes: () => true,
+                push: (x) => {
+                  runLines += x.lines;
+                  pending.push(x);
+                },
+                maxLines: 7,
+                maxBytes: 1500,
+              },
+            }
+          : {}),
+      },
       stats: quietStats,
       ...(checkpoint ? { checkpoint } : {}),
       // The tailer's ack tracker commits the longest acknowledged run: the checkpoint to restart from.
@@ -102,7 +124,7 @@ async function runScenario(ops: Op[], maxFiles: number): Promise<void> {
     });
   const ack = (): void => {
     for (const r of pending) acknowledge(r.ack);
-    delivered.push(...pending);
+    delivered.push(...batchRecords(pending));
     pending = [];
     if (
       open.stdout === undefined &&
@@ -114,7 +136,8 @@ async function runScenario(ops: Op[], maxFiles: number): Promise<void> {
   };
   const countComplete = (): number => expected.stdout.length + expected.stderr.length;
   const seen = (): number =>
-    new Set([...delivered, ...pending].map((r) => `${r.stream}|${r.body.toString()}`)).size;
+    new Set([...delivered, ...batchRecords(pending)].map((r) => `${r.stream}|${r.body.toString()}`))
+      .size;
   let t = make();
   t.start();
   try {
@@ -285,5 +308,27 @@ describe('tailer vs model (property)', () => {
       ),
       { numRuns: 40 },
     );
+  }, 120_000);
+
+  it('same with runs of encoded lines (max-file 3, rename)', async () => {
+    runLines = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(opArb('rotate'), { minLength: 1, maxLength: 25 }), (ops) =>
+        runScenario(ops, 3, true),
+      ),
+      { numRuns: 40 },
+    );
+    expect(runLines).toBeGreaterThan(100);
+  }, 120_000);
+
+  it('same with runs of encoded lines (max-file 1, delete and recreate)', async () => {
+    runLines = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(opArb('recreate'), { minLength: 1, maxLength: 25 }), (ops) =>
+        runScenario(ops, 1, true),
+      ),
+      { numRuns: 40 },
+    );
+    expect(runLines).toBeGreaterThan(100);
   }, 120_000);
 });
