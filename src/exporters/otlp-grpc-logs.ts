@@ -123,8 +123,19 @@ export class GrpcLogsTransport implements LogsTransport {
     this.grpc = new OtlpGrpcLogsTransport(settings);
   }
 
-  async send(body: Buffer, _contentType: string, signal: AbortSignal): Promise<ExportResult> {
-    const res = await this.grpc.send(body, signal);
+  async send(
+    body: Buffer,
+    _contentType: string,
+    signal: AbortSignal,
+    released?: () => void,
+  ): Promise<ExportResult> {
+    let res: GrpcLogsExportResult;
+    try {
+      // grpc-js frames (copies) the message when the call starts; after the call nothing reads it.
+      res = await this.grpc.send(body, signal);
+    } finally {
+      released?.();
+    }
     if (res.status !== 'success') return res;
     const ps = res.partialSuccess;
     if (ps && ps.rejectedLogRecords > 0)

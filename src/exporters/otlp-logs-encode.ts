@@ -192,7 +192,11 @@ const extras: (Buffer | undefined)[] = [];
  * Encodes an ExportLogsServiceRequest. Records are grouped by resource (in order of first
  * appearance), order within a resource is kept; a run's lines are its bytes, in its place.
  */
-export function encodeLogsRequest(records: readonly BatchItem[]): Buffer {
+export function encodeLogsRequest(
+  records: readonly BatchItem[],
+  /** Where the request is written (n bytes; the exporter's reused buffer); default a new one. */
+  alloc: (n: number) => Buffer = (n) => Buffer.allocUnsafe(n),
+): Buffer {
   const n = records.length;
   if (recLen.length < n) {
     const size = Math.max(n, recLen.length * 2);
@@ -245,7 +249,7 @@ export function encodeLogsRequest(records: readonly BatchItem[]): Buffer {
     rlLens.push(rlLen);
     total += 1 + varintLen(rlLen) + rlLen;
   }
-  const w = new Writer(Buffer.allocUnsafe(total));
+  const w = new Writer(alloc(total));
   for (let g = 0; g < firsts.length; g++) {
     const rlLen = rlLens[g]!;
     const scopeLen = scopeLens[g]!;

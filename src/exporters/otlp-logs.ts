@@ -41,20 +41,30 @@ export interface LogsEncoding {
   readonly contentType: string;
   /** Copies runs of encoded lines as they are (protobuf); otherwise they are expanded. */
   readonly acceptsRuns: boolean;
-  encode(batch: readonly BatchItem[]): Buffer;
+  /** alloc: where to write the request (protobuf uses it; OTLP/JSON makes its own). */
+  encode(batch: readonly BatchItem[], alloc?: (n: number) => Buffer): Buffer;
 }
 
 /** Request bytes → delivery result. */
 export interface LogsTransport {
   readonly name: string;
-  send(body: Buffer, contentType: string, signal: AbortSignal): Promise<ExportResult>;
+  /**
+   * `released` is called once nothing reads body any more (written out, compressed, or the request
+   * torn down): the exporter reuses that buffer for the next request.
+   */
+  send(
+    body: Buffer,
+    contentType: string,
+    signal: AbortSignal,
+    released?: () => void,
+  ): Promise<ExportResult>;
   shutdown?(): Promise<void>;
 }
 
 export const PROTOBUF_ENCODING: LogsEncoding = {
   contentType: 'application/x-protobuf',
   acceptsRuns: true,
-  encode: (batch) => encodeLogsRequest(batch),
+  encode: (batch, alloc) => encodeLogsRequest(batch, alloc),
 };
 
 export const JSON_ENCODING: LogsEncoding = {
@@ -232,8 +242,30 @@ export class OtlpLogsExporter implements LogExporter {
     return this.encoding.encode(batch);
   }
 
+  /**
+   * One request buffer, reused from batch to batch once the transport released it: a new buffer
+   * per request is garbage outside the heap that, with hardly anything allocated per line (runs
+   * of encoded lines), waited long for a collection and raised peak RSS.
+   */
+  private spare: Buffer | undefined;
+  private spareBusy = false;
+
   export(batch: readonly BatchItem[], signal: AbortSignal): Promise<ExportResult> {
-    return this.transport.send(this.encoding.encode(batch), this.encoding.contentType, signal);
+    let lent = false;
+    const body = this.encoding.encode(batch, (n) => {
+      if (this.spareBusy) return Buffer.allocUnsafe(n);
+      if (!this.spare || this.spare.length < n) this.spare = Buffer.allocUnsafeSlow(n);
+      this.spareBusy = lent = true;
+      return this.spare.subarray(0, n);
+    });
+    if (!lent) return this.transport.send(body, this.encoding.contentType, signal);
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      this.spareBusy = false;
+    };
+    return this.transport.send(body, this.encoding.contentType, signal, release);
   }
 
   shutdown(): Promise<void> {
@@ -269,23 +301,34 @@ export class OtlpHttpTransport implements LogsTransport {
         : new http.Agent({ keepAlive: true, maxSockets: 2 });
   }
 
-  async send(body: Buffer, contentType: string, signal: AbortSignal): Promise<ExportResult> {
+  async send(
+    body: Buffer,
+    contentType: string,
+    signal: AbortSignal,
+    released?: () => void,
+  ): Promise<ExportResult> {
     const headers: Record<string, string> = {
       ...this.opts.headers,
       'content-type': contentType,
       'user-agent': `harbormaster/${VERSION}`,
     };
     if (this.opts.compression === 'gzip') {
-      body = await gzip(body, { level: zc.Z_BEST_SPEED });
+      try {
+        body = await gzip(body, { level: zc.Z_BEST_SPEED });
+      } finally {
+        released?.();
+      }
+      released = undefined;
       headers['content-encoding'] = 'gzip';
     }
     headers['content-length'] = String(body.length);
-    return this.post(body, headers, signal);
+    return this.post(body, headers, signal, released);
   }
   private post(
     body: Buffer,
     headers: Record<string, string>,
     signal: AbortSignal,
+    released?: () => void,
   ): Promise<ExportResult> {
     const mod = this.url.protocol === 'https:' ? https : http;
     return new Promise<ExportResult>((resolve) => {
@@ -348,6 +391,14 @@ export class OtlpHttpTransport implements LogsTransport {
         void RETRYABLE_NETWORK;
         done({ status: 'retryable', error: err });
       });
+      if (released) {
+        // The body is free once written out ('finish': every write callback ran), or once the
+        // request was torn down ('close' of a destroyed request: its writes are cancelled).
+        req.once('finish', released);
+        req.once('close', () => {
+          if (req.destroyed || req.writableFinished) released();
+        });
+      }
       req.end(body);
     });
   }

@@ -274,6 +274,12 @@ const slabRuns = new Map<Buffer, number>();
 let slabTainted = false;
 const freeSlabs: Buffer[] = [];
 const FREE_SLABS_MAX = 64;
+/** Slabs allocated and slabs reused since start (tests, benchmarks). */
+const slabCount = { allocated: 1, reused: 0 };
+
+export function slabCounts(): { allocated: number; reused: number } {
+  return { ...slabCount };
+}
 
 function nextSlab(): void {
   const old = slab;
@@ -283,7 +289,10 @@ function nextSlab(): void {
     if (refs > 0) slabRuns.set(old, -refs);
     else if (freeSlabs.length < FREE_SLABS_MAX) freeSlabs.push(old);
   }
-  slab = freeSlabs.pop() ?? Buffer.allocUnsafeSlow(SLAB_BYTES);
+  const reuse = freeSlabs.pop();
+  if (reuse) slabCount.reused++;
+  else slabCount.allocated++;
+  slab = reuse ?? Buffer.allocUnsafeSlow(SLAB_BYTES);
   slabTainted = false;
   slabView = new DataView(slab.buffer, slab.byteOffset, slab.length);
   slabPos = 0;

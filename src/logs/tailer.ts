@@ -41,13 +41,7 @@ import { AckTracker } from './ack.js';
 import type { Checkpoint } from './checkpoints.js';
 import { watchForGrabs, type Grab } from './grabber.js';
 import { GzGeneration, uncompressedSize, type GenerationHandle } from './gz-generation.js';
-import {
-  decodeJsonFileLineInto,
-  decodedBytes,
-  holdSlabRun,
-  slabEndAt,
-  taintSlab,
-} from './jsonfile.js';
+import { decodeJsonFileLineInto, decodedBytes, holdSlabRun, slabEndAt } from './jsonfile.js';
 import { PartialLines, utf8CutEnd, type CompletedLine } from './partial.js';
 import { TRUNCATED_ATTR, newRecord, newRecordFromBytes } from './record.js';
 import {
@@ -61,6 +55,8 @@ import {
 import type { AttrValue, DropReason, RecordSink, LogResource } from './types.js';
 
 export { utf8Truncate } from './partial.js';
+
+const EMPTY_BODY = Buffer.alloc(0);
 
 /**
  * A generation is identified by device, inode and a fingerprint of its first bytes: at least the
@@ -1266,8 +1262,16 @@ export class Tailer {
       return;
     }
     this.closeRun();
-    // The body stays in the slab for a record or a fragment: the slab is never reused.
-    if (d.framed) taintSlab(d.src);
+    if (d.framed) {
+      // A record or a fragment keeps its body: copied out, so that the slab, whose other lines
+      // are runs, can be reused once they are acknowledged (jsonfile.ts).
+      const n = d.end - d.start;
+      const copy = n === 0 ? EMPTY_BODY : Buffer.allocUnsafe(n);
+      d.src.copy(copy, 0, d.start, d.end);
+      d.src = copy;
+      d.start = 0;
+      d.end = n;
+    }
     if (d.complete && !(anyPending && this.partials.isPending(d.stream))) {
       // A whole line (the common case): the record is born here, its body the decoder's range.
       // A restart point only where no line of either stream is being reassembled: restarting in
