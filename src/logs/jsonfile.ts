@@ -307,12 +307,6 @@ export function holdSlabRun(src: Buffer): void {
   slabRuns.set(src, (slabRuns.get(src) ?? 0) + 1);
 }
 
-/** A body in src is used outside a run (a record's range, a fragment): src is never reused. */
-export function taintSlab(src: Buffer): void {
-  if (src === slab) slabTainted = true;
-  slabRuns.delete(src);
-}
-
 /** A run in src was acknowledged: its bytes are not read any more (the request was answered). */
 export function releaseSlabRun(src: Buffer): void {
   const refs = slabRuns.get(src);
