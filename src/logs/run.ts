@@ -2,11 +2,12 @@
 // a line"). When no processing stage needs to see a line (the byte checks pass) and the exporter
 // writes OTLP protobuf, the tailer does not make a record per line: the json-file decoder copies
 // the body into its slab with room around it, and the tailer writes the rest of the line's OTLP
-// `LogRecord` there (time, body framing, log.iostream, observed time: RunFraming). Consecutive
+// `LogRecord` there (time, body framing, log.iostream, observed time: frameLine). Consecutive
 // lines of one read chunk are one LineRun: a range of the slab holding their encoded
 // `ScopeLogs.log_records` fields, one queue entry and one ack unit (its last line's end offset),
 // so nothing per line lives until delivery. The exporter's encoder copies a run's bytes as they
-// are; exporters that need records (OTLP/JSON, NDJSON) expand it (runRecords).
+// are; exporters that need records (OTLP/JSON, NDJSON) expand it (runRecords). Once a run is
+// acknowledged the export loop releases it (releaseRun): a slab that only runs used is reused.
 //
 // Fields of a run's lines are set here, once: resource (the run's), log.iostream (the stream the
 // decoder read), body, time, observed time (the chunk's). A line a stage would change, a fragment,
