@@ -261,6 +261,11 @@ export class Tailer {
   /** Generation and end offset of the run's last line (its ack unit). */
   private runId: MutableIdentity | undefined;
   private runOffset = 0;
+  /** Lines and bytes of the chunk being consumed, per stream (reported once per chunk). */
+  private outLines = 0;
+  private outBytes = 0;
+  private errLines = 0;
+  private errBytes = 0;
   /** The chunk's observed time as the halves of its nanoseconds (runs write it). */
   private obsLo = 0;
   private obsHi = 0;
@@ -1210,6 +1215,7 @@ export class Tailer {
     }
     // A run never outlives its chunk (nothing else touches the tracker while one is open).
     this.closeRun();
+    this.countLines();
     if (lines === 0 && full) {
       // One raw line longer than the read size.
       const maxRaw = this.opts.maxLineBytes * 2 + 65536;
@@ -1240,7 +1246,14 @@ export class Tailer {
       this.tracker.skip(cur.id, endOffset, !this.partials.anyPending);
       return;
     }
-    this.opts.stats.lines(d.stream, 1, e - s + 1);
+    // Counted per chunk (consume reports them once): one call instead of one per line.
+    if (d.stream === 'stdout') {
+      this.outLines++;
+      this.outBytes += e - s + 1;
+    } else {
+      this.errLines++;
+      this.errBytes += e - s + 1;
+    }
     if (this.markChunk) {
       // once per chunk: the age of what is not delivered yet (oldestUnshippedMs)
       this.markChunk = false;
@@ -1365,6 +1378,13 @@ export class Tailer {
     );
     this.runLines++;
     this.runOffset = endOffset;
+  }
+
+  /** Reports the lines and bytes counted since the last report. */
+  private countLines(): void {
+    if (this.outLines > 0) this.opts.stats.lines('stdout', this.outLines, this.outBytes);
+    if (this.errLines > 0) this.opts.stats.lines('stderr', this.errLines, this.errBytes);
+    this.outLines = this.outBytes = this.errLines = this.errBytes = 0;
   }
 
   /** Hands the open run on, with its ack unit: the end of its last line, a commit point. */

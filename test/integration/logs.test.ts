@@ -148,6 +148,8 @@ describeDocker('log shipping (json-file → OTLP)', () => {
       env: {
         OTEL_EXPORTER_OTLP_ENDPOINT: rx.url,
         HARBORMASTER_LOGS_BATCH_DELAY_SECONDS: '0.05',
+        // The batch size the duplicate bounds below are written for (the default is 8192).
+        HARBORMASTER_LOGS_BATCH_MAX_RECORDS: '4096',
         HARBORMASTER_LOGS_POLL_INTERVAL_SECONDS: '0.1',
         HARBORMASTER_METRICS_ENABLED: 'false',
       },

@@ -71,8 +71,10 @@ export const logsSection = section({
     .number()
     .int()
     .positive()
-    .default(4096)
-    .describe('Most records in one export request.'),
+    .default(8192)
+    .describe(
+      'Most records in one export request (the OpenTelemetry Collector batch processor sends 8192).',
+    ),
   batch_max_bytes: z
     .number()
     .int()
