@@ -69,6 +69,14 @@ const Q = 0x22;
 const BS = 0x5c;
 const STDOUT = Buffer.from('stdout');
 const STDERR = Buffer.from('stderr');
+/** The keys between the log string and the time, as seven little-endian 32-bit words. */
+function keyWords(stream: string): Int32Array {
+  const b = Buffer.from(`","stream":"${stream}","time":"`);
+  return Int32Array.from({ length: 7 }, (_, k) => b.readInt32LE(k * 4));
+}
+const KEYS_OUT = keyWords('stdout');
+const KEYS_ERR = keyWords('stderr');
+const KEYS_BYTES = 28;
 const EMPTY = Buffer.alloc(0);
 
 function startsWithAt(buf: Buffer, at: number, what: Buffer): boolean {
@@ -337,15 +345,31 @@ function finishFast(
   view?: DataView,
   framed = false,
 ): boolean {
-  if (!startsWithAt(buf, q, STREAM_KEY)) return false;
-  const st = q + STREAM_KEY.length;
   let stream: 'stdout' | 'stderr';
-  if (startsWithAt(buf, st, STDOUT)) stream = 'stdout';
-  else if (startsWithAt(buf, st, STDERR)) stream = 'stderr';
-  else return false;
-  const t0 = st + 6;
-  if (!startsWithAt(buf, t0, TIME_KEY)) return false;
-  const ts = t0 + TIME_KEY.length;
+  const ts = q + KEYS_BYTES;
+  if (view !== undefined && ts <= end) {
+    // `","stream":"stdout","time":"` (or stderr) as seven 32-bit words.
+    if (
+      view.getInt32(q, true) !== KEYS_OUT[0] ||
+      view.getInt32(q + 4, true) !== KEYS_OUT[1] ||
+      view.getInt32(q + 8, true) !== KEYS_OUT[2] ||
+      view.getInt32(q + 20, true) !== KEYS_OUT[5] ||
+      view.getInt32(q + 24, true) !== KEYS_OUT[6]
+    )
+      return false;
+    const w3 = view.getInt32(q + 12, true);
+    const w4 = view.getInt32(q + 16, true);
+    if (w3 === KEYS_OUT[3] && w4 === KEYS_OUT[4]) stream = 'stdout';
+    else if (w3 === KEYS_ERR[3] && w4 === KEYS_ERR[4]) stream = 'stderr';
+    else return false;
+  } else {
+    if (!startsWithAt(buf, q, STREAM_KEY)) return false;
+    const st = q + STREAM_KEY.length;
+    if (startsWithAt(buf, st, STDOUT)) stream = 'stdout';
+    else if (startsWithAt(buf, st, STDERR)) stream = 'stderr';
+    else return false;
+    if (!startsWithAt(buf, st + 6, TIME_KEY)) return false;
+  }
   // The record ends with `"}` (Docker writes no whitespace).
   if (buf[end - 1] !== 0x7d || buf[end - 2] !== Q) return false;
   if (!parseTimeBytes(buf, ts, end - 2, tmpTime, view)) return false;
