@@ -68,6 +68,18 @@ export interface RunSink {
   readonly maxBytes: number;
 }
 
+const IOSTREAM_BYTES = IOSTREAM_FIELD.stdout.length;
+if (IOSTREAM_BYTES !== 26 || IOSTREAM_FIELD.stderr.length !== 26)
+  throw new Error('log.iostream field is not 26 bytes');
+/** The log.iostream field as six little-endian words and its last two bytes. */
+function ioWords(f: Buffer): Int32Array {
+  return Int32Array.from(
+    [0, 4, 8, 12, 16, 20].map((k) => f.readInt32LE(k)).concat([f[24]!, f[25]!]),
+  );
+}
+const IO_OUT = ioWords(IOSTREAM_FIELD.stdout);
+const IO_ERR = ioWords(IOSTREAM_FIELD.stderr);
+
 /** Bytes after the body of a run's line: log.iostream (26) and observed time (9). */
 export const TRAILER_BYTES = IOSTREAM_FIELD.stdout.length + 9;
 /** The most bytes of framing before a body of up to 2^21 - 100 bytes. */
@@ -111,8 +123,7 @@ export function frameLine(
   observedHi: number,
 ): number {
   const anyLen = 1 + varintLen(bl) + bl;
-  const io = IOSTREAM_FIELD[stream];
-  const recLen = 9 + 1 + varintLen(anyLen) + anyLen + io.length + 9;
+  const recLen = 9 + 1 + varintLen(anyLen) + anyLen + IOSTREAM_BYTES + 9;
   let p = at;
   b[p++] = 0x12; // ScopeLogs.log_records
   p = putVarint(b, p, recLen);
@@ -125,8 +136,17 @@ export function frameLine(
   b[p++] = 0x0a; // string_value
   p = putVarint(b, p, bl);
   p += bl;
-  b.set(io, p);
-  p += io.length;
+  // log.iostream: six words and two bytes (plain stores; TypedArray#set is a call per line)
+  const w = stream === 'stdout' ? IO_OUT : IO_ERR;
+  v.setInt32(p, w[0]!, true);
+  v.setInt32(p + 4, w[1]!, true);
+  v.setInt32(p + 8, w[2]!, true);
+  v.setInt32(p + 12, w[3]!, true);
+  v.setInt32(p + 16, w[4]!, true);
+  v.setInt32(p + 20, w[5]!, true);
+  b[p + 24] = w[6]!;
+  b[p + 25] = w[7]!;
+  p += IOSTREAM_BYTES;
   b[p++] = 0x59; // observed_time_unix_nano (fixed64)
   putFixed64(v, p, observedLo, observedHi);
   return p + 8;
