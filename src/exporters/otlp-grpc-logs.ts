@@ -131,7 +131,9 @@ export class GrpcLogsTransport implements LogsTransport {
   ): Promise<ExportResult> {
     let res: GrpcLogsExportResult;
     try {
-      // grpc-js frames (copies) the message when the call starts; after the call nothing reads it.
+      // grpc-js frames (copies) the message when the call starts; after the call nothing reads it
+      // that matters (with gzip, a call past its deadline may still be compressing it: only that
+      // dead call's output can be affected).
       res = await this.grpc.send(body, signal);
     } finally {
       released?.();

@@ -252,12 +252,18 @@ export class OtlpLogsExporter implements LogExporter {
 
   export(batch: readonly BatchItem[], signal: AbortSignal): Promise<ExportResult> {
     let lent = false;
-    const body = this.encoding.encode(batch, (n) => {
-      if (this.spareBusy) return Buffer.allocUnsafe(n);
-      if (!this.spare || this.spare.length < n) this.spare = Buffer.allocUnsafeSlow(n);
-      this.spareBusy = lent = true;
-      return this.spare.subarray(0, n);
-    });
+    let body: Buffer;
+    try {
+      body = this.encoding.encode(batch, (n) => {
+        if (this.spareBusy) return Buffer.allocUnsafe(n);
+        if (!this.spare || this.spare.length < n) this.spare = Buffer.allocUnsafeSlow(n);
+        this.spareBusy = lent = true;
+        return this.spare.subarray(0, n);
+      });
+    } catch (err) {
+      if (lent) this.spareBusy = false;
+      throw err;
+    }
     if (!lent) return this.transport.send(body, this.encoding.contentType, signal);
     let released = false;
     const release = (): void => {
@@ -265,7 +271,12 @@ export class OtlpLogsExporter implements LogExporter {
       released = true;
       this.spareBusy = false;
     };
-    return this.transport.send(body, this.encoding.contentType, signal, release);
+    // A send that fails before its request starts (it rejects; sends resolve otherwise) never
+    // reads the buffer again.
+    return this.transport.send(body, this.encoding.contentType, signal, release).catch((err) => {
+      release();
+      throw err;
+    });
   }
 
   shutdown(): Promise<void> {

@@ -19,7 +19,7 @@ import { ApiLogReader, logSourceFor, type ApiLogRecord } from './api-reader.js';
 import type { ApiCursor } from './checkpoints.js';
 import { CheckpointStore } from './checkpoints.js';
 import { BoundedQueue, ExportLoop, RUN_OVERHEAD } from './pipeline.js';
-import type { RunSink } from './run.js';
+import { resourceAllowance, type RunSink } from './run.js';
 import type { ContainerProcessor } from './processing/processor.js';
 import { LogProcessor } from './processing/processor.js';
 import type { ProcessingConfig } from './processing/config.js';
@@ -259,12 +259,13 @@ export class LogsComponent implements Component {
    * current processor (a reload replaces it) sees no stage that needs the record, and its byte
    * checks pass the line; otherwise the tailer makes a record and pushes it through the processor.
    */
-  private runSink(entry: { proc: ContainerProcessor }): RunSink {
+  private runSink(entry: { proc: ContainerProcessor }, resource: LogResource): RunSink {
     return {
+      active: () => entry.proc.byteChecking,
       passes: (b, start, end) => entry.proc.byteChecking && entry.proc.passesBytes(b, start, end),
       push: (run) => this.queue.push(run),
       maxLines: this.cfg.batch_max_records,
-      maxBytes: Math.max(1, this.cfg.batch_max_bytes - RUN_OVERHEAD),
+      maxBytes: Math.max(1, this.cfg.batch_max_bytes - RUN_OVERHEAD - resourceAllowance(resource)),
     };
   }
 
@@ -490,16 +491,17 @@ export class LogsComponent implements Component {
         this.t.warn(cause, { ...obj, container: c.name }, msg);
       },
     };
+    const resource = this.resourceOf(c);
     const sink: RecordSink = {
       waitForSpace: () => this.queue.waitForSpace(),
       push: (r) => entry.proc.push(r),
       hold: (d) => this.queue.hold(d),
-      ...(this.o.exporter.acceptsRuns ? { runs: this.runSink(entry) } : {}),
+      ...(this.o.exporter.acceptsRuns ? { runs: this.runSink(entry, resource) } : {}),
     };
     entry.tailer = new Tailer({
       key: c.id,
       path: file,
-      resource: this.resourceOf(c),
+      resource,
       sink,
       stats,
       ...(checkpoint ? { checkpoint } : {}),

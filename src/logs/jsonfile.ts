@@ -45,6 +45,8 @@ export interface DecodedBytes {
    * `reserve` bytes before, `after` bytes after, both free for the caller to write: src/logs/run.ts).
    */
   framed: boolean;
+  /** Where the record ends (its newline), as decodeJsonFileLineInto found or was given it. */
+  recordEnd: number;
 }
 
 /** A result object for decodeJsonFileLineInto. */
@@ -59,6 +61,7 @@ export function decodedBytes(): DecodedBytes {
     timeNanos: 0,
     attrs: undefined,
     framed: false,
+    recordEnd: 0,
   };
 }
 
@@ -450,6 +453,11 @@ export function slabEndAt(src: Buffer, at: number): void {
  * slab also has room for the body plus `reserve + after` bytes counted from the raw record's
  * length (end - start, at least 58 bytes more than the body), so a caller may move the body a
  * few bytes further (a header longer than `reserve`) and still stay in the slab.
+ *
+ * `end` < 0: the line's end is not known yet (the tailer's runs: no indexOf per line). The fast
+ * path then finds it (`"}` and the newline after the time; out.recordEnd) for a record of Docker's
+ * layout of at most SLAB_PIECE_MAX bytes; for anything else it returns false without deciding,
+ * and the caller finds the newline and decodes again with the end.
  */
 export function decodeJsonFileLineInto(
   buf: Buffer,
@@ -459,11 +467,14 @@ export function decodeJsonFileLineInto(
   reserve = 0,
   after = 0,
 ): boolean {
-  if (!startsWithAt(buf, start, PREFIX)) return slowPath(buf, start, end, out);
+  const known = end >= 0;
+  if (!startsWithAt(buf, start, PREFIX)) return known && slowPath(buf, start, end, out);
   const s = start + PREFIX.length;
-  if (end - s > SLAB_PIECE_MAX) return decodeLong(buf, start, end, s, out);
+  // Unknown end: scan at most a short record's bytes (room for a header moved a little further).
+  const lim = known ? end : Math.min(buf.length, s + SLAB_PIECE_MAX);
+  if (known && end - s > SLAB_PIECE_MAX) return decodeLong(buf, start, end, s, out);
   // Short: one pass finds the closing quote, unescapes and copies into the current slab.
-  if (slabPos + reserve + (end - s) + after > SLAB_BYTES) {
+  if (slabPos + reserve + (known ? end - s : SLAB_PIECE_MAX + 24) + after > SLAB_BYTES) {
     nextSlab();
   }
   const sl = slab;
@@ -482,11 +493,11 @@ export function decodeJsonFileLineInto(
   let nl = false;
   let escapes = 0;
   let ctl = false;
-  while (i < end) {
+  while (i < lim) {
     // Four bytes at a time while none is a quote, a backslash or a control character (bit tricks
     // on a 32-bit word: "has a zero byte" of w ^ 0x22…, w ^ 0x5c…, "has a byte < 0x20" of w; each
     // exact as an any-test). Non-ASCII bytes are copied here and noted in hi.
-    while (i + 4 <= end) {
+    while (i + 4 <= lim) {
       const w = bv.getInt32(i, true);
       const xq = w ^ 0x22222222;
       const xb = w ^ 0x5c5c5c5c;
@@ -501,7 +512,7 @@ export function decodeJsonFileLineInto(
       i += 4;
       nl = false;
     }
-    if (i >= end) break;
+    if (i >= lim) break;
     const c = buf[i]!;
     if (c === Q) {
       q = i;
@@ -535,7 +546,8 @@ export function decodeJsonFileLineInto(
           v = 0x0c;
           break;
         default:
-          return slowPath(buf, start, end, out); // \uXXXX (surrogates…) or invalid: JSON.parse decides
+          // \uXXXX (surrogates…) or invalid: JSON.parse decides
+          return known && slowPath(buf, start, end, out);
       }
       sl[o++] = v;
       nl = v === 0x0a;
@@ -544,22 +556,37 @@ export function decodeJsonFileLineInto(
       continue;
     }
     hi |= c;
-    if (c < 0x20) ctl = true;
+    if (c < 0x20) {
+      // A raw newline ends the line: with its end unknown, the caller cuts the line there.
+      if (!known && c === 0x0a) return false;
+      ctl = true;
+    }
     sl[o++] = c;
     nl = false;
     i++;
   }
-  if (q < 0) return slowPath(buf, start, end, out);
+  if (q < 0) return known && slowPath(buf, start, end, out);
   // Raw control characters (invalid JSON) pass only in a string whose sole escape is the final
   // `\n`, as they always have; with other escapes JSON.parse decides (it rejects them).
-  if (ctl && escapes > (nl ? 1 : 0)) return slowPath(buf, start, end, out);
+  if (ctl && escapes > (nl ? 1 : 0)) return known && slowPath(buf, start, end, out);
+  if (!known) {
+    // The record ends with `"}` and the newline after the time (at most 40 bytes long).
+    const ts = q + KEYS_BYTES;
+    const tl = Math.min(buf.length - 2, ts + 40);
+    let t = ts;
+    while (t < tl && buf[t] !== Q && buf[t] !== 0x0a) t++;
+    if (t >= tl || buf[t] !== Q || buf[t + 1] !== 0x7d || buf[t + 2] !== 0x0a) return false;
+    end = t + 2;
+    if (end - s > SLAB_PIECE_MAX) return false;
+  }
   const n = nl ? o - 1 - o0 : o - o0;
   // Protobuf strings must be valid UTF-8; Docker always writes valid UTF-8, a corrupt file might not.
   // (Escapes decode to ASCII: the decoded body is valid exactly when the raw bytes are.)
   if ((hi & 0x80808080) !== 0 && !isUtf8(sl.subarray(o0, o0 + n)))
-    return slowPath(buf, start, end, out);
+    return known && slowPath(buf, start, end, out);
   if (!finishFast(buf, end, q, out, sl, o0, o0 + n, nl, bv, reserve > 0))
-    return slowPath(buf, start, end, out);
+    return known && slowPath(buf, start, end, out);
+  out.recordEnd = end;
   // Without room asked for, the body is a record's: this slab is never reused.
   if (reserve === 0) slabTainted = true;
   slabPos = o0 + n + after;

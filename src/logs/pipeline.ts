@@ -9,7 +9,7 @@
 // queue_max_bytes; a full queue makes sources wait (waitForSpace), so unread data stays on disk.
 import { acknowledge } from './ack.js';
 import { bodyBytes } from './record.js';
-import { LineRun, batchLines, releaseRun, type BatchItem } from './run.js';
+import { LineRun, batchLines, releaseRun, resourceAllowance, type BatchItem } from './run.js';
 import type { DropReason, ExportResult, LogExporter, RecordSink } from './types.js';
 import { sleep } from '../util/sleep.js';
 
@@ -21,9 +21,12 @@ export const RECORD_OVERHEAD = 320;
 /** A run (src/logs/run.ts): one object and one tracker slot for all its lines. */
 export const RUN_OVERHEAD = 200;
 
-/** Bytes an item holds: a record's body and overhead; a run's encoded lines (its slab range). */
+/**
+ * Bytes an item holds: a record's body and overhead; a run's encoded lines (its slab range), its
+ * overhead and its resource's share of a request (the batch byte limit is a request size limit).
+ */
 export function recordSize(r: BatchItem): number {
-  if (r instanceof LineRun) return r.end - r.start + RUN_OVERHEAD;
+  if (r instanceof LineRun) return r.end - r.start + RUN_OVERHEAD + resourceAllowance(r.resource);
   return bodyBytes(r) + RECORD_OVERHEAD;
 }
 

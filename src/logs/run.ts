@@ -43,6 +43,28 @@ export function releaseRun(run: LineRun): void {
   releaseSlabRun(run.src);
 }
 
+const allowances = new WeakMap<LogResource, number>();
+
+/**
+ * Bytes a request spends on a resource besides its lines: the ResourceLogs and ScopeLogs framing,
+ * the resource's attributes and the scope (an upper bound). The queue counts it with every run, so
+ * a batch of runs of many containers stays within logs.batch_max_bytes (a gRPC receiver refuses
+ * messages over its limit, 4 MiB by default).
+ */
+export function resourceAllowance(r: LogResource): number {
+  let n = allowances.get(r);
+  if (n === undefined) {
+    n = 96;
+    for (const [k, v] of Object.entries(r.attributes)) {
+      n += 16 + Buffer.byteLength(k);
+      if (typeof v === 'string') n += Buffer.byteLength(v);
+      else for (const x of v) n += 8 + Buffer.byteLength(x);
+    }
+    allowances.set(r, n);
+  }
+  return n;
+}
+
 /** What the queue and the exporters carry: records, and runs of encoded lines. */
 export type BatchItem = LogRecord | LineRun;
 
@@ -60,6 +82,11 @@ export function batchLines(batch: readonly BatchItem[]): number {
 
 /** Where a source hands runs (present when the exporter encodes protobuf and processing allows). */
 export interface RunSink {
+  /**
+   * Lines may become runs at all now (the source asks once per read chunk): false while a
+   * processing stage must see every record (multiline, filters, rate limit). Absent: always.
+   */
+  active?(): boolean;
   /** True when no processing stage would change or drop this body (bytes of a whole line). */
   passes(src: Buffer, start: number, end: number): boolean;
   push(run: LineRun): void;

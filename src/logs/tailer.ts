@@ -250,8 +250,8 @@ export class Tailer {
   private observedMs = 0;
   /** The decoder's result, reused line after line. */
   private readonly decoded = decodedBytes();
-  /** The sink's run intake (src/logs/run.ts), when it takes runs. */
-  private readonly runs: RunSink | undefined;
+  /** The sink's run intake (src/logs/run.ts) while the chunk being consumed may make runs. */
+  private runs: RunSink | undefined;
   /** The open run of the chunk being consumed: lines encoded in runSrc[runStart, runEnd). */
   private runSrc: Buffer | undefined;
   private runView: DataView | undefined;
@@ -261,6 +261,8 @@ export class Tailer {
   /** Generation and end offset of the run's last line (its ack unit). */
   private runId: MutableIdentity | undefined;
   private runOffset = 0;
+  /** Header length of the last run line: the room asked for before the next body (lineAt). */
+  private lastHeader = headerBytes(100);
   /** Lines and bytes of the chunk being consumed, per stream (reported once per chunk). */
   private outLines = 0;
   private outBytes = 0;
@@ -301,7 +303,6 @@ export class Tailer {
     this.key = opts.key;
     this.path = opts.path;
     this.now = opts.now ?? Date.now;
-    this.runs = opts.sink.runs;
     this.partials = new PartialLines({
       maxLineBytes: opts.maxLineBytes,
       flushMs: opts.partialFlushMs,
@@ -1200,13 +1201,26 @@ export class Tailer {
     }
     this.observedMs = this.now();
     this.markChunk = true;
+    // Runs for this chunk only while the sink takes them (a reload may add a stage that must see
+    // every record): otherwise no room around bodies, no copies out of the slab.
+    const rs = this.opts.sink.runs;
+    this.runs = rs !== undefined && (rs.active?.() ?? true) ? rs : undefined;
     if (this.runs !== undefined) {
       const o = observedHalves(this.observedMs);
       this.obsLo = o.lo;
       this.obsHi = o.hi;
     }
     let lines = 0;
+    const runs = this.runs !== undefined;
     for (;;) {
+      if (runs) {
+        const e = this.lineAt(cur, chunk, i, base);
+        if (e >= 0) {
+          lines++;
+          i = e + 1;
+          continue;
+        }
+      }
       const nl = chunk.indexOf(10, i);
       if (nl < 0) break;
       this.line(cur, chunk, i, nl, base + nl + 1);
@@ -1246,6 +1260,35 @@ export class Tailer {
       this.tracker.skip(cur.id, endOffset, !this.partials.anyPending);
       return;
     }
+    this.decodedLine(cur, s, e, endOffset, reserve);
+  }
+
+  /**
+   * With runs: the next line from s, its end found by the decoder (no indexOf per line). The room
+   * before the body is sized like the last line's header (lines of a container are alike; another
+   * length moves the body). Returns the end of the line (its newline), or -1 when the decoder did
+   * not decide (not Docker's usual layout, not whole in the chunk, longer than a short record): the
+   * caller then finds the newline and decodes with the end.
+   */
+  private lineAt(cur: OpenFile, chunk: Buffer, s: number, base: number): number {
+    const d = this.decoded;
+    const reserve = this.lastHeader;
+    if (!decodeJsonFileLineInto(chunk, s, -1, d, reserve, TRAILER_BYTES)) return -1;
+    const e = d.recordEnd;
+    this.decodedLine(cur, s, e, base + e + 1, reserve);
+    return e;
+  }
+
+  /** A line decoded into this.decoded (raw record chunk[s, e)): a run's line, a record or a fragment. */
+  private decodedLine(
+    cur: OpenFile,
+    s: number,
+    e: number,
+    endOffset: number,
+    reserve: number,
+  ): void {
+    const d = this.decoded;
+    const runs = this.runs;
     // Counted per chunk (consume reports them once): one call instead of one per line.
     if (d.stream === 'stdout') {
       this.outLines++;
@@ -1339,6 +1382,7 @@ export class Tailer {
     const src = d.src;
     const bl = d.end - d.start;
     const h = headerBytes(bl);
+    this.lastHeader = h;
     const at = d.start - reserve;
     const recEnd = at + h + bl + TRAILER_BYTES;
     if (h !== reserve) {
@@ -1404,6 +1448,9 @@ export class Tailer {
     );
     this.runLines = 0;
     this.runId = undefined;
+    // (an idle tailer keeps no slab alive)
+    this.runSrc = undefined;
+    this.runView = undefined;
   }
 
   /** A line partial-line reassembly completed (joined, cut, or flushed). */

@@ -57,7 +57,8 @@ export interface LogShippingSnapshot {
 }
 
 export interface QueueView {
-  readonly length: number;
+  /** Lines queued (a run of encoded lines counts its lines). */
+  readonly queuedLines: number;
   readonly bytes: number;
   readonly held: number;
   readonly inflight: number;
@@ -162,7 +163,7 @@ export class LogTelemetry {
         help: 'Records waiting in the log queue.',
         registers,
         collect() {
-          this.set(self.queue?.length ?? 0);
+          this.set(self.queue?.queuedLines ?? 0);
         },
       }),
       queueBytes: new Gauge({
@@ -382,7 +383,7 @@ export class LogTelemetry {
     const q = this.queue;
     return {
       queue: {
-        records: q?.length ?? 0,
+        records: q?.queuedLines ?? 0,
         bytes: q?.bytes ?? 0,
         heldBytes: q?.held ?? 0,
         inflightBytes: q?.inflight ?? 0,

@@ -80,4 +80,34 @@ describe('OTLP logs exporter', () => {
     expect(sent[0]!.type).toBe('application/x-protobuf');
     expect(sent[0]!.body.equals(PROTOBUF_ENCODING.encode([rec]))).toBe(true);
   });
+
+  it('reuses its request buffer only once the transport released it, also after a send that failed before starting', async () => {
+    const sent: { buffer: ArrayBufferLike; copy: Buffer }[] = [];
+    let mode: 'hold' | 'release' | 'reject' = 'hold';
+    let held: (() => void) | undefined;
+    const transport: LogsTransport = {
+      name: 'capture',
+      send: (body, _type, _signal, released): Promise<ExportResult> => {
+        sent.push({ buffer: body.buffer, copy: Buffer.from(body) });
+        if (mode === 'reject') return Promise.reject(new Error('bad header value'));
+        if (mode === 'hold') held ??= released;
+        else released?.();
+        return Promise.resolve({ status: 'success' });
+      },
+    };
+    const e = new OtlpLogsExporter({ encoding: PROTOBUF_ENCODING, transport });
+    const signal = new AbortController().signal;
+    const want = PROTOBUF_ENCODING.encode([rec]);
+    await e.export([rec], signal); // takes the buffer, not released yet
+    await e.export([rec], signal); // so this one gets a new one
+    expect(sent[1]!.buffer).not.toBe(sent[0]!.buffer);
+    held?.();
+    mode = 'reject';
+    await expect(e.export([rec], signal)).rejects.toThrow('bad header value');
+    expect(sent[2]!.buffer).toBe(sent[0]!.buffer); // released: reused
+    mode = 'release';
+    await e.export([rec], signal);
+    expect(sent[3]!.buffer).toBe(sent[0]!.buffer); // the rejected send gave it back
+    for (const x of sent) expect(x.copy.equals(want)).toBe(true);
+  });
 });

@@ -10,13 +10,20 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { encodeLogsRequest } from '../../../src/exporters/otlp-logs-encode.js';
 import { toNdjsonLine } from '../../../src/exporters/ndjson.js';
-import { acknowledge } from '../../../src/logs/ack.js';
+import { AckTracker, acknowledge } from '../../../src/logs/ack.js';
 import type { Checkpoint } from '../../../src/logs/checkpoints.js';
 import { defaultProcessingConfig } from '../../../src/logs/processing/config.js';
 import { slabCounts } from '../../../src/logs/jsonfile.js';
 import { BoundedQueue, ExportLoop, RUN_OVERHEAD } from '../../../src/logs/pipeline.js';
 import { LogProcessor } from '../../../src/logs/processing/processor.js';
-import { LineRun, batchLines, batchRecords, type BatchItem } from '../../../src/logs/run.js';
+import {
+  LineRun,
+  batchLines,
+  batchRecords,
+  frameLine,
+  headerBytes,
+  type BatchItem,
+} from '../../../src/logs/run.js';
 import { Tailer } from '../../../src/logs/tailer.js';
 import type { DropReason, ExportResult, LogResource } from '../../../src/logs/types.js';
 import {
@@ -331,4 +338,57 @@ describe('runs of encoded lines', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);
+
+  it('a batch of runs of many containers stays within logs.batch_max_bytes as a request (the resource of each counts)', () => {
+    const tracker = new AckTracker<string>(
+      () => {},
+      () => {},
+    );
+    const queue = new BoundedQueue(1 << 30, 100_000, 256 * 1024);
+    let lines = 0;
+    for (let c = 0; c < 300; c++) {
+      const resource: LogResource = {
+        key: `c${c}`,
+        attributes: {
+          'container.id': c.toString(16).padStart(64, '0'),
+          'container.name': `service-${c}-replica-with-a-long-name`,
+          'container.image.name': 'registry.example.com/team/some-service',
+          'container.image.tags': ['1.2.3', 'latest'],
+          'host.name': 'node-17.example.internal',
+          'service.name': `service-${c}`,
+        },
+      };
+      const buf = Buffer.alloc(64 * 1024);
+      const v = new DataView(buf.buffer, buf.byteOffset, buf.length);
+      let end = 0;
+      for (let k = 0; k < 3; k++) {
+        const bl = 300 + ((c * 7 + k) % 500);
+        const h = headerBytes(bl);
+        buf.fill(0x61, end + h, end + h + bl);
+        end = frameLine(buf, v, end, bl, 'stdout', 1_700_000_000, 5, 0, 0);
+      }
+      queue.push(
+        new LineRun(
+          resource,
+          buf,
+          0,
+          end,
+          3,
+          tracker as AckTracker<unknown>,
+          tracker.nextSeq(`c${c}`, c),
+        ),
+      );
+      lines += 3;
+    }
+    let got = 0;
+    while (queue.length > 0) {
+      const { records, bytes } = queue.take();
+      const req = encodeLogsRequest(records);
+      expect(req.length).toBeLessThanOrEqual(256 * 1024);
+      const d = decodeOtlp('logs', req, 'application/x-protobuf') as ExportLogsServiceRequest;
+      got += allLogRecords([d]).length;
+      queue.release(bytes);
+    }
+    expect(got).toBe(lines);
+  });
 });
