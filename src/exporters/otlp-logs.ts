@@ -256,7 +256,10 @@ export class OtlpLogsExporter implements LogExporter {
     try {
       body = this.encoding.encode(batch, (n) => {
         if (this.spareBusy) return Buffer.allocUnsafe(n);
-        if (!this.spare || this.spare.length < n) this.spare = Buffer.allocUnsafeSlow(n);
+        // Grown with headroom: request sizes vary from batch to batch, and each regrowth leaves
+        // a dead buffer of up to batch_max_bytes that only a full collection frees.
+        if (!this.spare || this.spare.length < n)
+          this.spare = Buffer.allocUnsafeSlow(Math.ceil(n * 1.5));
         this.spareBusy = lent = true;
         return this.spare.subarray(0, n);
       });

@@ -466,15 +466,17 @@ export function decodeJsonFileLineInto(
   out: DecodedBytes,
   reserve = 0,
   after = 0,
+  /** With the end unknown: the longest record to look for (shorter than SLAB_PIECE_MAX). */
+  guess = SLAB_PIECE_MAX,
 ): boolean {
   const known = end >= 0;
   if (!startsWithAt(buf, start, PREFIX)) return known && slowPath(buf, start, end, out);
   const s = start + PREFIX.length;
-  // Unknown end: scan at most a short record's bytes (room for a header moved a little further).
-  const lim = known ? end : Math.min(buf.length, s + SLAB_PIECE_MAX);
+  // Unknown end: scan at most `guess` bytes (room for a header moved a little further).
+  const lim = known ? end : Math.min(buf.length, s + Math.min(guess, SLAB_PIECE_MAX));
   if (known && end - s > SLAB_PIECE_MAX) return decodeLong(buf, start, end, s, out);
   // Short: one pass finds the closing quote, unescapes and copies into the current slab.
-  if (slabPos + reserve + (known ? end - s : SLAB_PIECE_MAX + 24) + after > SLAB_BYTES) {
+  if (slabPos + reserve + (known ? end - s : lim - s + 24) + after > SLAB_BYTES) {
     nextSlab();
   }
   const sl = slab;

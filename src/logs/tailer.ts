@@ -263,6 +263,8 @@ export class Tailer {
   private runOffset = 0;
   /** Header length of the last run line: the room asked for before the next body (lineAt). */
   private lastHeader = headerBytes(100);
+  /** Length of the last record lineAt decoded. */
+  private lastLen = 256;
   /** Lines and bytes of the chunk being consumed, per stream (reported once per chunk). */
   private outLines = 0;
   private outBytes = 0;
@@ -1273,8 +1275,12 @@ export class Tailer {
   private lineAt(cur: OpenFile, chunk: Buffer, s: number, base: number): number {
     const d = this.decoded;
     const reserve = this.lastHeader;
-    if (!decodeJsonFileLineInto(chunk, s, -1, d, reserve, TRAILER_BYTES)) return -1;
+    // Look for a record up to twice as long as the last one found this way: a long record (a 16
+    // KiB fragment, say) costs a short scan before the newline is searched for.
+    if (!decodeJsonFileLineInto(chunk, s, -1, d, reserve, TRAILER_BYTES, this.lastLen * 2 + 128))
+      return -1;
     const e = d.recordEnd;
+    this.lastLen = e - s;
     this.decodedLine(cur, s, e, base + e + 1, reserve);
     return e;
   }
