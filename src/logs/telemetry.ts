@@ -160,7 +160,7 @@ export class LogTelemetry {
       }),
       queueRecords: new Gauge({
         name: 'harbormaster_log_queue_records',
-        help: 'Records waiting in the log queue.',
+        help: 'Log lines waiting in the log queue (a record is one line, however many lines a multiline record joined).',
         registers,
         collect() {
           this.set(self.queue?.queuedLines ?? 0);
