@@ -8,11 +8,11 @@ import { pino } from 'pino';
 import { logsSection } from '../src/config/sections/logs.js';
 import { OtlpLogsExporter } from '../src/exporters/otlp-logs.js';
 import { CheckpointStore } from '../src/logs/checkpoints.js';
-import { BoundedQueue, ExportLoop, RUN_OVERHEAD } from '../src/logs/pipeline.js';
+import { BoundedQueue, ExportLoop } from '../src/logs/pipeline.js';
 import { defaultProcessingConfig, LogProcessor } from '../src/logs/processing/index.js';
 import { Tailer } from '../src/logs/tailer.js';
-import { batchLines } from '../src/logs/run.js';
-import type { RecordSink } from '../src/logs/types.js';
+import { batchLines, processorRunSink } from '../src/logs/run.js';
+import type { LogResource, RecordSink } from '../src/logs/types.js';
 
 interface Job {
   files: string[];
@@ -67,7 +67,7 @@ const loop = new ExportLoop({
   },
 });
 const processor = new LogProcessor(defaultProcessingConfig(), { timers: true });
-function sinkFor(i: number): RecordSink {
+function sinkFor(i: number, resource: LogResource): RecordSink {
   if (process.env.HM_BENCH_PROCESSING === '0') return queue;
   const proc = processor.forContainer(
     {},
@@ -78,18 +78,18 @@ function sinkFor(i: number): RecordSink {
     waitForSpace: () => queue.waitForSpace(),
     push: (r) => proc.push(r),
     hold: (d) => queue.hold(d),
-    // As in the agent (LogsComponent.runSink): whole lines the byte checks pass are encoded at
-    // read time, in runs. HM_BENCH_RUNS=0: every line as a record.
+    // As in the agent (LogsComponent): whole lines the byte checks pass are encoded at read
+    // time, in runs. HM_BENCH_RUNS=0: every line as a record.
     ...(process.env.HM_BENCH_RUNS === '0'
       ? {}
       : {
-          runs: {
-            passes: (b: Buffer, s: number, e: number) =>
-              proc.byteChecking && proc.passesBytes(b, s, e),
+          runs: processorRunSink({
+            processor: () => proc,
             push: (r) => queue.push(r),
-            maxLines: defaults.batch_max_records,
-            maxBytes: Math.max(1, defaults.batch_max_bytes - RUN_OVERHEAD),
-          } satisfies RecordSink['runs'],
+            batchRecords: defaults.batch_max_records,
+            batchBytes: defaults.batch_max_bytes,
+            resource,
+          }),
         }),
   };
 }
@@ -99,33 +99,33 @@ const idleRssMiB = process.memoryUsage.rss() / 1048576;
 const cpu0 = process.cpuUsage();
 const t0 = process.hrtime.bigint();
 loop.start();
-const tailers = job.files.map(
-  (f, i) =>
-    new Tailer({
-      key: `c${i}`,
-      path: f,
-      resource: {
-        key: `c${i}`,
-        attributes: {
-          'container.id': `c${i}`.padEnd(64, '0'),
-          'container.name': `bench-${i}`,
-          'container.image.name': 'busybox',
-          'container.image.tags': ['latest'],
-          'host.name': os.hostname(),
-        },
-      },
-      // As in the agent: the processing stages with the default config (parser auto, default
-      // redaction) between partial reassembly and the queue. HM_BENCH_PROCESSING=0: without.
-      sink: sinkFor(i),
-      commit: (cp) => store.set(`c${i}`, cp),
-      stats: { lines: () => {}, drop: () => {}, truncated: () => {}, warn: () => {} },
-      startAt: 'beginning',
-      maxLineBytes: 1024 * 1024,
-      chunkBytes: 256 * 1024,
-      partialFlushMs: 5000,
-      pollMs: 500,
-    }),
-);
+const tailers = job.files.map((f, i) => {
+  const resource: LogResource = {
+    key: `c${i}`,
+    attributes: {
+      'container.id': `c${i}`.padEnd(64, '0'),
+      'container.name': `bench-${i}`,
+      'container.image.name': 'busybox',
+      'container.image.tags': ['latest'],
+      'host.name': os.hostname(),
+    },
+  };
+  return new Tailer({
+    key: `c${i}`,
+    path: f,
+    resource,
+    // As in the agent: the processing stages with the default config (parser auto, default
+    // redaction) between partial reassembly and the queue. HM_BENCH_PROCESSING=0: without.
+    sink: sinkFor(i, resource),
+    commit: (cp) => store.set(`c${i}`, cp),
+    stats: { lines: () => {}, drop: () => {}, truncated: () => {}, warn: () => {} },
+    startAt: 'beginning',
+    maxLineBytes: 1024 * 1024,
+    chunkBytes: 256 * 1024,
+    partialFlushMs: 5000,
+    pollMs: 500,
+  });
+});
 for (const t of tailers) t.start();
 let peakWhileDown = 0;
 const startedAt = Date.now();

@@ -119,12 +119,11 @@ function resourceField(r: LogResource): Buffer {
 }
 
 const SCOPE_FIELD = ld(1, Buffer.concat([str(1, SCOPE_NAME), str(2, VERSION)]));
-const IOSTREAM = IOSTREAM_FIELD;
 
 const NO_IOSTREAM = Buffer.alloc(0);
 /** log.iostream of a record: none for an event record (not a line of a container's output). */
 function iostream(r: LogRecord): Buffer {
-  return r.eventName === undefined ? IOSTREAM[r.stream] : NO_IOSTREAM;
+  return r.eventName === undefined ? IOSTREAM_FIELD[r.stream] : NO_IOSTREAM;
 }
 
 function varintField(tag: number, n: number): Buffer {

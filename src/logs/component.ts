@@ -18,8 +18,8 @@ import type { Logger } from '../util/logger.js';
 import { ApiLogReader, logSourceFor, type ApiLogRecord } from './api-reader.js';
 import type { ApiCursor } from './checkpoints.js';
 import { CheckpointStore } from './checkpoints.js';
-import { BoundedQueue, ExportLoop, RUN_OVERHEAD } from './pipeline.js';
-import { resourceAllowance, type RunSink } from './run.js';
+import { BoundedQueue, ExportLoop } from './pipeline.js';
+import { processorRunSink } from './run.js';
 import type { ContainerProcessor } from './processing/processor.js';
 import { LogProcessor } from './processing/processor.js';
 import type { ProcessingConfig } from './processing/config.js';
@@ -254,21 +254,6 @@ export class LogsComponent implements Component {
     return notes;
   }
 
-  /**
-   * Runs of encoded lines (src/logs/run.ts) go straight to the queue while the container's
-   * current processor (a reload replaces it) sees no stage that needs the record, and its byte
-   * checks pass the line; otherwise the tailer makes a record and pushes it through the processor.
-   */
-  private runSink(entry: { proc: ContainerProcessor }, resource: LogResource): RunSink {
-    return {
-      active: () => entry.proc.byteChecking,
-      passes: (b, start, end) => entry.proc.byteChecking && entry.proc.passesBytes(b, start, end),
-      push: (run) => this.queue.push(run),
-      maxLines: this.cfg.batch_max_records,
-      maxBytes: Math.max(1, this.cfg.batch_max_bytes - RUN_OVERHEAD - resourceAllowance(resource)),
-    };
-  }
-
   private containerProcessor(c: ContainerInfo): ContainerProcessor {
     return this.lp.forContainer(
       c.labels,
@@ -496,7 +481,18 @@ export class LogsComponent implements Component {
       waitForSpace: () => this.queue.waitForSpace(),
       push: (r) => entry.proc.push(r),
       hold: (d) => this.queue.hold(d),
-      ...(this.o.exporter.acceptsRuns ? { runs: this.runSink(entry, resource) } : {}),
+      // Runs of encoded lines (src/logs/run.ts) while the container's processor passes lines as bytes.
+      ...(this.o.exporter.acceptsRuns
+        ? {
+            runs: processorRunSink({
+              processor: () => entry.proc,
+              push: (run) => this.queue.push(run),
+              batchRecords: this.cfg.batch_max_records,
+              batchBytes: this.cfg.batch_max_bytes,
+              resource,
+            }),
+          }
+        : {}),
     };
     entry.tailer = new Tailer({
       key: c.id,

@@ -9,7 +9,14 @@
 // queue_max_bytes; a full queue makes sources wait (waitForSpace), so unread data stays on disk.
 import { acknowledge } from './ack.js';
 import { bodyBytes } from './record.js';
-import { LineRun, batchLines, releaseRun, resourceAllowance, type BatchItem } from './run.js';
+import {
+  LineRun,
+  RUN_OVERHEAD,
+  batchLines,
+  releaseRun,
+  resourceAllowance,
+  type BatchItem,
+} from './run.js';
 import type { DropReason, ExportResult, LogExporter, RecordSink } from './types.js';
 import { sleep } from '../util/sleep.js';
 
@@ -18,8 +25,6 @@ import { sleep } from '../util/sleep.js';
 // ack token (an estimate, not a measurement; a tailer's whole line costs less, about 150 bytes,
 // so the bound errs on the safe side).
 export const RECORD_OVERHEAD = 320;
-/** A run (src/logs/run.ts): one object and one tracker slot for all its lines. */
-export const RUN_OVERHEAD = 200;
 
 /**
  * Bytes an item holds: a record's body and overhead; a run's encoded lines (its slab range), its

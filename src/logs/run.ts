@@ -65,6 +65,42 @@ export function resourceAllowance(r: LogResource): number {
   return n;
 }
 
+/** A run in the queue bound besides its bytes: one object and one tracker slot for all its lines. */
+export const RUN_OVERHEAD = 200;
+
+/** The part of a container's processor the run intake asks (ContainerProcessor). */
+export interface ByteChecks {
+  /** No stage of its settings needs to see every record. */
+  readonly byteChecking: boolean;
+  /** No stage would change or drop this body. */
+  passesBytes(b: Buffer, start: number, end: number): boolean;
+}
+
+/**
+ * The run intake of a source whose lines go through a container's processor (the agent's, the
+ * benchmark's): runs while the current processor (a reload replaces it) needs no record and its
+ * byte checks pass the line; at most a batch's lines, and its bytes less the run's overhead and
+ * its resource's share of a request.
+ */
+export function processorRunSink(o: {
+  processor: () => ByteChecks;
+  push: (run: LineRun) => void;
+  batchRecords: number;
+  batchBytes: number;
+  resource: LogResource;
+}): RunSink {
+  return {
+    active: () => o.processor().byteChecking,
+    passes: (b, start, end) => {
+      const p = o.processor();
+      return p.byteChecking && p.passesBytes(b, start, end);
+    },
+    push: o.push,
+    maxLines: o.batchRecords,
+    maxBytes: Math.max(1, o.batchBytes - RUN_OVERHEAD - resourceAllowance(o.resource)),
+  };
+}
+
 /** What the queue and the exporters carry: records, and runs of encoded lines. */
 export type BatchItem = LogRecord | LineRun;
 
@@ -76,7 +112,7 @@ export function itemLines(x: BatchItem): number {
 /** Records (lines) of a batch. */
 export function batchLines(batch: readonly BatchItem[]): number {
   let n = 0;
-  for (const x of batch) n += x instanceof LineRun ? x.lines : 1;
+  for (const x of batch) n += itemLines(x);
   return n;
 }
 
@@ -109,8 +145,6 @@ const IO_ERR = ioWords(IOSTREAM_FIELD.stderr);
 
 /** Bytes after the body of a run's line: log.iostream (26) and observed time (9). */
 export const TRAILER_BYTES = IOSTREAM_FIELD.stdout.length + 9;
-/** The most bytes of framing before a body of up to 2^21 - 100 bytes. */
-export const MAX_HEADER_BYTES = 1 + 3 + 9 + 1 + 3 + 1 + 3;
 
 /** Framing of a line with a body of bl bytes: the header's length. */
 export function headerBytes(bl: number): number {

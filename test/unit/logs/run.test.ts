@@ -14,10 +14,11 @@ import { AckTracker, acknowledge } from '../../../src/logs/ack.js';
 import type { Checkpoint } from '../../../src/logs/checkpoints.js';
 import { defaultProcessingConfig } from '../../../src/logs/processing/config.js';
 import { slabCounts } from '../../../src/logs/jsonfile.js';
-import { BoundedQueue, ExportLoop, RUN_OVERHEAD } from '../../../src/logs/pipeline.js';
+import { BoundedQueue, ExportLoop } from '../../../src/logs/pipeline.js';
 import { LogProcessor } from '../../../src/logs/processing/processor.js';
 import {
   LineRun,
+  RUN_OVERHEAD,
   batchLines,
   batchRecords,
   frameLine,

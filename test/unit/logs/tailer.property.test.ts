@@ -310,25 +310,21 @@ describe('tailer vs model (property)', () => {
     );
   }, 120_000);
 
-  it('same with runs of encoded lines (max-file 3, rename)', async () => {
-    runLines = 0;
-    await fc.assert(
-      fc.asyncProperty(fc.array(opArb('rotate'), { minLength: 1, maxLength: 25 }), (ops) =>
-        runScenario(ops, 3, true),
-      ),
-      { numRuns: 40 },
-    );
-    expect(runLines).toBeGreaterThan(100);
-  }, 120_000);
-
-  it('same with runs of encoded lines (max-file 1, delete and recreate)', async () => {
-    runLines = 0;
-    await fc.assert(
-      fc.asyncProperty(fc.array(opArb('recreate'), { minLength: 1, maxLength: 25 }), (ops) =>
-        runScenario(ops, 1, true),
-      ),
-      { numRuns: 40 },
-    );
-    expect(runLines).toBeGreaterThan(100);
-  }, 120_000);
+  it.each([
+    { maxFiles: 3, rotation: 'rotate' as const, how: 'rename' },
+    { maxFiles: 1, rotation: 'recreate' as const, how: 'delete and recreate' },
+  ])(
+    'same with runs of encoded lines (max-file $maxFiles, $how)',
+    async ({ maxFiles, rotation }) => {
+      runLines = 0;
+      await fc.assert(
+        fc.asyncProperty(fc.array(opArb(rotation), { minLength: 1, maxLength: 25 }), (ops) =>
+          runScenario(ops, maxFiles, true),
+        ),
+        { numRuns: 40 },
+      );
+      expect(runLines).toBeGreaterThan(100);
+    },
+    120_000,
+  );
 });
