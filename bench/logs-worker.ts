@@ -12,7 +12,6 @@ import { BoundedQueue, ExportLoop } from '../src/logs/pipeline.js';
 import { defaultProcessingConfig, LogProcessor } from '../src/logs/processing/index.js';
 import { Tailer } from '../src/logs/tailer.js';
 import { batchLines, processorRunSink } from '../src/logs/run.js';
-import { DecodeThread } from '../src/logs/decode-thread.js';
 import type { LogResource, RecordSink } from '../src/logs/types.js';
 
 interface Job {
@@ -67,9 +66,6 @@ const loop = new ExportLoop({
     },
   },
 });
-// As in the agent (logs.decode_thread, default on): chunks that make runs are read and decoded on
-// a worker thread. HM_BENCH_THREAD=0: on the main thread.
-const decodeThread = process.env.HM_BENCH_THREAD === '0' ? undefined : new DecodeThread();
 const processor = new LogProcessor(defaultProcessingConfig(), { timers: true });
 function sinkFor(i: number, resource: LogResource): RecordSink {
   if (process.env.HM_BENCH_PROCESSING === '0') return queue;
@@ -98,7 +94,6 @@ function sinkFor(i: number, resource: LogResource): RecordSink {
   };
 }
 // Idle RSS: everything loaded and built, nothing read yet (the memory goals are "idle + N MiB").
-await decodeThread?.ready;
 global.gc?.();
 const idleRssMiB = process.memoryUsage.rss() / 1048576;
 const cpu0 = process.cpuUsage();
@@ -129,7 +124,6 @@ const tailers = job.files.map((f, i) => {
     chunkBytes: 256 * 1024,
     partialFlushMs: 5000,
     pollMs: 500,
-    ...(decodeThread ? { decodeThread } : {}),
   });
 });
 for (const t of tailers) t.start();

@@ -20,7 +20,6 @@ import type { ApiCursor } from './checkpoints.js';
 import { CheckpointStore } from './checkpoints.js';
 import { BoundedQueue, ExportLoop } from './pipeline.js';
 import { processorRunSink } from './run.js';
-import { DecodeThread } from './decode-thread.js';
 import type { ContainerProcessor } from './processing/processor.js';
 import { LogProcessor } from './processing/processor.js';
 import type { ProcessingConfig } from './processing/config.js';
@@ -175,8 +174,6 @@ export class LogsComponent implements Component {
   private firstReconcileDone = false;
   private stopped = false;
   private readonly t: LogTelemetry;
-  /** Reads and decodes json-file chunks that make runs on the second core (decode-thread.ts). */
-  private readonly decodeThread: DecodeThread | undefined;
   private processingCfg: ProcessingConfig;
   private labelAllowlist: readonly string[];
 
@@ -190,17 +187,6 @@ export class LogsComponent implements Component {
       this.cfg.batch_max_bytes,
     );
     this.t.watchQueue(this.queue);
-    this.decodeThread =
-      this.cfg.decode_thread && o.exporter.acceptsRuns
-        ? new DecodeThread({
-            onError: (err) =>
-              this.t.warn(
-                'decode-thread',
-                { err },
-                'The log decode thread failed; json-file logs are read and decoded on the main thread from now on.',
-              ),
-          })
-        : undefined;
     this.processingCfg = this.cfg.processing;
     this.labelAllowlist = this.cfg.label_allowlist;
     this.lp = this.processor(this.cfg.processing);
@@ -531,7 +517,6 @@ export class LogsComponent implements Component {
       partialFlushMs: this.cfg.partial_flush_seconds * 1000,
       pollMs: this.cfg.poll_interval_seconds * 1000,
       ...(grabbed ? { grabbed } : {}),
-      ...(this.decodeThread ? { decodeThread: this.decodeThread } : {}),
     });
     this.tailers.set(c.id, entry);
     entry.tailer.start();
@@ -698,7 +683,6 @@ export class LogsComponent implements Component {
       ...[...this.tailers.values()].map((e) => e.tailer.stop()),
       ...[...this.apiReaders.values()].map((e) => e.running),
     ]);
-    await this.decodeThread?.close();
     // Held multiline groups go into the drain (their lines are re-read if it does not finish:
     // their acks hold every source's checkpoint before their first line).
     for (const e of [...this.tailers.values(), ...this.apiReaders.values()]) {

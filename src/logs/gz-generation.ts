@@ -10,8 +10,6 @@ import { createGunzip } from 'node:zlib';
 
 /** What the tailer needs of an open generation (node's FileHandle has it too). */
 export interface GenerationHandle {
-  /** The descriptor of a plain file (the decode thread reads it); none for a `.gz` generation. */
-  readonly fd?: number;
   read(
     buf: Buffer,
     offset: number,

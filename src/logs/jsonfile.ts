@@ -268,13 +268,7 @@ function slowPath(buf: Buffer, start: number, end: number, out: DecodedBytes): b
 // allocation per line; a slab lives as long as a body in it (records are short-lived: FIFO queue).
 const SLAB_BYTES = 64 * 1024;
 const SLAB_PIECE_MAX = 4096;
-/** How slabs are made: the decode thread makes them in shared memory (src/logs/decode-thread.ts). */
-let allocSlab: (n: number) => Buffer = (n) => Buffer.allocUnsafeSlow(n);
-/** Told when a slab is let go of (not kept for reuse): the decode thread forgets its id. */
-let slabDropped: ((b: Buffer) => void) | undefined;
-/** A run's slab this module did not make here (the decode thread's): released there. */
-let foreignRelease: ((b: Buffer) => void) | undefined;
-let slab: Buffer = allocSlab(SLAB_BYTES);
+let slab: Buffer = Buffer.allocUnsafeSlow(SLAB_BYTES);
 let slabView: DataView = new DataView(slab.buffer, slab.byteOffset, slab.length);
 let slabPos = 0;
 
@@ -298,51 +292,18 @@ export function slabCounts(): { allocated: number; reused: number } {
   return { ...slabCount };
 }
 
-/**
- * The decode thread's setup (in the worker): slabs in shared memory, and a callback for each slab
- * let go of. The current slab is replaced by one of those.
- */
-export function configureSlabs(o: {
-  alloc: (n: number) => Buffer;
-  dropped: (b: Buffer) => void;
-}): void {
-  allocSlab = o.alloc;
-  slabDropped = o.dropped;
-  slabRuns.clear();
-  freeSlabs.length = 0;
-  slab = allocSlab(SLAB_BYTES);
-  slabView = new DataView(slab.buffer, slab.byteOffset, slab.length);
-  slabPos = 0;
-  slabTainted = false;
-}
-
-/** Where runs in slabs this module did not make are released (the main thread's decode thread). */
-export function setForeignSlabRelease(fn: (b: Buffer) => void): void {
-  foreignRelease = fn;
-}
-
-/** The slab lines are decoded into now (the decode thread names slabs by id). */
-export function currentSlab(): Buffer {
-  return slab;
-}
-
-function keepFree(b: Buffer): void {
-  if (freeSlabs.length < FREE_SLABS_MAX) freeSlabs.push(b);
-  else slabDropped?.(b);
-}
-
 function nextSlab(): void {
   const old = slab;
   const refs = slabRuns.get(old) ?? 0;
   slabRuns.delete(old);
   if (!slabTainted) {
     if (refs > 0) slabRuns.set(old, -refs);
-    else keepFree(old);
-  } else slabDropped?.(old);
+    else if (freeSlabs.length < FREE_SLABS_MAX) freeSlabs.push(old);
+  }
   const reuse = freeSlabs.pop();
   if (reuse) slabCount.reused++;
   else slabCount.allocated++;
-  slab = reuse ?? allocSlab(SLAB_BYTES);
+  slab = reuse ?? Buffer.allocUnsafeSlow(SLAB_BYTES);
   slabTainted = false;
   slabView = new DataView(slab.buffer, slab.byteOffset, slab.length);
   slabPos = 0;
@@ -360,16 +321,13 @@ export function holdSlabRun(src: Buffer): void {
 /** A run in src was acknowledged: its bytes are not read any more (the request was answered). */
 export function releaseSlabRun(src: Buffer): void {
   const refs = slabRuns.get(src);
-  if (refs === undefined) {
-    foreignRelease?.(src);
-    return;
-  }
+  if (refs === undefined) return;
   if (refs > 0) slabRuns.set(src, refs - 1);
   else if (refs < -1) slabRuns.set(src, refs + 1);
   else if (refs === -1) {
     // retired, and this was its last run
     slabRuns.delete(src);
-    keepFree(src);
+    if (freeSlabs.length < FREE_SLABS_MAX) freeSlabs.push(src);
   }
 }
 

@@ -13,7 +13,6 @@
 // decoder read), body, time, observed time (the chunk's). A line a stage would change, a fragment,
 // a line with Docker `attrs` or over logs.max_line_bytes takes the record path instead.
 import type { AckToken, AckTracker } from './ack.js';
-import type { ByteCheckSpec } from './decode-thread.js';
 import { releaseSlabRun } from './jsonfile.js';
 import { IOSTREAM_FIELD, hiLo, nanosHiLoInto, varintLen } from './otlp-wire.js';
 import { newRecord } from './record.js';
@@ -75,8 +74,6 @@ export interface ByteChecks {
   readonly byteChecking: boolean;
   /** No stage would change or drop this body. */
   passesBytes(b: Buffer, start: number, end: number): boolean;
-  /** The same checks as data (the decode thread's), when they can be. */
-  readonly checkSpec?: ByteCheckSpec | undefined;
 }
 
 /**
@@ -94,10 +91,6 @@ export function processorRunSink(o: {
 }): RunSink {
   return {
     active: () => o.processor().byteChecking,
-    checks: () => {
-      const p = o.processor();
-      return p.byteChecking ? p.checkSpec : undefined;
-    },
     passes: (b, start, end) => {
       const p = o.processor();
       return p.byteChecking && p.passesBytes(b, start, end);
@@ -132,11 +125,6 @@ export interface RunSink {
   active?(): boolean;
   /** True when no processing stage would change or drop this body (bytes of a whole line). */
   passes(src: Buffer, start: number, end: number): boolean;
-  /**
-   * passes as data, when it can be (the same object while the checks stay the same): lets the
-   * decode thread make run lines (src/logs/decode-thread.ts). Absent or undefined: it does not.
-   */
-  checks?(): ByteCheckSpec | undefined;
   push(run: LineRun): void;
   /** A run holds at most this many lines and bytes (the batch limits: a run is never split). */
   readonly maxLines: number;

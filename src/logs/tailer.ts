@@ -40,7 +40,6 @@ import path from 'node:path';
 import { AckTracker } from './ack.js';
 import type { Checkpoint } from './checkpoints.js';
 import { watchForGrabs, type Grab } from './grabber.js';
-import type { ByteCheckSpec, DecodeThread, ThreadChunk } from './decode-thread.js';
 import { GzGeneration, uncompressedSize, type GenerationHandle } from './gz-generation.js';
 import { decodeJsonFileLineInto, decodedBytes, holdSlabRun, slabEndAt } from './jsonfile.js';
 import { PartialLines, utf8CutEnd, type CompletedLine } from './partial.js';
@@ -167,11 +166,6 @@ export interface TailerOptions {
    */
   grabbed?: GrabbedFile;
   now?: () => number;
-  /**
-   * Reads and decodes chunks that may make runs on the second core (decode-thread.ts); without
-   * it, or once it failed, the tailer reads and decodes everything itself.
-   */
-  decodeThread?: DecodeThread;
 }
 
 interface MutableIdentity {
@@ -198,8 +192,6 @@ interface OpenFile {
   readSize: number;
   /** Reached the end once: check the first bytes before reading what was appended since. */
   verifyHead: boolean;
-  /** The decode thread's reads of the next chunks, asked for before the last one was consumed. */
-  ahead: ReadAhead[];
   /** The fingerprint covers all it should (see FP_MAX); until then it grows as the file does. */
   fpDone: boolean;
   mtimeMs: number;
@@ -238,28 +230,6 @@ class FdGeneration implements GenerationHandle {
     this.closed = true;
     return new Promise((resolve) => close(this.fd, () => resolve()));
   }
-}
-
-/** A chunk the decode thread reads ahead (Tailer.readAhead), and its result once known. */
-interface ReadAhead {
-  pos: number;
-  p: Promise<ThreadChunk>;
-  res?: ThreadChunk;
-  /** The read after it was asked for. */
-  spawned: boolean;
-}
-/** Chunks a tailer may have the decode thread read ahead. */
-const READ_AHEAD = 3;
-
-/** A read of the decode thread that will not be used: its runs and read buffer are let go. */
-function settle(p: Promise<ThreadChunk>): Promise<void> {
-  return p.then(
-    (c) => {
-      c.discard();
-      c.done();
-    },
-    () => undefined,
-  );
 }
 
 /** A log file opened (synchronously) before its tailer existed or looked, with its identity. */
@@ -455,7 +425,6 @@ export class Tailer {
     this.watcher = undefined;
     this.wake();
     await this.loop;
-    await this.settlePrefetch();
     await this.closeAll();
     // Partial lines not shipped are re-read after a restart: give their bytes back to the bound.
     this.partials.discard();
@@ -760,7 +729,6 @@ export class Tailer {
       finalRead: false,
       readSize: this.opts.chunkBytes,
       verifyHead: false,
-      ahead: [],
       fpDone: ext.done,
       mtimeMs: st.mtimeMs,
       sizeMtimeMs: st.mtimeMs,
@@ -1112,15 +1080,6 @@ export class Tailer {
     const turn = readTurn();
     if (turn) await turn;
     const readSize = cur.readSize;
-    const thread = this.threadRead(cur, readSize);
-
-    if (thread) {
-      try {
-        return await this.readStep(cur, undefined, readSize, thread);
-      } finally {
-        endReadTurn();
-      }
-    }
     const buf = acquireReadBuffer(readSize);
     try {
       return await this.readStep(cur, buf, readSize);
@@ -1130,143 +1089,8 @@ export class Tailer {
     }
   }
 
-  /**
-   * The decode thread reads the next chunk when it may make runs of it: a plain file (a
-   * descriptor), the usual read size, nothing being skipped or reassembled, and the sink's
-   * checks expressible as data (decode-thread.ts). Starts that read.
-   */
-  private threadRead(cur: OpenFile, readSize: number): Promise<ThreadChunk> | undefined {
-    const spec = this.threadSpec(cur, readSize);
-    const first = cur.ahead[0];
-    if (first) {
-      if (spec !== undefined && first.pos === cur.pos) {
-        cur.ahead.shift();
-        // The one after the last read ahead, if that one is known to end in whole lines.
-        const last = cur.ahead[cur.ahead.length - 1] ?? first;
-        if (last.res && !last.spawned) this.readAhead(cur, last, last.res);
-        return first.p;
-      }
-      this.dropAhead(cur);
-    }
-    return spec === undefined
-      ? undefined
-      : this.startThreadRead(cur, cur.pos, spec, this.lastHeader, this.lastLen);
-  }
-
-  /**
-   * After a full chunk whose whole lines are all in the thread's runs (res, read at from.pos),
-   * the next chunk starts at a known place: the thread reads and decodes it ahead, up to
-   * READ_AHEAD chunks, so that it keeps the second core busy while the main thread exports.
-   */
-  private readAhead(cur: OpenFile, from: { pos: number } | undefined, res: ThreadChunk): void {
-    if (
-      this.stopped ||
-      !res.whole ||
-      res.stop === 0 ||
-      res.bytesRead !== this.opts.chunkBytes ||
-      cur.ahead.length >= READ_AHEAD ||
-      this.files[0] !== cur
-    )
-      return;
-    const spec = this.threadSpec(cur, this.opts.chunkBytes);
-    if (spec !== res.spec) return;
-    if (from && 'spawned' in from) (from as ReadAhead).spawned = true;
-    const pos = (from?.pos ?? cur.pos) + res.stop;
-    const entry: ReadAhead = {
-      pos,
-      p: this.startThreadRead(cur, pos, spec, res.lastHeader, res.lastLen),
-      spawned: false,
-    };
-    cur.ahead.push(entry);
-    entry.p.then(
-      (c) => {
-        entry.res = c;
-        if (cur.ahead.includes(entry)) this.readAhead(cur, entry, c);
-      },
-      () => undefined,
-    );
-  }
-
-  /** Reads ahead that will not be used (the position moved, or the checks changed). */
-  private dropAhead(cur: OpenFile): void {
-    for (const a of cur.ahead.splice(0)) void settle(a.p);
-  }
-
-  /** The checks the decode thread would make runs with for the next read here, if it may. */
-  private threadSpec(cur: OpenFile, readSize: number): ByteCheckSpec | undefined {
-    const dt = this.opts.decodeThread;
-    const rs = this.opts.sink.runs;
-    if (
-      dt === undefined ||
-      !dt.usable ||
-      rs === undefined ||
-      cur.fh.fd === undefined ||
-      cur.skipping ||
-      readSize !== this.opts.chunkBytes ||
-      this.partials.anyPending ||
-      !(rs.active?.() ?? true)
-    )
-      return undefined;
-    return rs.checks?.();
-  }
-
-  private startThreadRead(
-    cur: OpenFile,
-    pos: number,
-    spec: ByteCheckSpec,
-    reserve: number,
-    lastLen: number,
-  ): Promise<ThreadChunk> {
-    const rs = this.opts.sink.runs!;
-    const observedMs = this.now();
-    const o = observedHalves(observedMs);
-    const p = this.opts.decodeThread!.read(cur.fh.fd!, pos, this.opts.chunkBytes, {
-      observedMs,
-      reserve,
-      lastLen,
-      obsLo: o.lo,
-      obsHi: o.hi,
-      spec,
-      maxLineBytes: this.opts.maxLineBytes,
-      maxLines: rs.maxLines,
-      maxBytes: rs.maxBytes,
-    });
-    // (a read asked for ahead may never be awaited: stop() settles it)
-    p.catch(() => undefined);
-    return p;
-  }
-
-  /** Waits for reads asked for ahead and lets them go (before their descriptors are closed). */
-  private async settlePrefetch(): Promise<void> {
-    for (const f of this.files) for (const a of f.ahead.splice(0)) await settle(a.p);
-  }
-
-  private async readStep(
-    cur: OpenFile,
-    buf: Buffer | undefined,
-    readSize: number,
-    thread?: Promise<ThreadChunk>,
-  ): Promise<boolean> {
-    let pre: ThreadChunk | undefined;
-    let bytesRead: number;
-    if (thread) {
-      pre = await thread;
-      bytesRead = pre.bytesRead;
-    } else ({ bytesRead } = await cur.fh.read(buf!, 0, readSize, cur.pos));
-    try {
-      return await this.readDone(cur, buf, readSize, bytesRead, pre);
-    } finally {
-      pre?.done();
-    }
-  }
-
-  private async readDone(
-    cur: OpenFile,
-    buf: Buffer | undefined,
-    readSize: number,
-    bytesRead: number,
-    pre: ThreadChunk | undefined,
-  ): Promise<boolean> {
+  private async readStep(cur: OpenFile, buf: Buffer, readSize: number): Promise<boolean> {
+    const { bytesRead } = await cur.fh.read(buf, 0, readSize, cur.pos);
     if (bytesRead > 0 && (cur.verifyHead || this.files.length === 1)) {
       // The live file may be truncated in place and rewritten (max-file=1) while we read it:
       // check its first bytes after the read; on a change the chunk is not trusted.
@@ -1278,8 +1102,6 @@ export class Tailer {
           // Lost: at least what we knew of plus the chunk just read. Its size now is unknown: 0
           // until the next read or stat (not the old one, which the next look at the file,
           // paused on a full queue, would take for a second truncation).
-          pre?.discard();
-          this.dropAhead(cur);
           this.restartTruncated(cur, Math.max(cur.size, cur.pos + bytesRead), 0);
           return true;
         }
@@ -1287,12 +1109,9 @@ export class Tailer {
     }
     if (bytesRead > 0) {
       // consume() is synchronous and copies what it keeps: buf is free again when it returns.
-      const chunk = pre ? pre.chunk : buf!.subarray(0, bytesRead);
+      const chunk = buf.subarray(0, bytesRead);
       if (cur.pos + bytesRead > cur.size) cur.size = cur.pos + bytesRead;
-      // Every whole line of a full chunk in the thread's runs: the next chunk starts at stop
-      // whatever consume does, so the thread reads and decodes it meanwhile.
-      if (pre && cur.ahead.length === 0) this.readAhead(cur, undefined, pre);
-      this.consume(cur, chunk, bytesRead === readSize, pre);
+      this.consume(cur, chunk, bytesRead === readSize);
       return true;
     }
     // At the end of this generation.
@@ -1389,7 +1208,7 @@ export class Tailer {
     this.doneResolve();
   }
 
-  private consume(cur: OpenFile, chunk: Buffer, full: boolean, pre?: ThreadChunk): void {
+  private consume(cur: OpenFile, chunk: Buffer, full: boolean): void {
     const base = cur.pos;
     let i = 0;
     if (!cur.fpDone && base === 0) {
@@ -1411,9 +1230,7 @@ export class Tailer {
       // The rest of the over-long line needs no delivery: acknowledged at once.
       this.tracker.skip(cur.id, base + i, !this.partials.anyPending);
     }
-    // (With the decode thread's chunk: observed when its read was asked for, the time its runs
-    // carry.)
-    this.observedMs = pre ? pre.observedMs : this.now();
+    this.observedMs = this.now();
     this.markChunk = true;
     // Runs for this chunk only while the sink takes them (a reload may add a stage that must see
     // every record): otherwise no room around bodies, no copies out of the slab.
@@ -1426,14 +1243,6 @@ export class Tailer {
     }
     let lines = 0;
     const runs = this.runs !== undefined;
-    if (pre) {
-      // The runs the decode thread made, as the tailer's own would have been (checked with the
-      // checks that still hold: a reload meanwhile discards them and the chunk is decoded here).
-      if (runs && rs!.checks?.() === pre.spec) {
-        lines = this.threadRuns(cur, pre, base);
-        i = pre.stop;
-      } else pre.discard();
-    }
     for (;;) {
       if (runs) {
         const e = this.lineAt(cur, chunk, i, base);
@@ -1648,35 +1457,6 @@ export class Tailer {
     );
     this.runLines++;
     this.runOffset = endOffset;
-  }
-
-  /** Takes the decode thread's runs of this chunk: their acks, counts and the decoder's state. */
-  private threadRuns(cur: OpenFile, pre: ThreadChunk, base: number): number {
-    const lines = pre.outLines + pre.errLines;
-    if (lines === 0) return 0;
-    this.markChunk = false;
-    this.tracker.mark(pre.firstMs);
-    this.outLines += pre.outLines;
-    this.outBytes += pre.outBytes;
-    this.errLines += pre.errLines;
-    this.errBytes += pre.errBytes;
-    this.lastHeader = pre.lastHeader;
-    this.lastLen = pre.lastLen;
-    for (const r of pre.runs) {
-      const seq = this.tracker.nextSeq(cur.id, base + r.endRel, true);
-      this.runs!.push(
-        new LineRun(
-          this.opts.resource,
-          r.src,
-          r.start,
-          r.end,
-          r.lines,
-          this.tracker as AckTracker<unknown>,
-          seq,
-        ),
-      );
-    }
-    return lines;
   }
 
   /** Reports the lines and bytes counted since the last report. */

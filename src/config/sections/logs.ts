@@ -67,12 +67,6 @@ export const logsSection = section({
     .min(4096)
     .default(256 * 1024)
     .describe('Size of one read from a log file.'),
-  decode_thread: z
-    .boolean()
-    .default(true)
-    .describe(
-      'Read and decode json-file logs on a second thread where their lines need no processing (the default processing: plain text, no redaction match), so that log shipping uses a second core; false: everything on the main thread.',
-    ),
   batch_max_records: z
     .number()
     .int()

@@ -8,7 +8,6 @@
 // counted and logged once.
 import { acknowledge } from '../ack.js';
 import { bodyBytes, bodyRange, textOf } from '../record.js';
-import type { ByteCheckSpec } from '../decode-thread.js';
 import type { LogRecord } from '../types.js';
 import { autoMayParse, parseBody, type BodyLimits, type ParserMode, PARSER_MODES } from './body.js';
 import type { ProcessingConfig } from './config.js';
@@ -327,21 +326,6 @@ export class ContainerProcessor {
   get byteChecking(): boolean {
     return this.byteChecks;
   }
-
-  /**
-   * passesBytes as data, for the decode thread (src/logs/decode-thread.ts); undefined when the
-   * checks cannot be expressed so (a redaction pattern without literals) or there are none to
-   * pass (byteChecking false).
-   */
-  get checkSpec(): ByteCheckSpec | undefined {
-    if (this.spec === null) {
-      const literals = this.byteChecks ? this.settings.redactor.byteLiterals() : undefined;
-      this.spec =
-        literals === undefined ? undefined : { auto: this.settings.parser === 'auto', literals };
-    }
-    return this.spec;
-  }
-  private spec: ByteCheckSpec | undefined | null = null;
 
   /** A body without attributes that no stage would change or drop (checked as bytes). */
   passesBytes(b: Buffer, start: number, end: number): boolean {

@@ -227,17 +227,6 @@ export class Redactor {
     return this.anyLiteral === undefined || this.anyLiteral.test(b, start, end);
   }
 
-  /**
-   * The literals mayMatchBytes looks for ([] when there is no pattern: nothing can match);
-   * undefined when a pattern has none (no byte check).
-   */
-  byteLiterals(): readonly string[] | undefined {
-    const ps = this.o.patterns;
-    if (ps.length === 0) return [];
-    if (this.anyLiteral === undefined) return undefined;
-    return ps.flatMap((p) => p.literals!);
-  }
-
   /** The string with every match masked, and how many matches there were. */
   redact(s: string): { s: string; n: number } {
     let n = 0;
