@@ -1081,15 +1081,24 @@ export class Tailer {
     if (turn) await turn;
     const readSize = cur.readSize;
     const buf = acquireReadBuffer(readSize);
+    let progressed: boolean | undefined;
     try {
-      return await this.readStep(cur, buf, readSize);
+      progressed = await this.readStep(cur, buf, readSize);
     } finally {
       releaseReadBuffer(buf);
       endReadTurn();
     }
+    // At the end of the generation: its checks (stat, a listing) wait without holding a turn, so
+    // that tailers with data to read go on meanwhile.
+    return progressed ?? (await this.atEnd(cur));
   }
 
-  private async readStep(cur: OpenFile, buf: Buffer, readSize: number): Promise<boolean> {
+  /** Reads and consumes the next chunk; undefined: nothing was read (at the end). */
+  private async readStep(
+    cur: OpenFile,
+    buf: Buffer,
+    readSize: number,
+  ): Promise<boolean | undefined> {
     const { bytesRead } = await cur.fh.read(buf, 0, readSize, cur.pos);
     if (bytesRead > 0 && (cur.verifyHead || this.files.length === 1)) {
       // The live file may be truncated in place and rewritten (max-file=1) while we read it:
@@ -1114,7 +1123,11 @@ export class Tailer {
       this.consume(cur, chunk, bytesRead === readSize);
       return true;
     }
-    // At the end of this generation.
+    return undefined;
+  }
+
+  /** Nothing more was read from this generation: has it grown, been truncated, rotated, removed? */
+  private async atEnd(cur: OpenFile): Promise<boolean> {
     const st = await cur.fh.stat();
     const known = cur.size;
     cur.size = st.size;
