@@ -44,6 +44,9 @@ const exporter = new OtlpLogsExporter({
   timeoutMs: 10_000,
 });
 let exported = 0;
+// The export loop's two waits per batch (one batch in flight): requests and checkpoint writes.
+let exportSeconds = 0;
+let checkpointSeconds = 0;
 let finish: () => void;
 const allDone = new Promise<void>((r) => (finish = r));
 const loop = new ExportLoop({
@@ -64,6 +67,8 @@ const loop = new ExportLoop({
     warn: (c, obj, msg) => {
       if (!c.startsWith('export-retry')) log.warn(obj, msg);
     },
+    exportSeconds: (s) => (exportSeconds += s),
+    checkpointSeconds: (s) => (checkpointSeconds += s),
   },
 });
 const processor = new LogProcessor(defaultProcessingConfig(), { timers: true });
@@ -160,6 +165,8 @@ process.stdout.write(
     externalMiB: process.memoryUsage().external / 1048576,
     exported,
     checkpointWrites: store.writeCount,
+    exportSeconds,
+    checkpointSeconds,
   }),
 );
 process.exit(0);

@@ -278,6 +278,8 @@ export class LogsComponent implements Component {
         drop: (r, n) => this.t.drop(r, n),
         warn: (c, obj, msg) => this.t.warn(c, obj, msg),
         checkpointFailed: (err) => this.t.checkpointFailed(err, this.store.file),
+        exportSeconds: (s) => this.t.exportSeconds(s),
+        checkpointSeconds: (s) => this.t.checkpointSeconds(s),
       },
     });
     this.loop.start();

@@ -206,12 +206,16 @@ export interface PipelineHooks {
   warn(cause: string, obj: Record<string, unknown>, msg: string): void;
   /** Persisting checkpoints failed (counted; warned about at a bounded rate). */
   checkpointFailed?(err: unknown): void;
+  /** One export attempt took this long (encoding, sending, the receiver's answer). */
+  exportSeconds?(s: number): void;
+  /** Persisting the checkpoints after a batch took this long (the next batch waited for it). */
+  checkpointSeconds?(s: number): void;
 }
 
 export interface PipelineOptions {
   exporter: LogExporter;
   /** Persists what the sources committed (the checkpoint store); called once per batch. */
-  checkpoints: { flush(): Promise<void>; readonly file?: string };
+  checkpoints: { flush(): Promise<void>; readonly file?: string; readonly writeCount?: number };
   queue: BoundedQueue;
   batchDelayMs: number;
   retryInitialMs: number;
@@ -282,8 +286,13 @@ export class ExportLoop {
   }
 
   private async flushCheckpoints(): Promise<void> {
+    const t0 = performance.now();
+    const writes = this.o.checkpoints.writeCount;
     try {
       await this.o.checkpoints.flush();
+      // (timed when it wrote: nothing to persist is no write)
+      if (writes === undefined || this.o.checkpoints.writeCount !== writes)
+        this.o.hooks.checkpointSeconds?.((performance.now() - t0) / 1000);
     } catch (err) {
       if (this.o.hooks.checkpointFailed) this.o.hooks.checkpointFailed(err);
       else
@@ -300,11 +309,13 @@ export class ExportLoop {
     let backoff = this.o.retryInitialMs;
     for (let attempt = 0; ; attempt++) {
       let res: ExportResult;
+      const t0 = performance.now();
       try {
         res = await this.o.exporter.export(batch, signal);
       } catch (err) {
         res = { status: 'retryable', error: err instanceof Error ? err : new Error(String(err)) };
       }
+      this.o.hooks.exportSeconds?.((performance.now() - t0) / 1000);
       if (res.status === 'success') {
         if (res.rejected) {
           this.o.hooks.drop('export_rejected', res.rejected);

@@ -148,6 +148,18 @@ export class LogTelemetry {
         help: 'Failed writes of the log checkpoint file (state dir read-only, full, or not a directory); lines delivered since the last good write may be sent again after a restart.',
         registers,
       }),
+      exportSeconds: new Histogram({
+        name: 'harbormaster_log_export_duration_seconds',
+        help: 'Time of one log export attempt (encoding the batch, sending it, the receiver answering), delivered or not. One batch is in flight at a time: this time and harbormaster_log_checkpoint_write_seconds per batch bound the lines per second the agent can ship.',
+        buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 10],
+        registers,
+      }),
+      checkpointSeconds: new Histogram({
+        name: 'harbormaster_log_checkpoint_write_seconds',
+        help: 'Time to persist the log checkpoint file after a delivered batch (write, fsync, rename); the next batch is sent once it is written.',
+        buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2],
+        registers,
+      }),
       retries: new Counter({
         name: 'harbormaster_log_export_retries_total',
         help: 'Export attempts that were retries.',
@@ -372,6 +384,14 @@ export class LogTelemetry {
 
   retry(): void {
     this.m.retries.inc();
+  }
+
+  exportSeconds(s: number): void {
+    this.m.exportSeconds.observe(s);
+  }
+
+  checkpointSeconds(s: number): void {
+    this.m.checkpointSeconds.observe(s);
   }
 
   /** Logged once per cause. */

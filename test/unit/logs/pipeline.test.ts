@@ -234,6 +234,7 @@ describe('export loop acknowledgement', () => {
     const store = new CheckpointStore(path.join(dir, 'state'), pino({ level: 'silent' }));
     const queue = new BoundedQueue(1 << 20, 250, 1 << 20);
     const drops: DropReason[] = [];
+    const timed = { exports: [] as number[], checkpoints: [] as number[] };
     const exporter = new OtlpLogsExporter({
       url: `${receiver.url}/v1/logs`,
       protocol: 'http/protobuf',
@@ -256,6 +257,8 @@ describe('export loop acknowledgement', () => {
           for (let i = 0; i < n; i++) drops.push(r);
         },
         warn: () => {},
+        exportSeconds: (sec) => timed.exports.push(sec),
+        checkpointSeconds: (sec) => timed.checkpoints.push(sec),
       },
     });
     const t = new Tailer({
@@ -279,7 +282,7 @@ describe('export loop acknowledgement', () => {
       await loop.stop(100);
       await exporter.shutdown();
     });
-    return { w, store, drops, t, size: statSync(w.file).size };
+    return { w, store, drops, t, timed, size: statSync(w.file).size };
   }
 
   it('commits the checkpoint only for delivered batches, with one checkpoint write per batch', async () => {
@@ -292,6 +295,14 @@ describe('export loop acknowledgement', () => {
     expect(s.store.writeCount).toBeGreaterThanOrEqual(1);
     expect(s.store.writeCount).toBeLessThanOrEqual(batches);
     expect(s.t.unacknowledged).toBe(0);
+    // Every request and every checkpoint write is timed (harbormaster_log_export_duration_seconds,
+    // harbormaster_log_checkpoint_write_seconds): the two waits that bound the shipping rate.
+    expect(s.timed.exports).toHaveLength(batches);
+    expect(s.timed.checkpoints).toHaveLength(s.store.writeCount);
+    for (const sec of [...s.timed.exports, ...s.timed.checkpoints]) {
+      expect(sec).toBeGreaterThan(0);
+      expect(sec).toBeLessThan(5);
+    }
   });
 
   it('holds the checkpoint while the receiver answers 503 and commits once it recovers', async () => {
@@ -305,6 +316,9 @@ describe('export loop acknowledgement', () => {
     );
     expect(s.store.get('c')).toBeUndefined();
     expect(s.t.unacknowledged).toBe(500);
+    // failed attempts are timed too; no checkpoint was written
+    expect(s.timed.exports.length).toBeGreaterThanOrEqual(3);
+    expect(s.timed.checkpoints).toHaveLength(0);
     receiver.setStatus(200);
     await until(() => s.store.get('c')?.offset === s.size, 'the checkpoint after recovery');
     expect(allLogRecords(receiver.logs())).toHaveLength(500);
