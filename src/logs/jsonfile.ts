@@ -66,6 +66,15 @@ export function decodedBytes(): DecodedBytes {
 }
 
 const PREFIX = Buffer.from('{"log":"');
+/** PREFIX as two little-endian 32-bit words (compared as such on the fast path). */
+const PREFIX_W0 = PREFIX.readInt32LE(0);
+const PREFIX_W1 = PREFIX.readInt32LE(4);
+/**
+ * Length of the last time string whose end was searched for (unknown-end decodes): the next
+ * record's `"}` and newline are looked for there first. Docker's times vary in length (trailing
+ * zeros of the fraction are dropped): a miss costs the scan it replaces.
+ */
+let lastTimeLen = 30;
 const STREAM_KEY = Buffer.from('","stream":"');
 const TIME_KEY = Buffer.from('","time":"');
 const Q = 0x22;
@@ -470,7 +479,17 @@ export function decodeJsonFileLineInto(
   guess = SLAB_PIECE_MAX,
 ): boolean {
   const known = end >= 0;
-  if (!startsWithAt(buf, start, PREFIX)) return known && slowPath(buf, start, end, out);
+  if (buf !== lastBuf) {
+    lastBuf = buf;
+    lastView = new DataView(buf.buffer, buf.byteOffset, buf.length);
+  }
+  const bv = lastView;
+  if (
+    start + 8 > buf.length ||
+    bv.getInt32(start, true) !== PREFIX_W0 ||
+    bv.getInt32(start + 4, true) !== PREFIX_W1
+  )
+    return known && slowPath(buf, start, end, out);
   const s = start + PREFIX.length;
   // Unknown end: scan at most `guess` bytes (room for a header moved a little further).
   const lim = known ? end : Math.min(buf.length, s + Math.min(guess, SLAB_PIECE_MAX));
@@ -481,11 +500,6 @@ export function decodeJsonFileLineInto(
   }
   const sl = slab;
   const sv = slabView;
-  if (buf !== lastBuf) {
-    lastBuf = buf;
-    lastView = new DataView(buf.buffer, buf.byteOffset, buf.length);
-  }
-  const bv = lastView;
   const o0 = slabPos + reserve;
   let o = o0;
   let i = s;
@@ -575,9 +589,16 @@ export function decodeJsonFileLineInto(
     // The record ends with `"}` and the newline after the time (at most 40 bytes long).
     const ts = q + KEYS_BYTES;
     const tl = Math.min(buf.length - 2, ts + 40);
-    let t = ts;
-    while (t < tl && buf[t] !== Q && buf[t] !== 0x0a) t++;
-    if (t >= tl || buf[t] !== Q || buf[t + 1] !== 0x7d || buf[t + 2] !== 0x0a) return false;
+    // Where the last time string ended first: accepted only if followed by `"}` and the newline.
+    // A guess past the real end holds a quote or a newline inside the time, which the time
+    // parse (finishFast) refuses: the caller then finds the newline and decodes with the end.
+    let t = ts + lastTimeLen;
+    if (!(t < tl && buf[t] === Q && buf[t + 1] === 0x7d && buf[t + 2] === 0x0a)) {
+      t = ts;
+      while (t < tl && buf[t] !== Q && buf[t] !== 0x0a) t++;
+      if (t >= tl || buf[t] !== Q || buf[t + 1] !== 0x7d || buf[t + 2] !== 0x0a) return false;
+      lastTimeLen = t - ts;
+    }
     end = t + 2;
     if (end - s > SLAB_PIECE_MAX) return false;
   }

@@ -5,6 +5,8 @@ import { encodeLogsRequest } from '../../../src/exporters/otlp-logs-encode.js';
 import { toSdkLogRecords } from '../../../src/exporters/otlp-logs.js';
 import {
   decodeJsonFileLine,
+  decodeJsonFileLineInto,
+  decodedBytes,
   encodeJsonFileLine,
   parseTimeBytes,
 } from '../../../src/logs/jsonfile.js';
@@ -70,6 +72,58 @@ describe('json-file decoding', () => {
           }
         },
       ),
+    );
+  });
+
+  it('finds the end of a record itself only where it is right (times of any length, junk between)', () => {
+    // The tailer's runs decode with the end unknown: the decoder looks for the record's `"}` and
+    // newline where the last time string ended first. It must never take another place for the
+    // end: it either decides (the record's real end, the same fields as a decode with the end) or
+    // leaves the line to the caller (false).
+    const times = [
+      '2024-05-01T12:34:56.123456789Z',
+      '2024-05-01T12:34:56.1234567Z',
+      '2024-05-01T12:34:56Z',
+      '2024-05-01T12:34:56.123456789+01:00',
+      '2024-05-01T12:34:56.5-07:30',
+    ];
+    const piece = fc.oneof(
+      fc
+        .tuple(fc.constantFrom(...times), fc.string({ maxLength: 12 }), fc.boolean())
+        .map(([t, body, err]) => encodeJsonFileLine(`${body}\n`, err ? 'stderr' : 'stdout', t)),
+      // junk lines, among them short records right after a short time: the guess then lands
+      // on their `"}` and newline
+      fc.constantFrom(
+        '{"log":"abcd"}\n',
+        '{"log":"x"}\n',
+        '"}\n',
+        'not json\n',
+        '{"log":"a\\n"}\n',
+      ),
+    );
+    fc.assert(
+      fc.property(fc.array(piece, { minLength: 1, maxLength: 12 }), (pieces) => {
+        const buf = Buffer.from(pieces.join(''), 'utf8');
+        const d = decodedBytes();
+        const k = decodedBytes();
+        let s = 0;
+        while (s < buf.length) {
+          const nl = buf.indexOf(10, s);
+          if (decodeJsonFileLineInto(buf, s, -1, d, 40, 35)) {
+            expect(d.recordEnd).toBe(nl);
+            expect(decodeJsonFileLineInto(buf, s, nl, k)).toBe(true);
+            expect(d.src.subarray(d.start, d.end)).toEqual(k.src.subarray(k.start, k.end));
+            expect([d.stream, d.timeSec, d.timeNanos, d.complete]).toEqual([
+              k.stream,
+              k.timeSec,
+              k.timeNanos,
+              k.complete,
+            ]);
+          }
+          s = nl + 1;
+        }
+      }),
+      { numRuns: 400 },
     );
   });
 
