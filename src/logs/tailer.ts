@@ -84,7 +84,7 @@ export type TailerSink = Pick<RecordSink, 'waitForSpace' | 'push'> &
 // Read buffers are reused: records never keep views into them (the decoder copies bodies out,
 // densely, see jsonfile.ts), so one chunk in flight per reading tailer is all the read memory.
 const readPool: Buffer[] = [];
-const READ_POOL_MAX = 8;
+const READ_POOL_MAX = 4;
 const READ_POOL_MAX_BYTES = 1024 * 1024;
 
 function acquireReadBuffer(size: number): Buffer {
@@ -98,14 +98,23 @@ function releaseReadBuffer(buf: Buffer): void {
   if (readPool.length < READ_POOL_MAX && buf.length <= READ_POOL_MAX_BYTES) readPool.push(buf);
 }
 
-// At most READ_POOL_MAX tailers read (and consume) at once, the others wait their turn in order:
-// libuv runs four file reads at a time anyway, and a read buffer per tailer of a busy host (100
-// files: 25 MiB of 256 KiB buffers, most of them new each time) was garbage outside the heap.
+/**
+ * At most two tailers read (and consume) at once, the others wait their turn in order: one
+ * chunk is read while another is decoded, which is all the overlap a single decoding thread can
+ * use. A read buffer per tailer of a busy host (100 files: 25 MiB of 256 KiB buffers, most of
+ * them new each time) was garbage outside the heap; with eight turns (libuv's four file reads at
+ * a time) the chunks that finished reading were consumed back to back, and the export loop's own
+ * callbacks (the receiver's answer, each step of a checkpoint write) waited behind them: with 100
+ * files of the log benchmark eight turns took 1.37-1.63 CPU-s and 1.51-1.81 s per million lines,
+ * four 1.28-1.54 and 1.39-1.66, two 1.05-1.22 and 1.17-1.28, one 1.07-1.10 and 1.19-1.25 (no
+ * read overlapping the decoding); peak RSS over idle 70-88, 63-68, 50-57 and 40-43 MiB.
+ */
+export const READ_TURNS = 2;
 let readers = 0;
 const readQueue: (() => void)[] = [];
 
 function readTurn(): Promise<void> | undefined {
-  if (readers < READ_POOL_MAX) {
+  if (readers < READ_TURNS) {
     readers++;
     return undefined;
   }
