@@ -35,12 +35,7 @@ export interface ApiCursor {
   stderr?: StreamCursor;
 }
 
-interface FileShape {
-  version: 2;
-  files: Record<string, Checkpoint>;
-  api: Record<string, ApiCursor>;
-}
-
+/** The file: `{"version":2,"files":{key: Checkpoint},"api":{key: ApiCursor}}`. */
 export const CHECKPOINT_FILE = 'log-checkpoints.json';
 
 function isCheckpoint(v: unknown): v is Checkpoint {
@@ -120,6 +115,12 @@ export class CheckpointStore {
   readonly file: string;
   private readonly files = new Map<string, Checkpoint>();
   private readonly api = new Map<string, ApiCursor>();
+  /**
+   * Each file entry's JSON text (`"key":{...}`), kept while the entry is the same object: a
+   * batch moves the entries of a few sources, and the file is written after every batch (with
+   * 1,000 containers, 230 KB of JSON each time). Entries are replaced, never changed in place.
+   */
+  private readonly fileText = new Map<string, { cp: Checkpoint; text: string }>();
   /** True when no checkpoint file existed (the agent's first start with this state dir). */
   readonly firstStart: boolean;
   private dirty = false;
@@ -261,6 +262,7 @@ export class CheckpointStore {
 
   delete(key: string): void {
     if (this.files.delete(key)) this.dirty = true;
+    this.fileText.delete(key);
     if (this.api.delete(key)) this.dirty = true;
   }
 
@@ -294,11 +296,19 @@ export class CheckpointStore {
   }
 
   private async write(): Promise<void> {
-    const body: FileShape = {
-      version: 2,
-      files: Object.fromEntries(this.files),
-      api: Object.fromEntries(this.api),
-    };
+    // The file's layout (CHECKPOINT_FILE), as JSON.stringify of {version, files, api} writes it.
+    let files = '';
+    for (const [k, cp] of this.files) {
+      let t = this.fileText.get(k);
+      if (t === undefined || t.cp !== cp) {
+        t = { cp, text: `${JSON.stringify(k)}:${JSON.stringify(cp)}` };
+        this.fileText.set(k, t);
+      }
+      files += files === '' ? t.text : `,${t.text}`;
+    }
+    if (this.fileText.size > this.files.size)
+      for (const k of this.fileText.keys()) if (!this.files.has(k)) this.fileText.delete(k);
+    const text = `{"version":2,"files":{${files}},"api":${JSON.stringify(Object.fromEntries(this.api))}}`;
     const tmp = `${this.file}.tmp`;
     // The state dir may have been removed or replaced since the start (recovery from "not a
     // directory" needs no restart): made again when the temporary file cannot be created for
@@ -314,7 +324,7 @@ export class CheckpointStore {
     }
     try {
       try {
-        await fh.writeFile(JSON.stringify(body));
+        await fh.writeFile(text);
         if (this.fsync) await fh.sync();
       } finally {
         await fh.close();

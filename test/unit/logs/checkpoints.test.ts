@@ -24,6 +24,8 @@ import {
   type Checkpoint,
 } from '../../../src/logs/checkpoints.js';
 
+import fc from 'fast-check';
+
 const silent = pino({ level: 'silent' });
 const dirs: string[] = [];
 afterEach(() => {
@@ -137,6 +139,54 @@ describe('checkpoint store', () => {
     await off.flush();
     expect(calls).not.toHaveBeenCalled();
     expect(new CheckpointStore(path.join(dir, 'off'), silent).get('a')).toEqual(cp(1));
+  });
+
+  it('writes exactly the entries it holds, however they were set, replaced and deleted (property)', async () => {
+    // Each entry's JSON is kept between writes while the entry is the same object: the file must
+    // still be JSON.stringify of the whole state after any sequence of changes.
+    const op = fc.oneof(
+      fc.record({ k: fc.constantFrom('a', 'b', 'c', 'd"q', '__proto__'), off: fc.nat(1e6) }),
+      fc.record({ del: fc.constantFrom('a', 'b', 'c', 'd"q', '__proto__') }),
+      fc.record({ api: fc.constantFrom('a', 'e'), t: fc.nat(1e9) }),
+      fc.constant('flush' as const),
+    );
+    let round = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { maxLength: 25 }), async (ops) => {
+        const dir = path.join(tempDir(), `r${round++}`);
+        const s = new CheckpointStore(dir, silent, false);
+        const files = new Map<string, Checkpoint>();
+        const api = new Map<string, unknown>();
+        const check = async (): Promise<void> => {
+          await s.flush(true);
+          const want = JSON.stringify({
+            version: 2,
+            files: Object.fromEntries(files),
+            api: Object.fromEntries(api),
+          });
+          expect(readFileSync(path.join(dir, CHECKPOINT_FILE), 'utf8')).toBe(want);
+          const again = new CheckpointStore(dir, silent);
+          for (const [k, v] of files) expect(again.get(k)).toEqual(v);
+        };
+        for (const o of ops) {
+          if (o === 'flush') await check();
+          else if ('del' in o) {
+            s.delete(o.del);
+            files.delete(o.del);
+            api.delete(o.del);
+          } else if ('api' in o) {
+            const c = { stdout: { t: String(o.t), n: 0 }, stderr: { t: String(o.t), n: 1 } };
+            s.setApi(o.api, c);
+            api.set(o.api, c);
+          } else {
+            s.set(o.k, cp(o.off));
+            files.set(o.k, cp(o.off));
+          }
+        }
+        await check();
+      }),
+      { numRuns: 60 },
+    );
   });
 
   it('sets a corrupt file aside with a warning and starts empty', () => {
