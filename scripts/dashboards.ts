@@ -515,6 +515,24 @@ export const DASHBOARDS: DashboardSpec[] = [
               },
             ],
           },
+          {
+            title: 'Log export request and checkpoint write time (p90)',
+            type: 'timeseries',
+            unit: 's',
+            w: 24,
+            description:
+              'One batch is in flight at a time and its checkpoint is written before the next is sent: these two waits per batch bound the lines per second the agent can ship. A slow receiver shows in the request time, a slow state disk in the checkpoint write time.',
+            targets: [
+              {
+                expr: `histogram_quantile(0.9, sum by (le, instance) (rate(harbormaster_log_export_duration_seconds_bucket{${sel}}[$__rate_interval])))`,
+                legendFormat: 'export request {{instance}}',
+              },
+              {
+                expr: `histogram_quantile(0.9, sum by (le, instance) (rate(harbormaster_log_checkpoint_write_seconds_bucket{${sel}}[$__rate_interval])))`,
+                legendFormat: 'checkpoint write {{instance}}',
+              },
+            ],
+          },
         ],
       },
     ],

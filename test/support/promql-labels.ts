@@ -96,8 +96,17 @@ export function checkLabels(
   const problems: string[] = [];
   const unverified = new Set<string>();
   const tree = parser.parse(expr);
-  const has = (metric: string, label: string): boolean | undefined => {
+  // A histogram's series (`_bucket`, `_sum`, `_count`) are its family's (exportedFamilies folds them).
+  const family = (metric: string): string => {
+    if (families.has(metric) || SYNTHETIC.has(metric)) return metric;
+    for (const s of ['_bucket', '_sum', '_count'])
+      if (metric.endsWith(s) && families.has(metric.slice(0, -s.length)))
+        return metric.slice(0, -s.length);
+    return metric;
+  };
+  const has = (series: string, label: string): boolean | undefined => {
     if (TARGET_LABELS.has(label)) return true;
+    const metric = family(series);
     const f = families.get(metric) ?? SYNTHETIC.get(metric);
     if (!f) return false;
     if (f.samples === 0) {
@@ -123,7 +132,7 @@ export function checkLabels(
       const id = node.getChild('Identifier');
       const metric = id ? text(expr, id) : '';
       if (!metric) continue;
-      if (!families.has(metric) && !SYNTHETIC.has(metric)) {
+      if (!families.has(family(metric)) && !SYNTHETIC.has(metric)) {
         problems.push(`${where}: metric ${metric} is not exported`);
         continue;
       }

@@ -23,8 +23,10 @@ const readme = readFileSync(`${root}README.md`, 'utf8');
 /** Families and labels from the README's metrics reference table. */
 function referenceFamilies(): Map<string, ExportedFamily> {
   const out = new Map<string, ExportedFamily>();
-  for (const m of readme.matchAll(/^\| `([a-z_:]+)` \| [a-z]+ \| ([^|]*) \|/gm)) {
-    const labels = new Set([...(m[2] ?? '').matchAll(/`([^`]+)`/g)].map((l) => l[1] ?? ''));
+  for (const m of readme.matchAll(/^\| `([a-z_:]+)` \| ([a-z]+) \| ([^|]*) \|/gm)) {
+    const labels = new Set([...(m[3] ?? '').matchAll(/`([^`]+)`/g)].map((l) => l[1] ?? ''));
+    // a histogram's buckets carry `le`
+    if (m[2] === 'histogram') labels.add('le');
     out.set(m[1] ?? '', { labels, samples: 1 });
   }
   // The security posture table (only series for containers with that setting, so a live scrape
@@ -131,6 +133,20 @@ describe('labels used by rules and dashboards', () => {
     ).toEqual([]);
     expect(checkLabels('container_state{status="running"}', families, 'x').problems).toEqual([
       'x: container_state has no label "status"',
+    ]);
+    // a histogram's series are its family's: `le` is there, another label is not
+    const q = (by: string): string[] =>
+      checkLabels(
+        `histogram_quantile(0.9, sum by (${by}) (rate(harbormaster_log_export_duration_seconds_bucket[5m])))`,
+        families,
+        'h',
+      ).problems;
+    expect(q('le, instance')).toEqual([]);
+    expect(q('le, kind')).toEqual([
+      'h: by label "kind" is on none of harbormaster_log_export_duration_seconds_bucket',
+    ]);
+    expect(checkLabels('nope_bucket', families, 'n').problems).toEqual([
+      'n: metric nope_bucket is not exported',
     ]);
   });
 });
