@@ -4,6 +4,13 @@
 // and then persists the checkpoints the sources committed: one write (and fsync) per
 // acknowledged batch, whatever number of sources it touched.
 //
+// Batching: a batch is sent when it is full, or when its oldest record has waited
+// logs.batch_delay_seconds; but the rest of a backlog (a batch was taken and more was waiting
+// behind it) goes as soon as nothing has been queued for BURST_QUIET_MS: at the end of a burst
+// or catch-up nothing more is coming soon, and the last lines need not wait out the delay. That
+// costs at most one early, smaller request per full batch; a trickle of lines (no batch ever
+// full) is batched by the delay as before.
+//
 // Memory bound: queued bodies, bytes sources and stages hold outside the queue (partial lines,
 // multiline groups: hold()) and the batch in flight (until acknowledged) count against
 // queue_max_bytes; a full queue makes sources wait (waitForSpace), so unread data stays on disk.
@@ -61,6 +68,8 @@ export class BoundedQueue implements RecordSink {
   private spacePromise: Promise<void> | undefined;
   private dataWaiter: (() => void) | undefined;
   oldestAt = 0;
+  /** Entries pushed since the start (the export loop tells a burst's end by it standing still). */
+  pushes = 0;
 
   constructor(
     readonly maxBytes: number,
@@ -115,6 +124,7 @@ export class BoundedQueue implements RecordSink {
   }
 
   push(r: BatchItem): void {
+    this.pushes++;
     if (this.count === 0) this.oldestAt = Date.now();
     if (this.count === this.ring.length) this.grow();
     this.ring[(this.head + this.count) & (this.ring.length - 1)] = r;
@@ -128,9 +138,14 @@ export class BoundedQueue implements RecordSink {
     }
   }
 
+  /** A full batch is queued (batchRecords lines or batchBytes). */
+  get batchReady(): boolean {
+    return this.lines >= this.batchRecords || this.bytes >= this.batchBytes;
+  }
+
   /** Resolves when a full batch is queued, or after ms. */
   waitForBatch(ms: number, signal?: AbortSignal): Promise<void> {
-    if (this.lines >= this.batchRecords || this.bytes >= this.batchBytes) return Promise.resolve();
+    if (this.batchReady) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const t = setTimeout(() => {
         this.dataWaiter = undefined;
@@ -223,12 +238,20 @@ export interface PipelineOptions {
   hooks: PipelineHooks;
 }
 
+/**
+ * After a batch that left more queued behind it, the rest is sent once nothing has been pushed for
+ * this long (a chunk's lines are pushed about every millisecond or two while a source reads).
+ */
+export const BURST_QUIET_MS = 10;
+
 /** The export loop: one batch in flight; its checkpoint is persisted before the next is sent. */
 export class ExportLoop {
   private readonly controller = new AbortController();
   private loop: Promise<void> | undefined;
   private draining = false;
   private drainDeadline = 0;
+  /** The last batch taken left records queued behind it (a backlog or a burst being sent). */
+  private backlogged = false;
   lastError: string | undefined;
   lastSuccessAt = 0;
   consecutiveFailures = 0;
@@ -262,12 +285,10 @@ export class ExportLoop {
         await queue.waitForBatch(this.o.batchDelayMs, signal);
         continue;
       }
-      const age = Date.now() - queue.oldestAt;
-      if (!this.draining && age < this.o.batchDelayMs) {
-        await queue.waitForBatch(this.o.batchDelayMs - age, signal);
-      }
+      if (!this.draining) await this.waitToSend(signal);
       if (signal.aborted) return;
       const { records, bytes } = queue.take();
+      this.backlogged = queue.length > 0;
       if (records.length === 0) continue;
       const delivered = await this.send(records, signal);
       if (!delivered) return; // shutting down: not acknowledged, re-read after restart
@@ -282,6 +303,26 @@ export class ExportLoop {
       }
       queue.release(bytes);
       await this.flushCheckpoints();
+    }
+  }
+
+  /**
+   * Until a full batch is queued or the oldest record has waited the batch delay; after a batch
+   * that left more behind it, also until nothing has been pushed for BURST_QUIET_MS.
+   */
+  private async waitToSend(signal: AbortSignal): Promise<void> {
+    const { queue } = this.o;
+    let seen = queue.pushes;
+    for (;;) {
+      const left = this.o.batchDelayMs - (Date.now() - queue.oldestAt);
+      if (left <= 0 || signal.aborted) return;
+      if (!this.backlogged) {
+        await queue.waitForBatch(left, signal);
+        return;
+      }
+      await queue.waitForBatch(Math.min(left, BURST_QUIET_MS), signal);
+      if (queue.pushes === seen || queue.batchReady || queue.full()) return;
+      seen = queue.pushes;
     }
   }
 

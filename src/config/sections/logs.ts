@@ -83,7 +83,7 @@ export const logsSection = section({
     .describe('Most log body bytes in one export request.'),
   batch_delay_seconds: durationSeconds(
     0.2,
-    'Longest time a record waits for its batch to fill before it is sent.',
+    'Longest time a record waits for its batch to fill before it is sent. The rest of a backlog or burst (a full batch was just sent) goes as soon as nothing new has been queued for 10 ms.',
   ),
   queue_max_bytes: z
     .number()

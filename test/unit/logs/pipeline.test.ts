@@ -339,3 +339,79 @@ describe('export loop acknowledgement', () => {
     expect(receiver.logs()).toHaveLength(0);
   });
 });
+
+describe('export loop batching', () => {
+  // Records pushed straight into the queue, the real exporter and test receiver, checkpoints in a
+  // real store; the batch delay is long, so what arrives early was not sent by the delay.
+  async function loopWith(batchRecords: number, batchDelayMs: number) {
+    const receiver = await startOtlpReceiver();
+    cleanup.push(() => receiver.close());
+    const store = new CheckpointStore(
+      path.join(tempDir('hm-batching-'), 'state'),
+      pino({ level: 'silent' }),
+    );
+    const queue = new BoundedQueue(1 << 24, batchRecords, 1 << 22);
+    const exporter = new OtlpLogsExporter({
+      url: `${receiver.url}/v1/logs`,
+      protocol: 'http/protobuf',
+      headers: {},
+      compression: 'none',
+      timeoutMs: 5000,
+    });
+    const sizes: number[] = [];
+    const loop = new ExportLoop({
+      exporter,
+      checkpoints: store,
+      queue,
+      batchDelayMs,
+      retryInitialMs: 20,
+      retryMaxMs: 50,
+      hooks: {
+        exported: (b) => sizes.push(b.length),
+        exportFailure: () => {},
+        retry: () => {},
+        drop: () => {},
+        warn: () => {},
+      },
+    });
+    loop.start();
+    cleanup.push(async () => {
+      await loop.stop(100);
+      await exporter.shutdown();
+    });
+    const delivered = (): number => allLogRecords(receiver.logs()).length;
+    return { queue, sizes, delivered };
+  }
+
+  it('sends the rest of a burst once nothing more is queued, without waiting out the batch delay', async () => {
+    const l = await loopWith(100, 30_000);
+    for (let i = 0; i < 250; i++) l.queue.push(rec(`burst ${i}`));
+    // 100 + 100 + the last 50 well before the 30 s delay
+    await until(() => l.delivered() === 250, 'the whole burst delivered', 5000);
+    expect(l.sizes).toEqual([100, 100, 50]);
+  });
+
+  it('a trickle that never fills a batch is batched by the delay (no request per line)', async () => {
+    const l = await loopWith(1000, 250);
+    for (let i = 0; i < 60; i++) {
+      l.queue.push(rec(`trickle ${i}`));
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await until(() => l.delivered() === 60, 'the trickle delivered', 5000);
+    // 60 lines over about 0.6–0.7 s with a 0.25 s delay: a few requests, however the timers fall
+    expect(l.sizes.length).toBeLessThanOrEqual(6);
+  });
+
+  it('a stream faster than batches fill sends full batches, at most one early request per full one', async () => {
+    const l = await loopWith(100, 30_000);
+    // 20 lines every 2 ms for about a second: never quiet for long
+    for (let i = 0; i < 500; i++) {
+      for (let k = 0; k < 20; k++) l.queue.push(rec(`stream ${i}.${k}`));
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await until(() => l.delivered() === 10_000, 'the stream delivered', 10_000);
+    const full = l.sizes.filter((n) => n === 100).length;
+    expect(full).toBeGreaterThanOrEqual(50);
+    expect(l.sizes.length - full).toBeLessThanOrEqual(full);
+  });
+});
