@@ -1,9 +1,22 @@
 // Checkpoint store: per source, where everything before has been delivered: for a file tailer the
-// identity of the log file and an offset, for an Engine API reader its cursor. One JSON file,
-// replaced atomically (tmp, fsync, rename); sources set entries as their ack trackers commit, and
-// the export loop writes once per acknowledged batch (concurrent flushes coalesce).
-import { mkdirSync, readFileSync, renameSync } from 'node:fs';
-import { mkdir, open, rename, unlink } from 'node:fs/promises';
+// identity of the log file and an offset, for an Engine API reader its cursor. Sources set entries
+// as their ack trackers commit, and the export loop writes once per acknowledged batch
+// (concurrent flushes coalesce).
+//
+// Two copies, each rewritten in place (one write on a descriptor kept open, opened with O_DSYNC
+// when checkpoint_fsync is on: the write returns once the bytes are on disk). The export loop
+// sends its next batch after one such write; creating, syncing and renaming a new file took five
+// file-system steps and a journal commit of a new inode each time (README, Performance). Writes
+// alternate so that one copy is always whole: a write goes first to a copy whose partner holds a
+// whole state (log-checkpoints.json.next normally), and once that write is durable the same state
+// is copied into the other (log-checkpoints.json, the file people read) in the background, before
+// the next write starts. Each copy carries a sequence number and a checksum; at start the newest
+// whole copy wins, so a write cut short by a crash or power loss costs nothing that was
+// committed. A copy's text is padded with spaces to its file's size (JSON allows trailing
+// whitespace), so a shorter state leaves no stale bytes behind it.
+import { createHash } from 'node:crypto';
+import { constants, mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { mkdir, open, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../util/logger.js';
 
@@ -35,8 +48,73 @@ export interface ApiCursor {
   stderr?: StreamCursor;
 }
 
-/** The file: `{"version":2,"files":{key: Checkpoint},"api":{key: ApiCursor}}`. */
+/**
+ * The file: `{"version":2,"seq":N,"files":{key: Checkpoint},"api":{key: ApiCursor},"sum":"..."}`
+ * and trailing spaces (`seq` and `sum` are absent in files written before they were added).
+ */
 export const CHECKPOINT_FILE = 'log-checkpoints.json';
+/** The copy written first (see the top of this file). */
+export const CHECKPOINT_NEXT_FILE = `${CHECKPOINT_FILE}.next`;
+
+/** Checksum of a copy: over its JSON without the `sum` field. */
+function checksum(body: string): string {
+  return createHash('sha256').update(body).digest('hex').slice(0, 16);
+}
+
+const SUM_FIELD = ',"sum":"';
+
+/** One copy's text: the state with its sequence number and checksum. */
+export function copyText(seq: number, files: string, api: string): string {
+  const body = `{"version":2,"seq":${seq},"files":{${files}},"api":${api}}`;
+  return `${body.slice(0, -1)}${SUM_FIELD}${checksum(body)}"}`;
+}
+
+/** A copy as read at start: whole (parsed, with its sequence number), torn or unreadable. */
+type ReadCopy =
+  | { kind: 'absent' }
+  | { kind: 'unreadable'; err: unknown }
+  | { kind: 'corrupt'; err: unknown }
+  | { kind: 'whole'; parsed: unknown; seq: number };
+
+function readCopy(file: string): ReadCopy {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT'
+      ? { kind: 'absent' }
+      : { kind: 'unreadable', err };
+  }
+  try {
+    const parsed = JSON.parse(text) as { seq?: unknown; sum?: unknown } | null;
+    if (parsed === null || typeof parsed !== 'object') throw new Error('unexpected layout');
+    if (parsed.sum !== undefined) {
+      const t = text.trimEnd();
+      const at = t.lastIndexOf(SUM_FIELD);
+      if (at < 0 || checksum(`${t.slice(0, at)}}`) !== parsed.sum)
+        throw new Error('checksum mismatch (a write cut short)');
+    }
+    const seq = typeof parsed.seq === 'number' && Number.isSafeInteger(parsed.seq) ? parsed.seq : 0;
+    return { kind: 'whole', parsed, seq };
+  } catch (err) {
+    return { kind: 'corrupt', err };
+  }
+}
+
+/** One of the two copies: its path and, once opened, its descriptor and file size. */
+interface Copy {
+  readonly file: string;
+  fh?: FileHandle;
+  ino: number;
+  size: number;
+  /** When the descriptor was last checked against the path. */
+  checkedAt: number;
+  /** Holds the newest committed state, whole (read at start, or written since). */
+  whole: boolean;
+}
+
+/** How often a write checks that its copy's descriptor still names the file at its path. */
+const REOPEN_CHECK_MS = 1000;
 
 function isCheckpoint(v: unknown): v is Checkpoint {
   if (v === null || typeof v !== 'object') return false;
@@ -125,6 +203,14 @@ export class CheckpointStore {
   readonly firstStart: boolean;
   private dirty = false;
   private writing: Promise<void> | undefined;
+  /** The two copies: [log-checkpoints.json, log-checkpoints.json.next]. */
+  private readonly copies: [Copy, Copy];
+  /** Sequence number of the last state written (or read at start). */
+  private seq = 0;
+  /** The background write of the second copy (never rejects: a failure is recorded). */
+  private copying: Promise<void> | undefined;
+  /** The copy whose write failed last (the fault names it). */
+  private failedFile: string | undefined;
   private writes = 0;
   private failures = 0;
   private faultText: string | undefined;
@@ -141,42 +227,73 @@ export class CheckpointStore {
     private readonly fsync = true,
   ) {
     this.file = path.join(dir, CHECKPOINT_FILE);
-    let text: string | undefined;
-    let unreadable = false;
+    this.copies = [
+      { file: this.file, ino: 0, size: 0, checkedAt: 0, whole: false },
+      { file: path.join(dir, CHECKPOINT_NEXT_FILE), ino: 0, size: 0, checkedAt: 0, whole: false },
+    ];
+    let read: ReadCopy[] = [{ kind: 'absent' }, { kind: 'absent' }];
     try {
       mkdirSync(dir, { recursive: true });
-      text = readFileSync(this.file, 'utf8');
+      read = this.copies.map((c) => readCopy(c.file));
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? 'error';
-      if (code !== 'ENOENT') {
-        unreadable = true;
-        this.faultText = `the log checkpoint file ${this.file} cannot be read (${describeFsError(err)})`;
-        this.log.warn(
-          { err, file: this.file },
-          'The log state directory is not usable; log shipping goes on without checkpoints (lines may be sent again after a restart) until it is fixed.',
-        );
-      }
+      read = [{ kind: 'unreadable', err }, { kind: 'absent' }];
+    }
+    const unreadable = read.findIndex((r) => r.kind === 'unreadable');
+    if (unreadable >= 0) {
+      const r = read[unreadable] as { err: unknown };
+      const file = this.copies[unreadable]!.file;
+      this.faultText = `the log checkpoint file ${file} cannot be read (${describeFsError(r.err)})`;
+      this.log.warn(
+        { err: r.err, file },
+        'The log state directory is not usable; log shipping goes on without checkpoints (lines may be sent again after a restart) until it is fixed.',
+      );
     }
     // Unreadable state: not a first start (start_at does not skip anything).
-    this.firstStart = text === undefined && !unreadable;
-    if (text !== undefined) {
+    this.firstStart = read.every((r) => r.kind === 'absent');
+    // The newest whole copy wins; one whose entries do not check out counts as corrupt.
+    const order = [0, 1]
+      .filter((i) => read[i]!.kind === 'whole')
+      .sort((a, b) => (read[b] as { seq: number }).seq - (read[a] as { seq: number }).seq || a - b);
+    let loaded = -1;
+    for (const i of order) {
       try {
-        this.load(JSON.parse(text) as unknown);
+        this.load((read[i] as { parsed: unknown }).parsed);
+        loaded = i;
+        break;
       } catch (err) {
-        const aside = `${this.file}.corrupt-${Date.now()}`;
-        try {
-          renameSync(this.file, aside);
-          this.setAsideText = `the corrupt log checkpoint file ${this.file} was set aside as ${aside}; its logs are read again from their start`;
-        } catch (e) {
-          this.faultText = `the corrupt log checkpoint file ${this.file} cannot be set aside (${describeFsError(e)})`;
-        }
         this.files.clear();
         this.api.clear();
-        this.log.warn(
-          { err, file: this.file, movedTo: aside },
-          'The log checkpoint file is corrupt; it was set aside and log files are read again from their start.',
-        );
+        read[i] = { kind: 'corrupt', err };
       }
+    }
+    if (loaded >= 0) {
+      this.seq = (read[loaded] as { seq: number }).seq;
+      // Only a copy as new as the one read may be the one left alone by the next write.
+      for (const [i, r] of read.entries())
+        this.copies[i]!.whole = r.kind === 'whole' && r.seq === this.seq;
+      const torn = read.findIndex((r) => r.kind === 'corrupt');
+      if (torn >= 0)
+        this.log.info(
+          { file: this.copies[torn]!.file, used: this.copies[loaded]!.file },
+          'One copy of the log checkpoints was incomplete (a write cut short); the other, whole copy was used.',
+        );
+      return;
+    }
+    // No whole copy: the corrupt ones are set aside and logs are read again from their start.
+    for (const [i, r] of read.entries()) {
+      if (r.kind !== 'corrupt') continue;
+      const file = this.copies[i]!.file;
+      const aside = `${file}.corrupt-${Date.now()}`;
+      try {
+        renameSync(file, aside);
+        this.setAsideText ??= `the corrupt log checkpoint file ${file} was set aside as ${aside}; its logs are read again from their start`;
+      } catch (e) {
+        this.faultText ??= `the corrupt log checkpoint file ${file} cannot be set aside (${describeFsError(e)})`;
+      }
+      this.log.warn(
+        { err: r.err, file, movedTo: aside },
+        'The log checkpoint file is corrupt; it was set aside and log files are read again from their start.',
+      );
     }
   }
 
@@ -286,7 +403,7 @@ export class CheckpointStore {
       .catch((err: unknown) => {
         this.dirty = true; // try again with the next flush
         this.failures++;
-        this.faultText = `writing ${this.file} failed (${describeFsError(err)})`;
+        this.faultText = `writing ${this.failedFile ?? this.file} failed (${describeFsError(err)})`;
         throw err;
       })
       .finally(() => {
@@ -308,33 +425,115 @@ export class CheckpointStore {
     }
     if (this.fileText.size > this.files.size)
       for (const k of this.fileText.keys()) if (!this.files.has(k)) this.fileText.delete(k);
-    const text = `{"version":2,"files":{${files}},"api":${JSON.stringify(Object.fromEntries(this.api))}}`;
-    const tmp = `${this.file}.tmp`;
-    // The state dir may have been removed or replaced since the start (recovery from "not a
-    // directory" needs no restart): made again when the temporary file cannot be created for
-    // want of it (not before every write: one mkdir per acknowledged batch was 2 % of the CPU).
-    let fh;
+    const text = copyText(this.seq + 1, files, JSON.stringify(Object.fromEntries(this.api)));
+    // The copy of the last write first (its partner is whole again before this one is rewritten).
+    if (this.copying) await this.copying;
+    const [a, b] = this.copies;
+    // Rewrite a copy whose partner is whole: the next file normally; the checkpoint file when it
+    // is not whole (first start, a failed or cut-short write), the next file still holding the
+    // newest whole state.
+    const [first, second] = a.whole ? [b, a] : [a, b];
+    await this.writeCopy(first, text);
+    this.seq++;
+    this.writes++;
+    this.copying = this.writeCopy(second, text).catch((err: unknown) => {
+      // Counted and in fault; the next flush writes this copy first (and fails if it still cannot).
+      this.dirty = true;
+      this.failures++;
+      this.faultText = `writing ${second.file} failed (${describeFsError(err)})`;
+    });
+  }
+
+  /** Resolves once the last write's second copy is written too (the agent stopping). */
+  async settle(): Promise<void> {
+    while (this.writing) await this.writing.catch(() => undefined);
+    await this.copying;
+  }
+
+  /**
+   * Writes text into a copy in place, padded to the file's size; durable on return when fsync is
+   * on. The copy is not whole from the start of the write until it succeeds.
+   */
+  private async writeCopy(c: Copy, text: string): Promise<void> {
+    c.whole = false;
     try {
-      fh = await open(tmp, 'w', 0o600);
+      await this.writeCopyAt(c, text);
+    } catch (err) {
+      this.failedFile = c.file;
+      throw err;
+    }
+    c.whole = true;
+  }
+
+  private async writeCopyAt(c: Copy, text: string): Promise<void> {
+    await this.ensureOpen(c);
+    const n = Buffer.byteLength(text);
+    const len = Math.max(n + 1, c.size);
+    const buf = Buffer.allocUnsafe(len);
+    buf.write(text, 0, 'utf8');
+    buf.fill(0x20, n, len - 1);
+    buf[len - 1] = 0x0a;
+    let done = 0;
+    while (done < len) {
+      const { bytesWritten } = await c.fh!.write(buf, done, len - done, done);
+      if (bytesWritten === 0) throw new Error(`short write to ${c.file}`);
+      done += bytesWritten;
+    }
+    c.size = len;
+    // A state that shrank a lot (containers gone) leaves a file mostly of spaces: cut it to size.
+    if (len > 2 * n + 65536) {
+      await c.fh!.truncate(n + 1);
+      c.size = n + 1;
+    }
+  }
+
+  /**
+   * Opens a copy once and keeps it open; at most once a second checks that the descriptor still
+   * names the file at its path (the state dir removed or replaced: it is opened again there).
+   */
+  private async ensureOpen(c: Copy): Promise<void> {
+    if (c.fh && Date.now() - c.checkedAt >= REOPEN_CHECK_MS) {
+      c.checkedAt = Date.now();
+      const at = await stat(c.file).catch(() => undefined);
+      if (!at || at.ino !== c.ino) await this.closeCopy(c);
+    }
+    if (c.fh) return;
+    const flags = constants.O_WRONLY | constants.O_CREAT | (this.fsync ? constants.O_DSYNC : 0);
+    let fh: FileHandle;
+    // The state dir may have been removed or replaced since the start (recovery from "not a
+    // directory" needs no restart): made again when the file cannot be created for want of it
+    // (not before every write: one mkdir per acknowledged batch was 2 % of the CPU).
+    try {
+      fh = await open(c.file, flags, 0o600);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
       await mkdir(this.dir, { recursive: true });
-      fh = await open(tmp, 'w', 0o600);
+      fh = await open(c.file, flags, 0o600);
     }
     try {
-      try {
-        await fh.writeFile(text);
-        if (this.fsync) await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, this.file);
+      const st = await fh.stat();
+      if (!st.isFile())
+        throw Object.assign(new Error(`${c.file} is not a regular file`), { code: 'EISDIR' });
+      c.ino = st.ino;
+      c.size = st.size;
+      c.fh = fh;
+      c.checkedAt = Date.now();
     } catch (err) {
-      // A full disk: do not leave a partial temporary file taking the space that is left.
-      await unlink(tmp).catch(() => undefined);
+      await fh.close().catch(() => undefined);
       throw err;
     }
-    this.writes++;
+  }
+
+  private async closeCopy(c: Copy): Promise<void> {
+    const fh = c.fh;
+    c.fh = undefined;
+    await fh?.close().catch(() => undefined);
+  }
+
+  /** Closes the copies' descriptors (written again, they are opened again). */
+  async close(): Promise<void> {
+    await this.settle();
+    for (const c of this.copies) await this.closeCopy(c);
   }
 }

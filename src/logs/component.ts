@@ -693,6 +693,7 @@ export class LogsComponent implements Component {
     }
     const drainMs = Math.max(500, (this.o.shutdownTimeoutSeconds - 2) * 1000);
     await this.loop?.stop(drainMs);
+    await this.store?.close();
     await this.o.exporter.shutdown?.();
   }
 

@@ -230,7 +230,13 @@ export interface PipelineHooks {
 export interface PipelineOptions {
   exporter: LogExporter;
   /** Persists what the sources committed (the checkpoint store); called once per batch. */
-  checkpoints: { flush(): Promise<void>; readonly file?: string; readonly writeCount?: number };
+  checkpoints: {
+    flush(): Promise<void>;
+    /** Resolves once everything flushed is fully written (both copies: checkpoints.ts). */
+    settle?(): Promise<void>;
+    readonly file?: string;
+    readonly writeCount?: number;
+  };
   queue: BoundedQueue;
   batchDelayMs: number;
   retryInitialMs: number;
@@ -274,6 +280,7 @@ export class ExportLoop {
       this.controller.abort();
     }
     await this.flushCheckpoints();
+    await this.o.checkpoints.settle?.();
   }
 
   private async run(): Promise<void> {

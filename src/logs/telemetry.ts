@@ -156,7 +156,7 @@ export class LogTelemetry {
       }),
       checkpointSeconds: new Histogram({
         name: 'harbormaster_log_checkpoint_write_seconds',
-        help: 'Time to persist the log checkpoint file after a delivered batch (write, fsync, rename); the next batch is sent once it is written.',
+        help: 'Time to persist the log checkpoints after a delivered batch (one durable write in place, O_DSYNC); the next batch is sent once it is written.',
         buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2],
         registers,
       }),

@@ -108,6 +108,8 @@ export const logsSection = section({
   checkpoint_fsync: z
     .boolean()
     .default(true)
-    .describe('fsync the checkpoint file before renaming it into place (crash safety).'),
+    .describe(
+      'Write the checkpoint files durably (O_DSYNC: each write returns once the bytes are on disk; crash and power-loss safety).',
+    ),
   processing: processingSection,
 });

@@ -1,10 +1,14 @@
-// The checkpoint store on the real filesystem: atomic replacement, fsync on and off, coalesced
-// writes, a corrupt file set aside, version 1 files read, a read-only state dir that fails
-// writes without losing what is in memory and recovers once writable again.
-import { execFileSync } from 'node:child_process';
+// The checkpoint store on the real filesystem: two copies rewritten in place (O_DSYNC with fsync
+// on), the newest whole copy read at start whatever byte a write was cut at, a store killed
+// mid-write (SIGKILL) losing nothing it had committed, coalesced writes, a corrupt file set aside,
+// version 1 files read, a read-only state dir that fails writes without losing what is in memory
+// and recovers once writable again, a state dir replaced while running.
+import { execFileSync, spawn } from 'node:child_process';
 import {
   chmodSync,
+  constants,
   existsSync,
+  readlinkSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -13,13 +17,14 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   CHECKPOINT_FILE,
+  CHECKPOINT_NEXT_FILE,
   CheckpointStore,
   type Checkpoint,
 } from '../../../src/logs/checkpoints.js';
@@ -46,15 +51,37 @@ const cp = (offset: number): Checkpoint => ({
   offset,
 });
 
-async function fileHandleProto(dir: string): Promise<{ sync: () => Promise<void> }> {
-  const fh = await open(path.join(dir, 'probe'), 'w');
-  const proto = Object.getPrototypeOf(fh) as { sync: () => Promise<void> };
-  await fh.close();
-  return proto;
+/** The open flags of this process's descriptors on `file` (from /proc/self/fdinfo). */
+function openFlags(file: string): number[] {
+  const out: number[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      continue;
+    }
+    if (target !== file) continue;
+    const m = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+    if (m) out.push(parseInt(m[1]!, 8));
+  }
+  return out;
+}
+
+/** The state a copy holds: its JSON without the sequence number and checksum. */
+function stateOf(file: string): {
+  version: number;
+  files: Record<string, Checkpoint>;
+  api: object;
+} {
+  const o = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  delete o.seq;
+  delete o.sum;
+  return o as { version: number; files: Record<string, Checkpoint>; api: object };
 }
 
 describe('checkpoint store', () => {
-  it('replaces the file atomically (no temporary left), reads it back, and coalesces concurrent flushes', async () => {
+  it('writes two whole copies in place, reads them back, and coalesces concurrent flushes', async () => {
     const dir = tempDir();
     const s = new CheckpointStore(dir, silent);
     expect(s.firstStart).toBe(true);
@@ -62,16 +89,38 @@ describe('checkpoint store', () => {
     s.setApi('b', { stdout: { t: '1700000000000000000', n: 2 } });
     await Promise.all([s.flush(), s.flush(), s.flush()]);
     expect(s.writeCount).toBe(1);
-    expect(readdirSync(dir).sort()).toEqual([CHECKPOINT_FILE]);
-    // Unchanged entries are not written again.
-    s.set('a', cp(10));
+    await s.settle();
+    expect(readdirSync(dir).sort()).toEqual([CHECKPOINT_FILE, CHECKPOINT_NEXT_FILE]);
+    const want = {
+      version: 2,
+      files: { a: cp(10) },
+      api: { b: { stdout: { t: '1700000000000000000', n: 2 } } },
+    };
+    expect(stateOf(path.join(dir, CHECKPOINT_FILE))).toEqual(want);
+    expect(stateOf(path.join(dir, CHECKPOINT_NEXT_FILE))).toEqual(want);
+    // Rewritten in place: the same files (no new inode, no temporary file per write).
+    const inodes = readdirSync(dir).map((f) => statSync(path.join(dir, f)).ino);
+    s.set('a', cp(11));
     await s.flush();
-    expect(s.writeCount).toBe(1);
+    await s.settle();
+    expect(readdirSync(dir).map((f) => statSync(path.join(dir, f)).ino)).toEqual(inodes);
+    // Unchanged entries are not written again.
+    s.set('a', cp(11));
+    await s.flush();
+    expect(s.writeCount).toBe(2);
     const again = new CheckpointStore(dir, silent);
     expect(again.firstStart).toBe(false);
-    expect(again.get('a')).toEqual(cp(10));
+    expect(again.get('a')).toEqual(cp(11));
     expect(again.getApi('b')).toEqual({ stdout: { t: '1700000000000000000', n: 2 } });
     expect(again.keys().sort()).toEqual(['a', 'b']);
+    // A smaller state leaves no stale bytes: the rest of the file is spaces.
+    s.delete('b');
+    await s.flush();
+    await s.settle();
+    const text = readFileSync(path.join(dir, CHECKPOINT_FILE), 'utf8');
+    expect(JSON.parse(text)).toMatchObject({ files: { a: cp(11) }, api: {} });
+    expect(text.trimEnd()).not.toContain('1700000000000000000');
+    await s.close();
   });
 
   it('keeps a file birth time (it tells a file truncated in place from a reused inode), and a change of it is written', async () => {
@@ -87,58 +136,164 @@ describe('checkpoint store', () => {
     expect(new CheckpointStore(dir, silent).get('a')?.btime).toBe(born.btime + 1);
   });
 
-  it('writes a new file and renames it over the old one; a write that fails leaves the old one whole', async () => {
+  it('a write cut at any byte leaves the newest whole copy to read, never a mix of two states', async () => {
+    // What a crash or power loss mid-write leaves: the new state's first bytes over the old
+    // state's, at every cut. Offsets 1999 -> 2000 would mix into 2999 (past what was delivered)
+    // without the checksum.
     const dir = tempDir();
-    const file = path.join(dir, CHECKPOINT_FILE);
-    const s = new CheckpointStore(dir, silent);
-    s.set('a', cp(10));
+    const next = path.join(dir, CHECKPOINT_NEXT_FILE);
+    const main = path.join(dir, CHECKPOINT_FILE);
+    const s = new CheckpointStore(dir, silent, false);
+    s.set('a', { ...cp(1999), path: '/x/a' });
+    s.set('b', cp(1999));
     await s.flush();
-    const first = statSync(file).ino;
-    s.set('a', cp(20));
+    await s.settle();
+    const old = readFileSync(next);
+    s.set('a', { ...cp(2000), path: '/x/a' });
+    s.set('b', cp(2000));
     await s.flush();
-    // a new inode: the file was replaced, not rewritten in place (a crash mid-write of an
-    // in-place rewrite leaves a truncated file)
-    expect(statSync(file).ino).not.toBe(first);
-    const before = readFileSync(file, 'utf8');
-    // the temporary file cannot be written (a directory in its place)
-    mkdirSync(`${file}.tmp`);
-    s.set('a', cp(30));
-    await expect(s.flush()).rejects.toThrow(/EISDIR/);
-    expect(readFileSync(file, 'utf8')).toBe(before);
-    expect(new CheckpointStore(dir, silent).get('a')).toEqual(cp(20));
+    await s.settle();
+    const fresh = readFileSync(next);
+    expect(fresh.length).toBe(old.length);
+    for (const [torn, other] of [
+      [next, main],
+      [main, next],
+    ] as const) {
+      for (let at = 0; at <= fresh.length; at++) {
+        const d = tempDir();
+        writeFileSync(
+          path.join(d, path.basename(torn)),
+          Buffer.concat([fresh.subarray(0, at), old.subarray(at)]),
+        );
+        // the partner: the old state when the first copy was cut (the next file is written first),
+        // the new one when the second was
+        writeFileSync(path.join(d, path.basename(other)), torn === next ? old : fresh);
+        const got = new CheckpointStore(d, silent).get('b')?.offset;
+        // whole again when what the cut left of the old bytes is the same as the new ones
+        const whole =
+          Buffer.concat([fresh.subarray(0, at), old.subarray(at)])
+            .toString()
+            .trimEnd() === fresh.toString().trimEnd();
+        if (torn === next) expect(got, `next file cut at ${at}`).toBe(whole ? 2000 : 1999);
+        else expect(got, `checkpoint file cut at ${at}`).toBe(2000);
+        rmSync(d, { recursive: true });
+      }
+    }
+    await s.close();
   });
 
-  it('fsyncs the new file before the rename when checkpoint_fsync is on, and not when off', async () => {
+  it('after a cut-short copy, the next write rewrites that copy first and leaves the whole one alone', async () => {
     const dir = tempDir();
-    const proto = await fileHandleProto(dir);
-    const sync = vi.spyOn(proto, 'sync');
+    const main = path.join(dir, CHECKPOINT_FILE);
+    const next = path.join(dir, CHECKPOINT_NEXT_FILE);
+    const s = new CheckpointStore(dir, silent);
+    s.set('a', cp(1));
+    await s.flush();
+    s.set('a', cp(2));
+    await s.flush();
+    await s.close();
+    // the checkpoint file cut short: the next file (offset 2) is the only whole copy
+    writeFileSync(main, readFileSync(main).subarray(0, 20));
+    const r = new CheckpointStore(dir, silent);
+    expect(r.get('a')).toEqual(cp(2));
+    const before = readFileSync(next, 'utf8');
+    r.set('a', cp(3));
+    await r.flush();
+    // the write returned: the checkpoint file holds the new state, the next file is untouched
+    // until its copy runs (the whole copy is not rewritten while it is the only one)
+    expect(stateOf(main).files.a).toEqual(cp(3));
+    await r.settle();
+    expect(readFileSync(next, 'utf8')).not.toBe(before);
+    expect(stateOf(next).files.a).toEqual(cp(3));
+    await r.close();
+  });
+
+  it('a store killed (SIGKILL) while writing loses nothing it had committed', async () => {
+    // A child process writes checkpoints as fast as it can and prints each offset once its flush
+    // returned; killed at random moments, the offset read back is never below the last printed.
+    const dir = tempDir();
+    const script = path.join(dir, 'writer.mts');
+    const storeModule = new URL('../../../src/logs/checkpoints.ts', import.meta.url).pathname;
+    writeFileSync(
+      script,
+      `import { pino } from ${JSON.stringify(createRequire(import.meta.url).resolve('pino'))};
+import { CheckpointStore } from ${JSON.stringify(storeModule)};
+const s = new CheckpointStore(process.argv[2], pino({ level: 'silent' }));
+let off = s.get('a')?.offset ?? 0;
+for (;;) {
+  off += 1 + Math.floor(Math.random() * 5000);
+  s.set('a', { path: '/x/'.padEnd(1 + Math.floor(Math.random() * 9000), 'p'), dev: 1, ino: 2, fp: 'ab', fpLen: 2, offset: off });
+  await s.flush();
+  process.stdout.write(off + '\\n');
+}
+`,
+    );
+    const state = path.join(dir, 'state');
+    for (let round = 0; round < 12; round++) {
+      const child = spawn(process.execPath, ['--import', 'tsx', script, state], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      await new Promise<void>((resolve) => {
+        const poll = setInterval(() => {
+          if (out.split('\n').length < 3) return;
+          clearInterval(poll);
+          setTimeout(() => child.kill('SIGKILL'), Math.random() * 30);
+        }, 5);
+        child.on('exit', () => resolve());
+      });
+      const printed = out.trim().split('\n').map(Number);
+      expect(printed.length, 'flushes before the kill').toBeGreaterThanOrEqual(2);
+      const committed = printed[printed.length - 1]!;
+      const got = new CheckpointStore(state, silent).get('a')?.offset;
+      expect(got, `round ${round}`).toBeGreaterThanOrEqual(committed);
+    }
+  }, 60_000);
+
+  it('opens its copies with O_DSYNC when checkpoint_fsync is on (a write returns once on disk), without when off', async () => {
+    const dir = tempDir();
     const on = new CheckpointStore(path.join(dir, 'on'), silent, true);
     on.set('a', cp(1));
     await on.flush();
-    on.set('a', cp(2));
-    // at the moment of the sync the new content is in the temporary file and not yet renamed
-    // over the checkpoint file
-    const seen: Array<{ tmp: boolean; renamed: boolean }> = [];
-    const onFile = path.join(dir, 'on', CHECKPOINT_FILE);
-    sync.mockImplementation(() => {
-      seen.push({
-        tmp: existsSync(`${onFile}.tmp`),
-        renamed:
-          (JSON.parse(readFileSync(onFile, 'utf8')) as { files: Record<string, Checkpoint> }).files
-            .a?.offset === 2,
-      });
-      return Promise.resolve();
-    });
-    await on.flush();
-    expect(seen).toEqual([{ tmp: true, renamed: false }]);
-    sync.mockRestore();
-    expect(new CheckpointStore(path.join(dir, 'on'), silent).get('a')).toEqual(cp(2));
-    const calls = vi.spyOn(proto, 'sync');
+    await on.settle();
+    for (const f of [CHECKPOINT_FILE, CHECKPOINT_NEXT_FILE]) {
+      const flags = openFlags(path.join(dir, 'on', f));
+      expect(flags).toHaveLength(1);
+      expect(flags[0]! & constants.O_DSYNC).toBe(constants.O_DSYNC);
+    }
+    await on.close();
+    expect(openFlags(path.join(dir, 'on', CHECKPOINT_FILE))).toHaveLength(0);
     const off = new CheckpointStore(path.join(dir, 'off'), silent, false);
     off.set('a', cp(1));
     await off.flush();
-    expect(calls).not.toHaveBeenCalled();
+    await off.settle();
+    const flags = openFlags(path.join(dir, 'off', CHECKPOINT_FILE));
+    expect(flags).toHaveLength(1);
+    expect(flags[0]! & constants.O_DSYNC).toBe(0);
+    await off.close();
     expect(new CheckpointStore(path.join(dir, 'off'), silent).get('a')).toEqual(cp(1));
+  });
+
+  it('a state dir removed and made again while running: writes reach the new directory', async () => {
+    const dir = tempDir();
+    const state = path.join(dir, 'state');
+    const s = new CheckpointStore(state, silent, false);
+    s.set('a', cp(1));
+    await s.flush();
+    await s.settle();
+    rmSync(state, { recursive: true });
+    mkdirSync(state);
+    // the descriptors are checked against their paths at most once a second
+    await new Promise((r) => setTimeout(r, 1100));
+    s.set('a', cp(2));
+    await s.flush();
+    s.set('a', cp(3));
+    await s.flush();
+    await s.settle();
+    expect(stateOf(path.join(state, CHECKPOINT_FILE)).files.a).toEqual(cp(3));
+    expect(new CheckpointStore(state, silent).get('a')).toEqual(cp(3));
+    await s.close();
   });
 
   it('writes exactly the entries it holds, however they were set, replaced and deleted (property)', async () => {
@@ -159,12 +314,14 @@ describe('checkpoint store', () => {
         const api = new Map<string, unknown>();
         const check = async (): Promise<void> => {
           await s.flush(true);
+          await s.settle();
           const want = JSON.stringify({
             version: 2,
             files: Object.fromEntries(files),
             api: Object.fromEntries(api),
           });
-          expect(readFileSync(path.join(dir, CHECKPOINT_FILE), 'utf8')).toBe(want);
+          for (const f of [CHECKPOINT_FILE, CHECKPOINT_NEXT_FILE])
+            expect(JSON.stringify(stateOf(path.join(dir, f)))).toBe(want);
           const again = new CheckpointStore(dir, silent);
           for (const [k, v] of files) expect(again.get(k)).toEqual(v);
         };
