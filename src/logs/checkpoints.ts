@@ -15,7 +15,7 @@
 // committed. A copy's text is padded with spaces to its file's size (JSON allows trailing
 // whitespace), so a shorter state leaves no stale bytes behind it.
 import { createHash } from 'node:crypto';
-import { constants, mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { constants, mkdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { mkdir, open, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../util/logger.js';
@@ -74,7 +74,7 @@ type ReadCopy =
   | { kind: 'absent' }
   | { kind: 'unreadable'; err: unknown }
   | { kind: 'corrupt'; err: unknown }
-  | { kind: 'whole'; parsed: unknown; seq: number };
+  | { kind: 'whole'; parsed: unknown; seq: number; legacy: boolean; mtimeMs: number };
 
 function readCopy(file: string): ReadCopy {
   let text: string;
@@ -94,8 +94,9 @@ function readCopy(file: string): ReadCopy {
       if (at < 0 || checksum(`${t.slice(0, at)}}`) !== parsed.sum)
         throw new Error('checksum mismatch (a write cut short)');
     }
-    const seq = typeof parsed.seq === 'number' && Number.isSafeInteger(parsed.seq) ? parsed.seq : 0;
-    return { kind: 'whole', parsed, seq };
+    const legacy = !(typeof parsed.seq === 'number' && Number.isSafeInteger(parsed.seq));
+    const seq = legacy ? 0 : (parsed.seq as number);
+    return { kind: 'whole', parsed, seq, legacy, mtimeMs: statSync(file).mtimeMs };
   } catch (err) {
     return { kind: 'corrupt', err };
   }
@@ -251,9 +252,18 @@ export class CheckpointStore {
     // Unreadable state: not a first start (start_at does not skip anything).
     this.firstStart = read.every((r) => r.kind === 'absent');
     // The newest whole copy wins; one whose entries do not check out counts as corrupt.
+    // A copy without a sequence number was written by an earlier version (by rename): after a
+    // downgrade and an upgrade it is newer than a stale next file, which its mtime tells.
+    type Whole = Extract<ReadCopy, { kind: 'whole' }>;
+    const newer = (x: Whole, y: Whole): number =>
+      x.legacy !== y.legacy
+        ? (x.legacy ? x.mtimeMs >= y.mtimeMs : y.mtimeMs < x.mtimeMs)
+          ? -1
+          : 1
+        : y.seq - x.seq;
     const order = [0, 1]
       .filter((i) => read[i]!.kind === 'whole')
-      .sort((a, b) => (read[b] as { seq: number }).seq - (read[a] as { seq: number }).seq || a - b);
+      .sort((a, b) => newer(read[a] as Whole, read[b] as Whole) || a - b);
     let loaded = -1;
     for (const i of order) {
       try {

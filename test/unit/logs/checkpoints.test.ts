@@ -15,6 +15,7 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -382,6 +383,27 @@ for (;;) {
     expect(s.get('a')).toEqual(cp(5));
     expect(s.get('b')).toBeUndefined();
     expect(s.getApi('b')).toEqual({ stderr: { t: '12', n: 1 } });
+  });
+
+  it('a file written by an earlier version (no sequence number) after a newer next file wins when it is newer', async () => {
+    // A downgrade writes log-checkpoints.json by rename and leaves the next file stale; after the
+    // upgrade the checkpoint file's entries are the ones to use.
+    const dir = tempDir();
+    const s = new CheckpointStore(dir, silent, false);
+    s.set('a', cp(10));
+    await s.flush();
+    s.set('a', cp(20));
+    await s.flush();
+    await s.close();
+    const main = path.join(dir, CHECKPOINT_FILE);
+    writeFileSync(main, JSON.stringify({ version: 2, files: { a: cp(90) }, api: {} }));
+    const next = path.join(dir, CHECKPOINT_NEXT_FILE);
+    const past = new Date(Date.now() - 60_000);
+    utimesSync(next, past, past);
+    expect(new CheckpointStore(dir, silent).get('a')).toEqual(cp(90));
+    // the other way round (the earlier version's file older than the next file): the next file
+    utimesSync(main, new Date(Date.now() - 120_000), new Date(Date.now() - 120_000));
+    expect(new CheckpointStore(dir, silent).get('a')).toEqual(cp(20));
   });
 
   it('a read-only state dir fails the write (the caller warns), keeps the entries, and recovers when writable', async () => {
