@@ -14,7 +14,6 @@
 // whole copy wins, so a write cut short by a crash or power loss costs nothing that was
 // committed. A copy's text is padded with spaces to its file's size (JSON allows trailing
 // whitespace), so a shorter state leaves no stale bytes behind it.
-import { createHash } from 'node:crypto';
 import { constants, mkdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { mkdir, open, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -56,9 +55,15 @@ export const CHECKPOINT_FILE = 'log-checkpoints.json';
 /** The copy written first (see the top of this file). */
 export const CHECKPOINT_NEXT_FILE = `${CHECKPOINT_FILE}.next`;
 
-/** Checksum of a copy: over its JSON without the `sum` field. */
+/**
+ * Checksum of a copy: FNV-1a (32 bits) over its JSON without the `sum` field. It tells a copy cut
+ * short (the new state's first bytes over the old one's) from a whole one; a cryptographic hash
+ * cost 1.5 % of the log path's CPU here (createHash per write).
+ */
 function checksum(body: string): string {
-  return createHash('sha256').update(body).digest('hex').slice(0, 16);
+  let h = 0x811c9dc5;
+  for (let i = 0; i < body.length; i++) h = Math.imul(h ^ body.charCodeAt(i), 0x01000193);
+  return (h >>> 0).toString(16).padStart(8, '0');
 }
 
 const SUM_FIELD = ',"sum":"';
