@@ -14,8 +14,20 @@
 // whole copy wins, so a write cut short by a crash or power loss costs nothing that was
 // committed. A copy's text is padded with spaces to its file's size (JSON allows trailing
 // whitespace), so a shorter state leaves no stale bytes behind it.
-import { constants, mkdirSync, readFileSync, renameSync, statSync } from 'node:fs';
-import { mkdir, open, stat, type FileHandle } from 'node:fs/promises';
+import {
+  close,
+  constants,
+  fstat,
+  ftruncate,
+  mkdirSync,
+  open,
+  readFileSync,
+  renameSync,
+  statSync,
+  write,
+  type Stats,
+} from 'node:fs';
+import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../util/logger.js';
 
@@ -107,10 +119,22 @@ function readCopy(file: string): ReadCopy {
   }
 }
 
+// Plain descriptors, not FileHandle objects: a FileHandle left to the garbage collector (a store
+// dropped without close(), as tests do) is an uncaught error from Node.js 26 on.
+const openFd = (file: string, flags: number): Promise<number> =>
+  new Promise((res, rej) => open(file, flags, 0o600, (e, fd) => (e ? rej(e) : res(fd))));
+const fstatFd = (fd: number): Promise<Stats> =>
+  new Promise((res, rej) => fstat(fd, (e, st) => (e ? rej(e) : res(st))));
+const writeFd = (fd: number, b: Buffer, off: number, len: number, pos: number): Promise<number> =>
+  new Promise((res, rej) => write(fd, b, off, len, pos, (e, n) => (e ? rej(e) : res(n))));
+const truncateFd = (fd: number, len: number): Promise<void> =>
+  new Promise((res, rej) => ftruncate(fd, len, (e) => (e ? rej(e) : res())));
+const closeFd = (fd: number): Promise<void> => new Promise((res) => close(fd, () => res()));
+
 /** One of the two copies: its path and, once opened, its descriptor and file size. */
 interface Copy {
   readonly file: string;
-  fh?: FileHandle;
+  fd?: number;
   ino: number;
   size: number;
   /** When the descriptor was last checked against the path. */
@@ -490,14 +514,14 @@ export class CheckpointStore {
     buf[len - 1] = 0x0a;
     let done = 0;
     while (done < len) {
-      const { bytesWritten } = await c.fh!.write(buf, done, len - done, done);
+      const bytesWritten = await writeFd(c.fd!, buf, done, len - done, done);
       if (bytesWritten === 0) throw new Error(`short write to ${c.file}`);
       done += bytesWritten;
     }
     c.size = len;
     // A state that shrank a lot (containers gone) leaves a file mostly of spaces: cut it to size.
     if (len > 2 * n + 65536) {
-      await c.fh!.truncate(n + 1);
+      await truncateFd(c.fd!, n + 1);
       c.size = n + 1;
     }
   }
@@ -507,43 +531,43 @@ export class CheckpointStore {
    * names the file at its path (the state dir removed or replaced: it is opened again there).
    */
   private async ensureOpen(c: Copy): Promise<void> {
-    if (c.fh && Date.now() - c.checkedAt >= REOPEN_CHECK_MS) {
+    if (c.fd !== undefined && Date.now() - c.checkedAt >= REOPEN_CHECK_MS) {
       c.checkedAt = Date.now();
       const at = await stat(c.file).catch(() => undefined);
       if (!at || at.ino !== c.ino) await this.closeCopy(c);
     }
-    if (c.fh) return;
+    if (c.fd !== undefined) return;
     const flags = constants.O_WRONLY | constants.O_CREAT | (this.fsync ? constants.O_DSYNC : 0);
-    let fh: FileHandle;
+    let fd: number;
     // The state dir may have been removed or replaced since the start (recovery from "not a
     // directory" needs no restart): made again when the file cannot be created for want of it
     // (not before every write: one mkdir per acknowledged batch was 2 % of the CPU).
     try {
-      fh = await open(c.file, flags, 0o600);
+      fd = await openFd(c.file, flags);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
       await mkdir(this.dir, { recursive: true });
-      fh = await open(c.file, flags, 0o600);
+      fd = await openFd(c.file, flags);
     }
     try {
-      const st = await fh.stat();
+      const st = await fstatFd(fd);
       if (!st.isFile())
         throw Object.assign(new Error(`${c.file} is not a regular file`), { code: 'EISDIR' });
       c.ino = st.ino;
       c.size = st.size;
-      c.fh = fh;
+      c.fd = fd;
       c.checkedAt = Date.now();
     } catch (err) {
-      await fh.close().catch(() => undefined);
+      await closeFd(fd);
       throw err;
     }
   }
 
   private async closeCopy(c: Copy): Promise<void> {
-    const fh = c.fh;
-    c.fh = undefined;
-    await fh?.close().catch(() => undefined);
+    const fd = c.fd;
+    c.fd = undefined;
+    if (fd !== undefined) await closeFd(fd);
   }
 
   /** Closes the copies' descriptors (written again, they are opened again). */
