@@ -15,8 +15,35 @@ const TWO32 = 4294967296;
 /** The 32-bit halves nanosHiLoInto writes (one object, no allocation per call). */
 export const hiLo = { lo: 0, hi: 0 };
 
+/** The halves of the last second seen, times 1e9 (lines come many to a second). */
+let lastSec = -1;
+let secLo = 0;
+let secHi = 0;
+
 /** Splits sec*1e9+nanos (up to 2^64) into 32-bit halves without losing precision (into hiLo). */
 export function nanosHiLoInto(sec: number, nanos: number): void {
+  if (sec !== lastSec) {
+    splitInto(sec, 0);
+    lastSec = sec;
+    secLo = hiLo.lo;
+    secHi = hiLo.hi;
+  }
+  if (nanos >= 0 && nanos < 1e9 && Number.isInteger(nanos)) {
+    // the second's halves plus the nanoseconds (< 2^30): one carry at most
+    const lo = secLo + nanos;
+    if (lo >= TWO32) {
+      hiLo.lo = lo - TWO32;
+      hiLo.hi = secHi + 1;
+    } else {
+      hiLo.lo = lo;
+      hiLo.hi = secHi;
+    }
+    return;
+  }
+  splitInto(sec, nanos);
+}
+
+function splitInto(sec: number, nanos: number): void {
   const sh = Math.floor(sec / 65536);
   const sl = sec - sh * 65536;
   const a = sh * 1e9; // < 2^46, exact; contributes a * 2^16
