@@ -47,6 +47,16 @@ export interface DecodedBytes {
   framed: boolean;
   /** Where the record ends (its newline), as decodeJsonFileLineInto found or was given it. */
   recordEnd: number;
+  /**
+   * Set by the caller: a pair table (ByteLiterals.pairsLE in src/logs/processing/redact.ts) to
+   * look the body's byte pairs up in while it is copied.
+   */
+  pairs: Uint16Array | undefined;
+  /**
+   * The OR of pairs' entries for every pair at an even offset of the body (0: none of its
+   * literals is in the body); -1 when not looked up (no table, or a path other than the copy loop).
+   */
+  pairHits: number;
 }
 
 /** A result object for decodeJsonFileLineInto. */
@@ -62,6 +72,8 @@ export function decodedBytes(): DecodedBytes {
     attrs: undefined,
     framed: false,
     recordEnd: 0,
+    pairs: undefined,
+    pairHits: -1,
   };
 }
 
@@ -260,6 +272,7 @@ function fill(
   out.timeSec = tmpTime.sec;
   out.timeNanos = tmpTime.nanos;
   out.attrs = attrs;
+  out.pairHits = -1;
 }
 
 function slowPath(buf: Buffer, start: number, end: number, out: DecodedBytes): boolean {
@@ -530,6 +543,11 @@ export function decodeJsonFileLineInto(
   let nl = false;
   let escapes = 0;
   let ctl = false;
+  // Redaction literals (out.pairs): every byte pair at an even offset of the body written is
+  // looked up; pv holds the first byte of a pair whose second is not written yet.
+  const pt = out.pairs;
+  let lit = 0;
+  let pv = 0;
   while (i < lim) {
     // Four bytes at a time while none is a quote, a backslash or a control character (bit tricks
     // on a 32-bit word: "has a zero byte" of w ^ 0x22…, w ^ 0x5c…, "has a byte < 0x20" of w; each
@@ -544,6 +562,13 @@ export function decodeJsonFileLineInto(
       )
         break;
       sv.setInt32(o, w, true);
+      if (pt !== undefined) {
+        if (((o - o0) & 1) === 0) lit |= pt[w & 0xffff]! | pt[w >>> 16]!;
+        else {
+          lit |= pt[pv | ((w & 0xff) << 8)]! | pt[(w >>> 8) & 0xffff]!;
+          pv = w >>> 24;
+        }
+      }
       hi |= w;
       o += 4;
       i += 4;
@@ -586,6 +611,10 @@ export function decodeJsonFileLineInto(
           // \uXXXX (surrogates…) or invalid: JSON.parse decides
           return known && slowPath(buf, start, end, out);
       }
+      if (pt !== undefined) {
+        if (((o - o0) & 1) === 0) pv = v;
+        else lit |= pt[pv | (v << 8)]!;
+      }
       sl[o++] = v;
       nl = v === 0x0a;
       escapes++;
@@ -597,6 +626,10 @@ export function decodeJsonFileLineInto(
       // A raw newline ends the line: with its end unknown, the caller cuts the line there.
       if (!known && c === 0x0a) return false;
       ctl = true;
+    }
+    if (pt !== undefined) {
+      if (((o - o0) & 1) === 0) pv = c;
+      else lit |= pt[pv | (c << 8)]!;
     }
     sl[o++] = c;
     nl = false;
@@ -631,6 +664,7 @@ export function decodeJsonFileLineInto(
   if (!finishFast(buf, end, q, out, sl, o0, o0 + n, nl, bv, reserve > 0))
     return known && slowPath(buf, start, end, out);
   out.recordEnd = end;
+  if (pt !== undefined) out.pairHits = lit;
   // Without room asked for, the body is a record's: this slab is never reused.
   if (reserve === 0) slabTainted = true;
   slabPos = o0 + n + after;

@@ -72,8 +72,16 @@ export const RUN_OVERHEAD = 200;
 export interface ByteChecks {
   /** No stage of its settings needs to see every record. */
   readonly byteChecking: boolean;
-  /** No stage would change or drop this body. */
-  passesBytes(b: Buffer, start: number, end: number): boolean;
+  /** No stage would change or drop this body (pairs, pairHits: see RunSink.passes). */
+  passesBytes(
+    b: Buffer,
+    start: number,
+    end: number,
+    pairs?: Uint16Array,
+    pairHits?: number,
+  ): boolean;
+  /** The pair table of the redaction literals (RunSink.literalPairs). */
+  readonly literalPairs?: Uint16Array;
 }
 
 /**
@@ -91,10 +99,11 @@ export function processorRunSink(o: {
 }): RunSink {
   return {
     active: () => o.processor().byteChecking,
-    passes: (b, start, end) => {
+    passes: (b, start, end, pairs, pairHits) => {
       const p = o.processor();
-      return p.byteChecking && p.passesBytes(b, start, end);
+      return p.byteChecking && p.passesBytes(b, start, end, pairs, pairHits);
     },
+    literalPairs: () => o.processor().literalPairs,
     push: o.push,
     maxLines: o.batchRecords,
     maxBytes: Math.max(1, o.batchBytes - RUN_OVERHEAD - resourceAllowance(o.resource)),
@@ -123,8 +132,15 @@ export interface RunSink {
    * processing stage must see every record (multiline, filters, rate limit). Absent: always.
    */
   active?(): boolean;
-  /** True when no processing stage would change or drop this body (bytes of a whole line). */
-  passes(src: Buffer, start: number, end: number): boolean;
+  /**
+   * True when no processing stage would change or drop this body (bytes of a whole line).
+   * pairs, pairHits: the decoder looked every byte pair at an even offset of the body up in pairs
+   * (literalPairs() when the chunk started) and ORed the entries (src/logs/jsonfile.ts): 0 means
+   * no redaction literal can be in it; -1 or other pairs: not looked up.
+   */
+  passes(src: Buffer, start: number, end: number, pairs?: Uint16Array, pairHits?: number): boolean;
+  /** The redaction literals' pair table the decoder may use (asked once per read chunk). */
+  literalPairs?(): Uint16Array | undefined;
   push(run: LineRun): void;
   /** A run holds at most this many lines and bytes (the batch limits: a run is never split). */
   readonly maxLines: number;

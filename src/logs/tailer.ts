@@ -1258,6 +1258,8 @@ export class Tailer {
     // every record): otherwise no room around bodies, no copies out of the slab.
     const rs = this.opts.sink.runs;
     this.runs = rs !== undefined && (rs.active?.() ?? true) ? rs : undefined;
+    // The redaction literals' pairs are looked up while bodies are copied (run lines only).
+    this.decoded.pairs = this.runs?.literalPairs?.();
     if (this.runs !== undefined) {
       const o = observedHalves(this.observedMs);
       this.obsLo = o.lo;
@@ -1369,7 +1371,7 @@ export class Tailer {
       !anyPending &&
       d.attrs === undefined &&
       d.end - d.start <= this.opts.maxLineBytes &&
-      runs.passes(d.src, d.start, d.end)
+      runs.passes(d.src, d.start, d.end, d.pairs, d.pairHits)
     ) {
       this.toRun(cur, reserve, endOffset, runs);
       return;

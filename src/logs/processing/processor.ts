@@ -327,11 +327,19 @@ export class ContainerProcessor {
     return this.byteChecks;
   }
 
-  /** A body without attributes that no stage would change or drop (checked as bytes). */
-  passesBytes(b: Buffer, start: number, end: number): boolean {
+  /**
+   * A body without attributes that no stage would change or drop (checked as bytes). pairs and
+   * pairHits: the decoder's look-up of the body's pairs (Redactor.mayMatchBytes).
+   */
+  passesBytes(b: Buffer, start: number, end: number, pairs?: Uint16Array, pairHits = -1): boolean {
     const s = this.settings;
     if (s.parser === 'auto' && autoMayParse(b, start, end)) return false;
-    return !s.redactor.mayMatchBytes(b, start, end);
+    return !s.redactor.mayMatchBytes(b, start, end, pairs, pairHits);
+  }
+
+  /** The redaction literals' pair table for the decoder (undefined: nothing to look up). */
+  get literalPairs(): Uint16Array | undefined {
+    return this.settings.redactor.literalPairs;
   }
 
   /** Bytes held by multiline grouping. */

@@ -102,11 +102,18 @@ function checkLiteral(l: string): void {
  */
 export class ByteLiterals {
   private static readonly tables = new Map<string, Uint16Array>();
+  private static readonly tablesLE = new Map<Uint16Array, Uint16Array>();
   /** Lower-case literals; their bytes are compared as (byte | mask) === literal byte. */
   private readonly lits: Uint8Array[];
   /** Per literal: 0x20 at letters (either case matches), 0 elsewhere (exact). */
   private readonly masks: Uint8Array[];
   private readonly pairs: Uint16Array;
+  /**
+   * The same table indexed by a pair as the low half of a little-endian word (first byte low):
+   * the json-file decoder looks the pairs of the body it writes up in it (pairHits in
+   * src/logs/jsonfile.ts), so that a line with no pair of any literal needs no scan here.
+   */
+  readonly pairsLE: Uint16Array;
   /** The last buffer scanned and a DataView of it (bodies come many to a slab). */
   private lastBuf: Uint8Array | undefined;
   private lastView: DataView | undefined;
@@ -135,6 +142,13 @@ export class ByteLiterals {
       ByteLiterals.tables.set(key, t);
     }
     this.pairs = t;
+    let le = ByteLiterals.tablesLE.get(t);
+    if (!le) {
+      le = new Uint16Array(65536);
+      for (let x = 0; x < 65536; x++) le[((x & 0xff) << 8) | (x >>> 8)] = t[x]!;
+      ByteLiterals.tablesLE.set(t, le);
+    }
+    this.pairsLE = le;
   }
 
   /** True when b[start, end) contains one of the literals (ignoring ASCII case). */
@@ -222,9 +236,24 @@ export class Redactor {
    * attributes can then be passed on as bytes); true when one might, or when a pattern has no
    * byte check.
    */
-  mayMatchBytes(b: Buffer, start = 0, end = b.length): boolean {
+  mayMatchBytes(
+    b: Buffer,
+    start = 0,
+    end = b.length,
+    /** The decoder's look-up of every pair at an even offset of the range in `pairs`. */
+    pairs?: Uint16Array,
+    pairHits = -1,
+  ): boolean {
     if (this.o.patterns.length === 0) return false;
-    return this.anyLiteral === undefined || this.anyLiteral.test(b, start, end);
+    if (this.anyLiteral === undefined) return true;
+    // No pair of any literal at an even offset: no literal (see ByteLiterals), no scan.
+    if (pairHits === 0 && pairs === this.anyLiteral.pairsLE) return false;
+    return this.anyLiteral.test(b, start, end);
+  }
+
+  /** The pair table a decoder may look a body's pairs up in (mayMatchBytes), if any. */
+  get literalPairs(): Uint16Array | undefined {
+    return this.o.patterns.length === 0 ? undefined : this.anyLiteral?.pairsLE;
   }
 
   /** The string with every match masked, and how many matches there were. */

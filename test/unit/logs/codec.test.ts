@@ -11,6 +11,7 @@ import {
   parseTimeBytes,
 } from '../../../src/logs/jsonfile.js';
 import { AckTracker } from '../../../src/logs/ack.js';
+import { ByteLiterals, DEFAULT_REDACTION_PATTERNS } from '../../../src/logs/processing/redact.js';
 import { newRecordFromBytes } from '../../../src/logs/record.js';
 import type { LogRecord, LogResource } from '../../../src/logs/types.js';
 import { attrs, decodeOtlp, type ExportLogsServiceRequest } from '../../support/otlp-receiver.js';
@@ -154,6 +155,63 @@ describe('json-file decoding', () => {
         },
       ),
     );
+  });
+
+  it('looks up the redaction literals while copying: no literal is ever missed (property)', () => {
+    // The decoder ORs the pair table's entries of every byte pair at an even offset of the body
+    // it writes; a line whose result is 0 skips the literal scan (Redactor.mayMatchBytes). Bodies
+    // mix the default literals in any case, escapes, non-ASCII and control bytes at any offset;
+    // whenever the scan finds a literal in the decoded body, the look-up must not be 0.
+    const lits = new ByteLiterals(DEFAULT_REDACTION_PATTERNS.flatMap((p) => p.literals ?? []));
+    const piece = fc.oneof(
+      fc.constantFrom(
+        'bearer',
+        'Basic',
+        '://',
+        'PASS',
+        'pwd',
+        'SeCrEt',
+        'token',
+        'kEy',
+        'ke',
+        'pa',
+      ),
+      fc.constantFrom('"', '\\', '\n', '\t', '/', 'é', '\u0001', ' ', 'x'),
+      fc.string({ maxLength: 5 }),
+    );
+    let skipped = 0;
+    fc.assert(
+      fc.property(
+        fc.array(piece, { maxLength: 14 }),
+        fc.boolean(),
+        fc.integer({ min: 0, max: 40 }),
+        fc.boolean(),
+        fc.boolean(),
+        (pieces, nl, reserve, knownEnd, slashes) => {
+          const log = pieces.join('') + (nl ? '\n' : '');
+          let line = encodeJsonFileLine(log, 'stdout', '2023-01-02T03:04:05.000000001Z');
+          // `\/` is valid JSON for `/` (Docker does not write it; another writer may): the
+          // literal `://` then has an escaped byte
+          if (slashes) line = line.replaceAll('/', '\\/');
+          const b = Buffer.from(line);
+          const out = decodedBytes();
+          out.pairs = lits.pairsLE;
+          const end = knownEnd ? b.length - 1 : -1;
+          if (!decodeJsonFileLineInto(b, 0, end, out, reserve, 40)) return;
+          const found = lits.test(out.src, out.start, out.end);
+          if (out.pairHits === -1) return; // not looked up (the JSON.parse path): scanned instead
+          if (found) expect(out.pairHits, JSON.stringify(log)).not.toBe(0);
+          else if (out.pairHits === 0) skipped++;
+          // the same line decoded without a table is not looked up
+          const plain = decodedBytes();
+          if (decodeJsonFileLineInto(b, 0, end, plain, reserve, 40))
+            expect(plain.pairHits).toBe(-1);
+        },
+      ),
+      { numRuns: 3000 },
+    );
+    // (most bodies without a literal skip the scan: the look-up is not always "maybe")
+    expect(skipped).toBeGreaterThan(100);
   });
 
   it('rejects malformed records', () => {
