@@ -10,6 +10,12 @@ import { createGunzip } from 'node:zlib';
 
 /** What the tailer needs of an open generation (node's FileHandle has it too). */
 export interface GenerationHandle {
+  /**
+   * The descriptor, only on handles whose reads are the file's bytes at that descriptor (a plain
+   * file: FileHandle, the tailer's FdGeneration); never on a decompressing one. The tailer's head
+   * check reads it directly (tailer.ts headStillSame).
+   */
+  readonly fd?: number;
   read(
     buf: Buffer,
     offset: number,

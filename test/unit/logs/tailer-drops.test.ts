@@ -125,55 +125,62 @@ describe('tailer drop reasons', () => {
     expect(h.lost).toEqual([unread]);
   });
 
-  it('file_truncated between a read and its head check, then paused: counted once, bytes behind 0', async () => {
-    // A live tail reads a chunk, then checks the file's first bytes: a truncation between the two
-    // discards the chunk. If the queue is full right after, the paused tailer looks at the file
-    // again; it must not take the size from before the truncation for a second one.
-    const w = tempLog();
-    for (let i = 0; i < 5; i++) w.write('stdout', `before ${i}`);
-    // the tailer's handle of the live file: the real file, truncated (for real) right after the
-    // first chunk read past the first five lines returned (the head check reads at position 0)
-    const real = await open(w.file, 'r');
-    const st = await real.stat();
-    let armed = false;
-    let chunk = 0;
-    let h!: ReturnType<typeof setup>;
-    const fh: GenerationHandle = {
-      read: async (buf, offset, length, position) => {
-        const r = await real.read(buf, offset, length, position);
-        if (armed && position > 0 && r.bytesRead > 0) {
-          armed = false;
-          chunk = r.bytesRead;
-          truncateSync(w.file, 0);
-          h.pause();
-        }
-        return r;
-      },
-      stat: () => real.stat(),
-      close: () => real.close(),
-    };
-    try {
-      h = setup(w.file, { grabbed: { fh, dev: st.dev, ino: st.ino } });
-      await until(() => h.got.length === 5, 'the first lines', h.t);
-      armed = true;
-      for (let i = 0; i < 3; i++) w.write('stdout', `read, then truncated away ${i}`);
-      await until(h.paused, 'the tailer paused after the truncation', h.t);
-      await until(() => !armed, 'the truncating read', h.t);
-      // several looks at the paused file: each would count the truncation again
-      const polls = Date.now() + 100;
-      await until(() => Date.now() > polls, '100 ms of polls while paused', h.t);
-      expect(h.drops).toEqual(['file_truncated']);
-      expect(h.lost).toEqual([chunk]);
-      expect(h.t.bytesBehind()).toBe(0);
-      w.write('stdout', 'after');
-      h.resume();
-      await until(() => h.got.length === 6, 'the line after the truncation', h.t);
-      expect(h.bodies()[5]).toBe('after');
-      expect(h.drops).toEqual(['file_truncated']);
-    } finally {
-      await real.close().catch(() => undefined);
-    }
-  });
+  it.each([
+    { handle: 'without a descriptor (the head read through the thread pool)', fd: false },
+    { handle: 'with a descriptor (the head read directly, headStillSame)', fd: true },
+  ])(
+    'file_truncated between a read and its head check, then paused: counted once, bytes behind 0 ($handle)',
+    async ({ fd: withFd }) => {
+      // A live tail reads a chunk, then checks the file's first bytes: a truncation between the two
+      // discards the chunk. If the queue is full right after, the paused tailer looks at the file
+      // again; it must not take the size from before the truncation for a second one.
+      const w = tempLog();
+      for (let i = 0; i < 5; i++) w.write('stdout', `before ${i}`);
+      // the tailer's handle of the live file: the real file, truncated (for real) right after the
+      // first chunk read past the first five lines returned (the head check reads at position 0)
+      const real = await open(w.file, 'r');
+      const st = await real.stat();
+      let armed = false;
+      let chunk = 0;
+      let h!: ReturnType<typeof setup>;
+      const fh: GenerationHandle = {
+        ...(withFd ? { fd: real.fd } : {}),
+        read: async (buf, offset, length, position) => {
+          const r = await real.read(buf, offset, length, position);
+          if (armed && position > 0 && r.bytesRead > 0) {
+            armed = false;
+            chunk = r.bytesRead;
+            truncateSync(w.file, 0);
+            h.pause();
+          }
+          return r;
+        },
+        stat: () => real.stat(),
+        close: () => real.close(),
+      };
+      try {
+        h = setup(w.file, { grabbed: { fh, dev: st.dev, ino: st.ino } });
+        await until(() => h.got.length === 5, 'the first lines', h.t);
+        armed = true;
+        for (let i = 0; i < 3; i++) w.write('stdout', `read, then truncated away ${i}`);
+        await until(h.paused, 'the tailer paused after the truncation', h.t);
+        await until(() => !armed, 'the truncating read', h.t);
+        // several looks at the paused file: each would count the truncation again
+        const polls = Date.now() + 100;
+        await until(() => Date.now() > polls, '100 ms of polls while paused', h.t);
+        expect(h.drops).toEqual(['file_truncated']);
+        expect(h.lost).toEqual([chunk]);
+        expect(h.t.bytesBehind()).toBe(0);
+        w.write('stdout', 'after');
+        h.resume();
+        await until(() => h.got.length === 6, 'the line after the truncation', h.t);
+        expect(h.bodies()[5]).toBe('after');
+        expect(h.drops).toEqual(['file_truncated']);
+      } finally {
+        await real.close().catch(() => undefined);
+      }
+    },
+  );
 
   it('file_truncated while stopped: the checkpointed inode, alone and rewritten, is a truncation, not rotated_away', async () => {
     const w = tempLog();
