@@ -275,6 +275,9 @@ function fingerprint(buf: Buffer): string {
 
 /** Scratch for the head checks after each read of a single generation (headStillSame). */
 let headScratch = Buffer.alloc(0);
+/** The head bytes last found to match a fingerprint: compared as bytes next time (no hash). */
+let matchedFp = '';
+let matchedHead = Buffer.alloc(0);
 
 /**
  * Whether the generation still begins with the bytes its fingerprint was taken of, read without
@@ -295,7 +298,13 @@ function headStillSame(fh: GenerationHandle, fp: string, fpLen: number): boolean
   } catch {
     return undefined;
   }
-  return n === fpLen && fingerprint(headScratch.subarray(0, fpLen)) === fp;
+  if (n !== fpLen) return false;
+  const head = headScratch.subarray(0, fpLen);
+  if (fp === matchedFp && head.equals(matchedHead)) return true;
+  if (fingerprint(head) !== fp) return false;
+  matchedFp = fp;
+  matchedHead = Buffer.from(head);
+  return true;
 }
 
 let seqCounter = 0;
