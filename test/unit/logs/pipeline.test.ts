@@ -37,6 +37,17 @@ afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c();
 });
 
+/** The OTLP/HTTP protobuf exporter to the test receiver, uncompressed. */
+function protobufExporter(receiver: OtlpReceiver): OtlpLogsExporter {
+  return new OtlpLogsExporter({
+    url: `${receiver.url}/v1/logs`,
+    protocol: 'http/protobuf',
+    headers: {},
+    compression: 'none',
+    timeoutMs: 5000,
+  });
+}
+
 function tempDir(prefix: string): string {
   const d = mkdtempSync(path.join(os.tmpdir(), prefix));
   cleanup.push(() => rmSync(d, { recursive: true, force: true }));
@@ -235,13 +246,7 @@ describe('export loop acknowledgement', () => {
     const queue = new BoundedQueue(1 << 20, 250, 1 << 20);
     const drops: DropReason[] = [];
     const timed = { exports: [] as number[], checkpoints: [] as number[] };
-    const exporter = new OtlpLogsExporter({
-      url: `${receiver.url}/v1/logs`,
-      protocol: 'http/protobuf',
-      headers: {},
-      compression: 'none',
-      timeoutMs: 5000,
-    });
+    const exporter = protobufExporter(receiver);
     const loop = new ExportLoop({
       exporter,
       checkpoints: store,
@@ -351,13 +356,7 @@ describe('export loop batching', () => {
       pino({ level: 'silent' }),
     );
     const queue = new BoundedQueue(1 << 24, batchRecords, 1 << 22);
-    const exporter = new OtlpLogsExporter({
-      url: `${receiver.url}/v1/logs`,
-      protocol: 'http/protobuf',
-      headers: {},
-      compression: 'none',
-      timeoutMs: 5000,
-    });
+    const exporter = protobufExporter(receiver);
     const sizes: number[] = [];
     const loop = new ExportLoop({
       exporter,
