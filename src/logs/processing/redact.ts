@@ -101,8 +101,8 @@ function checkLiteral(l: string): void {
  * half the CPU of the Latin-1 string and RegExp, and nothing allocated per line.
  */
 export class ByteLiterals {
-  private static readonly tables = new Map<string, Uint16Array>();
-  private static readonly tablesLE = new Map<Uint16Array, Uint16Array>();
+  /** Per literal set: the pair table, and the same indexed little-endian (pairsLE). */
+  private static readonly tables = new Map<string, { be: Uint16Array; le: Uint16Array }>();
   /** Lower-case literals; their bytes are compared as (byte | mask) === literal byte. */
   private readonly lits: Uint8Array[];
   /** Per literal: 0x20 at letters (either case matches), 0 elsewhere (exact). */
@@ -128,27 +128,24 @@ export class ByteLiterals {
     this.lits = lower.map((l) => Buffer.from(l, 'latin1'));
     this.masks = this.lits.map((l) => l.map((c) => (c >= 0x61 && c <= 0x7a ? 0x20 : 0)));
     const key = lower.join('\n');
-    let t = ByteLiterals.tables.get(key);
-    if (!t) {
-      t = new Uint16Array(65536);
+    let made = ByteLiterals.tables.get(key);
+    if (!made) {
+      const t = new Uint16Array(65536);
       // Each case variant of a literal's first two bytes (low byte) and of its second and third
       // (high byte).
       const cases = (c: number): number[] => (c >= 0x61 && c <= 0x7a ? [c, c - 0x20] : [c]);
       this.lits.forEach((l, j) => {
         const bit = 1 << Math.min(j, 7);
-        for (const x of cases(l[0]!)) for (const y of cases(l[1]!)) t![(x << 8) | y]! |= bit;
-        for (const x of cases(l[1]!)) for (const y of cases(l[2]!)) t![(x << 8) | y]! |= bit << 8;
+        for (const x of cases(l[0]!)) for (const y of cases(l[1]!)) t[(x << 8) | y]! |= bit;
+        for (const x of cases(l[1]!)) for (const y of cases(l[2]!)) t[(x << 8) | y]! |= bit << 8;
       });
-      ByteLiterals.tables.set(key, t);
-    }
-    this.pairs = t;
-    let le = ByteLiterals.tablesLE.get(t);
-    if (!le) {
-      le = new Uint16Array(65536);
+      const le = new Uint16Array(65536);
       for (let x = 0; x < 65536; x++) le[((x & 0xff) << 8) | (x >>> 8)] = t[x]!;
-      ByteLiterals.tablesLE.set(t, le);
+      made = { be: t, le };
+      ByteLiterals.tables.set(key, made);
     }
-    this.pairsLE = le;
+    this.pairs = made.be;
+    this.pairsLE = made.le;
   }
 
   /** True when b[start, end) contains one of the literals (ignoring ASCII case). */
