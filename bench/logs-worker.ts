@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import { logsSection } from '../src/config/sections/logs.js';
 import { OtlpLogsExporter } from '../src/exporters/otlp-logs.js';
 import { CheckpointStore } from '../src/logs/checkpoints.js';
+import { startGrabber } from '../src/logs/grabber.js';
 import { BoundedQueue, ExportLoop } from '../src/logs/pipeline.js';
 import { defaultProcessingConfig, LogProcessor } from '../src/logs/processing/index.js';
 import { Tailer } from '../src/logs/tailer.js';
@@ -98,6 +99,8 @@ function sinkFor(i: number, resource: LogResource): RecordSink {
         }),
   };
 }
+// As in the agent (LogsComponent.start): the grabber thread is up before the first tailer.
+if (!(await startGrabber())) throw new Error('the grabber thread did not start');
 // Idle RSS: everything loaded and built, nothing read yet (the memory goals are "idle + N MiB").
 global.gc?.();
 const idleRssMiB = process.memoryUsage.rss() / 1048576;

@@ -18,6 +18,7 @@ import type { Logger } from '../util/logger.js';
 import { ApiLogReader, logSourceFor, type ApiLogRecord } from './api-reader.js';
 import type { ApiCursor } from './checkpoints.js';
 import { CheckpointStore } from './checkpoints.js';
+import { startGrabber } from './grabber.js';
 import { BoundedQueue, ExportLoop } from './pipeline.js';
 import { processorRunSink } from './run.js';
 import type { ContainerProcessor } from './processing/processor.js';
@@ -283,6 +284,19 @@ export class LogsComponent implements Component {
       },
     });
     this.loop.start();
+    // The grabber thread is up before the first tailer watches a file (src/logs/grabber.ts).
+    const grabber = this.o.logSource === 'api' ? Promise.resolve(true) : startGrabber();
+    return grabber.then((up) => {
+      if (!up)
+        this.log.warn(
+          'The log file grabber thread did not start: new log files are found by the main thread alone (notifications and polls), which may miss a short-lived generation on a busy host.',
+        );
+      if (!this.stopped) this.follow();
+    });
+  }
+
+  /** Follows the inventory and the daemon's events: a source per container (start's second half). */
+  private follow(): void {
     this.unsubscribeEvents = this.o.inventory.onDockerEvent?.((ev) => {
       if (ev.Type !== 'container' || !ev.Actor?.ID) return;
       if (ev.Action === 'start') this.grabEarly(ev.Actor.ID);
@@ -314,7 +328,6 @@ export class LogsComponent implements Component {
       },
       'Log shipping started.',
     );
-    return Promise.resolve();
   }
 
   /** Opens the json-file log of a container that just started (see `early`). */

@@ -52,3 +52,42 @@ process.exit(0);
   const { grabbed } = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { grabbed: number };
   expect(grabbed).toBeGreaterThan(0);
 });
+
+it('started before the first watch (as log shipping does): a generation made right after watching is grabbed', () => {
+  const script = path.join(dir, 'early.mts');
+  // Docker's max-file=1 way again, but the first generation is made 20 ms after the watch is
+  // asked for: the thread must already be running (booting one takes longer than that here).
+  writeFileSync(
+    script,
+    `import { closeSync, rmSync, writeFileSync } from 'node:fs';
+import { startGrabber, watchForGrabs } from ${JSON.stringify(GRABBER)};
+const file = ${JSON.stringify(path.join(dir, 'early-json.log'))};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const up = await startGrabber();
+const again = await startGrabber();
+const grabbed: string[] = [];
+const stop = watchForGrabs(file, (g) => {
+  grabbed.push(String(g.ino));
+  closeSync(g.fd);
+});
+await sleep(20);
+rmSync(file, { force: true });
+writeFileSync(file, 'generation 0\\n');
+await sleep(300);
+stop();
+console.log(JSON.stringify({ up, again, grabbed: grabbed.length }));
+process.exit(0);
+`,
+  );
+  const r = spawnSync(process.execPath, ['--import', 'tsx', script], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  expect(r.status, r.stderr).toBe(0);
+  const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as {
+    up: boolean;
+    again: boolean;
+    grabbed: number;
+  };
+  expect(out).toEqual({ up: true, again: true, grabbed: 1 });
+});
