@@ -646,8 +646,14 @@ export function decodeJsonFileLineInto(
     // Where the last time string ended first: accepted only if followed by `"}` and the newline.
     // A guess past the real end holds a quote or a newline inside the time, which the time
     // parse (finishFast) refuses: the caller then finds the newline and decodes with the end.
+    // Docker drops the trailing zeros of the nanoseconds (Go's RFC 3339): about one time in ten
+    // is a byte shorter than the usual length, which is tried second and not kept as the guess.
     let t = ts + lastTimeLen;
-    if (!(t < tl && buf[t] === Q && buf[t + 1] === 0x7d && buf[t + 2] === 0x0a)) {
+    if (t < tl && buf[t] === Q && buf[t + 1] === 0x7d && buf[t + 2] === 0x0a) {
+      // the guess
+    } else if (buf[t - 1] === Q && buf[t] === 0x7d && buf[t + 1] === 0x0a && t - 1 < tl) {
+      t--;
+    } else {
       t = ts;
       while (t < tl && buf[t] !== Q && buf[t] !== 0x0a) t++;
       if (t >= tl || buf[t] !== Q || buf[t + 1] !== 0x7d || buf[t + 2] !== 0x0a) return false;
