@@ -73,7 +73,10 @@ export const CHECKPOINT_NEXT_FILE = `${CHECKPOINT_FILE}.next`;
  * cost 1.5 % of the log path's CPU here (createHash per write).
  */
 function checksum(body: string): string {
-  let h = 0x811c9dc5;
+  // The offset basis as a signed 32-bit value (the same bits): 0x811c9dc5 itself is above 2^31,
+  // a double, and the optimized loop, which works on 32-bit integers, was thrown away ("lost
+  // precision") and compiled again on every call: 30 times in a benchmark run of 100 files.
+  let h = 0x811c9dc5 | 0;
   for (let i = 0; i < body.length; i++) h = Math.imul(h ^ body.charCodeAt(i), 0x01000193);
   return (h >>> 0).toString(16).padStart(8, '0');
 }

@@ -124,6 +124,29 @@ describe('checkpoint store', () => {
     await s.close();
   });
 
+  it("each copy's checksum is FNV-1a (32 bits) of its text without the sum: what earlier versions wrote and read", async () => {
+    // A reference in BigInt arithmetic, independent of the store's 32-bit integer loop.
+    const fnv1a = (t: string): string => {
+      let h = 0x811c9dc5n;
+      for (let i = 0; i < t.length; i++)
+        h = ((h ^ BigInt(t.charCodeAt(i))) * 0x01000193n) & 0xffffffffn;
+      return h.toString(16).padStart(8, '0');
+    };
+    expect(['', 'a', 'foobar'].map(fnv1a)).toEqual(['811c9dc5', 'e40c292c', 'bf9cf968']);
+    const dir = tempDir();
+    const s = new CheckpointStore(dir, silent);
+    for (let k = 0; k < 40; k++) s.set(`c${k}`, cp(1000 + k));
+    await s.flush(true);
+    await s.settle();
+    for (const f of [CHECKPOINT_FILE, CHECKPOINT_NEXT_FILE]) {
+      const text = readFileSync(path.join(dir, f), 'utf8').trimEnd();
+      const m = /^(.*),"sum":"([0-9a-f]{8})"\}$/s.exec(text);
+      expect(m, f).not.toBeNull();
+      expect(m![2]).toBe(fnv1a(`${m![1]}}`));
+    }
+    await s.close();
+  });
+
   it('keeps a file birth time (it tells a file truncated in place from a reused inode), and a change of it is written', async () => {
     const dir = tempDir();
     const s = new CheckpointStore(dir, silent);
