@@ -262,6 +262,7 @@ export async function runLogsBench(opts: {
           peak_over_idle_mib: +peakOver.toFixed(1),
           cpu_per_line_vs_baseline: +(cpu / baseCpu).toFixed(2),
           checkpoint_writes: runs[0]!.checkpointWrites,
+          wasm_bodies: runs[0]!.wasmBodies,
           // The export loop's serial waits (one batch in flight, its checkpoint written before
           // the next is sent): the wall time cannot be shorter than their sum plus the batch
           // delay the last, partial batch waits (200 ms).
@@ -355,7 +356,7 @@ export async function compareBuilds(
         const worker = path.resolve(b, 'bench', 'logs-worker.js');
         const res = await runPipeline(files, total, 'none', undefined, worker, flags[k]);
         console.log(
-          `${b}: cpu_s ${res.cpuSeconds!.toFixed(2)} wall_s ${res.seconds!.toFixed(2)} peak_over_idle_mib ${(res.peakRssMiB! - res.idleRssMiB!).toFixed(0)} checkpoint_writes ${res.checkpointWrites} export_requests_s ${res.exportSeconds?.toFixed(2)} checkpoint_writes_s ${res.checkpointSeconds?.toFixed(2)}`,
+          `${b}: cpu_s ${res.cpuSeconds!.toFixed(2)} wall_s ${res.seconds!.toFixed(2)} peak_over_idle_mib ${(res.peakRssMiB! - res.idleRssMiB!).toFixed(0)} checkpoint_writes ${res.checkpointWrites} wasm_bodies ${res.wasmBodies} export_requests_s ${res.exportSeconds?.toFixed(2)} checkpoint_writes_s ${res.checkpointSeconds?.toFixed(2)}`,
         );
       }
       const base = baseline(files);

@@ -9,6 +9,7 @@ import { logsSection } from '../src/config/sections/logs.js';
 import { OtlpLogsExporter } from '../src/exporters/otlp-logs.js';
 import { CheckpointStore } from '../src/logs/checkpoints.js';
 import { startGrabber } from '../src/logs/grabber.js';
+import { wasmDecodes } from '../src/logs/jsonfile.js';
 import { BoundedQueue, ExportLoop } from '../src/logs/pipeline.js';
 import { defaultProcessingConfig, LogProcessor } from '../src/logs/processing/index.js';
 import { Tailer } from '../src/logs/tailer.js';
@@ -170,6 +171,8 @@ process.stdout.write(
     checkpointWrites: store.writeCount,
     exportSeconds,
     checkpointSeconds,
+    // bodies the WebAssembly loop decoded (-1: no WebAssembly here)
+    wasmBodies: wasmDecodes(),
   }),
 );
 process.exit(0);

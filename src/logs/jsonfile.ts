@@ -14,6 +14,7 @@
 // For runs of encoded lines (src/logs/run.ts) the tailer asks for room before and after the body
 // in the slab (`reserve`, `after`; out.framed) and writes the OTLP framing of the line there.
 import { isUtf8 } from 'node:buffer';
+import { JSON_BODY_WASM } from './wasm/json-body.js';
 
 export interface DecodedLine {
   /** Body bytes without the trailing newline (never a view into the read buffer). */
@@ -335,18 +336,121 @@ export function slabCounts(): { allocated: number; reused: number } {
   return { ...slabCount };
 }
 
-function nextSlab(): void {
+// The body loop in WebAssembly (src/logs/wasm/json-body.wat; SIMD, sixteen bytes a step, the
+// redaction pair look-up over what it wrote): it runs where the read chunk and the body slab are
+// both in its memory, which holds the read buffers of the tailers' usual size (decoderReadBuffer)
+// and slabs for bodies that get room for framing (runs, src/logs/run.ts). Everything else (other
+// read sizes, a gz generation's buffers, bodies of records, the memory's slabs all in use, no
+// WebAssembly) takes the JavaScript loop, which decides the same (wasm-body.test.ts). The memory
+// is sized once and never grown: growing would detach every view into it. A wasm slab never holds
+// a record's body (a record's decode moves to a JavaScript slab first), so it is always reusable
+// once its runs are acknowledged; read buffers go back when their chunk was consumed.
+const WASM_RES = 128 * 1024;
+const READ_SLOT = 256 * 1024;
+const READ_SLOTS = 4;
+const READ_BASE = 256 * 1024;
+const WASM_SLAB_BASE = READ_BASE + READ_SLOTS * READ_SLOT;
+const WASM_SLABS = 256;
+
+interface WasmBody {
+  ab: ArrayBuffer;
+  body: (i: number, lim: number, o: number, pairs: number, known: number) => number;
+  /** The results of the last call (see json-body.wat). */
+  res: Int32Array;
+  /** The pair table body() looks pairs up in: a copy of `tableOf`. */
+  table: Uint16Array;
+  tableOf: Uint16Array | undefined;
+  freeReads: number[];
+  freeSlabs: Buffer[];
+}
+
+/** The part of the WebAssembly JS API used here (the agent's TypeScript lib has no DOM types). */
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object) => { exports: Record<string, unknown> };
+}
+
+function loadWasm(): WasmBody | undefined {
+  try {
+    const api = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
+    if (api === undefined) return undefined;
+    const inst = new api.Instance(new api.Module(Buffer.from(JSON_BODY_WASM, 'base64')));
+    const mem = inst.exports.mem as { buffer: ArrayBuffer; grow(pages: number): number };
+    const pages = Math.ceil((WASM_SLAB_BASE + WASM_SLABS * SLAB_BYTES) / 65536);
+    mem.grow(pages - mem.buffer.byteLength / 65536);
+    const ab = mem.buffer;
+    return {
+      ab,
+      body: inst.exports.body as WasmBody['body'],
+      res: new Int32Array(ab, WASM_RES, 6),
+      table: new Uint16Array(ab, 0, 65536),
+      tableOf: undefined,
+      freeReads: Array.from({ length: READ_SLOTS }, (_, k) => READ_SLOTS - 1 - k),
+      freeSlabs: Array.from({ length: WASM_SLABS }, (_, k) =>
+        Buffer.from(ab, WASM_SLAB_BASE + (WASM_SLABS - 1 - k) * SLAB_BYTES, SLAB_BYTES),
+      ),
+    };
+  } catch {
+    // No WebAssembly (or no SIMD): the JavaScript loop does all.
+    return undefined;
+  }
+}
+const wasm = loadWasm();
+// The function and its results as module constants: a call target the optimizing compiler sees
+// as one function (a property load per line made it a generic call).
+const wasmBody = wasm?.body;
+const wasmRes = wasm?.res ?? new Int32Array(6);
+/** The current slab is one of the WebAssembly memory's. */
+let slabIsWasm = false;
+const usedWasmSlabs = new WeakSet<Buffer>();
+
+/** Bodies the WebAssembly loop decoded since start (tests, benchmarks); -1: no WebAssembly. */
+let wasmBodies = 0;
+export function wasmDecodes(): number {
+  return wasm === undefined ? -1 : wasmBodies;
+}
+
+/**
+ * A read buffer of `size` bytes in the decoder's WebAssembly memory (where the body loop runs),
+ * or undefined (too large, all in use, no WebAssembly). Give it back with releaseDecoderReadBuffer
+ * once its chunk is consumed; nothing may keep a view of it.
+ */
+export function decoderReadBuffer(size: number): Buffer | undefined {
+  if (wasm === undefined || size > READ_SLOT) return undefined;
+  const k = wasm.freeReads.pop();
+  return k === undefined ? undefined : Buffer.from(wasm.ab, READ_BASE + k * READ_SLOT, size);
+}
+
+/** Takes back a buffer of decoderReadBuffer; false for any other buffer. */
+export function releaseDecoderReadBuffer(buf: Buffer): boolean {
+  if (wasm === undefined || buf.buffer !== wasm.ab) return false;
+  wasm.freeReads.push((buf.byteOffset - READ_BASE) / READ_SLOT);
+  return true;
+}
+
+/** A slab can be reused: back to its own kind's list. */
+function freeSlab(b: Buffer): void {
+  if (wasm !== undefined && b.buffer === wasm.ab) wasm.freeSlabs.push(b);
+  else if (freeSlabs.length < FREE_SLABS_MAX) freeSlabs.push(b);
+}
+
+/** The next slab: one of the WebAssembly memory's for a run body (`run`) when one is free. */
+function nextSlab(run = false): void {
   const old = slab;
   const refs = slabRuns.get(old) ?? 0;
   slabRuns.delete(old);
   if (!slabTainted) {
     if (refs > 0) slabRuns.set(old, -refs);
-    else if (freeSlabs.length < FREE_SLABS_MAX) freeSlabs.push(old);
+    else freeSlab(old);
   }
-  const reuse = freeSlabs.pop();
-  if (reuse) slabCount.reused++;
+  const reuse = (run ? wasm?.freeSlabs.pop() : undefined) ?? freeSlabs.pop();
+  // A WebAssembly slab counts as allocated the first time it is used.
+  if (reuse && !(wasm !== undefined && reuse.buffer === wasm.ab && !usedWasmSlabs.has(reuse)))
+    slabCount.reused++;
   else slabCount.allocated++;
+  if (reuse && wasm !== undefined && reuse.buffer === wasm.ab) usedWasmSlabs.add(reuse);
   slab = reuse ?? Buffer.allocUnsafeSlow(SLAB_BYTES);
+  slabIsWasm = wasm !== undefined && slab.buffer === wasm.ab;
   slabTainted = false;
   slabView = new DataView(slab.buffer, slab.byteOffset, slab.length);
   slabPos = 0;
@@ -370,13 +474,19 @@ export function releaseSlabRun(src: Buffer): void {
   else if (refs === -1) {
     // retired, and this was its last run
     slabRuns.delete(src);
-    if (freeSlabs.length < FREE_SLABS_MAX) freeSlabs.push(src);
+    freeSlab(src);
   }
 }
+
+// The tailer's usual decodes (room for framing, a chunk in the WebAssembly memory) start on a
+// WebAssembly slab, so the optimizing compiler sees that path from the first line.
+if (wasm !== undefined) nextSlab(true);
 
 /** A DataView of the last buffer decoded from (the tailer's read chunk): word reads. */
 let lastBuf: Buffer | undefined;
 let lastView: DataView = slabView;
+/** lastBuf is in the WebAssembly memory. */
+let lastInWasm = false;
 
 /** After the `log` string (closing quote at q): stream, time, end of record; undefined: no match. */
 function finishFast(
@@ -516,6 +626,7 @@ export function decodeJsonFileLineInto(
   if (buf !== lastBuf) {
     lastBuf = buf;
     lastView = new DataView(buf.buffer, buf.byteOffset, buf.length);
+    lastInWasm = wasm !== undefined && buf.buffer === wasm.ab;
   }
   const bv = lastView;
   if (
@@ -530,7 +641,10 @@ export function decodeJsonFileLineInto(
   if (known && end - s > SLAB_PIECE_MAX) return decodeLong(buf, start, end, s, out);
   // Short: one pass finds the closing quote, unescapes and copies into the current slab.
   if (slabPos + reserve + (known ? end - s : lim - s + 24) + after > SLAB_BYTES) {
-    nextSlab();
+    nextSlab(reserve > 0 && lastInWasm);
+  } else if (reserve === 0 && slabIsWasm) {
+    // A record's body: never in a WebAssembly slab (those are reused once their runs are).
+    nextSlab(false);
   }
   const sl = slab;
   const sv = slabView;
@@ -548,6 +662,32 @@ export function decodeJsonFileLineInto(
   const pt = out.pairs;
   let lit = 0;
   let pv = 0;
+  if (slabIsWasm && lastInWasm && wasmBody !== undefined) {
+    if (pt !== undefined && pt !== wasm!.tableOf) {
+      wasm!.table.set(pt);
+      wasm!.tableOf = pt;
+    }
+    const base = buf.byteOffset;
+    wasmBodies++;
+    const r = wasmBody(
+      base + s,
+      base + lim,
+      sl.byteOffset + o0,
+      pt === undefined ? 0 : 1,
+      known ? 1 : 0,
+    );
+    if (r === -1) return known && slowPath(buf, start, end, out);
+    if (r === -3) return false;
+    const res = wasmRes;
+    q = r < 0 ? -1 : r - base;
+    o = res[0]! - sl.byteOffset;
+    lit = res[1]!;
+    hi = res[2]! === 0 ? 0 : 0x80;
+    nl = res[3] === 1;
+    escapes = res[4]!;
+    ctl = res[5] === 1;
+    i = lim;
+  }
   while (i < lim) {
     // Four bytes at a time while none is a quote, a backslash or a control character (bit tricks
     // on a 32-bit word: "has a zero byte" of w ^ 0x22…, w ^ 0x5c…, "has a byte < 0x20" of w; each

@@ -42,7 +42,14 @@ import { AckTracker } from './ack.js';
 import type { Checkpoint } from './checkpoints.js';
 import { watchForGrabs, type Grab } from './grabber.js';
 import { GzGeneration, uncompressedSize, type GenerationHandle } from './gz-generation.js';
-import { decodeJsonFileLineInto, decodedBytes, holdSlabRun, slabEndAt } from './jsonfile.js';
+import {
+  decodeJsonFileLineInto,
+  decodedBytes,
+  decoderReadBuffer,
+  holdSlabRun,
+  releaseDecoderReadBuffer,
+  slabEndAt,
+} from './jsonfile.js';
 import { PartialLines, utf8CutEnd, type CompletedLine } from './partial.js';
 import { TRUNCATED_ATTR, newRecord, newRecordFromBytes } from './record.js';
 import {
@@ -89,6 +96,9 @@ const READ_POOL_MAX = 4;
 const READ_POOL_MAX_BYTES = 1024 * 1024;
 
 function acquireReadBuffer(size: number): Buffer {
+  // In the decoder's WebAssembly memory when it has one free: its body loop runs there.
+  const w = decoderReadBuffer(size);
+  if (w !== undefined) return w;
   for (let i = readPool.length - 1; i >= 0; i--) {
     if (readPool[i]!.length === size) return readPool.splice(i, 1)[0]!;
   }
@@ -96,6 +106,7 @@ function acquireReadBuffer(size: number): Buffer {
 }
 
 function releaseReadBuffer(buf: Buffer): void {
+  if (releaseDecoderReadBuffer(buf)) return;
   if (readPool.length < READ_POOL_MAX && buf.length <= READ_POOL_MAX_BYTES) readPool.push(buf);
 }
 

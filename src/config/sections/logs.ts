@@ -66,7 +66,9 @@ export const logsSection = section({
     .int()
     .min(4096)
     .default(256 * 1024)
-    .describe('Size of one read from a log file.'),
+    .describe(
+      "Size of one read from a log file. Reads up to 256 KiB go to buffers in the json-file decoder's WebAssembly memory, where its fast body loop runs; larger ones use its JavaScript loop.",
+    ),
   batch_max_records: z
     .number()
     .int()
