@@ -13,6 +13,9 @@
 // line. decodeJsonFileLine (tests, tools) is the same decoder returning a new object with a body view.
 // For runs of encoded lines (src/logs/run.ts) the tailer asks for room before and after the body
 // in the slab (`reserve`, `after`; out.framed) and writes the OTLP framing of the line there.
+// That body loop runs in WebAssembly (src/logs/wasm/json-body.wat, sixteen bytes a step) when the
+// read chunk and the slab are in its memory (decoderReadBuffer, the slabs of run bodies); the
+// JavaScript loop below does the same for everything else.
 import { isUtf8 } from 'node:buffer';
 import { JSON_BODY_WASM } from './wasm/json-body.js';
 
