@@ -1,7 +1,7 @@
 // Child process of bench/logs-throughput.ts: runs the real log pipeline (tailers, decode,
 // enrich, bounded queue, batching, protobuf encode, OTLP/HTTP, checkpoints with fsync) over
 // prepared json-file logs and reports its own CPU time and peak RSS.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
@@ -30,7 +30,8 @@ interface Job {
 const job = JSON.parse(process.argv[2] ?? '{}') as Job;
 // stderr: stdout carries the result JSON.
 const log = pino({ level: 'warn' }, pino.destination(2));
-const store = new CheckpointStore(mkdtempSync(path.join(os.tmpdir(), 'hm-bench-state-')), log);
+const stateDir = mkdtempSync(path.join(os.tmpdir(), 'hm-bench-state-'));
+const store = new CheckpointStore(stateDir, log);
 // The agent's defaults (queue_max_bytes, batch_max_records, batch_max_bytes).
 const defaults = logsSection.parse({});
 const queue = new BoundedQueue(
@@ -156,6 +157,9 @@ const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
 const cpu = process.cpuUsage(cpu0);
 await Promise.all(tailers.map((t) => t.stop()));
 await loop.stop(1000);
+// Each run's state dir is its own: removed, or hundreds pile up in /tmp over benchmark sessions.
+await store.close();
+rmSync(stateDir, { recursive: true, force: true });
 process.stdout.write(
   JSON.stringify({
     seconds,
