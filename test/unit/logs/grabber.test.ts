@@ -15,12 +15,23 @@ const GRABBER = path.resolve(
 const dir = mkdtempSync(path.join(os.tmpdir(), 'hm-grabber-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+/** Runs a scenario script in a child process; its stderr and the JSON of its last stdout line. */
+function runScenario(name: string, source: string): { stderr: string; out: unknown } {
+  const script = path.join(dir, name);
+  writeFileSync(script, source);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', script], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  expect(r.status, r.stderr).toBe(0);
+  return { stderr: r.stderr, out: JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') };
+}
+
 it('descriptors opened on the grabber thread and closed by the main thread: no warning, each generation grabbed', () => {
-  const script = path.join(dir, 'scenario.mts');
   // 30 generations, Docker's max-file=1 way: delete, create, write; the main thread closes each
   // descriptor it gets, so the kernel hands the same numbers out again
-  writeFileSync(
-    script,
+  const { stderr, out } = runScenario(
+    'scenario.mts',
     `import { closeSync, rmSync, writeFileSync } from 'node:fs';
 import { watchForGrabs } from ${JSON.stringify(GRABBER)};
 const file = ${JSON.stringify(path.join(dir, 'c-json.log'))};
@@ -42,23 +53,16 @@ console.log(JSON.stringify({ grabbed: inodes.size }));
 process.exit(0);
 `,
   );
-  const r = spawnSync(process.execPath, ['--import', 'tsx', script], {
-    encoding: 'utf8',
-    timeout: 30_000,
-  });
-  expect(r.status, r.stderr).toBe(0);
-  expect(r.stderr).not.toMatch(/Warning/);
+  expect(stderr).not.toMatch(/Warning/);
   // ext4 may hand a deleted file's inode to the next one: at least one, at most 30
-  const { grabbed } = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { grabbed: number };
-  expect(grabbed).toBeGreaterThan(0);
+  expect((out as { grabbed: number }).grabbed).toBeGreaterThan(0);
 });
 
 it('started before the first watch (as log shipping does): a generation made right after watching is grabbed', () => {
-  const script = path.join(dir, 'early.mts');
   // Docker's max-file=1 way again, but the first generation is made 20 ms after the watch is
   // asked for: the thread must already be running (booting one takes longer than that here).
-  writeFileSync(
-    script,
+  const { out } = runScenario(
+    'early.mts',
     `import { closeSync, rmSync, writeFileSync } from 'node:fs';
 import { startGrabber, watchForGrabs } from ${JSON.stringify(GRABBER)};
 const file = ${JSON.stringify(path.join(dir, 'early-json.log'))};
@@ -79,15 +83,5 @@ console.log(JSON.stringify({ up, again, grabbed: grabbed.length }));
 process.exit(0);
 `,
   );
-  const r = spawnSync(process.execPath, ['--import', 'tsx', script], {
-    encoding: 'utf8',
-    timeout: 30_000,
-  });
-  expect(r.status, r.stderr).toBe(0);
-  const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as {
-    up: boolean;
-    again: boolean;
-    grabbed: number;
-  };
   expect(out).toEqual({ up: true, again: true, grabbed: 1 });
 });
