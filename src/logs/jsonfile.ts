@@ -407,6 +407,11 @@ const wasmRes = wasm?.res ?? new Int32Array(6);
 let slabIsWasm = false;
 const usedWasmSlabs = new WeakSet<Buffer>();
 
+/** b is a view of the WebAssembly memory. */
+function inWasm(b: Buffer): boolean {
+  return wasm !== undefined && b.buffer === wasm.ab;
+}
+
 /** Bodies the WebAssembly loop decoded since start (tests, benchmarks); -1: no WebAssembly. */
 let wasmBodies = 0;
 export function wasmDecodes(): number {
@@ -426,14 +431,14 @@ export function decoderReadBuffer(size: number): Buffer | undefined {
 
 /** Takes back a buffer of decoderReadBuffer; false for any other buffer. */
 export function releaseDecoderReadBuffer(buf: Buffer): boolean {
-  if (wasm === undefined || buf.buffer !== wasm.ab) return false;
+  if (wasm === undefined || !inWasm(buf)) return false;
   wasm.freeReads.push((buf.byteOffset - READ_BASE) / READ_SLOT);
   return true;
 }
 
 /** A slab can be reused: back to its own kind's list. */
 function freeSlab(b: Buffer): void {
-  if (wasm !== undefined && b.buffer === wasm.ab) wasm.freeSlabs.push(b);
+  if (wasm !== undefined && inWasm(b)) wasm.freeSlabs.push(b);
   else if (freeSlabs.length < FREE_SLABS_MAX) freeSlabs.push(b);
 }
 
@@ -447,13 +452,12 @@ function nextSlab(run = false): void {
     else freeSlab(old);
   }
   const reuse = (run ? wasm?.freeSlabs.pop() : undefined) ?? freeSlabs.pop();
-  // A WebAssembly slab counts as allocated the first time it is used.
-  if (reuse && !(wasm !== undefined && reuse.buffer === wasm.ab && !usedWasmSlabs.has(reuse)))
-    slabCount.reused++;
-  else slabCount.allocated++;
-  if (reuse && wasm !== undefined && reuse.buffer === wasm.ab) usedWasmSlabs.add(reuse);
   slab = reuse ?? Buffer.allocUnsafeSlow(SLAB_BYTES);
-  slabIsWasm = wasm !== undefined && slab.buffer === wasm.ab;
+  slabIsWasm = inWasm(slab);
+  // A WebAssembly slab counts as allocated the first time it is used.
+  if (reuse === undefined || (slabIsWasm && !usedWasmSlabs.has(slab))) slabCount.allocated++;
+  else slabCount.reused++;
+  if (slabIsWasm) usedWasmSlabs.add(slab);
   slabTainted = false;
   slabView = new DataView(slab.buffer, slab.byteOffset, slab.length);
   slabPos = 0;
@@ -629,7 +633,7 @@ export function decodeJsonFileLineInto(
   if (buf !== lastBuf) {
     lastBuf = buf;
     lastView = new DataView(buf.buffer, buf.byteOffset, buf.length);
-    lastInWasm = wasm !== undefined && buf.buffer === wasm.ab;
+    lastInWasm = inWasm(buf);
   }
   const bv = lastView;
   if (
