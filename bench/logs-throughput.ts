@@ -356,7 +356,7 @@ export async function compareBuilds(
         const worker = path.resolve(b, 'bench', 'logs-worker.js');
         const res = await runPipeline(files, total, 'none', undefined, worker, flags[k]);
         console.log(
-          `${b}: cpu_s ${res.cpuSeconds!.toFixed(2)} wall_s ${res.seconds!.toFixed(2)} peak_over_idle_mib ${(res.peakRssMiB! - res.idleRssMiB!).toFixed(0)} checkpoint_writes ${res.checkpointWrites} wasm_bodies ${res.wasmBodies} export_requests_s ${res.exportSeconds?.toFixed(2)} checkpoint_writes_s ${res.checkpointSeconds?.toFixed(2)}`,
+          `${b}: cpu_s ${res.cpuSeconds!.toFixed(2)} wall_s ${res.seconds!.toFixed(2)} peak_rss_mib ${res.peakRssMiB!.toFixed(0)} peak_over_idle_mib ${(res.peakRssMiB! - res.idleRssMiB!).toFixed(0)} checkpoint_writes ${res.checkpointWrites} wasm_bodies ${res.wasmBodies} export_requests_s ${res.exportSeconds?.toFixed(2)} checkpoint_writes_s ${res.checkpointSeconds?.toFixed(2)}`,
         );
       }
       const base = baseline(files);
